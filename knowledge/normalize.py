@@ -1,0 +1,73 @@
+"""Text keys shared by the parser, dedupe and search: Simplified Chinese, title keys, URL keys, language."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from knowledge.entry import Lang
+
+MIN_TITLE_KEY = 6
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN = re.compile(r"[A-Za-z]")
+_ARXIV = re.compile(
+    r"arxiv\.org/(?:abs|pdf)/([0-9]{4}\.[0-9]{4,5}|[a-z\-]+/[0-9]{7})(?:v[0-9]+)?(?:\.pdf)?$", re.IGNORECASE
+)
+
+
+@lru_cache(maxsize=1)
+def _converter():  # type: ignore[no-untyped-def]
+    import opencc
+
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → Simplified Chinese; other text is unchanged."""
+    if not _HAN.search(text):
+        return text
+    return str(_converter().convert(text))
+
+
+def title_key(title: str) -> str | None:
+    """NFKC, Simplified, lower case, no whitespace or punctuation; None when under 6 characters."""
+    text = to_simplified(unicodedata.normalize("NFKC", title)).lower()
+    key = "".join(ch for ch in text if unicodedata.category(ch)[0] in "LN")
+    return key if len(key) >= MIN_TITLE_KEY else None
+
+
+def url_key(url: str) -> str | None:
+    """`arxiv:<id>` for arXiv papers, else host (lower, no www.) + path + query, no trailing slash."""
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    if not host:
+        return None
+    path = parts.path.rstrip("/")
+    arxiv = _ARXIV.search(host + path)
+    if arxiv:
+        return f"arxiv:{arxiv.group(1).lower()}"
+    query = f"?{parts.query}" if parts.query else ""
+    return f"{host}{path}{query}"
+
+
+def detect_lang(title: str, text: str = "") -> Lang:
+    """zh-Hans, zh-Hant or en: Chinese when the title has Han characters or the text is mostly Han;
+    Traditional when enough of its Han characters change under t2s."""
+    han = _HAN.findall(f"{title} {text}")
+    latin = len(_LATIN.findall(f"{title} {text}"))
+    chinese_title = len(_HAN.findall(title)) >= 2
+    if not han or (not chinese_title and len(han) * 4 < latin):
+        return "en"
+    joined = "".join(han)
+    changed = sum(a != b for a, b in zip(joined, to_simplified(joined), strict=False))
+    return "zh-Hant" if changed >= max(2, len(han) // 20) else "zh-Hans"
+
+
+def has_han(text: str) -> bool:
+    return bool(_HAN.search(text))

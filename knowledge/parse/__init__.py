@@ -1,0 +1,150 @@
+"""Sources → clean entries: find files, read them safely, detect each format, parse, merge duplicates."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from knowledge.entry import Entry, Format
+from knowledge.parse.dedupe import dedupe
+from knowledge.parse.draft import Draft, finish
+from knowledge.parse.markdown import parse_markdown
+from knowledge.parse.pdf_text import looks_like_toc, parse_pdf_text
+from knowledge.parse.qa import looks_like_qa, parse_qa
+
+_log = logging.getLogger(__name__)
+
+SUFFIXES = (".md", ".markdown", ".txt")
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_LINE_CHARS = 100_000
+
+__all__ = ["FileReport", "ParseResult", "Skipped", "detect_format", "find_files", "parse_file", "parse_sources"]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FileReport:
+    file: str
+    format: Format
+    entries: int
+    with_links: int
+    langs: dict[str, int]
+
+
+@dataclass
+class ParseResult:
+    entries: list[Entry]
+    files: list[FileReport] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    merged: int = 0
+
+    def summary(self) -> dict[str, object]:
+        """Counts per file and in total, as the CLI prints them."""
+        langs = Counter(entry.lang for entry in self.entries)
+        with_links = sum(1 for entry in self.entries if entry.links)
+        return {
+            "files": [vars(report) for report in self.files],
+            "entries": len(self.entries),
+            "with_links": with_links,
+            "without_links": len(self.entries) - with_links,
+            "langs": dict(sorted(langs.items())),
+            "duplicates_merged": self.merged,
+            "skipped": [vars(skip) for skip in self.skipped],
+        }
+
+
+def find_files(sources: Iterable[Path]) -> Iterator[tuple[Path, str]]:
+    """(path, name relative to its source root) for every collection file, in a stable order."""
+    for source in sources:
+        source = Path(source)
+        if source.is_dir():
+            for path in sorted(source.rglob("*")):
+                if path.suffix.lower() in SUFFIXES and (path.is_file() or path.is_symlink()):
+                    yield path, path.relative_to(source).as_posix()
+        else:
+            yield source, source.name
+
+
+def read_text(path: Path) -> str:
+    """The file's text, or ValueError/OSError with a reason a person can act on."""
+    if not path.exists():
+        raise ValueError("does not exist")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ValueError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise ValueError("binary file (contains NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"not valid UTF-8 (byte {error.start})") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if not text.strip():
+        raise ValueError("empty file")
+    for number, line in enumerate(text.split("\n"), 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise ValueError(f"line {number} is {len(line):,} characters long (limit {MAX_LINE_CHARS:,})")
+    return text
+
+
+def detect_format(text: str) -> Format:
+    """From content alone: a numbered TOC means PDF text; headings or links mean markdown; else Q&A."""
+    if looks_like_toc(text):
+        return "pdf_text"
+    lines = text.split("\n")
+    markdownish = any(line.startswith("#") and line.lstrip("#").startswith(" ") for line in lines) or (
+        "](" in text and not looks_like_qa(lines)
+    )
+    if markdownish or text.startswith("---\n"):
+        return "markdown"
+    return "qa" if looks_like_qa(lines) else "markdown"
+
+
+PARSERS = {"markdown": parse_markdown, "pdf_text": parse_pdf_text, "qa": parse_qa}
+
+
+def parse_file(text: str, name: str) -> tuple[Format, list[Entry]]:
+    """The format detected from `text` and its entries, named after the file `name`."""
+    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot be stored or embedded
+    fmt = detect_format(text)
+    drafts: list[Draft] = PARSERS[fmt](text)
+    return fmt, finish(drafts, name, fmt)
+
+
+def parse_sources(sources: Iterable[Path]) -> ParseResult:
+    """Parse every file under `sources`. A file that cannot be read or parsed is reported and skipped."""
+    result = ParseResult(entries=[])
+    collected: list[Entry] = []
+    for path, name in find_files(sources):
+        try:
+            text = read_text(path)
+        except PermissionError:
+            result.skipped.append(Skipped(name, "permission denied"))
+            continue
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            result.skipped.append(Skipped(name, reason))
+            continue
+        try:
+            fmt, entries = parse_file(text, name)
+        except Exception:  # noqa: BLE001 - a parser bug must cost one file, never the collection
+            _log.exception("could not parse %s", path)
+            result.skipped.append(Skipped(name, "could not be parsed (see the log)"))
+            continue
+        langs = Counter(entry.lang for entry in entries)
+        result.files.append(
+            FileReport(name, fmt, len(entries), sum(1 for e in entries if e.links), dict(sorted(langs.items())))
+        )
+        collected.extend(entries)
+    for skip in result.skipped:
+        _log.warning("skipped %s: %s", skip.file, skip.reason)
+    result.entries, result.merged = dedupe(collected)
+    return result

@@ -1,0 +1,230 @@
+"""The mutable draft every format parser fills in, and how a draft becomes a validated `Entry`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from knowledge.entry import SUMMARY_LIMIT, Entry, Format, Link, LinkRole, SourceRef
+from knowledge.normalize import detect_lang, title_key, url_key
+
+CODE_HOSTS = ("github.com", "gitlab.com", "gitee.com", "bitbucket.org", "colab.research.google.com")
+SUMMARY_LABEL = re.compile(r"^\s*(摘要|Abstract|TL;DR|简介|簡介)\s*[:：]\s*", re.IGNORECASE)
+RECOMMEND_LABEL = re.compile(r"^\s*(推荐|推薦)\s*[:：]\s*")
+_HEADING_NUMBER = re.compile(r"^\d+(\.\d+)*\s*")
+_URL_TRAILER = ").,;:!?>]}'\"，。；：！？、）》】"
+
+
+def clean_url(url: str) -> str:
+    """Strip markup and punctuation that cling to URLs found in running text."""
+    url = url.strip().strip("<>")
+    while url and url[-1] in _URL_TRAILER:
+        if url[-1] == ")" and url.count("(") >= url.count(")"):
+            break
+        url = url[:-1]
+    return url
+
+
+def is_web_url(url: str) -> bool:
+    return url.startswith(("http://", "https://")) and url_key(url) is not None
+
+
+def link_role(url: str) -> LinkRole:
+    host = url.split("/")[2].lower().removeprefix("www.") if url.count("/") >= 2 else ""
+    return "code" if host in CODE_HOSTS else "extra"
+
+
+@dataclass
+class Draft:
+    """An entry while its lines are still being read."""
+
+    title: str
+    section_path: tuple[str, ...]
+    line_start: int
+    line_end: int
+    is_section: bool = False
+    alt_titles: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
+    intro: list[str] = field(default_factory=list)
+    links: list[tuple[str, str, bool]] = field(default_factory=list)
+
+    def add_text(self, text: str, line_end: int) -> None:
+        text = text.strip("\n")
+        if text.strip():
+            self.parts.append(text)
+        self.line_end = max(self.line_end, line_end)
+
+    def add_link(self, url: str, text: str = "", *, opener: bool = False, line_end: int = 0) -> None:
+        url = clean_url(url)
+        if is_web_url(url):
+            self.links.append((url, text.strip(), opener))
+        self.line_end = max(self.line_end, line_end)
+
+    def add_intro(self, text: str, line_start: int) -> None:
+        """A line that introduced this entry: part of its body, never its summary."""
+        self.intro.append(text.strip())
+        self.line_start = min(self.line_start, line_start)
+
+    @property
+    def has_content(self) -> bool:
+        return bool(self.parts or self.links or self.alt_titles)
+
+
+def _summary(parts: list[str]) -> str:
+    labelled = [p for p in parts if SUMMARY_LABEL.match(p)]
+    recommended = [p for p in parts if RECOMMEND_LABEL.match(p)]
+    prose = [p for p in parts if not p.lstrip().startswith(("```", "$$", "|")) and "\t" not in p]
+    if labelled:
+        text = SUMMARY_LABEL.sub("", labelled[0])
+    elif recommended:
+        text = RECOMMEND_LABEL.sub("", recommended[0])
+    elif prose:
+        text = prose[0]
+    else:
+        return ""
+    return shorten(" ".join(text.split()), SUMMARY_LIMIT)
+
+
+def shorten(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    for stop in ("。", ". ", "；", "! ", "？", "? "):
+        at = cut.rfind(stop)
+        if at > limit // 2:
+            return cut[: at + len(stop)].rstrip()
+    return cut.rstrip() + "…"
+
+
+def _links(raw: list[tuple[str, str, bool]]) -> tuple[Link, ...]:
+    seen: set[str] = set()
+    unique: list[tuple[str, str, bool]] = []
+    for url, text, opener in raw:
+        key = url_key(url) or url
+        if key not in seen:
+            seen.add(key)
+            unique.append((url, text, opener))
+    roles: list[LinkRole] = ["primary" if opener else link_role(url) for url, _, opener in unique]
+    if "primary" not in roles and "extra" in roles:
+        roles[roles.index("extra")] = "primary"
+    if roles.count("primary") > 1:
+        first = roles.index("primary")
+        roles = [role if role != "primary" or i == first else "extra" for i, role in enumerate(roles)]
+    return tuple(Link(url=url, text=text, role=role) for (url, text, _), role in zip(unique, roles, strict=True))
+
+
+def strip_heading_number(heading: str) -> str:
+    return _HEADING_NUMBER.sub("", heading).strip() or heading
+
+
+def entry_id(file: str, section_path: tuple[str, ...], title: str, ordinal: int) -> str:
+    """Stable across unrelated edits: depends on file, section titles and title, never on line numbers."""
+    sections = "/".join(strip_heading_number(s) for s in section_path)
+    key = title_key(title) or title.strip().lower()
+    raw = f"{file}\x1f{sections}\x1f{key}\x1f{ordinal}"
+    return hashlib.sha1(raw.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def finish(drafts: list[Draft], file: str, fmt: Format) -> list[Entry]:
+    """Turn a file's drafts into validated entries with stable ids."""
+    entries: list[Entry] = []
+    seen: dict[str, int] = {}
+    for draft in drafts:
+        title = " ".join(draft.title.split())
+        if not title:
+            continue
+        base = entry_id(file, draft.section_path, title, 0)
+        ordinal = seen.get(base, 0)
+        seen[base] = ordinal + 1
+        body = "\n\n".join([*draft.intro, *draft.parts])
+        summary = _summary(draft.parts or draft.intro)
+        alt = tuple(dict.fromkeys(a for a in (" ".join(x.split()) for x in draft.alt_titles) if a and a != title))
+        entries.append(
+            Entry(
+                id=base if ordinal == 0 else entry_id(file, draft.section_path, title, ordinal),
+                title=title,
+                alt_titles=alt,
+                summary=summary,
+                body=body,
+                links=_links(draft.links),
+                section_path=draft.section_path,
+                source=SourceRef(file=file, line_start=draft.line_start, line_end=draft.line_end, format=fmt),
+                lang=detect_lang(title, f"{summary} {body[:600]}"),
+            )
+        )
+    return entries
+
+
+class Sections:
+    """The reading state both structured parsers share: the heading stack, the open draft, and
+    lines ending in ':' that wait to learn whether they introduce an entry or belong to the one above."""
+
+    def __init__(self) -> None:
+        self.drafts: list[Draft] = []
+        self.stack: list[tuple[int, str]] = []
+        self.current: Draft | None = None
+        self.intro: list[tuple[int, str]] = []
+        self._sections: dict[tuple[str, ...], Draft] = {}
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(title for _, title in self.stack)
+
+    def close(self) -> None:
+        draft = self.current
+        keep = draft is not None and (not draft.is_section or draft.has_content)
+        if keep and not any(kept is draft for kept in self.drafts):
+            self.drafts.append(draft)  # type: ignore[arg-type]
+        self.current = None
+
+    def enter(self, level: int, title: str) -> None:
+        """A heading closes the open entry and replaces the headings at its level and below."""
+        self.flush_intro()
+        self.close()
+        while self.stack and self.stack[-1][0] >= level:
+            self.stack.pop()
+        self.stack.append((level, title))
+
+    def open(self, title: str, line: int) -> Draft:
+        self.close()
+        self.current = Draft(title=" ".join(title.split()), section_path=self.path, line_start=line, line_end=line)
+        for intro_line, intro in self.intro:
+            self.current.add_intro(intro, intro_line)
+        self.intro = []
+        return self.current
+
+    def target(self, line: int, section_title: str | None = None) -> Draft | None:
+        """The draft loose content belongs to: the open entry, else a section entry for the heading."""
+        if self.current is None and self.stack:
+            # loose content after an entry under the same heading joins one section entry
+            section = self._sections.get(self.path)
+            if section is None:
+                title = section_title or self.stack[-1][1]
+                section = self._sections[self.path] = Draft(title, self.path, line, line, is_section=True)
+            self.current = section
+        return self.current
+
+    def flush_intro(self) -> None:
+        """An introducing line followed by content (not an entry) belongs to the entry above."""
+        pending, self.intro = self.intro, []
+        for line, text in pending:
+            draft = self.target(line)
+            if draft is not None:
+                draft.add_text(text, line)
+
+    def attach(self, text: str, start: int, end: int, links: Sequence[tuple[str, str]] = ()) -> None:
+        """Add prose, code, math or links (as (text, url)) to the draft they belong to."""
+        self.flush_intro()
+        draft = self.target(start)
+        if draft is None:
+            return
+        draft.add_text(text, end)
+        for link_text, url in links:
+            draft.add_link(url, link_text, line_end=end)
+
+    def finish(self) -> list[Draft]:
+        self.flush_intro()
+        self.close()
+        return self.drafts

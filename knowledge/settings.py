@@ -1,0 +1,66 @@
+"""Settings: environment (`KB_*`), then `.env`, then the TOML defaults in `config/`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+BUNDLED_SOURCES = Path(__file__).resolve().parent / "sources"
+CONFIG_DIR = Path(os.environ.get("KB_CONFIG_DIR", "config"))
+
+
+class Settings(BaseSettings):
+    """Everything the knowledge core can be told. Build it once in `main()` and pass it down."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KB_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        toml_file=CONFIG_DIR / "settings.toml",
+        extra="ignore",
+    )
+
+    sources: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [BUNDLED_SOURCES],
+        description="Files or folders of the collection; folders are searched for .md, .markdown and .txt.",
+    )
+    data_dir: Path = Field(default=Path("data"), description="Where indexes and state live.")
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: object) -> object:
+        """Accept a JSON list, or paths separated by commas or the OS path separator."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            parts = text.replace(os.pathsep, ",").split(",")
+            return [part.strip() for part in parts if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            TomlConfigSettingsSource(settings_cls),
+        )

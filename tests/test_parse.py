@@ -1,0 +1,421 @@
+"""Table tests per format on the hard cases of the collection, and the ordinary-markdown features."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from knowledge.entry import Entry
+from knowledge.parse import detect_format, parse_file
+
+
+def parse(text: str, name: str = "note.md") -> list[Entry]:
+    return parse_file(textwrap.dedent(text).lstrip("\n"), name)[1]
+
+
+def titles(text: str) -> list[str]:
+    return [entry.title for entry in parse(text)]
+
+
+def by_title(entries: list[Entry], title: str) -> Entry:
+    return next(entry for entry in entries if entry.title == title)
+
+
+TOC = "\n".join(
+    [
+        "Contents",
+        "",
+        "1\t基础\t1",
+        "1.1\t优化\t1",
+        "1.2\tcross-entropy vs nllloss\t2",
+        "1.3\t彩票假设\t2",
+        "2\t推荐\t3",
+        "2.1plato\t3",
+        "2.2\tctr 特征\t3",
+        "2.2.1\t位置偏置\t3",
+        "",
+        "下载本文 pdf: <https://example.com/book.pdf>",
+        "",
+    ]
+)
+
+
+def pdf(body: str) -> str:
+    return TOC + "\n" + textwrap.dedent(body).lstrip("\n")
+
+
+# -- format detection -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (pdf("1 基础\n\n1.1 优化\n\n某个标题\n"), "pdf_text"),
+        ("---\nlayout: post\n---\n\n## 标题\n\n[A](https://a.example/x)\n", "markdown"),
+        ("# Notes\n\nplain prose\n", "markdown"),
+        ("some title?\n- https://a.example/p.pdf A paper title\n正文一行。\n", "qa"),
+        ("just one paragraph of prose.\n\nand another one.\n", "markdown"),
+    ],
+)
+def test_detect_format_from_content(text: str, expected: str) -> None:
+    assert detect_format(text) == expected
+
+
+# -- PDF text ---------------------------------------------------------------------------------
+
+
+def test_pdf_headings_follow_the_toc_and_not_every_numbered_line() -> None:
+    entries = parse(
+        pdf(
+            """
+            1 基础
+
+            1.1 优化
+
+            2019 NLP 大全: 论文、博客、教程、工程进展全梳理 (长文预警)
+
+            2.3 Subsampling of Frequent Words
+
+            1.2 cross-entropy vs nllloss
+
+            https://blog.csdn.net/geter_CS/article/details/84857220
+
+            CrossEntropyLoss 就是把 Softmax-Log-NLLLoss 合并成一步。
+
+            $$loss = -1 * x[0] = 1.3447$$
+            """
+        ),
+        "book.txt",
+    )
+    first = by_title(entries, "2019 NLP 大全: 论文、博客、教程、工程进展全梳理 (长文预警)")
+    assert first.section_path == ("1 基础", "1.1 优化")
+    assert "2.3 Subsampling of Frequent Words" in first.body  # a numbered line that is not a heading
+    section = by_title(entries, "cross-entropy vs nllloss")  # content with no titled item: a section entry
+    assert section.section_path == ("1 基础", "1.2 cross-entropy vs nllloss")
+    assert section.links[0].url == "https://blog.csdn.net/geter_CS/article/details/84857220"
+    assert "$$loss = -1 * x[0] = 1.3447$$" in section.body
+    assert all(entry.source.format == "pdf_text" for entry in entries)
+
+
+def test_pdf_toc_rows_download_line_and_noise_are_never_titles() -> None:
+    got = titles(pdf("1 基础\n\n====here\n\n1.1 优化\n\n一个真正的标题\n"))
+    assert got == ["一个真正的标题"]
+
+
+def test_pdf_heading_without_separator_and_toc_disagreement() -> None:
+    entries = parse(pdf("2 推荐\n\n2.1plato\n\nplato 图计算框架\n\n2.2 ctr 特徵\n\n2.2.1 位置偏置\n\n消除位置偏置\n"))
+    assert by_title(entries, "plato 图计算框架").section_path == ("2 推荐", "2.1plato")
+    assert by_title(entries, "消除位置偏置").section_path == ("2 推荐", "2.2 ctr 特徵", "2.2.1 位置偏置")
+
+
+def test_pdf_chinese_headline_followed_by_paper_title_is_one_entry() -> None:
+    entries = parse(
+        pdf(
+            """
+            1 基础
+
+            1.1 优化
+
+            二阶梯度优化新崛起, 超越 Adam, Transformer 只需一半迭代量
+
+            Second Order Optimization Made Practical
+
+            摘要: 目前机器学习中的优化都是以随机梯度下降等一阶梯度方法为主。
+
+            推荐: 本文的亮点在于研究者提出了真正应用的二阶梯度最优化器。
+
+            梯度会泄露训练数据? MIT 新方法从梯度窃取训练数据只需几步
+
+            [Deep Leakage from Gradients](#)
+            """
+        )
+    )
+    assert [e.title for e in entries] == [
+        "二阶梯度优化新崛起, 超越 Adam, Transformer 只需一半迭代量",
+        "梯度会泄露训练数据? MIT 新方法从梯度窃取训练数据只需几步",
+    ]
+    shampoo = entries[0]
+    assert shampoo.alt_titles == ("Second Order Optimization Made Practical",)
+    assert shampoo.summary.startswith("目前机器学习中的优化")
+    assert "推荐: 本文的亮点" in shampoo.body
+    assert entries[1].alt_titles == ("Deep Leakage from Gradients",)
+    assert entries[1].links == ()  # `(#)` is no URL
+
+
+def test_pdf_links_autolinks_labels_and_roles() -> None:
+    entries = parse(
+        pdf(
+            """
+            1 基础
+
+            1.3 彩票假设
+
+            原始论文: [The lottery ticket hypothesis: Finding sparse, trainable neural networks](#)
+
+            田渊栋从数学上证明 ICLR 最佳论文“彩票假设”, 强化学习和 NLP 也适用
+
+            fb 的博客: <https://ai.facebook.com/blog/understanding-the-generalization-of-lottery-tickets>
+
+            <https://github.com/facebookresearch/open_lth>
+
+            参考https://zhuanlan.zhihu.com/p/88623159的代码，能画出下面的图
+            """
+        )
+    )
+    assert entries[0].title == "The lottery ticket hypothesis: Finding sparse, trainable neural networks"
+    tian = entries[1]
+    roles = {link.url: link.role for link in tian.links}
+    assert roles == {
+        "https://ai.facebook.com/blog/understanding-the-generalization-of-lottery-tickets": "primary",
+        "https://github.com/facebookresearch/open_lth": "code",
+        "https://zhuanlan.zhihu.com/p/88623159": "extra",
+    }
+    assert tian.links[0].text == "fb 的博客"
+
+
+def test_pdf_line_ending_in_colon_introduces_next_entry_or_attaches_content() -> None:
+    entries = parse(
+        pdf(
+            """
+            1 基础
+
+            1.1 优化
+
+            NeurIPS 上关于 NTK 的论文有:
+
+            [On the Inductive Bias of Neural Tangent Kernels](#)
+
+            可以看出nn.LogSoftmax()的对输入的操作就是:
+
+            ```
+            def f(x):
+                # not a heading
+                return x
+            ```
+            """
+        )
+    )
+    assert [e.title for e in entries] == ["On the Inductive Bias of Neural Tangent Kernels"]
+    body = entries[0].body
+    assert body.startswith("NeurIPS 上关于 NTK 的论文有:")
+    assert "可以看出nn.LogSoftmax()的对输入的操作就是:" in body
+    assert "    # not a heading" in body  # code kept verbatim
+    assert "NeurIPS" not in entries[0].summary
+
+
+def test_pdf_long_body_splits_into_chunks_sharing_the_id() -> None:
+    long_paragraphs = "\n\n".join("这是一段很长的说明文字，用来测试切分。" * 20 for _ in range(6))
+    entries = parse(pdf(f"1 基础\n\n1.1 优化\n\n一篇很长的文章\n\n{long_paragraphs}\n"))
+    entry = entries[0]
+    chunks = entry.chunks()
+    assert len(entry.body) > 1500
+    assert len(chunks) > 1
+    assert all(len(chunk) <= 1500 for chunk in chunks)
+    assert "".join(chunks).replace("\n", "") == entry.body.replace("\n", "")
+
+
+# -- Q&A post --------------------------------------------------------------------------------
+
+QA = """\
+ICLR 2018 有什麼值得關注的亮點?
+ICLR 2018已經結束提交,這次ICLR有什麼值得圈點之處?
+- https://einstein.ai/research/non-autoregressive-neural-mt.pdf Non-autoregressive neural machine translation
+這篇文章一定是做機器翻譯必看的一篇文章。
+介紹一個隔壁組的成果, 應該是重劍無鋒.
+[1711.05101] Fixing Weight Decay Regularization in Adam
+Adam作為一個非常常用的深度學習優化方法.
+關注生活的研究。。。
+AirNet: a machine learning dataset for air quality forecasting
+Abstract: In the past decade, many urban areas in China have suffered from air pollution.
+- mixup: Beyond Empirical Risk Minimization
+mixup: Beyond Empirical Risk Minimization
+非常非常有意思的一個工作。
+nvidia那篇用GAN生成超高解析度圖片的?
+傳送門:Progressive Growing of GANs for Improved Quality, Stability, and Variation
+有空看完paper之後回來補細節
+這篇diss前一段時間大火的用Information Bottleneck來解釋 deep learning generalization的理論的。。。
+https://openreview.net/pdf?id=ry_WPG-A-
+推薦閱讀:
+※如何看待谷歌公開 tensorflow 專用處理器 TPU?
+※學好深度學習,python得達到什麼程度?
+"""
+
+
+def test_qa_item_forms() -> None:
+    entries = parse(QA, "qa.txt")
+    assert [e.title for e in entries] == [
+        "Non-autoregressive neural machine translation",
+        "Fixing Weight Decay Regularization in Adam",
+        "AirNet: a machine learning dataset for air quality forecasting",
+        "mixup: Beyond Empirical Risk Minimization",
+        "Progressive Growing of GANs for Improved Quality, Stability, and Variation",
+        "這篇diss前一段時間大火的用Information Bottleneck來解釋 deep learning generalization的理論的。。。",
+    ]
+    nat, adamw, airnet, mixup, gans, diss = entries
+    assert all(e.section_path == ("ICLR 2018 有什麼值得關注的亮點?",) for e in entries)
+    assert nat.links[0].url.endswith("non-autoregressive-neural-mt.pdf")
+    assert adamw.links[0].url == "https://arxiv.org/abs/1711.05101"
+    assert "介紹一個隔壁組" in adamw.body and adamw.summary.startswith("Adam作為")
+    assert airnet.summary.startswith("In the past decade")
+    assert mixup.body.count("mixup: Beyond") == 0  # the repeated title is not body text
+    assert "nvidia那篇" in gans.body
+    assert diss.links[0].url == "https://openreview.net/pdf?id=ry_WPG-A-"
+    assert nat.lang == "zh-Hant" and airnet.lang == "en"
+    assert not any("推薦閱讀" in e.title or e.title.startswith("※") for e in entries)
+    assert not any("TPU" in e.body for e in entries)
+
+
+# -- markdown -------------------------------------------------------------------------------
+
+POST = """\
+---
+layout: post
+title: "合辑"
+---
+
+目录
+
+<!-- TOC -->
+
+- [基础研究](#基础研究)
+  - [优化方法](#优化方法)
+
+<!-- /TOC -->
+
+## 基础研究
+
+### 优化方法
+
+[On Empirical Comparisons of Optimizers for Deep Learning](https://arxiv.org/pdf/1910.05446.pdf)
+
+摘要：优化器选择是当前深度学习管道的重要步骤。
+
+推荐：如何选择优化器？
+
+### 新的结构
+
+#### NALU
+
+[Measuring Arithmetic Extrapolation Performance](https://arxiv.org/abs/1910.01888)
+
+## CV
+
+#### 半弱监督
+
+[10亿照片训练，Facebook半弱监督训练方法刷新ResNet-50 ImageNet基准测试](https://mp.weixin.qq.com/s/t1Js479ZRDAw1XzPdx_nQA)
+
+[https://github.com/facebookresearch/semi-supervised-ImageNet1K-models](https://github.com/facebookresearch/semi-supervised-ImageNet1K-models)
+
+[https://ai.facebook.com/blog/billion-scale-semi-supervised-learning](https://ai.facebook.com/blog/billion-scale-semi-supervised-learning)
+
+Facebook将该方法称为“半弱监督”。
+
+====here
+
+## ctr
+
+### 传统ctr
+
+[https://daiwk.github.io/posts/dl-traditional-ctr-models.html](https://daiwk.github.io/posts/dl-traditional-ctr-models.html)
+"""
+
+
+def test_markdown_post_navigation_paths_and_bare_links() -> None:
+    entries = parse(POST, "post.txt")
+    assert [e.title for e in entries] == [
+        "On Empirical Comparisons of Optimizers for Deep Learning",
+        "Measuring Arithmetic Extrapolation Performance",
+        "10亿照片训练，Facebook半弱监督训练方法刷新ResNet-50 ImageNet基准测试",
+        "传统ctr",
+    ]
+    optim, nalu, semi, ctr = entries
+    assert optim.section_path == ("基础研究", "优化方法")
+    assert optim.summary == "优化器选择是当前深度学习管道的重要步骤。"
+    assert nalu.section_path == ("基础研究", "新的结构", "NALU")
+    assert [(link.role, link.url) for link in semi.links] == [
+        ("primary", "https://mp.weixin.qq.com/s/t1Js479ZRDAw1XzPdx_nQA"),
+        ("code", "https://github.com/facebookresearch/semi-supervised-ImageNet1K-models"),
+        ("extra", "https://ai.facebook.com/blog/billion-scale-semi-supervised-learning"),
+    ]
+    assert "====here" not in semi.body
+    assert ctr.section_path == ("ctr", "传统ctr")
+    assert ctr.links[0].role == "primary"
+
+
+ORDINARY = """\
+# Reading list
+
+Some notes I keep. &nbsp;
+
+&nbsp;
+
+<!-- a comment that is not content -->
+
+## Papers
+
+- [Attention Is All You Need](https://arxiv.org/abs/1706.03762) - the transformer paper
+- [BERT](https://arxiv.org/abs/1810.04805): bidirectional pre-training
+  - [RoBERTa](https://arxiv.org/abs/1907.11692) a robustly optimised BERT
+* plain item without a link
+
+| Paper | Code | Note |
+|---|---|---|
+| [ResNet](https://arxiv.org/abs/1512.03385) | [code](https://github.com/KaimingHe/resnet) | residual learning |
+| row without link | - | - |
+
+![diagram](https://example.com/img.png)
+
+## Code
+
+```python
+# not a heading
+def f(): pass
+```
+
+$$
+E = mc^2
+$$
+
+### [Deep Learning Book](https://www.deeplearningbook.org/)
+
+A free online book.
+"""
+
+
+def test_ordinary_markdown_collection_features() -> None:
+    entries = parse(ORDINARY)
+    got = {e.title: e for e in entries}
+    assert set(got) == {
+        "Reading list",
+        "Attention Is All You Need",
+        "BERT",
+        "RoBERTa",
+        "ResNet",
+        "Papers",
+        "Code",
+        "Deep Learning Book",
+    }
+    assert got["Attention Is All You Need"].summary == "the transformer paper"
+    assert got["BERT"].summary == "bidirectional pre-training"
+    assert got["RoBERTa"].links[0].url == "https://arxiv.org/abs/1907.11692"
+    resnet = got["ResNet"]
+    assert [link.role for link in resnet.links] == ["primary", "code"]
+    assert "residual learning" in resnet.summary
+    assert "plain item without a link" in got["Papers"].body
+    assert "row without link" in got["Papers"].body
+    code = got["Code"]
+    assert "# not a heading" in code.body and "E = mc^2" in code.body
+    assert got["Deep Learning Book"].links[0].url == "https://www.deeplearningbook.org/"
+    assert got["Deep Learning Book"].summary == "A free online book."
+    assert all("img.png" not in link.url for e in entries for link in e.links)
+    assert all("comment" not in e.body for e in entries)
+    assert "&nbsp;" not in got["Reading list"].body
+
+
+def test_ids_are_stable_and_unique_per_file() -> None:
+    first = parse(ORDINARY)
+    again = parse(ORDINARY.replace("Some notes I keep.", "Some notes I keep.\n\nAn added paragraph."))
+    assert {e.title: e.id for e in first} == {e.title: e.id for e in again}
+    assert len({e.id for e in first}) == len(first)
+    assert {e.id for e in parse(ORDINARY, "other.md")}.isdisjoint({e.id for e in first})
