@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from knowledge.base import KnowledgeBase
+from knowledge.errors import KnowledgeError
+from knowledge.evaluate import KS, evaluate, load_questions
 from knowledge.parse import ParseResult, parse_sources
+from knowledge.search import Hit, Mode, SearchResult, search_entries
 from knowledge.settings import Settings
+from knowledge.store import Progress
 
 _log = logging.getLogger(__name__)
 
@@ -22,14 +34,32 @@ def _parser() -> argparse.ArgumentParser:
     parse = commands.add_parser("parse", help="parse the collection and print counts (or the entries)")
     parse.add_argument("--source", action="append", type=Path, help="file or folder (repeatable); default KB_SOURCES")
     parse.add_argument("--json", action="store_true", help="write the entries as JSON lines instead")
+
+    ingest = commands.add_parser("ingest", help="bring the index up to date with the sources")
+    ingest.add_argument("--source", action="append", type=Path, help="file or folder (repeatable); default KB_SOURCES")
+    ingest.add_argument("--rebuild", action="store_true", help="build a new collection, then switch to it")
+    ingest.add_argument("--json", action="store_true", help="print the summary as a JSON object")
+
+    search = commands.add_parser("search", help="answer a question from the index")
+    search.add_argument("query", nargs="?", help="the question")
+    search.add_argument("-k", type=int, default=None, help="number of results (default KB_ANSWER_SIZE)")
+    search.add_argument("--json", action="store_true", help="write the hits as a JSON list")
+    search.add_argument("--batch", type=Path, help="a file of questions, one a line; one JSON list a line out")
+    search.add_argument("--section", help="only entries under this section path (parts joined with ' / ')")
+    search.add_argument("--lang", choices=["zh-Hans", "zh-Hant", "en"], help="only entries in this language")
+
+    evaluate = commands.add_parser("eval", help="measure retrieval on a question set")
+    evaluate.add_argument("file", type=Path, help="questions as JSON lines (see shared/eval/README.md)")
+    evaluate.add_argument("-k", type=int, default=10, help="results per question (default 10)")
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
+    evaluate.add_argument("--compare", action="store_true", help="also run dense-only and BM25-only")
+
+    commands.add_parser("prompt", help="ingest, then ask questions interactively")
     return parser
 
 
 def print_parse_summary(result: ParseResult, out: object = None) -> None:
     """Counts per file and in total, with skipped files and their reasons."""
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console(file=out or sys.stdout)  # type: ignore[arg-type]
     table = Table(title="Collection")
     for column in ("file", "format", "entries", "with links", "languages"):
@@ -59,6 +89,130 @@ def run_parse(settings: Settings, sources: list[Path] | None, as_json: bool) -> 
     return 0
 
 
+def _progress(enabled: bool) -> Iterator[Progress | None]:
+    """A rich progress bar on a terminal; nothing when output is not a TTY."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, TimeRemainingColumn
+    from rich.progress import Progress as Bar
+
+    with Bar("embedding", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True) as bar:
+        task = bar.add_task("embedding", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def run_ingest(kb: KnowledgeBase, sources: list[Path] | None, rebuild: bool, as_json: bool) -> int:
+    with contextlib.contextmanager(_progress)(sys.stderr.isatty() and not as_json) as progress:
+        report = kb.ingest(sources, rebuild=rebuild, progress=progress)
+    data = report.as_dict()
+    if as_json:
+        print(json.dumps(data, ensure_ascii=False))
+    else:
+        print(
+            f"entries {data['entries']}, embedded {data['embedded']}, unchanged {data['unchanged']}, "
+            f"removed {data['removed']}, {data['seconds']} s ({data['collection']})"
+        )
+        for skip in report.parsed.skipped:
+            print(f"skipped {skip.file}: {skip.reason}", file=sys.stderr)
+    return 0
+
+
+def hit_json(hit: Hit) -> dict[str, object]:
+    """A hit as `search --json` writes it: the entry's fields and its score."""
+    data = hit.entry.model_dump(mode="json", exclude={"also_in"})
+    data["score"] = round(hit.score, 6)
+    return data
+
+
+def print_result(result: SearchResult, console: Console) -> None:
+    if result.refused:
+        console.print("Nothing in the collection matches that question. Try other words or the other language.")
+        return
+    for rank, hit in enumerate(result.hits, 1):
+        entry = hit.entry
+        console.print(f"[bold]{rank}. {escape(entry.title)}[/bold]", highlight=False)
+        if entry.summary:
+            console.print(f"   {escape(entry.summary[:160])}", highlight=False)
+        for link in entry.links[:2]:
+            console.print(f"   {link.role}: {link.url}", highlight=False)
+        if entry.section_path:
+            console.print(f"   [dim]{escape(' / '.join(entry.section_path))}[/dim]", highlight=False)
+
+
+def run_search(kb: KnowledgeBase, args: argparse.Namespace) -> int:
+    section = tuple(part.strip() for part in args.section.split("/")) if args.section else ()
+    if args.batch:
+        for line in args.batch.read_text(encoding="utf-8").splitlines():
+            result = kb.search(line, args.k, section=section, lang=args.lang)
+            print(json.dumps([hit_json(hit) for hit in result.hits], ensure_ascii=False), flush=True)
+        return 0
+    if args.query is None:
+        print("give a question, or --batch FILE", file=sys.stderr)
+        return 2
+    result = kb.search(args.query, args.k, section=section, lang=args.lang)
+    if args.json:
+        print(json.dumps([hit_json(hit) for hit in result.hits], ensure_ascii=False))
+    else:
+        print_result(result, Console())
+    return 0
+
+
+def run_eval(kb: KnowledgeBase, args: argparse.Namespace) -> int:
+    questions = load_questions(args.file)
+    modes: list[Mode] = ["hybrid", "dense", "bm25"] if args.compare else ["hybrid"]
+    reports = [
+        evaluate(questions, functools.partial(search_entries, kb.searcher, mode=mode), method=mode, k=args.k)
+        for mode in modes
+    ]
+    if args.json:
+        print(json.dumps([r.as_dict() for r in reports] if args.compare else reports[0].as_dict(), ensure_ascii=False))
+        return 0
+    console = Console()
+    table = Table(title=f"{args.file.name}: {len(questions)} questions, embedder {kb.embedder.name}")
+    table.add_column("metric")
+    for report in reports:
+        table.add_column(report.method)
+    langs = sorted({lang for r in reports for lang in r.recall})
+    for lang in langs:
+        for cut in KS:
+            if cut <= args.k:
+                values = [f"{r.recall.get(lang, {}).get(cut, 0):.3f}" for r in reports]
+                table.add_row(f"recall@{cut} ({lang})", *values)
+    table.add_row("MRR@10", *[f"{r.mrr10:.3f}" for r in reports])
+    table.add_row("refusal (out of domain)", *[f"{r.refusal_rate:.2f}" for r in reports])
+    table.add_row("false refusal (in domain)", *[f"{r.false_refusal_rate:.3f}" for r in reports])
+    console.print(table)
+    console.print(f"not first ({reports[0].method}): {', '.join(reports[0].misses) or 'none'}", highlight=False)
+    return 0
+
+
+def run_prompt(kb: KnowledgeBase) -> int:
+    """Ingest incrementally, then answer questions typed at the terminal until EOF or `quit`."""
+    console = Console()
+    with contextlib.contextmanager(_progress)(sys.stderr.isatty()) as progress:
+        report = kb.ingest(progress=progress)
+    data = report.as_dict()
+    console.print(
+        f"index ready: {data['entries']} entries ({data['embedded']} embedded, {data['unchanged']} unchanged), "
+        f"embedder {kb.embedder.name}. Ask a question; an empty line or Ctrl-D quits.",
+        highlight=False,
+    )
+    while True:
+        try:
+            question = input("? ")
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not question.strip() or question.strip().lower() in ("quit", "exit"):
+            break
+        print_result(kb.search(question), console)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -69,4 +223,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     if args.command == "parse":
         return run_parse(settings, args.source, args.json)
+    try:
+        kb = KnowledgeBase(settings)
+    except KnowledgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        if args.command == "ingest":
+            return run_ingest(kb, args.source, args.rebuild, args.json)
+        if args.command == "search":
+            return run_search(kb, args)
+        if args.command == "eval":
+            return run_eval(kb, args)
+        if args.command == "prompt":
+            return run_prompt(kb)
+    except KnowledgeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        kb.close()
     raise AssertionError(args.command)

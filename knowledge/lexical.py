@@ -1,0 +1,162 @@
+"""BM25 (bm25s) over jieba tokens of text normalised to Simplified Chinese, lower case."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from knowledge.entry import Entry
+from knowledge.normalize import to_simplified
+
+_log = logging.getLogger(__name__)
+
+TOKENIZER_VERSION = 2  # bump when tokenize() changes, so persisted indexes are rebuilt
+_WORD = re.compile(r"[\w\-+.#/]+", re.UNICODE)
+_HAN_ONLY = re.compile(r"^[\u3400-\u9fff]+$")
+
+# Question words and glue that say nothing about the subject. Kept small: a word that is rare in the
+# collection is evidence, whatever its part of speech.
+STOPWORDS = frozenset(
+    """
+    的 了 是 在 和 与 及 或 等 也 都 而 对 中 这 那 这个 那个 一个 一些 一种 我 我们 你 你们 他 她 它 有 有没有 没有
+    吗 呢 吧 啊 么 什么 怎么 怎么样 怎样 如何 为什么 为何 哪 哪个 哪些 哪篇 哪里 哪儿 哪一篇 篇 谁 是否 能 能否 可以 会
+    想 要 请 请问 推荐 一下 介绍 讲 讲讲 关于 相关 有关 里 上 下 用 把 被 让 给 从 到 就 还 又 再 很 最 更 吗 之 其
+    论文 文章 方法 问题 资料 内容 东西 知道 了解 看看 找 找到 有哪些 哪些 为
+    a an the of for to in on at by with from as and or not no is are was were be been being do does did how
+    what which who whom why when where whose that this these those it its there their i me my we our you your
+    can could should would will shall may might must any some about into over under between paper papers
+    article articles find show tell me please recommend explain explained is there
+    """.split()
+)
+
+
+def normalise(text: str) -> str:
+    return to_simplified(unicodedata.normalize("NFKC", text)).lower()
+
+
+@lru_cache(maxsize=1)
+def _jieba() -> Any:
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    jieba.initialize()
+    return jieba
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Any:
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("english")
+
+
+@lru_cache(maxsize=65536)
+def _stem(token: str) -> str:
+    """Snowball's English stem for English words, so `interpolating` meets `interpolate`."""
+    if len(token) > 3 and token.isascii() and token.isalpha():
+        return str(_stemmer().stemWord(token))
+    return token
+
+
+def tokenize(text: str) -> list[str]:
+    """Search tokens: jieba's search-mode cut of the normalised text, without punctuation or stopwords."""
+    tokens: list[str] = []
+    for token in _jieba().lcut_for_search(normalise(text)):
+        token = token.strip().strip(".-/")
+        if not token or not _WORD.fullmatch(token) or token in STOPWORDS:
+            continue
+        if len(token) == 1 and not _HAN_ONLY.match(token) and not token.isdigit():
+            continue
+        tokens.append(_stem(token))
+    return tokens
+
+
+def entry_tokens(entry: Entry) -> list[str]:
+    """Everything a reader could match on; titles count twice, since they name the subject."""
+    titles = " ".join([entry.title, *entry.alt_titles])
+    return tokenize(f"{titles}\n{titles}\n{entry.search_text()}")
+
+
+@dataclass(frozen=True)
+class LexicalScores:
+    scores: np.ndarray  # BM25 score of each document, in index order
+    matched: list[set[str]]  # per document: the query tokens it contains (only for scored documents)
+    query_tokens: list[str]
+    idf: dict[str, float]
+
+
+class LexicalIndex:
+    """An in-memory BM25 index over entries, persisted as token lists keyed by a fingerprint."""
+
+    def __init__(self, ids: Sequence[str], documents: Sequence[Sequence[str]]) -> None:
+        import bm25s
+
+        self.ids = list(ids)
+        self.documents = [list(doc) for doc in documents]
+        self._sets = [set(doc) for doc in self.documents]
+        self._bm25 = bm25s.BM25()
+        if self.documents:
+            self._bm25.index([doc or [""] for doc in self.documents], show_progress=False)
+        frequency: dict[str, int] = {}
+        for tokens in self._sets:
+            for token in tokens:
+                frequency[token] = frequency.get(token, 0) + 1
+        n = max(len(self.documents), 1)
+        self.idf = {t: math.log(1 + (n - f + 0.5) / (f + 0.5)) for t, f in frequency.items()}
+        self.max_idf = math.log(1 + (n + 0.5) / 0.5)
+
+    @classmethod
+    def build(cls, entries: Sequence[Entry]) -> LexicalIndex:
+        return cls([e.id for e in entries], [entry_tokens(e) for e in entries])
+
+    def score(self, query: str) -> LexicalScores:
+        tokens = list(dict.fromkeys(tokenize(query)))
+        known = [t for t in tokens if t in self.idf]
+        if not self.documents or not known:
+            return LexicalScores(np.zeros(len(self.documents), dtype=np.float32), [], tokens, self.idf)
+        scores = np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+        matched = [self._sets[i] & set(known) if scores[i] > 0 else set() for i in range(len(self.documents))]
+        return LexicalScores(scores, matched, tokens, self.idf)
+
+    # -- persistence -----------------------------------------------------------------------------
+    @staticmethod
+    def fingerprint(entries: Sequence[Entry]) -> str:
+        digest = hashlib.sha256(f"tokenizer {TOKENIZER_VERSION}\n".encode())
+        for entry in sorted(entries, key=lambda e: e.id):
+            digest.update(f"{entry.id}:{entry.content_hash()}\n".encode())
+        return digest.hexdigest()[:24]
+
+    def save(self, path: Path, fingerprint: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        payload = {"fingerprint": fingerprint, "ids": self.ids, "documents": self.documents}
+        tmp.write_text(json.dumps(payload, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load_or_build(cls, path: Path, entries: Sequence[Entry]) -> LexicalIndex:
+        """The persisted index when it matches `entries`, else a fresh one (saved for next time)."""
+        fingerprint = cls.fingerprint(entries)
+        try:
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            if payload.get("fingerprint") == fingerprint:
+                return cls(payload["ids"], payload["documents"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        index = cls.build(entries)
+        try:
+            index.save(path, fingerprint)
+        except OSError as error:
+            _log.warning("could not save the BM25 index to %s: %s", path, error)
+        return index

