@@ -25,7 +25,7 @@ test: lint
 	$(VENV)/bin/pytest
 
 run: install
-	$(PY) -m knowledge parse
+	$(PY) -m knowledge prompt
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

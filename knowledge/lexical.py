@@ -21,7 +21,7 @@ from knowledge.normalize import to_simplified
 
 _log = logging.getLogger(__name__)
 
-TOKENIZER_VERSION = 2  # bump when tokenize() changes, so persisted indexes are rebuilt
+TOKENIZER_VERSION = 3  # bump when tokenize() changes, so persisted indexes are rebuilt
 _WORD = re.compile(r"[\w\-+.#/]+", re.UNICODE)
 _HAN_ONLY = re.compile(r"^[\u3400-\u9fff]+$")
 
@@ -45,13 +45,60 @@ def normalise(text: str) -> str:
     return to_simplified(unicodedata.normalize("NFKC", text)).lower()
 
 
+GLOSSARY = Path(__file__).resolve().parent / "glossary.tsv"
+
+
+def _glossary_lines() -> list[tuple[list[str], list[str]]]:
+    """(English variants, Chinese variants) per notion of the bundled glossary."""
+    notions = []
+    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#") or "\t" not in line:
+            continue
+        english, chinese = line.split("\t", 1)
+        notions.append(([v.strip() for v in english.split("|") if v.strip()], [v.strip() for v in chinese.split("|")]))
+    return notions
+
+
 @lru_cache(maxsize=1)
 def _jieba() -> Any:
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
+    # the glossary's Chinese terms are words, so that 超参调优 cuts as 超参 / 调优 on both sides
+    for _, chinese in _glossary_lines():
+        for term in chinese:
+            if term and not term.isascii():
+                jieba.add_word(normalise(term), freq=20000)
     return jieba
+
+
+@lru_cache(maxsize=1)
+def _expansions() -> dict[tuple[str, ...], frozenset[str]]:
+    """Token sequence of a glossary variant -> the tokens of every variant of the same notion."""
+    table: dict[tuple[str, ...], set[str]] = {}
+    for english, chinese in _glossary_lines():
+        variants = [(v, tuple(tokenize(v))) for v in english + chinese]
+        every: set[str] = set()
+        for text, tokens in variants:
+            whole = normalise(text)
+            # a Chinese term stands for itself, not for the pieces search mode also cuts it into
+            every.update([whole] if not whole.isascii() and whole in tokens else tokens)
+        for _, tokens in variants:
+            if tokens:
+                table.setdefault(tokens, set()).update(every)
+    return {key: frozenset(value) for key, value in table.items()}
+
+
+def expand(tokens: Sequence[str]) -> dict[str, frozenset[str]]:
+    """For each query token, the tokens that name the same notion in either language (glossary)."""
+    alternatives: dict[str, set[str]] = {token: {token} for token in tokens}
+    present = set(tokens)
+    for variant, every in _expansions().items():
+        if all(token in present for token in variant):
+            for token in variant:
+                alternatives[token].update(every)
+    return {token: frozenset(alts) for token, alts in alternatives.items()}
 
 
 @lru_cache(maxsize=1)
@@ -91,7 +138,7 @@ def entry_tokens(entry: Entry) -> list[str]:
 @dataclass(frozen=True)
 class LexicalScores:
     scores: np.ndarray  # BM25 score of each document, in index order
-    matched: list[set[str]]  # per document: the query tokens it contains (only for scored documents)
+    matched: list[set[str]]  # per document: the query tokens it contains, itself or translated
     query_tokens: list[str]
     idf: dict[str, float]
 
@@ -121,18 +168,23 @@ class LexicalIndex:
         return cls([e.id for e in entries], [entry_tokens(e) for e in entries])
 
     def score(self, query: str) -> LexicalScores:
+        """BM25 of the question's tokens and their glossary translations against every document."""
         tokens = list(dict.fromkeys(tokenize(query)))
-        known = [t for t in tokens if t in self.idf]
+        alternatives = expand(tokens)
+        known = sorted({alt for alts in alternatives.values() for alt in alts if alt in self.idf})
         if not self.documents or not known:
             return LexicalScores(np.zeros(len(self.documents), dtype=np.float32), [], tokens, self.idf)
         scores = np.asarray(self._bm25.get_scores(known), dtype=np.float32)
-        matched = [self._sets[i] & set(known) if scores[i] > 0 else set() for i in range(len(self.documents))]
+        matched = [
+            {token for token in tokens if alternatives[token] & self._sets[i]} if scores[i] > 0 else set()
+            for i in range(len(self.documents))
+        ]
         return LexicalScores(scores, matched, tokens, self.idf)
 
     # -- persistence -----------------------------------------------------------------------------
     @staticmethod
     def fingerprint(entries: Sequence[Entry]) -> str:
-        digest = hashlib.sha256(f"tokenizer {TOKENIZER_VERSION}\n".encode())
+        digest = hashlib.sha256(f"tokenizer {TOKENIZER_VERSION}\n".encode() + GLOSSARY.read_bytes())
         for entry in sorted(entries, key=lambda e: e.id):
             digest.update(f"{entry.id}:{entry.content_hash()}\n".encode())
         return digest.hexdigest()[:24]

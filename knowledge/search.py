@@ -30,8 +30,8 @@ _CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2
 class SearchConfig:
     """Fusion and relevance parameters (from Settings); the defaults were tuned with `knowledge eval`."""
 
-    rrf_k: int = 60
-    dense_weight: float = 1.0
+    rrf_k: int = 10
+    dense_weight: float = 0.5
     bm25_weight: float = 1.0
     candidates: int = 50
     # The relevance floor. `margin` is a hit's cosine above the question's background (the mean

