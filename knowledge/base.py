@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from knowledge.embed import Embedder, load_embedder
+import numpy as np
+
+from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
 from knowledge.parse import ParseResult, parse_sources
-from knowledge.search import Mode, Searcher, SearchResult
+from knowledge.search import Mode, Searcher, SearchResult, clean_query
 from knowledge.settings import Settings
 from knowledge.store import ChromaStore, IngestSummary, Progress, StoreStats, Where
 
@@ -71,12 +75,29 @@ class KnowledgeBase:
         mode: Mode = "hybrid",
         section: Sequence[str] = (),
         lang: str | None = None,
+        vector: np.ndarray | None = None,
     ) -> SearchResult:
+        """The best entries for `question`, or a refusal; blocks while it embeds and queries."""
         where = Where(lang=lang, section_prefix=tuple(section))
-        return self.searcher.search(question, k or self.settings.answer_size, mode=mode, where=where)
+        return self.searcher.search(question, k or self.settings.answer_size, mode=mode, where=where, vector=vector)
+
+    async def asearch(
+        self, question: str, k: int | None = None, *, section: Sequence[str] = (), lang: str | None = None
+    ) -> SearchResult:
+        """`search` for async callers: the question is embedded on the embedding worker (where questions
+        that arrive together are batched) and the rest runs in a thread, so the event loop never stalls."""
+        query, _ = clean_query(question)
+        vector = await self.async_embedder.embed_query(query) if query else None
+        return await asyncio.to_thread(self.search, question, k, section=section, lang=lang, vector=vector)
+
+    @functools.cached_property
+    def async_embedder(self) -> AsyncEmbedder:
+        return AsyncEmbedder(self.embedder)
 
     def stats(self) -> StoreStats:
         return self.store.stats()
 
     def close(self) -> None:
+        if "async_embedder" in self.__dict__:
+            self.async_embedder.close()
         self.store.close()

@@ -47,6 +47,15 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class _Snapshot:
+    """The entries and BM25 index of one version of the collection, replaced whole on refresh."""
+
+    entries: list[Entry]
+    position: dict[str, int]
+    lexical: LexicalIndex
+
+
+@dataclass(frozen=True)
 class Hit:
     """One entry found for a question, with the evidence that ranked it."""
 
@@ -104,9 +113,7 @@ class Searcher:
         self._lock = threading.Lock()
         self._version: tuple[str | None, float | None] | None = None
         self._checked = 0.0
-        self._entries: list[Entry] = []
-        self._position: dict[str, int] = {}
-        self._lexical = LexicalIndex([], [])
+        self._index = _Snapshot([], {}, LexicalIndex([], []))
 
     # -- the index -------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -123,14 +130,14 @@ class Searcher:
             entries = self.store.all_entries()
             name = stats.collection or "empty"
             lexical = LexicalIndex.load_or_build(self.cache_dir / f"bm25-{name}.json", entries)
-            self._entries, self._lexical = entries, lexical
-            self._position = {entry.id: i for i, entry in enumerate(entries)}
+            # one assignment: a search running in another thread keeps the snapshot it started with
+            self._index = _Snapshot(entries, {entry.id: i for i, entry in enumerate(entries)}, lexical)
             self._version = version
             _log.info("search index loaded: %d entries from %s", len(entries), name)
 
     @property
     def entries(self) -> list[Entry]:
-        return self._entries
+        return self._index.entries
 
     # -- search ----------------------------------------------------------------------------------
     def search(
@@ -162,11 +169,12 @@ class Searcher:
             t = time.perf_counter()
             dense = {h.entry_id: h for h in self.store.query(vector, self.config.candidates, where)}
             timings["dense"] = time.perf_counter() - t
-            if any(entry_id not in self._position for entry_id in dense):
-                self.refresh(force=True)  # the index changed under us: entries must match the hits
+            if any(entry_id not in self._index.position for entry_id in dense):
+                self.refresh(force=True)  # the collection changed under us: load the entries it holds
         t = time.perf_counter()
-        lexical = self._lexical.score(query)
-        hits = self._rank(lexical, dense, where, mode)
+        index = self._index
+        lexical = index.lexical.score(query)
+        hits = self._rank(index, lexical, dense, where, mode)
         refused = False
         if mode == "hybrid":
             hits = self._relevant(hits)
@@ -184,13 +192,16 @@ class Searcher:
             return False
         return where.matches_section(SECTION_SEPARATOR.join(entry.section_path))
 
-    def _rank(self, lexical: LexicalScores, dense: dict[str, DenseHit], where: Where, mode: Mode) -> list[Hit]:
+    def _rank(
+        self, index: _Snapshot, lexical: LexicalScores, dense: dict[str, DenseHit], where: Where, mode: Mode
+    ) -> list[Hit]:
         config = self.config
+        entries, position = index.entries, index.position
         order = np.argsort(-lexical.scores, kind="stable")[: config.candidates * 2]
-        bm25_ids = [
-            self._entries[i].id for i in order if lexical.scores[i] > 0 and self._allowed(self._entries[i], where)
-        ][: config.candidates]
-        dense_ids = [h.entry_id for h in sorted(dense.values(), key=lambda h: -h.score) if h.entry_id in self._position]
+        bm25_ids = [entries[i].id for i in order if lexical.scores[i] > 0 and self._allowed(entries[i], where)][
+            : config.candidates
+        ]
+        dense_ids = [h.entry_id for h in sorted(dense.values(), key=lambda h: -h.score) if h.entry_id in position]
         background = _background([h.score for h in sorted(dense.values(), key=lambda h: -h.score)])
         bm25_rank = {entry_id: rank for rank, entry_id in enumerate(bm25_ids, 1)}
         fused: dict[str, float] = {}
@@ -204,17 +215,17 @@ class Searcher:
                 fused[entry_id] = fused.get(entry_id, 0.0) + weight / (config.rrf_k + rank)
         hits = []
         for entry_id, score in sorted(fused.items(), key=lambda item: -item[1]):
-            index = self._position[entry_id]
+            at = position[entry_id]
             dense_hit = dense.get(entry_id)
             hits.append(
                 Hit(
-                    entry=self._entries[index],
+                    entry=entries[at],
                     score=score,
                     dense=dense_hit.score if dense_hit else None,
                     margin=dense_hit.score - background if dense_hit else None,
-                    lexical=float(lexical.scores[index]) if len(lexical.scores) else 0.0,
+                    lexical=float(lexical.scores[at]) if len(lexical.scores) else 0.0,
                     bm25_rank=bm25_rank.get(entry_id),
-                    coverage=_coverage(lexical, index, self._lexical.max_idf),
+                    coverage=_coverage(lexical, at, index.lexical.max_idf),
                 )
             )
         return hits
