@@ -1,0 +1,197 @@
+"""Pure rendering: an `Answer` becomes Discord messages, Slack blocks or plain text. Tested by tables."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bot.chat import Answer, AnswerItem
+
+DISCORD_LIMIT = 2000
+SLACK_SECTION_LIMIT = 3000
+SLACK_BLOCK_LIMIT = 50
+SECTION_SEPARATOR = " › "
+ZWSP = "\u200b"
+
+_DISCORD_SPECIAL = re.compile(r"([\\*_~`|>\[\]()#-])")
+_MENTION = re.compile(r"@(everyone|here)", re.I)
+_DISCORD_TAG = re.compile(r"<([@#][!&]?|a?:)")
+
+
+def split(text: str, limit: int) -> list[str]:
+    """Pieces of at most `limit` characters, cut at line ends where possible, never losing text."""
+    if limit <= 0:
+        raise ValueError("limit must be positive")
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        while len(line) > limit:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:limit])
+            line = line[limit:]
+        candidate = f"{current}\n{line}" if current else line
+        if len(candidate) <= limit:
+            current = candidate
+        else:
+            pieces.append(current)
+            current = line
+    if current or not pieces:
+        pieces.append(current)
+    return pieces
+
+
+def defuse_mentions(text: str) -> str:
+    """`@everyone`, `@here`, `<@…>`, `<@&…>` and `<#…>` shown as text that pings nobody."""
+    text = _MENTION.sub(lambda m: f"@{ZWSP}{m.group(1)}", text)
+    return _DISCORD_TAG.sub(lambda m: f"<{ZWSP}{m.group(1)}", text)
+
+
+def escape_discord(text: str) -> str:
+    """Text shown literally by Discord markdown, with mentions defused."""
+    return defuse_mentions(_DISCORD_SPECIAL.sub(r"\\\1", text))
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Slack mrkdwn escapes: `&`, `<`, `>`; this also defuses `<!channel>`, `<!here>`, `<@U…>`."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _safe_url(url: str) -> str:
+    return url.replace(" ", "%20").replace(">", "%3E").replace("<", "%3C").replace("|", "%7C")
+
+
+def _refusal(answer: Answer) -> str:
+    return f"I found nothing in the collection about “{answer.question}”. {answer.hint}"
+
+
+def _header(answer: Answer) -> str:
+    pages = f" (page {answer.page}/{answer.pages})" if answer.pages > 1 else ""
+    cut = " (your question was long, so I used its beginning)" if answer.truncated else ""
+    return f"Results for “{answer.question}”{pages}{cut}:"
+
+
+# -- plain text (console, logs) ---------------------------------------------------------------------
+
+
+def render_text(answer: Answer, page_size: int = 5) -> str:
+    """Plain text for the console and logs."""
+    if answer.refused:
+        return _refusal(answer)
+    lines = [_header(answer)]
+    for number, item in enumerate(answer.items, (answer.page - 1) * page_size + 1):
+        lines.append(f"{number}. {item.title}")
+        if item.summary:
+            lines.append(f"   {item.summary}")
+        if item.url:
+            lines.append(f"   {item.url}")
+        if item.code_url:
+            lines.append(f"   code: {item.code_url}")
+        if item.section:
+            lines.append(f"   in {SECTION_SEPARATOR.join(item.section)}")
+    if answer.has_more:
+        lines.append("(more results: /more)")
+    return "\n".join(lines)
+
+
+# -- Discord -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiscordMessage:
+    """One message to send: content within 2,000 characters; previews suppressed when links abound."""
+
+    content: str
+    suppress_embeds: bool
+
+
+def _discord_item(number: int, item: AnswerItem) -> str:
+    title = escape_discord(item.title)
+    head = f"**{number}. [{title}](<{_safe_url(item.url)}>)**" if item.url else f"**{number}. {title}**"
+    lines = [head]
+    if item.summary:
+        lines.append(escape_discord(item.summary))
+    extra = []
+    if item.code_url:
+        extra.append(f"[code](<{_safe_url(item.code_url)}>)")
+    if item.section:
+        extra.append("📂 " + escape_discord(SECTION_SEPARATOR.join(item.section)))
+    if extra:
+        lines.append("-# " + " · ".join(extra))
+    return "\n".join(lines)
+
+
+def render_discord(answer: Answer, page_size: int = 5) -> list[DiscordMessage]:
+    """Messages for Discord, split at its 2,000-character limit; links never unfurl."""
+    if answer.refused:
+        return [DiscordMessage(escape_discord(_refusal(answer)), True)]
+    blocks = [escape_discord(_header(answer))]
+    first = (answer.page - 1) * page_size + 1
+    blocks += [_discord_item(number, item) for number, item in enumerate(answer.items, first)]
+    messages: list[str] = []
+    current = ""
+    for block in blocks:
+        for piece in split(block, DISCORD_LIMIT):
+            candidate = f"{current}\n\n{piece}" if current else piece
+            if len(candidate) <= DISCORD_LIMIT:
+                current = candidate
+            else:
+                messages.append(current)
+                current = piece
+    messages.append(current)
+    return [DiscordMessage(content, True) for content in messages if content]
+
+
+# -- Slack ---------------------------------------------------------------------------------------------
+
+
+def _section(text: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "section", "text": {"type": "mrkdwn", "text": piece}} for piece in split(text, SLACK_SECTION_LIMIT)
+    ]
+
+
+def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
+    """Block Kit blocks: a section per entry, a context with its section path, then buttons."""
+    if answer.refused:
+        return _section(escape_mrkdwn(_refusal(answer)))
+    blocks: list[dict[str, Any]] = _section(escape_mrkdwn(_header(answer)))
+    first = (answer.page - 1) * page_size + 1
+    for number, item in enumerate(answer.items, first):
+        title = escape_mrkdwn(item.title)
+        head = f"*{number}. <{_safe_url(item.url)}|{title}>*" if item.url else f"*{number}. {title}*"
+        body = f"{head}\n{escape_mrkdwn(item.summary)}" if item.summary else head
+        blocks += _section(body)
+        context = []
+        if item.section:
+            context.append("📂 " + escape_mrkdwn(SECTION_SEPARATOR.join(item.section)))
+        if item.code_url:
+            context.append(f"<{_safe_url(item.code_url)}|code>")
+        if context:
+            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:2000]}]})
+    buttons: list[dict[str, Any]] = []
+    if answer.has_more:
+        buttons.append(_button("More results", "kb_more", answer.id))
+    buttons.append(_button("👍", "kb_vote_up", answer.id))
+    buttons.append(_button("👎", "kb_vote_down", answer.id))
+    blocks = blocks[: SLACK_BLOCK_LIMIT - 1]
+    blocks.append({"type": "actions", "block_id": f"kb_actions_{answer.id}", "elements": buttons})
+    return blocks
+
+
+def _button(text: str, action_id: str, value: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+
+
+def slack_fallback_text(answer: Answer) -> str:
+    """The notification text Slack shows beside blocks; mentions defused like the blocks."""
+    if answer.refused:
+        return escape_mrkdwn(_refusal(answer))[:300]
+    return escape_mrkdwn(f"{len(answer.items)} result(s) for “{answer.question}”")[:300]

@@ -1,0 +1,66 @@
+"""The bot's settings: the knowledge core's, plus the chat platforms' (all `KB_*`)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from knowledge.settings import Settings
+
+DISCORD_API = "https://discord.com/api/v10"
+DISCORD_GATEWAY = "wss://gateway.discord.gg"
+SLACK_API = "https://slack.com/api/"
+
+
+def _split_list(value: object) -> object:
+    """A JSON list, or items separated by commas."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class BotSettings(Settings):
+    """Everything the bot can be told. Tokens are secrets: never logged, never shown."""
+
+    max_question_chars: int = Field(default=500, ge=20, description="Longer questions are cut (and told so).")
+    cooldown_seconds: float = Field(default=3.0, ge=0, description="Per-user pause between questions.")
+    page_size: int = Field(default=5, ge=1, le=10, description="Entries per answer page.")
+    max_pages: int = Field(default=4, ge=1, le=10, description="Pages `more` can show for one question.")
+
+    discord_token: SecretStr | None = Field(default=None, description="Discord bot token.")
+    discord_api_url: str = Field(default=DISCORD_API, description="Discord REST API base (tests point it at a fake).")
+    discord_gateway_url: str = Field(default=DISCORD_GATEWAY, description="Discord gateway (tests use a fake).")
+    discord_guild_id: int | None = Field(default=None, description="Sync slash commands to this guild only.")
+    discord_channels: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Channel ids the bot answers mentions in; empty means all."
+    )
+
+    slack_bot_token: SecretStr | None = Field(default=None, description="Slack bot token (xoxb-…).")
+    slack_signing_secret: SecretStr | None = Field(default=None, description="Slack signing secret (HTTP mode).")
+    slack_app_token: SecretStr | None = Field(default=None, description="Slack app token (xapp-…): Socket Mode.")
+    slack_admins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Slack user ids allowed to /kb-reindex."
+    )
+    slack_api_url: str = Field(default=SLACK_API, description="Slack Web API base (tests point it at a fake).")
+
+    http_host: str = Field(default="127.0.0.1", description="Host of /healthz, /metrics and /slack/events.")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="Port of the HTTP server (0: any free one).")
+
+    _split_channels = field_validator("discord_channels", "slack_admins", mode="before")(_split_list)
+
+    @property
+    def discord_enabled(self) -> bool:
+        return bool(self.discord_token and self.discord_token.get_secret_value())
+
+    @property
+    def slack_enabled(self) -> bool:
+        token = self.slack_bot_token.get_secret_value() if self.slack_bot_token else ""
+        socket = self.slack_app_token.get_secret_value() if self.slack_app_token else ""
+        secret = self.slack_signing_secret.get_secret_value() if self.slack_signing_secret else ""
+        return bool(token and (socket or secret))
