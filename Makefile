@@ -25,7 +25,7 @@ test: lint
 	$(VENV)/bin/pytest
 
 run: install
-	$(PY) -m knowledge prompt
+	$(PY) -m bot run
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

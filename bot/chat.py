@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from bot.errors import USAGE, AlreadyRunning, Cooldown, EmptyQuestion, NothingMore, UnknownAnswer
+from bot.metrics import Metrics
 from bot.settings import BotSettings
 from knowledge.base import IngestReport, KnowledgeBase
 from knowledge.entry import Entry
@@ -121,9 +122,20 @@ def to_item(entry: Entry) -> AnswerItem:
 class ChatCore:
     """What every front-end calls. Conversations and users are opaque strings chosen by the adapter."""
 
-    def __init__(self, kb: KnowledgeBase, settings: BotSettings, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        settings: BotSettings,
+        *,
+        metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.kb = kb
         self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.inflight = 0  # questions being answered now; shutdown waits for them
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._clock = clock
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._last: dict[str, str] = {}  # conversation -> answer id
@@ -143,19 +155,45 @@ class ChatCore:
         if len(self._asked) > 10 * MAX_SESSIONS:  # forget users who asked long ago
             self._asked = {u: t for u, t in self._asked.items() if now - t < wait}
 
-    async def ask(self, conversation: str, user: str, question: str) -> Answer:
-        """Search the collection and return the first page of the answer."""
+    async def ask(self, conversation: str, user: str, question: str, *, cooldown: bool = True) -> Answer:
+        """Search the collection and return the first page of the answer.
+
+        Raises EmptyQuestion for a blank question and Cooldown when `user` asks too quickly.
+        """
         text, truncated = clean_question(question, self.settings.max_question_chars)
         if not text:
             raise EmptyQuestion()
-        self.check_cooldown(user)
+        if cooldown:
+            self.check_cooldown(user)
         size = self.settings.page_size
-        result: SearchResult = await self.kb.asearch(text, size * self.settings.max_pages)
+        started = time.perf_counter()
+        self.inflight += 1
+        self._idle.clear()
+        try:
+            result: SearchResult = await self.kb.asearch(text, size * self.settings.max_pages)
+        except BaseException:
+            self.metrics.errors.inc()
+            raise
+        finally:
+            self.inflight -= 1
+            if not self.inflight:
+                self._idle.set()
+        self.metrics.questions.inc()
+        self.metrics.latency.observe(time.perf_counter() - started)
         items = [to_item(hit.entry) for hit in result.hits]
         answer_id = self._remember(conversation, _Session(text, items, truncated))
         if not items:
+            self.metrics.refusals.inc()
             return Answer(answer_id, text, (), truncated=truncated, refused=True)
         return self._page(answer_id, 1)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until no question is being answered (at most `timeout` s); True when idle."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def more(self, conversation: str, answer_id: str | None = None) -> Answer:
         """The next page of `answer_id`, or of the conversation's last answer."""
@@ -226,9 +264,11 @@ class ChatCore:
         return self._reindex
 
     async def _run_reindex(self, user: str, full: bool) -> IngestReport:
+        self.metrics.reindex_runs.inc()
         try:
             report = await asyncio.to_thread(self.kb.ingest, rebuild=full)
         except BaseException:
+            self.metrics.reindex_failures.inc()
             _log.exception("reindex requested by %s failed", user)
             raise
         _log.info("reindex requested by %s done: %s", user, report.as_dict())

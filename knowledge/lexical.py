@@ -74,31 +74,51 @@ def _jieba() -> Any:
 
 
 @lru_cache(maxsize=1)
-def _expansions() -> dict[tuple[str, ...], frozenset[str]]:
-    """Token sequence of a glossary variant -> the tokens of every variant of the same notion."""
-    table: dict[tuple[str, ...], set[str]] = {}
+def _expansions() -> dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]]:
+    """Token sequence of a glossary variant -> (names, words) of its notion.
+
+    Names identify the notion alone: a Chinese term as one word, or a one-word English variant.
+    Words are the pieces of English phrases (`machine translation`): they widen BM25's recall but
+    never count as a match on their own, since `learn` alone is not `contrastive learning`.
+    """
+    table: dict[tuple[str, ...], tuple[set[str], set[str]]] = {}
     for english, chinese in _glossary_lines():
         variants = [(v, tuple(tokenize(v))) for v in english + chinese]
-        every: set[str] = set()
+        names: set[str] = set()
+        words: set[str] = set()
         for text, tokens in variants:
             whole = normalise(text)
-            # a Chinese term stands for itself, not for the pieces search mode also cuts it into
-            every.update([whole] if not whole.isascii() and whole in tokens else tokens)
+            if not whole.isascii() and whole in tokens:
+                names.add(whole)  # not the pieces search mode also cuts the term into
+            elif len(tokens) == 1:
+                names.add(tokens[0])
+            else:
+                words.update(tokens)
         for _, tokens in variants:
             if tokens:
-                table.setdefault(tokens, set()).update(every)
-    return {key: frozenset(value) for key, value in table.items()}
+                entry = table.setdefault(tokens, (set(), set()))
+                entry[0].update(names)
+                entry[1].update(words)
+    return {key: (frozenset(n), frozenset(w)) for key, (n, w) in table.items()}
 
 
-def expand(tokens: Sequence[str]) -> dict[str, frozenset[str]]:
-    """For each query token, the tokens that name the same notion in either language (glossary)."""
+@dataclass(frozen=True)
+class Expansion:
+    alternatives: dict[str, frozenset[str]]  # query token -> tokens that count as a match for it
+    extra: frozenset[str]  # further tokens for BM25's recall only
+
+
+def expand(tokens: Sequence[str]) -> Expansion:
+    """The glossary's names, in either language, for the notions the query tokens name."""
     alternatives: dict[str, set[str]] = {token: {token} for token in tokens}
+    extra: set[str] = set()
     present = set(tokens)
-    for variant, every in _expansions().items():
+    for variant, (names, words) in _expansions().items():
         if all(token in present for token in variant):
             for token in variant:
-                alternatives[token].update(every)
-    return {token: frozenset(alts) for token, alts in alternatives.items()}
+                alternatives[token].update(names)
+            extra.update(words)
+    return Expansion({token: frozenset(alts) for token, alts in alternatives.items()}, frozenset(extra))
 
 
 @lru_cache(maxsize=1)
@@ -170,8 +190,10 @@ class LexicalIndex:
     def score(self, query: str) -> LexicalScores:
         """BM25 of the question's tokens and their glossary translations against every document."""
         tokens = list(dict.fromkeys(tokenize(query)))
-        alternatives = expand(tokens)
-        known = sorted({alt for alts in alternatives.values() for alt in alts if alt in self.idf})
+        expansion = expand(tokens)
+        alternatives = expansion.alternatives
+        wanted = {alt for alts in alternatives.values() for alt in alts} | expansion.extra
+        known = sorted(token for token in wanted if token in self.idf)
         if not self.documents or not known:
             return LexicalScores(np.zeros(len(self.documents), dtype=np.float32), [], tokens, self.idf)
         scores = np.asarray(self._bm25.get_scores(known), dtype=np.float32)

@@ -43,6 +43,7 @@ class SearchConfig:
     margin_agree: float = 0.033
     coverage_agree: float = 0.15
     agree_rank: int = 10
+    tail_coverage_gap: float = 0.25  # later hits need coverage within this of the best hit's
     refresh_seconds: float = 5.0
 
 
@@ -245,7 +246,18 @@ class Searcher:
             agrees = hit.bm25_rank is not None and hit.bm25_rank <= c.agree_rank
             return agrees and margin >= c.margin_agree and hit.coverage >= c.coverage_agree
 
-        return [hit for hit in hits if relevant(hit)]
+        kept = [hit for hit in hits if relevant(hit)]
+        if not kept:
+            return []
+        # Below the best hits, keep only those nearly as well covered, or clearly close in meaning:
+        # a question about weight decay in Adam should not list every entry that says "weight".
+        best_coverage = max(hit.coverage for hit in kept)
+        floor = best_coverage - c.tail_coverage_gap
+        return [
+            hit
+            for rank, hit in enumerate(kept)
+            if rank == 0 or hit.coverage >= floor or (hit.margin or -1.0) >= c.margin_sure
+        ]
 
 
 def _background(scores: list[float]) -> float:

@@ -224,9 +224,12 @@ def test_tokens_are_simplified_lower_case_stemmed_and_without_stopwords() -> Non
 
 
 def test_glossary_bridges_languages() -> None:
-    alternatives = expand(tokenize("hyperparameter optimization framework"))
+    alternatives = expand(tokenize("hyperparameter optimization framework")).alternatives
     assert "超参" in alternatives["hyperparamet"] and "框架" in alternatives["framework"]
-    assert "contrast" in expand(tokenize("对比学习"))["对比学习"]
+    chinese = expand(tokenize("对比学习"))
+    assert "contrast" in chinese.alternatives["对比学习"]
+    assert "learn" not in chinese.alternatives["学习"]  # a generic piece of a phrase is no match alone
+    assert {"machin", "translat"} <= expand(tokenize("机器翻译")).extra
 
 
 def test_bm25_index_is_persisted_and_rebuilt_when_entries_change(tmp_path: Path) -> None:

@@ -1,0 +1,84 @@
+"""`python -m bot run | console | discord [--sync]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from bot.settings import BotSettings
+
+_log = logging.getLogger("bot")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bot", description="The collections bot.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="start every front-end that has tokens (the console when none has)")
+    commands.add_parser("console", help="chat in the terminal")
+    discord = commands.add_parser("discord", help="run only the Discord bot")
+    discord.add_argument("--sync", action="store_true", help="sync the slash commands, then exit")
+    return parser
+
+
+async def _console(settings: BotSettings) -> int:
+    from bot.chat import ChatCore
+    from bot.console import ConsoleChat
+    from knowledge.base import KnowledgeBase
+
+    kb = KnowledgeBase(settings)
+    try:
+        report = await asyncio.to_thread(kb.ingest)
+        _log.info("index ready: %d entries, embedder %s", report.summary.entries, kb.embedder.name)
+        await ConsoleChat(ChatCore(kb, settings)).run()
+    finally:
+        kb.close()
+    return 0
+
+
+async def _discord(settings: BotSettings, sync: bool) -> int:
+    from bot.chat import ChatCore
+    from bot.discord_bot import create_discord_client, run_discord, sync_only
+    from knowledge.base import KnowledgeBase
+
+    if not settings.discord_enabled:
+        print("KB_DISCORD_TOKEN is not set.", file=sys.stderr)
+        return 2
+    kb = KnowledgeBase(settings)
+    try:
+        core = ChatCore(kb, settings)
+        client = create_discord_client(core, settings)
+        if sync:
+            await sync_only(client, settings)
+        else:
+            await asyncio.to_thread(kb.ingest)
+            await run_discord(client, settings)
+    finally:
+        kb.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("bm25s", "chromadb", "httpx", "jieba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = BotSettings()
+    if args.command == "console":
+        return asyncio.run(_console(settings))
+    if args.command == "discord":
+        return asyncio.run(_discord(settings, args.sync))
+    from bot.service import serve
+
+    return asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

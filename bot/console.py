@@ -1,0 +1,110 @@
+"""A terminal chat with the same commands as Discord and Slack, for trying the bot without tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.text import Text
+
+from bot.chat import Answer, ChatCore, reindex_summary, stats_text
+from bot.errors import user_message_for
+from bot.render import SECTION_SEPARATOR
+from knowledge.base import IngestReport
+
+_log = logging.getLogger(__name__)
+
+CONVERSATION = "console"
+USER = "console"
+PROMPT = "? "
+
+
+def render_console(answer: Answer, page_size: int = 5) -> RenderableType:
+    """The answer for a terminal: numbered titles, summaries, links and section paths."""
+    if answer.refused:
+        return Text(f"I found nothing in the collection about “{answer.question}”. {answer.hint}", style="yellow")
+    pages = f" (page {answer.page}/{answer.pages})" if answer.pages > 1 else ""
+    parts: list[RenderableType] = [Text(f"Results for “{answer.question}”{pages}:", style="bold")]
+    if answer.truncated:
+        parts.append(Text("(your question was long, so I used its beginning)", style="dim"))
+    first = (answer.page - 1) * page_size + 1
+    for number, item in enumerate(answer.items, first):
+        lines = [f"[bold cyan]{number}. {escape(item.title)}[/]"]
+        if item.summary:
+            lines.append(f"   {escape(item.summary)}")
+        if item.url:
+            lines.append(f"   [link={item.url}]{escape(item.url)}[/link]")
+        if item.code_url:
+            lines.append(f"   code: [link={item.code_url}]{escape(item.code_url)}[/link]")
+        if item.section:
+            lines.append(f"   [dim]{escape(SECTION_SEPARATOR.join(item.section))}[/]")
+        parts.append(Text.from_markup("\n".join(lines)))
+    if answer.has_more:
+        parts.append(Text("/more for the next results", style="dim"))
+    return Group(*parts)
+
+
+class ConsoleChat:
+    """Reads lines, runs them through the chat core, prints replies. The local user is an admin."""
+
+    def __init__(self, core: ChatCore, *, stdin: TextIO | None = None, console: Console | None = None) -> None:
+        self.core = core
+        self.stdin = stdin or sys.stdin
+        self.console = console or Console(highlight=False)
+        self._reindex: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        """Until end of input or /quit."""
+        self.console.print(
+            "Ask a question (中文 or English), or /help. /quit or Ctrl-D leaves.", style="dim", highlight=False
+        )
+        while True:
+            if self.stdin.isatty():
+                self.console.print(PROMPT, end="")
+            line = await asyncio.to_thread(self.stdin.readline)
+            if not line:
+                break
+            if line.strip().lower() in ("/quit", "/exit", "quit", "exit"):
+                break
+            await self.handle(line.rstrip("\n"))
+        if self._reindex is not None:
+            await self._reindex  # let a running reindex report before leaving
+
+    async def handle(self, line: str) -> None:
+        """One line: a /command or a question."""
+        command, _, rest = line.strip().partition(" ")
+        try:
+            if not line.strip():
+                return
+            if command == "/ask":
+                answer = await self.core.ask(CONVERSATION, USER, rest, cooldown=False)
+                self.console.print(render_console(answer, self.core.settings.page_size))
+            elif command == "/more":
+                self.console.print(render_console(await self.core.more(CONVERSATION), self.core.settings.page_size))
+            elif command == "/stats":
+                self.console.print(stats_text(await self.core.stats()), highlight=False)
+            elif command == "/help":
+                self.console.print(escape(self.core.help()), highlight=False)
+            elif command == "/reindex":
+                task = self.core.start_reindex(USER, full=rest.strip() == "full")
+                self.console.print("Reindex started; answers keep coming from the current index meanwhile.")
+                self._reindex = asyncio.get_running_loop().create_task(self._report(task))
+            elif command.startswith("/"):
+                self.console.print(f"Unknown command {escape(command)}. Try /help.", highlight=False)
+            else:
+                answer = await self.core.ask(CONVERSATION, USER, line, cooldown=False)
+                self.console.print(render_console(answer, self.core.settings.page_size))
+        except Exception as error:  # noqa: BLE001 - every failure becomes a friendly line
+            self.console.print(user_message_for(error), style="red", highlight=False)
+
+    async def _report(self, task: asyncio.Task[IngestReport]) -> None:
+        try:
+            report = await task
+        except Exception as error:  # noqa: BLE001
+            self.console.print(f"Reindex failed: {user_message_for(error)}", style="red", highlight=False)
+            return
+        self.console.print(reindex_summary(report), highlight=False)
