@@ -14,7 +14,8 @@ SLACK_BLOCK_LIMIT = 50
 SECTION_SEPARATOR = " › "
 ZWSP = "\u200b"
 
-_DISCORD_SPECIAL = re.compile(r"([\\*_~`|>\[\]()#-])")
+_DISCORD_SPECIAL = re.compile(r"([\\*_~`|\[\]])")
+_DISCORD_LINE_START = re.compile(r"^(\s*)([>#-])", re.M)  # quotes, headings, lists and subtext
 _MENTION = re.compile(r"@(everyone|here)", re.I)
 _DISCORD_TAG = re.compile(r"<([@#][!&]?|a?:)")
 
@@ -51,7 +52,8 @@ def defuse_mentions(text: str) -> str:
 
 def escape_discord(text: str) -> str:
     """Text shown literally by Discord markdown, with mentions defused."""
-    return defuse_mentions(_DISCORD_SPECIAL.sub(r"\\\1", text))
+    text = _DISCORD_LINE_START.sub(r"\1\\\2", _DISCORD_SPECIAL.sub(r"\\\1", text))
+    return defuse_mentions(text)
 
 
 def escape_mrkdwn(text: str) -> str:

@@ -17,6 +17,47 @@ import pytest
 from knowledge.embed import Embedder, load_embedder
 
 CHROMA = Path(sys.executable).parent / "chroma"
+
+SMALL_NOTES = """\
+# 深度学习
+
+## 优化
+
+- [Fixing Weight Decay Regularization in Adam](https://arxiv.org/abs/1711.05101) 指出 Adam 中 L2 正则与权重衰减不等价，提出 AdamW。
+- [Adam: A Method for Stochastic Optimization](https://arxiv.org/abs/1412.6980) 自适应学习率的一阶优化方法。
+
+## 自监督
+
+- [Momentum Contrast for Unsupervised Visual Representation Learning](https://arxiv.org/abs/1911.05722) 何恺明等提出 MoCo，用动量编码器和队列做对比学习。
+- [A Simple Framework for Contrastive Learning of Visual Representations](https://arxiv.org/abs/2002.05709) SimCLR：数据增强加对比损失。
+
+# 推荐
+
+## 召回
+
+- [深度检索：字节跳动提出可学习的召回结构](https://example.com/deep-retrieval) 用路径结构代替向量检索做召回。
+- [双塔模型的采样偏差修正](https://example.com/two-tower) 谷歌 YouTube 双塔召回的流式采样纠偏。
+
+## 排序
+
+- [CTR 预估中的位置偏置消除框架 PAL](https://example.com/pal) 华为提出在训练时建模位置偏置。
+
+# NLP
+
+- [Attention Is All You Need](https://arxiv.org/abs/1706.03762) The Transformer: attention only, no recurrence.
+- [BERT: Pre-training of Deep Bidirectional Transformers](https://arxiv.org/abs/1810.04805) Masked language model pre-training.
+- [非自回歸機器翻譯](https://example.com/nat) 一次解碼生成整句翻譯，推理速度大幅提升。
+"""
+
+
+@pytest.fixture(scope="session")
+def small_notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one markdown file of ten entries in Chinese and English."""
+    folder = tmp_path_factory.mktemp("small-notes")
+    (folder / "notes.md").write_text(SMALL_NOTES, encoding="utf-8")
+    return folder
+
+
 SERVER_START_TIMEOUT = 60.0
 
 

@@ -1,0 +1,430 @@
+"""The Discord front-end: slash commands, @mentions and answer buttons over the chat core (discord.py 2.x)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Coroutine
+from typing import Any, Self
+
+import discord
+import yarl
+from discord import app_commands
+
+from bot.chat import Answer, ChatCore, Vote, reindex_summary, stats_text
+from bot.errors import NotAdmin, user_message_for
+from bot.render import DiscordMessage, escape_discord, render_discord
+from bot.settings import BotSettings
+from knowledge.base import IngestReport
+
+_log = logging.getLogger(__name__)
+
+NO_MENTIONS = discord.AllowedMentions.none()
+QUESTION_MAX_CHARS = 500
+REINDEX_STARTED = "Reindex started; answers keep coming from the current index meanwhile."
+REINDEX_FAILED = "The reindex failed; see the log. Answers still come from the previous index."
+THANKS = "Thanks for the feedback!"
+
+
+def configure_endpoints(settings: BotSettings) -> None:
+    """Point discord.py at the configured REST API and gateway (class attributes: process-wide).
+
+    A plain `Client` connects straight to `DiscordWebSocket.DEFAULT_GATEWAY`; only `AutoShardedClient`
+    asks `/gateway/bot` first. Routes read `Route.BASE` when they are built, so this must run before
+    the first request.
+    """
+    discord.http.Route.BASE = settings.discord_api_url.rstrip("/")
+    discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+
+
+def conversation_key(channel_id: int | None) -> str:
+    """The core's conversation for a channel: `/more` there pages the channel's last answer."""
+    return f"discord:{channel_id or 0}"
+
+
+def user_key(user: discord.abc.User) -> str:
+    """The core's user (for cooldowns and feedback)."""
+    return f"discord:{user.id}"
+
+
+# -- buttons -------------------------------------------------------------------------------------------
+#
+# The buttons are `DynamicItem`s: the answer id lives in the custom_id (`kb:more:<id>`,
+# `kb:vote:up:<id>`), and discord.py matches every clicked custom_id against the templates registered
+# with `add_dynamic_items`. No View object has to stay alive (a fully dynamic View with timeout=None
+# leaves nothing in the view store), and buttons under messages sent before a restart still work for as
+# long as the core remembers the answer; after that the core says UnknownAnswer.
+
+
+class MoreButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"kb:more:(?P<answer>[0-9a-f]+)"):
+    """ "More results" under an answer that has further pages."""
+
+    def __init__(self, answer_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(label="More results", style=discord.ButtonStyle.primary, custom_id=f"kb:more:{answer_id}")
+        )
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["answer"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _knowledge_bot(interaction).show_more(interaction, self.answer_id)
+
+
+class VoteButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"kb:vote:(?P<vote>up|down):(?P<answer>[0-9a-f]+)",
+):
+    """👍 or 👎 under an answer."""
+
+    def __init__(self, answer_id: str, vote: Vote) -> None:
+        super().__init__(
+            discord.ui.Button(
+                emoji="👍" if vote == "up" else "👎",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"kb:vote:{vote}:{answer_id}",
+            )
+        )
+        self.answer_id = answer_id
+        self.vote: Vote = vote
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["answer"], "up" if match["vote"] == "up" else "down")
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _knowledge_bot(interaction).record_vote(interaction, self.answer_id, self.vote)
+
+
+def answer_view(answer: Answer) -> discord.ui.View:
+    """The buttons under an answer's last message: "More results" when there is a next page, 👍, 👎."""
+    view = discord.ui.View(timeout=None)
+    if answer.has_more:
+        view.add_item(MoreButton(answer.id))
+    view.add_item(VoteButton(answer.id, "up"))
+    view.add_item(VoteButton(answer.id, "down"))
+    return view
+
+
+def _knowledge_bot(interaction: discord.Interaction) -> KnowledgeBot:
+    client = interaction.client
+    if not isinstance(client, KnowledgeBot):
+        raise TypeError(f"expected a KnowledgeBot, got {type(client).__name__}")
+    return client
+
+
+# -- slash commands ------------------------------------------------------------------------------------
+
+
+class KnowledgeTree(app_commands.CommandTree["KnowledgeBot"]):
+    """The slash-command tree. Every command error ends in `on_error` and becomes a private reply."""
+
+    async def on_error(
+        self, interaction: discord.Interaction[KnowledgeBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        # Only /reindex has checks (admin, in a server), so a failed check means "not an admin here".
+        if isinstance(original, app_commands.CheckFailure):
+            text = NotAdmin.user_message
+        else:
+            text = user_message_for(original)
+        await self.client.reply_privately(interaction, text)
+
+
+def _is_admin(interaction: discord.Interaction) -> bool:
+    # Discord hides the command from members without Manage Server (default_permissions), but server
+    # admins can override that per role or channel, so the bot checks the member's permissions itself.
+    permissions = interaction.permissions
+    return interaction.guild_id is not None and (permissions.manage_guild or permissions.administrator)
+
+
+def _add_commands(bot: KnowledgeBot) -> None:
+    tree = bot.tree
+
+    @tree.command(name="ask")
+    @app_commands.describe(question="What to look for, in Chinese or English")
+    async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, QUESTION_MAX_CHARS]) -> None:
+        """Ask the collection of ML reading notes a question."""
+        await interaction.response.defer(thinking=True)
+        answer = await bot.core.ask(conversation_key(interaction.channel_id), user_key(interaction.user), question)
+        await bot.send_answer(interaction, answer)
+
+    @tree.command(name="more")
+    async def more(interaction: discord.Interaction) -> None:
+        """Show the next results for the last question asked in this channel."""
+        await interaction.response.defer(thinking=True)
+        answer = await bot.core.more(conversation_key(interaction.channel_id))
+        await bot.send_answer(interaction, answer)
+
+    @tree.command(name="stats")
+    async def stats(interaction: discord.Interaction) -> None:
+        """What the index holds and when it was built."""
+        await interaction.response.defer(thinking=True)
+        await bot.say(interaction, escape_discord(stats_text(await bot.core.stats())))
+
+    @tree.command(name="help")
+    async def help_(interaction: discord.Interaction) -> None:
+        """How to ask this bot about the reading notes."""
+        await interaction.response.defer(thinking=True)
+        await bot.say(interaction, bot.core.help())
+
+    @tree.command(name="reindex")
+    @app_commands.describe(full="Rebuild the index from scratch instead of updating what changed")
+    @app_commands.default_permissions(manage_guild=True)
+    @app_commands.guild_only()
+    @app_commands.check(_is_admin)
+    async def reindex(interaction: discord.Interaction, full: bool = False) -> None:
+        """Re-read the collection (server managers only); answers keep coming meanwhile."""
+        await interaction.response.defer(thinking=True)
+        user = interaction.user
+        task = bot.core.start_reindex(f"discord:{user.id} ({user})", full=full)
+        try:
+            await bot.say(interaction, REINDEX_STARTED)
+        finally:
+            bot.spawn(bot.post_reindex_result(interaction, task))
+
+
+# -- the client ----------------------------------------------------------------------------------------
+
+
+class KnowledgeBot(discord.Client):
+    """The Discord client: slash commands, @mentions in server channels and DMs, and answer buttons.
+
+    It asks for the Message Content intent, which is privileged: enable it for the bot in the Discord
+    developer portal (Bot → Privileged Gateway Intents), or the gateway refuses the connection
+    (discord.PrivilegedIntentsRequired).
+    """
+
+    def __init__(self, core: ChatCore, settings: BotSettings, *, sync_on_start: bool = False) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True
+        intents.guild_messages = True
+        intents.dm_messages = True
+        intents.message_content = True
+        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS)
+        self.core = core
+        self.settings = settings
+        self.sync_on_start = sync_on_start
+        self.tree = KnowledgeTree(self)
+        self._background: set[asyncio.Task[None]] = set()
+        _add_commands(self)
+
+    async def setup_hook(self) -> None:
+        """Register the button templates and, when asked, sync the slash commands (after login)."""
+        self.add_dynamic_items(MoreButton, VoteButton)
+        if self.sync_on_start:
+            try:
+                await sync_commands(self)
+            except discord.HTTPException:
+                _log.exception("could not sync the slash commands; @mentions still work")
+
+    async def on_ready(self) -> None:
+        """Log who we are connected as."""
+        _log.info("connected to Discord as %s in %d server(s)", self.user, len(self.guilds))
+
+    async def close(self) -> None:
+        """Stop background posts (a running reindex itself goes on), then disconnect."""
+        for task in list(self._background):
+            task.cancel()
+        await super().close()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run `coro` in the background, keeping a reference so it is not garbage-collected."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- replies to interactions -------------------------------------------------------------------
+
+    async def send_answer(self, interaction: discord.Interaction, answer: Answer) -> None:
+        """An answer as followups, split at Discord's limit; the buttons go under the last message."""
+        messages = render_discord(answer, self.core.settings.page_size)
+        view = answer_view(answer)
+        for index, message in enumerate(messages, 1):
+            await self._followup(interaction, message, view if index == len(messages) else None)
+
+    async def _followup(
+        self, interaction: discord.Interaction, message: DiscordMessage, view: discord.ui.View | None
+    ) -> None:
+        if view is None:
+            await interaction.followup.send(
+                message.content, allowed_mentions=NO_MENTIONS, suppress_embeds=message.suppress_embeds
+            )
+        else:
+            await interaction.followup.send(
+                message.content, allowed_mentions=NO_MENTIONS, suppress_embeds=message.suppress_embeds, view=view
+            )
+
+    async def say(self, interaction: discord.Interaction, text: str) -> None:
+        """A plain followup to a deferred interaction."""
+        await interaction.followup.send(text, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+
+    async def reply_privately(self, interaction: discord.Interaction, text: str) -> None:
+        """An ephemeral reply, as the response or as a followup when the interaction was deferred.
+
+        After a public `defer(thinking=True)` Discord shows the first followup in place of the
+        "thinking…" message, so it stays visible to the channel whatever its ephemeral flag.
+        """
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            else:
+                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as error:
+            _log.warning("could not send a reply to interaction %s: HTTP %s", interaction.id, error.status)
+
+    async def show_more(self, interaction: discord.Interaction, answer_id: str) -> None:
+        """The "More results" button: the next page of that answer."""
+        try:
+            await interaction.response.defer(thinking=True)
+            answer = await self.core.more(conversation_key(interaction.channel_id), answer_id)
+            await self.send_answer(interaction, answer)
+        except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
+            await self.reply_privately(interaction, user_message_for(error))
+
+    async def record_vote(self, interaction: discord.Interaction, answer_id: str, vote: Vote) -> None:
+        """A 👍/👎 button: store the vote for evaluation and thank the user privately."""
+        try:
+            # The core appends to a file: keep that off the event loop.
+            await asyncio.to_thread(self.core.record_vote, answer_id, vote, user_key(interaction.user), "discord")
+            text = THANKS
+        except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
+            text = user_message_for(error)
+        await self.reply_privately(interaction, text)
+
+    async def post_reindex_result(self, interaction: discord.Interaction, task: asyncio.Task[IngestReport]) -> None:
+        """When the reindex finishes, post its summary (or that it failed) to whoever asked for it."""
+        # wait() rather than await: cancelling this post (on close) must not cancel the reindex.
+        await asyncio.wait([task])
+        if task.cancelled() or task.exception() is not None:
+            text = REINDEX_FAILED  # the core logged the traceback
+        else:
+            text = reindex_summary(task.result())
+        try:
+            await interaction.followup.send(text, allowed_mentions=NO_MENTIONS)
+        except discord.HTTPException as error:
+            # An interaction token lasts 15 minutes, and a full rebuild can take longer.
+            _log.info("reindex summary as a followup failed (HTTP %s); posting to the channel", error.status)
+            channel = interaction.channel
+            if isinstance(channel, discord.abc.Messageable):
+                try:
+                    await channel.send(text, allowed_mentions=NO_MENTIONS)
+                except discord.HTTPException as again:
+                    _log.warning("could not post the reindex summary: HTTP %s", again.status)
+
+    # -- @mentions and DMs -------------------------------------------------------------------------
+
+    async def on_message(self, message: discord.Message) -> None:
+        """Answer @mentions in server channels (those in `discord_channels`, when set) and all DMs."""
+        me = self.user
+        if me is None or message.author.bot or message.author.id == me.id:
+            return
+        question = self._question_in(message, me)
+        if question is None:
+            return
+        try:
+            answer = await self.core.ask(conversation_key(message.channel.id), user_key(message.author), question)
+        except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
+            await self._reply(message, DiscordMessage(user_message_for(error), True), None, first=True)
+            return
+        parts = render_discord(answer, self.core.settings.page_size)
+        view = answer_view(answer)
+        for index, part in enumerate(parts):
+            await self._reply(message, part, view if index == len(parts) - 1 else None, first=index == 0)
+
+    def _question_in(self, message: discord.Message, me: discord.ClientUser) -> str | None:
+        """The question a message asks the bot, or None when it is not for the bot."""
+        tokens = [rf"<@!?{me.id}>"]
+        if not isinstance(message.channel, discord.DMChannel):
+            role = message.guild.self_role if message.guild else None
+            # Users who pick the bot from the member list mention the bot's own role instead of it.
+            role_mentioned = role is not None and role in message.role_mentions
+            if role is not None:
+                tokens.append(rf"<@&{role.id}>")
+            if not role_mentioned and all(user.id != me.id for user in message.mentions):
+                return None
+            allowed = self.settings.discord_channels
+            parent = getattr(message.channel, "parent_id", None)  # a thread counts as its channel
+            if allowed and message.channel.id not in allowed and parent not in allowed:
+                return None
+        return re.sub("|".join(tokens), " ", message.content).strip()
+
+    async def _reply(
+        self, message: discord.Message, part: DiscordMessage, view: discord.ui.View | None, *, first: bool
+    ) -> None:
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
+        if first:
+            # A reply, like message.reply(), but one that still goes out if the question was deleted.
+            extra["reference"] = message.to_reference(fail_if_not_exists=False)
+            extra["mention_author"] = False
+        try:
+            await message.channel.send(
+                part.content, allowed_mentions=NO_MENTIONS, suppress_embeds=part.suppress_embeds, **extra
+            )
+        except discord.HTTPException as error:
+            _log.warning("could not answer message %s: HTTP %s", message.id, error.status)
+
+
+# -- entry points --------------------------------------------------------------------------------------
+
+
+def create_discord_client(core: ChatCore, settings: BotSettings, *, sync_on_start: bool | None = None) -> KnowledgeBot:
+    """A client for `core`, with discord.py pointed at the configured API and gateway.
+
+    `sync_on_start` syncs the slash commands in `setup_hook` (after login); by default only when
+    `discord_guild_id` is set, since a guild sync is instant and a global one is rarely needed.
+    """
+    configure_endpoints(settings)
+    if sync_on_start is None:
+        sync_on_start = settings.discord_guild_id is not None
+    return KnowledgeBot(core, settings, sync_on_start=sync_on_start)
+
+
+async def sync_commands(client: KnowledgeBot) -> list[app_commands.AppCommand]:
+    """Register the slash commands with Discord: in `discord_guild_id` when set, else globally.
+
+    The client must be logged in (login gives the application id). Guild commands appear at once;
+    with a guild set, commands synced globally earlier also show, so users may see them twice.
+    """
+    guild_id = client.settings.discord_guild_id
+    if guild_id is None:
+        synced = await client.tree.sync()
+        where = "globally"
+    else:
+        guild = discord.Object(id=guild_id)
+        client.tree.copy_global_to(guild=guild)
+        synced = await client.tree.sync(guild=guild)
+        where = f"in guild {guild_id}"
+    names = ", ".join(sorted(f"/{command.name}" for command in synced))
+    _log.info("synced %d slash command(s) %s: %s", len(synced), where, names)
+    return synced
+
+
+def _token(settings: BotSettings) -> str:
+    if settings.discord_token is None or not settings.discord_token.get_secret_value():
+        raise ValueError("no Discord token: set KB_DISCORD_TOKEN")
+    return settings.discord_token.get_secret_value().strip()
+
+
+async def run_discord(client: KnowledgeBot, settings: BotSettings, *, sync: bool = False) -> None:
+    """Log in, sync the slash commands (when `sync`, or as `create_discord_client` decided), and serve
+    until `client.close()` or cancellation; the client is closed on the way out."""
+    if sync:
+        client.sync_on_start = True
+    async with client:
+        await client.start(_token(settings))
+
+
+async def sync_only(client: KnowledgeBot, settings: BotSettings) -> None:
+    """Log in, sync the slash commands (to `discord_guild_id` when set, else globally), and disconnect."""
+    client.sync_on_start = False
+    async with client:
+        await client.login(_token(settings))
+        await sync_commands(client)

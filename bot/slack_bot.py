@@ -1,0 +1,377 @@
+"""The Slack front-end: slash commands, mentions, direct messages and buttons on slack_bolt's `AsyncApp`.
+
+Where replies go:
+- Slash commands and buttons reply through the request's `response_url`, which works in any channel the
+  command was typed in, even one the bot has not joined. Answers are `in_channel`; errors, help, stats
+  and reindex notices are ephemeral (only the asker sees them).
+- Mentions and direct messages reply with `chat.postMessage`: a mention in its thread, a DM in the DM.
+
+Every text sent is escaped for mrkdwn once, here or in `bot.render`, so nothing a user typed can become
+`<!channel>`, `<!here>`, `<!everyone>` or a user mention.
+
+The same app serves HTTP (`slack_http_handler`, mounted by the service at `POST /slack/events`) and
+Socket Mode (`start_socket_mode`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.chat import Answer, ChatCore, Vote, reindex_summary, stats_text
+from bot.errors import AlreadyRunning, BotError, NotAdmin, user_message_for
+from bot.render import escape_mrkdwn, render_slack, slack_fallback_text
+from bot.settings import BotSettings
+from knowledge.errors import KnowledgeError
+
+_log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SEEN_MESSAGES = 4096
+REINDEX_FAILED = "The reindex failed; the details are in the bot's log."
+SLACK_HELP = "On Slack: `/ask`, `/more`, `/kb-stats`, `/kb-help`, `/kb-reindex [full]`; or mention me, or DM me."
+THANKS = "Thanks for the feedback!"
+
+_USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+
+SLACK_MANIFEST = """\
+# Slack app manifest (https://api.slack.com/apps → Create New App → From a manifest).
+# As written it uses Socket Mode (needs an app-level token with connections:write: KB_SLACK_APP_TOKEN).
+# For HTTP mode instead: set socket_mode_enabled to false, and add
+#   request_url: https://<your host>/slack/events
+# under event_subscriptions and interactivity, and url: https://<your host>/slack/events to each command.
+display_information:
+  name: Collections Bot
+  description: Answers questions from the ML reading-notes collection, in Chinese or English.
+features:
+  app_home:
+    home_tab_enabled: false
+    messages_tab_enabled: true
+    messages_tab_read_only_enabled: false
+  bot_user:
+    display_name: collections-bot
+    always_online: true
+  slash_commands:
+    - command: /ask
+      description: Ask the collection a question
+      usage_hint: "哪篇论文修正了 Adam 的 weight decay?"
+      should_escape: false
+    - command: /more
+      description: The next results for the last question here
+      should_escape: false
+    - command: /kb-stats
+      description: What the index holds and when it was built
+      should_escape: false
+    - command: /kb-help
+      description: How to use the bot
+      should_escape: false
+    - command: /kb-reindex
+      description: Re-read the collection (admins only)
+      usage_hint: "[full]"
+      should_escape: false
+oauth_config:
+  scopes:
+    bot:
+      - app_mentions:read
+      - chat:write
+      - commands
+      - im:history
+      - im:read
+      - im:write
+settings:
+  event_subscriptions:
+    bot_events:
+      - app_mention
+      - message.im
+  interactivity:
+    is_enabled: true
+  org_deploy_enabled: false
+  socket_mode_enabled: true
+  token_rotation_enabled: false
+"""
+
+
+class RecentKeys:
+    """The last `size` keys seen, oldest forgotten first."""
+
+    def __init__(self, size: int = SEEN_MESSAGES) -> None:
+        self._size = size
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def first_time(self, key: str) -> bool:
+        """True the first time `key` is offered (while it is remembered), False afterwards."""
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return False
+        self._keys[key] = None
+        if len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+        return True
+
+
+def message_key(event: dict[str, Any]) -> str | None:
+    """What identifies a Slack message across deliveries: its channel and timestamp.
+
+    A retried event and the same message delivered as both `app_mention` and `message` share them,
+    while their `event_id`s differ; `client_msg_id` is missing from some clients' messages.
+    """
+    channel, ts = event.get("channel"), event.get("ts")
+    return f"{channel}:{ts}" if channel and ts else None
+
+
+def slack_question(text: str) -> str:
+    """The question in a Slack message's text: user mentions removed and `&amp;`, `&lt;`, `&gt;` undone."""
+    text = _USER_MENTION.sub(" ", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _from_a_person(event: dict[str, Any], bot_user_id: str | None) -> bool:
+    """False for bots (this one included), edits, joins and other messages that are not someone asking."""
+    user = event.get("user")
+    return bool(user) and user != bot_user_id and not event.get("bot_id") and not event.get("subtype")
+
+
+def _action_channel(body: dict[str, Any]) -> str:
+    channel = body.get("channel") or {}
+    return str(channel.get("id") or body.get("container", {}).get("channel_id") or "")
+
+
+def _action_thread(body: dict[str, Any]) -> str | None:
+    thread = body.get("container", {}).get("thread_ts") or body.get("message", {}).get("thread_ts")
+    return str(thread) if thread else None
+
+
+async def _attempt(work: Awaitable[T]) -> T | str:
+    """`work`'s result, or what to tell the user when it failed."""
+    try:
+        return await work
+    except Exception as error:  # noqa: BLE001 - user_message_for logs unexpected errors with their traceback
+        return user_message_for(error)
+
+
+class SlackFrontEnd:
+    """Turns Slack requests into calls on the `ChatCore` and its answers into Slack messages."""
+
+    def __init__(self, core: ChatCore, settings: BotSettings) -> None:
+        self.core = core
+        self.settings = settings
+        self.seen = RecentKeys()
+
+    def register(self, app: AsyncApp) -> None:
+        """Attach the listeners to `app`."""
+        app.command("/ask")(self.ask)
+        app.command("/more")(self.more)
+        app.command("/kb-stats")(self.stats)
+        app.command("/kb-help")(self.help)
+        app.command("/kb-reindex")(self.reindex)
+        app.event("app_mention")(self.on_mention)
+        # Registered for every message event so that unwanted ones are acknowledged, not answered 404.
+        app.event("message")(self.on_message)
+        app.action("kb_more")(self.more_button)
+        app.action(re.compile(r"^kb_vote_(up|down)$"))(self.vote_button)
+
+    # -- replies ---------------------------------------------------------------------------------------
+    def _answer_message(self, answer: Answer) -> dict[str, Any]:
+        return {
+            "blocks": render_slack(answer, self.settings.page_size),
+            "text": slack_fallback_text(answer),
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+
+    async def _respond(self, respond: AsyncRespond, result: Answer | str, *, thread_ts: str | None = None) -> None:
+        """An answer for everyone in the channel, or a message only the asker sees."""
+        if isinstance(result, Answer):
+            reply = await respond(
+                **self._answer_message(result), response_type="in_channel", replace_original=False, thread_ts=thread_ts
+            )
+        else:
+            reply = await respond(text=escape_mrkdwn(result), response_type="ephemeral", replace_original=False)
+        if reply.status_code != 200:
+            _log.warning("Slack refused a reply to its response_url: HTTP %s %s", reply.status_code, reply.body)
+
+    async def _post(self, client: AsyncWebClient, channel: str, result: Answer | str, *, thread_ts: str | None) -> None:
+        if isinstance(result, Answer):
+            await client.chat_postMessage(channel=channel, thread_ts=thread_ts, **self._answer_message(result))
+        else:
+            await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=escape_mrkdwn(result))
+
+    # -- slash commands ----------------------------------------------------------------------------------
+    async def ask(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        """/ask <question>: search the collection."""
+        await ack()
+        question = slack_question(command.get("text", ""))
+        conversation, user = f"slack:{command['channel_id']}", f"slack:{command['user_id']}"
+        await self._respond(respond, await _attempt(self.core.ask(conversation, user, question)))
+
+    async def more(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        """/more: the next results for the last question in this channel."""
+        await ack()
+        await self._respond(respond, await _attempt(self.core.more(f"slack:{command['channel_id']}")))
+
+    async def stats(self, ack: AsyncAck, respond: AsyncRespond) -> None:
+        """/kb-stats: what the index holds and when it was built."""
+        await ack()
+
+        async def text() -> str:
+            return stats_text(await self.core.stats())
+
+        await self._respond(respond, await _attempt(text()))
+
+    async def help(self, ack: AsyncAck) -> None:
+        """/kb-help: how to use the bot (only the asker sees it)."""
+        await ack(text=escape_mrkdwn(f"{self.core.help()}\n\n{SLACK_HELP}"))
+
+    async def reindex(
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
+    ) -> None:
+        """/kb-reindex [full]: re-read the collection (admins only); the summary follows when it is done."""
+        await ack()
+        user = command["user_id"]
+        if user not in self.settings.slack_admins:
+            await self._respond(respond, NotAdmin().user_message)
+            return
+        full = "full" in command.get("text", "").lower().split()
+        try:
+            task = self.core.start_reindex(f"slack:{user}", full=full)
+        except AlreadyRunning as error:
+            await self._respond(respond, error.user_message)
+            return
+        kind = "A full rebuild" if full else "Reindex"
+        await self._respond(respond, f"{kind} started; I'll post the summary here when it finishes.")
+        try:
+            # Shielded: should this listener be cancelled (shutdown), the reindex itself carries on.
+            summary = reindex_summary(await asyncio.shield(task))
+        except (BotError, KnowledgeError) as error:
+            summary = error.user_message
+        except Exception:  # noqa: BLE001 - the core has logged it with its traceback
+            summary = REINDEX_FAILED
+        reply = await respond(text=escape_mrkdwn(summary), response_type="ephemeral", replace_original=False)
+        if reply.status_code != 200:
+            # A response_url lasts 30 minutes; a long rebuild outlives it, so tell the admin in a DM.
+            await client.chat_postMessage(channel=user, text=escape_mrkdwn(summary))
+
+    # -- events ------------------------------------------------------------------------------------------
+    async def on_mention(self, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        """A mention in a channel: answer in its thread."""
+        await self._answer_event(event, context, client, thread_ts=event.get("thread_ts") or event.get("ts"))
+
+    async def on_message(self, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:
+        """A direct message: answer in the DM. Messages elsewhere are left to `on_mention`."""
+        if event.get("channel_type") == "im":
+            await self._answer_event(event, context, client, thread_ts=event.get("thread_ts"))
+
+    async def _answer_event(
+        self, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient, *, thread_ts: str | None
+    ) -> None:
+        if not _from_a_person(event, context.bot_user_id):
+            return
+        key = message_key(event)
+        # Claimed before the first await, so concurrent deliveries of one message cannot both pass.
+        if key is None or not self.seen.first_time(key):
+            _log.debug("not answering %s again", key)
+            return
+        channel = event["channel"]
+        question = slack_question(event.get("text") or "")
+        result = await _attempt(self.core.ask(f"slack:{channel}", f"slack:{event['user']}", question))
+        await self._post(client, channel, result, thread_ts=thread_ts)
+
+    # -- buttons -----------------------------------------------------------------------------------------
+    async def more_button(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """The "More results" button: the next page of the answer the button belongs to, in the same thread."""
+        await ack()
+        conversation = f"slack:{_action_channel(body)}"
+        result = await _attempt(self.core.more(conversation, action.get("value") or None))
+        await self._respond(respond, result, thread_ts=_action_thread(body))
+
+    async def vote_button(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """👍 / 👎: store the vote for later evaluation."""
+        await ack()
+        vote: Vote = "up" if action["action_id"] == "kb_vote_up" else "down"
+        user = f"slack:{body.get('user', {}).get('id', '')}"
+
+        async def record() -> str:
+            self.core.record_vote(str(action.get("value") or ""), vote, user, "slack")
+            return THANKS
+
+        await self._respond(respond, await _attempt(record()))
+
+
+def create_slack_app(core: ChatCore, settings: BotSettings, *, client: AsyncWebClient | None = None) -> AsyncApp:
+    """The bolt app answering on Slack for `core`; it serves both HTTP and Socket Mode.
+
+    Nothing is sent to Slack here: bolt calls `auth.test` once, on the first request, to learn the
+    bot's own ids (so that its own messages are ignored).
+    """
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    if not token:
+        raise ValueError("Slack needs a bot token (KB_SLACK_BOT_TOKEN)")
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    app = AsyncApp(
+        name="collections-bot",
+        client=client or AsyncWebClient(token=token, base_url=settings.slack_api_url),
+        # Without a signing secret (Socket Mode only) no HTTP request can be signed validly: bolt would
+        # otherwise take SLACK_SIGNING_SECRET from the environment, or accept an empty secret.
+        signing_secret=secret or secrets.token_hex(32),
+        process_before_response=False,
+    )
+    SlackFrontEnd(core, settings).register(app)
+    return app
+
+
+def slack_http_handler(app: AsyncApp) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler for `POST /slack/events` (events, commands, interactivity) dispatching to `app`.
+
+    bolt verifies the signature (a forged one, or a timestamp more than 5 minutes off, gets 401).
+    """
+
+    async def handle(request: web.Request) -> web.Response:
+        timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
+        if not (timestamp.isascii() and timestamp.isdigit()):
+            # bolt would fail on int(timestamp) and answer 500 after logging a traceback.
+            return web.json_response({"error": "invalid request"}, status=401)
+        try:
+            bolt_request = await to_bolt_request(request)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            # bolt parses the body before it checks the signature, so this may be anyone's malformed body.
+            return web.json_response({"error": "malformed request"}, status=400)
+        return await to_aiohttp_response(await app.async_dispatch(bolt_request))
+
+    return handle
+
+
+async def start_socket_mode(app: AsyncApp, settings: BotSettings) -> AsyncSocketModeHandler:
+    """Connect `app` to Slack over Socket Mode; the caller awaits `handler.close_async()` at shutdown.
+
+    Raises `slack_sdk.errors.SlackApiError` when Slack refuses the app token.
+    """
+    token = settings.slack_app_token.get_secret_value() if settings.slack_app_token else ""
+    if not token:
+        raise ValueError("Socket Mode needs an app-level token (KB_SLACK_APP_TOKEN)")
+    handler = AsyncSocketModeHandler(app, app_token=token)
+    try:
+        # The client's connect() retries forever, even when Slack rejects the token; asking for the
+        # WebSocket URL once first turns a bad token into an error here.
+        handler.client.wss_uri = await handler.client.issue_new_wss_url()
+        await handler.connect_async()  # type: ignore[no-untyped-call]
+    except BaseException:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+        raise
+    _log.info("connected to Slack over Socket Mode")
+    return handler

@@ -1,0 +1,158 @@
+"""Rendering is pure: tables of answers and the messages they become."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.chat import Answer, AnswerItem
+from bot.render import (
+    DISCORD_LIMIT,
+    SLACK_SECTION_LIMIT,
+    defuse_mentions,
+    escape_discord,
+    escape_mrkdwn,
+    render_discord,
+    render_slack,
+    render_text,
+    slack_fallback_text,
+    split,
+)
+
+ADAMW = AnswerItem(
+    entry_id="e1",
+    title="Fixing Weight Decay Regularization in Adam",
+    summary="Adam 中 L2 正则与权重衰减不等价。",
+    url="https://arxiv.org/abs/1711.05101",
+    code_url="https://github.com/loshchil/AdamW-and-SGDW",
+    section=("ICLR 2018", "优化"),
+)
+HEADLINE = AnswerItem(
+    "e2", "10亿照片训练，Facebook半弱监督训练方法刷新ResNet-50 ImageNet基准测试", "", None, None, ("CV",)
+)
+
+
+def answer(*items: AnswerItem, question: str = "weight decay", page: int = 1, pages: int = 1) -> Answer:
+    return Answer("a1b2", question, tuple(items), page=page, pages=pages)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("", 10, [""]),
+        ("short", 10, ["short"]),
+        ("line one\nline two", 10, ["line one", "line two"]),
+        ("line one\nline two", 17, ["line one\nline two"]),
+        ("x" * 25, 10, ["x" * 10, "x" * 10, "x" * 5]),
+        ("ab\n" + "中" * 12, 5, ["ab", "中" * 5, "中" * 5, "中" * 2]),
+    ],
+)
+def test_split(text: str, limit: int, expected: list[str]) -> None:
+    pieces = split(text, limit)
+    assert pieces == expected
+    assert all(len(piece) <= limit for piece in pieces)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("@everyone look", "@\u200beveryone look"),
+        ("@HERE", "@\u200bHERE"),
+        ("<@&123> and <@456> <#789>", "<\u200b@&123> and <\u200b@456> <\u200b#789>"),
+        ("plain 中文", "plain 中文"),
+    ],
+)
+def test_defuse_mentions(text: str, expected: str) -> None:
+    assert defuse_mentions(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("**bold** _it_ `code`", "\\*\\*bold\\*\\* \\_it\\_ \\`code\\`"),
+        ("[x](http://evil)", "\\[x\\](http://evil)"),
+        ("> quote # head", "\\> quote # head"),
+        ("# head\n- item (a)", "\\# head\n\\- item (a)"),
+    ],
+)
+def test_escape_discord(text: str, expected: str) -> None:
+    assert escape_discord(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<!channel> & <!here> <!everyone>", "&lt;!channel&gt; &amp; &lt;!here&gt; &lt;!everyone&gt;"),
+        ("<https://x|click>", "&lt;https://x|click&gt;"),
+        ("a > b", "a &gt; b"),
+    ],
+)
+def test_escape_mrkdwn(text: str, expected: str) -> None:
+    assert escape_mrkdwn(text) == expected
+
+
+def test_discord_answer_shows_title_link_code_and_section_without_previews() -> None:
+    (message,) = render_discord(answer(ADAMW, HEADLINE))
+    assert message.suppress_embeds
+    assert "**1. [Fixing Weight Decay Regularization in Adam](<https://arxiv.org/abs/1711.05101>)**" in message.content
+    assert "[code](<https://github.com/loshchil/AdamW-and-SGDW>)" in message.content
+    assert "📂 ICLR 2018 › 优化" in message.content
+    assert "**2. 10亿照片训练，Facebook半弱监督训练方法刷新ResNet-50 ImageNet基准测试**" in message.content
+
+
+def test_discord_long_answers_split_below_the_limit_and_keep_everything() -> None:
+    long_items = [
+        AnswerItem(f"e{i}", f"标题 {i} " + "长" * 300, "摘要" * 400, f"https://x.example/{i}", None, ("节",))
+        for i in range(5)
+    ]
+    messages = render_discord(answer(*long_items))
+    assert len(messages) > 1
+    assert all(len(m.content) <= DISCORD_LIMIT for m in messages)
+    joined = "".join(m.content for m in messages)
+    assert all(f"https://x.example/{i}" in joined for i in range(5))
+
+
+def test_discord_refusal_and_paging() -> None:
+    (refusal,) = render_discord(Answer("id", "sourdough @everyone", (), refused=True))
+    assert "found nothing" in refusal.content and "@\u200beveryone" in refusal.content
+    (paged,) = render_discord(answer(ADAMW, page=2, pages=3), page_size=5)
+    assert "(page 2/3)" in paged.content and "**6. [" in paged.content
+
+
+def test_slack_blocks() -> None:
+    blocks = render_slack(answer(ADAMW, HEADLINE, pages=2))
+    sections = [b for b in blocks if b["type"] == "section"]
+    contexts = [b for b in blocks if b["type"] == "context"]
+    (actions,) = [b for b in blocks if b["type"] == "actions"]
+    assert (
+        "*1. <https://arxiv.org/abs/1711.05101|Fixing Weight Decay Regularization in Adam>*"
+        in sections[1]["text"]["text"]
+    )
+    assert (
+        contexts[0]["elements"][0]["text"] == "📂 ICLR 2018 › 优化 · <https://github.com/loshchil/AdamW-and-SGDW|code>"
+    )
+    assert [e["action_id"] for e in actions["elements"]] == ["kb_more", "kb_vote_up", "kb_vote_down"]
+    assert {e["value"] for e in actions["elements"]} == {"a1b2"}
+    assert all(len(b["text"]["text"]) <= SLACK_SECTION_LIMIT for b in sections)
+
+
+def test_slack_escapes_user_text_and_stays_within_limits() -> None:
+    hostile = AnswerItem("e3", "<!channel> & <@U123>", "x" * 5000, "https://x.example/a b", None, ())
+    blocks = render_slack(answer(hostile, question="<!here> please"))
+    text = str(blocks)
+    for ping in ("<!channel>", "<!here>", "<!everyone>", "<@U123>"):
+        assert ping not in text
+    assert all(len(b["text"]["text"]) <= SLACK_SECTION_LIMIT for b in blocks if b["type"] == "section")
+    assert "https://x.example/a%20b" in text
+    assert "kb_more" not in text  # one page only
+    assert "<!here>" not in slack_fallback_text(answer(hostile, question="<!here> please"))
+
+
+def test_text_rendering() -> None:
+    text = render_text(answer(ADAMW))
+    assert text.splitlines()[:3] == [
+        "Results for “weight decay”:",
+        "1. Fixing Weight Decay Regularization in Adam",
+        "   Adam 中 L2 正则与权重衰减不等价。",
+    ]
+    assert "code: https://github.com/loshchil/AdamW-and-SGDW" in text
+    assert "Try the other language" in render_text(Answer("i", "天气", (), refused=True))

