@@ -15,7 +15,15 @@ from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
 from knowledge.parse import ParseResult, parse_sources
 from knowledge.search import Mode, Searcher, SearchResult, clean_query
 from knowledge.settings import Settings
-from knowledge.store import ChromaStore, IngestSummary, Progress, StoreStats, Where
+from knowledge.store import (
+    ChromaStore,
+    IngestSummary,
+    PassageText,
+    Progress,
+    StoreStats,
+    Where,
+    default_passage_text,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -44,11 +52,15 @@ class IngestReport:
 class KnowledgeBase:
     """Owns the embedder, the Chroma store and the searcher built from one `Settings`."""
 
-    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder | None = None, *, passage_text: PassageText = default_passage_text
+    ) -> None:
         self.settings = settings
         self.embedder = embedder or load_embedder(settings.embedder, threads=settings.embed_threads)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = ChromaStore(settings.data_dir, self.embedder, chroma_url=settings.chroma_url)
+        self.store = ChromaStore(
+            settings.data_dir, self.embedder, chroma_url=settings.chroma_url, passage_text=passage_text
+        )
         self.searcher = Searcher(self.store, self.embedder, settings.search_config(), cache_dir=settings.data_dir)
 
     def ingest(

@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--compare", action="store_true", help="also run dense-only and BM25-only")
 
     commands.add_parser("prompt", help="ingest, then ask questions interactively")
+
+    bench = commands.add_parser("bench", help="measure speed and memory against the targets")
+    bench.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    bench.add_argument("--scale", type=int, default=10, help="the large synthetic collection, × the bundled one")
+    bench.add_argument("--big", type=int, default=2700, help="entries of the markdown collection timed for ingest")
+    bench.add_argument("--eval", type=Path, help="a question file: compare R@5 of default vs longer embedded text")
+    bench.add_argument("--quick", action="store_true", help="skip the scale, big-collection and long-text runs")
     return parser
 
 
@@ -213,6 +220,50 @@ def run_prompt(kb: KnowledgeBase) -> int:
     return 0
 
 
+TARGETS = (
+    ("search p50 / bare encode p50", ("query", "ratio_p50"), 1.25),
+    ("cold ingest / pure embedding", ("cold_ingest", "ratio"), 1.2),
+    ("no-change reindex seconds", ("no_change_reindex", "seconds"), 3.0),
+    ("no-change reindex embedded", ("no_change_reindex", "embedded"), 0),
+    ("longest event-loop stall ms (20 at once)", ("concurrency", "max_loop_stall_ms"), 100.0),
+    ("query p50 growth 1x -> 10x", ("scale", "query_p50_growth"), 1.5),
+    ("serving peak RSS MB", ("memory", "serving_peak_rss_mb"), 1536.0),
+    ("2,700-entry cold ingest minutes", ("big_collection", "minutes"), 3.0),
+)
+
+
+def run_bench_command(settings: Settings, args: argparse.Namespace) -> int:
+    from knowledge.bench import run_bench
+
+    console = Console(stderr=True)
+    quick = args.quick
+    result = run_bench(
+        settings,
+        scale=0 if quick else args.scale,
+        big=0 if quick else args.big,
+        compare_long=not quick,
+        eval_file=args.eval,
+        log=lambda step: console.print(f"[dim]bench: {step}…[/dim]"),
+    )
+    checks = []
+    for label, (group, key), bound in TARGETS:
+        value = result.get(group, {}).get(key)
+        if value is not None:
+            checks.append({"target": label, "value": value, "bound": bound, "met": value <= bound})
+    result["targets"] = checks
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(json.dumps({k: v for k, v in result.items() if k != "targets"}, ensure_ascii=False, indent=2))
+    table = Table(title="targets")
+    for column in ("target", "measured", "bound", "met"):
+        table.add_column(column)
+    for check in checks:
+        table.add_row(check["target"], str(check["value"]), f"≤ {check['bound']}", "yes" if check["met"] else "NO")
+    Console().print(table)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -223,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     if args.command == "parse":
         return run_parse(settings, args.source, args.json)
+    if args.command == "bench":
+        return run_bench_command(settings, args)
     try:
         kb = KnowledgeBase(settings)
     except KnowledgeError as error:

@@ -46,6 +46,7 @@ _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 META_COLLECTION = "kb-meta"
+POINTER_TTL = 1.0
 PASSAGE_CAP = 300
 SECTION_SEPARATOR = " / "
 _DELETE_BATCH = 500
@@ -180,6 +181,7 @@ class ChromaStore:
         self._client_obj: ClientAPI | None = None
         self._client_lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
+        self._pointer_cache: tuple[float, _Pointer | None] | None = None
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -200,26 +202,31 @@ class ChromaStore:
         active = self._active()
         if active is None:
             return []
-        fetch = k * (10 if where.section_prefix else 3)
+        fetch = k * 10 if where.section_prefix else k + k // 2  # a few entries have several chunks
         chroma_where = {"lang": where.lang} if where.lang else None
+        # Metadata is fetched only to filter on the section: chunk 0 carries the whole entry as JSON,
+        # and the record id already names the entry and chunk.
+        include = ["metadatas", "distances"] if where.section_prefix else ["distances"]
         while True:
             result = active.query(
                 query_embeddings=[vector.tolist()],
                 n_results=fetch,
                 where=chroma_where,  # type: ignore[arg-type]
-                include=["metadatas", "distances"],
+                include=include,  # type: ignore[arg-type]
             )
-            metadatas = (result["metadatas"] or [[]])[0]
+            ids = result["ids"][0]
             distances = (result["distances"] or [[]])[0]
+            metadatas = (result["metadatas"] or [[]])[0] if where.section_prefix else [None] * len(ids)
             best: dict[str, DenseHit] = {}
-            for metadata, distance in zip(metadatas, distances, strict=True):
-                if not where.matches_section(str(metadata.get("section", ""))):
+            for record_id, metadata, distance in zip(ids, metadatas, distances, strict=True):
+                if metadata is not None and not where.matches_section(str(metadata.get("section", ""))):
                     continue
-                hit = DenseHit(str(metadata["entry_id"]), int(metadata["chunk"]), 1.0 - float(distance))  # type: ignore[arg-type]
+                entry_id, _, chunk = record_id.rpartition("#")
+                hit = DenseHit(entry_id, int(chunk), 1.0 - float(distance))
                 if hit.entry_id not in best or hit.score > best[hit.entry_id].score:
                     best[hit.entry_id] = hit
             # Fewer rows than asked for means the collection (or the filter) is exhausted.
-            if len(best) >= k or len(metadatas) < fetch:
+            if len(best) >= k or len(ids) < fetch:
                 return sorted(best.values(), key=lambda hit: hit.score, reverse=True)[:k]
             fetch *= 4
 
@@ -249,7 +256,7 @@ class ChromaStore:
                 embedder=self.embedder.name,
                 dim=self.embedder.dim,
                 collection=active.name,
-                entries=_count_entries(active),
+                entries=pointer.entries,
                 records=active.count(),
                 indexed_at=datetime.fromtimestamp(pointer.indexed_at, UTC),
                 sources=pointer.sources,
@@ -469,6 +476,7 @@ class ChromaStore:
 
     def _write_pointer(self, collection: str, generation: int, entries: int, sources: Sequence[str]) -> None:
         # One record write: readers see either the old or the new collection, never a mix.
+        self._pointer_cache = None
         self._meta().upsert(
             ids=[self._pointer_id],
             embeddings=np.ones((1, 1), dtype=np.float32),
@@ -508,10 +516,18 @@ class ChromaStore:
                 return read()
             except NotFoundError:
                 self._collections.clear()
+                self._pointer_cache = None
                 return read()
 
     def _active(self) -> Collection | None:
-        pointer = self._read_pointer()
+        """The collection readers use. The pointer is re-read at most every POINTER_TTL seconds: a
+        rebuild's switch reaches every reader within that, and a collection dropped meanwhile makes
+        `_read` re-read the pointer at once."""
+        now = time.monotonic()
+        cached = self._pointer_cache
+        if cached is None or now - cached[0] > POINTER_TTL:
+            cached = self._pointer_cache = (now, self._read_pointer())
+        pointer = cached[1]
         return self._open(pointer.collection) if pointer else None
 
     @contextlib.contextmanager

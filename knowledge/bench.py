@@ -1,0 +1,353 @@
+"""`python -m knowledge bench`: how fast the bot is, as ratios to the embedder's own cost, in one run.
+
+Everything runs in a fresh data dir that the bench creates and removes. Child processes measure peak RSS,
+so the numbers are not inflated by what the parent process has loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from knowledge.base import KnowledgeBase
+from knowledge.embed import Embedder, load_embedder
+from knowledge.entry import Entry
+from knowledge.parse import parse_sources
+from knowledge.settings import Settings
+from knowledge.store import PASSAGE_CAP, PassageText, default_passage_text
+
+# The bench's own questions: Chinese, English and cross-lingual, about the bundled collection.
+QUESTIONS = (
+    "哪篇论文修正了 Adam 的 weight decay?",
+    "Which paper fixes weight decay regularization in Adam?",
+    "对比学习",
+    "contrastive learning papers",
+    "图神经网络的综述",
+    "graph neural network survey",
+    "推荐系统里的多目标排序",
+    "multi-task ranking for recommendation",
+    "BERT 模型压缩 蒸馏",
+    "how to compress BERT with distillation",
+    "强化学习 AlphaGo",
+    "non-autoregressive machine translation",
+    "目标检测 EfficientDet",
+    "GAN image generation",
+    "CTR 预估中的位置偏置",
+    "hyperparameter optimization framework",
+    "中文 NLP 评测基准",
+    "video frame interpolation",
+    "英伟达的数据预处理加速库",
+    "今天北京的天气怎么样",
+)
+LONG_PASSAGE = 600
+_NUMBER = re.compile(r"^[0-9.]+\s*")
+VARIANT_WORDS = (
+    "revisited",
+    "a survey",
+    "in practice",
+    "at scale",
+    "for beginners",
+    "explained",
+    "benchmarks",
+    "实践",
+    "综述",
+    "详解",
+    "入门",
+    "进阶",
+    "复现",
+    "笔记",
+)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def long_passage_text(entry: Entry, index: int, chunk: str) -> str:
+    """The alternative the default is measured against: titles plus 600 characters of body."""
+    text = chunk if chunk.strip() else entry.summary
+    return "\n".join(part for part in [entry.title, *entry.alt_titles, text.strip()[:LONG_PASSAGE]] if part)
+
+
+def synthetic_collection(entries: Sequence[Entry], copies: int, folder: Path, *, limit: int | None = None) -> int:
+    """Write `copies` varied copies of `entries` as markdown notes; returns the number of entries written."""
+    rng = random.Random(20261122)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for copy in range(copies):
+        lines = [f"# Synthetic notes {copy}", ""]
+        section = None
+        for number, entry in enumerate(entries):
+            if limit is not None and written >= limit:
+                break
+            top = entry.section_path[0] if entry.section_path else "Misc"
+            if top != section:
+                section = top
+                heading = _NUMBER.sub("", top) or "Misc"
+                lines += [f"## {heading}", ""]
+            words = (entry.summary or entry.body or entry.title).split()
+            rng.shuffle(words)
+            summary = " ".join(words)[:PASSAGE_CAP]
+            title = f"{entry.title} — {rng.choice(VARIANT_WORDS)} {copy}.{number}"
+            url = f"https://synthetic.example/{copy}/{number}"
+            lines.append(f"- [{title.replace('[', '(').replace(']', ')')}]({url}) {summary}".rstrip())
+            written += 1
+        (folder / f"notes-{copy:02d}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return written
+
+
+def _time(function: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    function()
+    return time.perf_counter() - started
+
+
+def measure_queries(kb: KnowledgeBase, questions: Sequence[str]) -> dict[str, float]:
+    """Bare encode against the full search, for the same questions, interleaved."""
+    for question in questions[:3]:  # warm caches, the BM25 index and the HNSW index
+        kb.search(question)
+    encode, search = [], []
+    for question in questions:
+        encode.append(_time(lambda q=question: kb.embedder.embed_queries([q])))  # type: ignore[misc]
+        search.append(_time(lambda q=question: kb.search(q)))  # type: ignore[misc]
+    return {
+        "encode_p50_ms": round(percentile(encode, 50) * 1000, 2),
+        "encode_p95_ms": round(percentile(encode, 95) * 1000, 2),
+        "search_p50_ms": round(percentile(search, 50) * 1000, 2),
+        "search_p95_ms": round(percentile(search, 95) * 1000, 2),
+        "ratio_p50": round(percentile(search, 50) / percentile(encode, 50), 3),
+    }
+
+
+def measure_concurrency(kb: KnowledgeBase, questions: Sequence[str], n: int = 20) -> dict[str, float]:
+    """`n` questions at once through the async path the chat adapters use, and the event loop's worst stall."""
+
+    async def run() -> dict[str, float]:
+        worst = 0.0
+        stop = False
+
+        async def tick() -> None:
+            nonlocal worst
+            period = 0.005
+            while not stop:
+                before = time.perf_counter()
+                await asyncio.sleep(period)
+                worst = max(worst, time.perf_counter() - before - period)
+
+        ticker = asyncio.get_running_loop().create_task(tick())
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        results = await asyncio.gather(*(kb.asearch(questions[i % len(questions)]) for i in range(n)))
+        elapsed = time.perf_counter() - started
+        stop = True
+        await ticker
+        return {
+            "questions": n,
+            "answered": len(results),
+            "seconds": round(elapsed, 3),
+            "questions_per_second": round(n / elapsed, 2),
+            "max_loop_stall_ms": round(worst * 1000, 2),
+        }
+
+    return asyncio.run(run())
+
+
+def pure_embedding_seconds(
+    embedder: Embedder, entries: Sequence[Entry], passage_text: PassageText, batch: int = 32
+) -> float:
+    texts = [passage_text(entry, i, chunk) for entry in entries for i, chunk in enumerate(entry.chunks())]
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        embedder.embed_passages(texts[start : start + batch])
+    return time.perf_counter() - started
+
+
+def child_peak_rss(role: str, sources: Path, data: Path, spec: str) -> float:
+    """Peak RSS in MB of a fresh process that ingests (`ingest`) or loads the index and answers (`serve`)."""
+    env = {**os.environ, "KB_SOURCES": str(sources), "KB_DATA_DIR": str(data), "KB_EMBEDDER": spec}
+    done = subprocess.run(
+        [sys.executable, "-m", "knowledge.bench", role],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
+        check=True,
+    )
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+
+
+def _child(role: str) -> None:
+    settings = Settings()
+    kb = KnowledgeBase(settings)
+    if role == "ingest":
+        kb.ingest()
+    else:
+        kb.searcher.refresh(force=True)
+        for question in QUESTIONS:
+            kb.search(question)
+    kb.close()
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"role": role, "peak_rss_mb": round(peak_kb / 1024, 1)}))
+
+
+def _scale_point(
+    label: str, sources: Path, data: Path, spec: str, embedder: Embedder, questions: Sequence[str]
+) -> dict[str, Any]:
+    settings = Settings(_env_file=None, sources=[sources], data_dir=data, embedder=spec)
+    kb = KnowledgeBase(settings, embedder)
+    try:
+        report = kb.ingest()
+        queries = measure_queries(kb, questions)
+    finally:
+        kb.close()
+    return {
+        "label": label,
+        "entries": report.summary.entries,
+        "ingest_seconds": report.summary.seconds,
+        "query_p50_ms": queries["search_p50_ms"],
+        "serving_peak_rss_mb": child_peak_rss("serve", sources, data, spec),
+    }
+
+
+def run_bench(
+    settings: Settings,
+    *,
+    scale: int = 10,
+    big: int = 2700,
+    compare_long: bool = True,
+    eval_file: Path | None = None,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """Every measurement of the bench, in one run, in a fresh data dir that is removed afterwards."""
+    spec = settings.embedder
+    embedder = load_embedder(spec, threads=settings.embed_threads)
+    root = Path(tempfile.mkdtemp(prefix="kb-bench-"))
+    result: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.machine(),
+        },
+        "embedder": embedder.name,
+    }
+    try:
+        sources = [Path(s) for s in settings.sources]
+        entries = parse_sources(sources).entries
+        one = root / "one"
+        one.mkdir()
+        for path in sources:  # a copy, so children read the same collection
+            target = one / path.name
+            if path.is_dir():
+                shutil.copytree(path, target)
+            else:
+                shutil.copy(path, target)
+
+        log("cold ingest")
+        kb = KnowledgeBase(Settings(_env_file=None, sources=[one], data_dir=root / "data-1x", embedder=spec), embedder)
+        try:
+            cold = kb.ingest()
+            pure = pure_embedding_seconds(embedder, cold.parsed.entries, default_passage_text)
+            result["cold_ingest"] = {
+                "entries": cold.summary.entries,
+                "seconds": cold.summary.seconds,
+                "pure_embedding_seconds": round(pure, 3),
+                "entries_per_second": round(cold.summary.entries / cold.summary.seconds, 2),
+                "ratio": round(cold.summary.seconds / pure, 3),
+            }
+            log("no-change reindex")
+            again = kb.ingest()
+            result["no_change_reindex"] = {"seconds": again.summary.seconds, "embedded": again.summary.embedded}
+            log("queries")
+            result["query"] = measure_queries(kb, QUESTIONS)
+            log("concurrency")
+            result["concurrency"] = measure_concurrency(kb, QUESTIONS)
+            if eval_file is not None:
+                from knowledge.evaluate import evaluate, load_questions
+                from knowledge.search import search_entries
+
+                scores = evaluate(load_questions(eval_file), lambda q, k: search_entries(kb.searcher, q, k))
+                result["eval_default_text"] = {"recall@5": scores.recall["all"][5], "mrr@10": round(scores.mrr10, 4)}
+        finally:
+            kb.close()
+
+        log("memory")
+        result["memory"] = {
+            "ingest_peak_rss_mb": child_peak_rss("ingest", one, root / "data-rss", spec),
+            "serving_peak_rss_mb": child_peak_rss("serve", one, root / "data-1x", spec),
+        }
+
+        if compare_long:
+            log("longer embedded texts")
+            long_settings = Settings(_env_file=None, sources=[one], data_dir=root / "data-long", embedder=spec)
+            long_kb = KnowledgeBase(long_settings, embedder, passage_text=long_passage_text)
+            try:
+                long_report = long_kb.ingest()
+                row: dict[str, Any] = {"chars": LONG_PASSAGE, "cold_ingest_seconds": long_report.summary.seconds}
+                if eval_file is not None:
+                    from knowledge.evaluate import evaluate, load_questions
+                    from knowledge.search import search_entries
+
+                    scores = evaluate(load_questions(eval_file), lambda q, k: search_entries(long_kb.searcher, q, k))
+                    row |= {"recall@5": scores.recall["all"][5], "mrr@10": round(scores.mrr10, 4)}
+                result["long_text"] = row
+            finally:
+                long_kb.close()
+
+        if big:
+            log(f"{big}-entry markdown collection")
+            folder = root / "big"
+            count = synthetic_collection(entries, -(-big // max(len(entries), 1)), folder, limit=big)
+            kb = KnowledgeBase(
+                Settings(_env_file=None, sources=[folder], data_dir=root / "data-big", embedder=spec), embedder
+            )
+            try:
+                report = kb.ingest()
+            finally:
+                kb.close()
+            result["big_collection"] = {
+                "entries_written": count,
+                "entries": report.summary.entries,
+                "cold_ingest_seconds": report.summary.seconds,
+                "minutes": round(report.summary.seconds / 60, 2),
+            }
+
+        if scale > 1:
+            log(f"scale 1x and {scale}x")
+            folder = root / f"scale-{scale}"
+            synthetic_collection(entries, scale, folder)
+            small = root / "scale-1"
+            synthetic_collection(entries, 1, small)
+            points = [
+                _scale_point("1x", small, root / "data-s1", spec, embedder, QUESTIONS),
+                _scale_point(f"{scale}x", folder, root / f"data-s{scale}", spec, embedder, QUESTIONS),
+            ]
+            result["scale"] = {
+                "points": points,
+                "query_p50_growth": round(points[1]["query_p50_ms"] / points[0]["query_p50_ms"], 3),
+                "ingest_growth": round(points[1]["ingest_seconds"] / points[0]["ingest_seconds"], 3),
+            }
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return result
+
+
+if __name__ == "__main__":  # the child processes of the memory measurements
+    _child(sys.argv[1])
