@@ -152,8 +152,12 @@ def _add_commands(bot: KnowledgeBot) -> None:
     @app_commands.describe(question="What to look for, in Chinese or English")
     async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, QUESTION_MAX_CHARS]) -> None:
         """Ask the collection of ML reading notes a question."""
+        user = user_key(interaction.user)
+        # Before deferring: after a public defer Discord shows the first followup publicly, whatever its
+        # ephemeral flag, and "please wait" is for the asker only.
+        bot.core.check_cooldown(user)
         await interaction.response.defer(thinking=True)
-        answer = await bot.core.ask(conversation_key(interaction.channel_id), user_key(interaction.user), question)
+        answer = await bot.core.ask(conversation_key(interaction.channel_id), user, question, cooldown=False)
         await bot.send_answer(interaction, answer)
 
     @tree.command(name="more")
@@ -182,11 +186,11 @@ def _add_commands(bot: KnowledgeBot) -> None:
     @app_commands.check(_is_admin)
     async def reindex(interaction: discord.Interaction, full: bool = False) -> None:
         """Re-read the collection (server managers only); answers keep coming meanwhile."""
-        await interaction.response.defer(thinking=True)
         user = interaction.user
+        # Starting is instant, so no defer: "already running" can then be a private response.
         task = bot.core.start_reindex(f"discord:{user.id} ({user})", full=full)
         try:
-            await bot.say(interaction, REINDEX_STARTED)
+            await interaction.response.send_message(REINDEX_STARTED, allowed_mentions=NO_MENTIONS)
         finally:
             bot.spawn(bot.post_reindex_result(interaction, task))
 

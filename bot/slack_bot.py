@@ -23,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import aiohttp
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -124,8 +125,8 @@ class RecentKeys:
 def message_key(event: dict[str, Any]) -> str | None:
     """What identifies a Slack message across deliveries: its channel and timestamp.
 
-    A retried event and the same message delivered as both `app_mention` and `message` share them,
-    while their `event_id`s differ; `client_msg_id` is missing from some clients' messages.
+    A retried event shares them with the first delivery, and so does the same message delivered as both
+    `app_mention` and `message` (two different `event_id`s); `client_msg_id` is missing from some messages.
     """
     channel, ts = event.get("channel"), event.get("ts")
     return f"{channel}:{ts}" if channel and ts else None
@@ -258,10 +259,20 @@ class SlackFrontEnd:
             summary = error.user_message
         except Exception:  # noqa: BLE001 - the core has logged it with its traceback
             summary = REINDEX_FAILED
-        reply = await respond(text=escape_mrkdwn(summary), response_type="ephemeral", replace_original=False)
-        if reply.status_code != 200:
-            # A response_url lasts 30 minutes; a long rebuild outlives it, so tell the admin in a DM.
-            await client.chat_postMessage(channel=user, text=escape_mrkdwn(summary))
+        await self._tell_later(respond, client, user, summary)
+
+    async def _tell_later(self, respond: AsyncRespond, client: AsyncWebClient, user: str, text: str) -> None:
+        """An ephemeral reply through the response_url, or a DM to `user` once that has expired."""
+        try:
+            reply = await respond(text=escape_mrkdwn(text), response_type="ephemeral", replace_original=False)
+            if reply.status_code == 200:
+                return
+            problem = f"HTTP {reply.status_code} {reply.body}"
+        except (aiohttp.ClientError, TimeoutError) as error:
+            problem = repr(error)
+        # A response_url lasts 30 minutes (and 5 replies); a long rebuild can outlive it.
+        _log.info("the response_url refused a late reply (%s); sending it to %s in a DM", problem, user)
+        await client.chat_postMessage(channel=user, text=escape_mrkdwn(text))
 
     # -- events ------------------------------------------------------------------------------------------
     async def on_mention(self, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:

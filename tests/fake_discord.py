@@ -1,0 +1,252 @@
+"""A recording fake of Discord's REST API: an aiohttp server on a free loopback port.
+
+It answers what the bot calls (login, interaction callbacks, followups, channel messages, command
+sync) with payloads shaped like Discord's, and records every request so tests can assert what a user
+would see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+API_PREFIX = "/api/v10"
+APP_ID = 1100000000000000001
+BOT_ID = APP_ID  # Discord gives a bot user the application's id
+OWNER_ID = 1100000000000000002
+
+BOT_USER: dict[str, Any] = {
+    "id": str(BOT_ID),
+    "username": "notes-bot",
+    "discriminator": "0",
+    "global_name": None,
+    "avatar": None,
+    "bot": True,
+    "flags": 0,
+    "verified": True,
+    "mfa_enabled": False,
+}
+
+
+@dataclass
+class Recorded:
+    """One request the bot made, and what the fake answered."""
+
+    method: str
+    path: str  # without the /api/v10 prefix
+    query: dict[str, str]
+    body: Any  # the JSON body, or the `payload_json` part of a multipart body; None when empty
+    authorization: str | None
+    status: int = 200
+    response: Any = None
+
+    @property
+    def message_body(self) -> dict[str, Any]:
+        """The message part of the body: an interaction callback nests it under `data`."""
+        body = self.body if isinstance(self.body, dict) else {}
+        nested = body.get("data")
+        return nested if self.path.endswith("/callback") and isinstance(nested, dict) else body
+
+    @property
+    def content(self) -> str:
+        return str(self.message_body.get("content") or "")
+
+    @property
+    def flags(self) -> int:
+        return int(self.message_body.get("flags") or 0)
+
+
+@dataclass
+class FakeDiscord:
+    """The fake API; `url` is what `discord_api_url` should be."""
+
+    requests: list[Recorded] = field(default_factory=list)
+    channel_id: int = 1200000000000000001  # where webhook (followup) messages say they were posted
+    expired_tokens: set[str] = field(default_factory=set)  # interaction tokens whose webhooks answer 401
+    url: str = ""
+    _runner: web.AppRunner | None = None
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1300000000000000001))
+    _changed: asyncio.Condition | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}{API_PREFIX}"
+        self._changed = asyncio.Condition()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- what tests look at ----------------------------------------------------------------------
+
+    def find(self, method: str, pattern: str) -> list[Recorded]:
+        """Requests whose method matches and whose path fully matches the regular expression."""
+        return [r for r in self.requests if r.method == method and re.fullmatch(pattern, r.path)]
+
+    @property
+    def followups(self) -> list[Recorded]:
+        return self.find("POST", rf"/webhooks/{APP_ID}/[^/]+")
+
+    @property
+    def callbacks(self) -> list[Recorded]:
+        return self.find("POST", r"/interactions/\d+/[^/]+/callback")
+
+    @property
+    def channel_messages(self) -> list[Recorded]:
+        return self.find("POST", r"/channels/\d+/messages")
+
+    async def wait_for(self, predicate: Callable[[Recorded], bool], timeout: float = 10.0) -> Recorded:
+        """The first request matching `predicate`, waiting for it to arrive."""
+        assert self._changed is not None
+
+        def match() -> Recorded | None:
+            return next((r for r in self.requests if predicate(r)), None)
+
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: match() is not None), timeout)
+        found = match()
+        assert found is not None
+        return found
+
+    # -- the server ------------------------------------------------------------------------------
+
+    def _snowflake(self) -> str:
+        return str(next(self._ids))
+
+    def message(self, channel_id: int | str, body: dict[str, Any], **extra: Any) -> dict[str, Any]:
+        """A message object as Discord returns it for a message the bot created from `body`."""
+        message = {
+            "id": self._snowflake(),
+            "channel_id": str(channel_id),
+            "author": BOT_USER,
+            "content": body.get("content") or "",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "edited_timestamp": None,
+            "tts": False,
+            "mention_everyone": False,
+            "mentions": [],
+            "mention_roles": [],
+            "attachments": [],
+            "embeds": [],
+            "pinned": False,
+            "type": 0,
+            "flags": body.get("flags") or 0,
+            "components": body.get("components") or [],
+        }
+        message.update(extra)
+        return message
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.removeprefix(API_PREFIX)
+        body = await _read_body(request)
+        recorded = Recorded(request.method, path, dict(request.query), body, request.headers.get("Authorization"))
+        status, payload = self._answer(request.method, path, body if isinstance(body, dict) else {}, body)
+        recorded.status, recorded.response = status, payload
+        self.requests.append(recorded)
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+        if payload is None:
+            return web.Response(status=status)
+        # Exactly "application/json", as Discord sends it: discord.py parses nothing else as JSON.
+        return web.Response(
+            body=json.dumps(payload).encode(), status=status, headers={"Content-Type": "application/json"}
+        )
+
+    def _answer(self, method: str, path: str, body: dict[str, Any], raw: Any) -> tuple[int, Any]:
+        route = f"{method} {path}"
+        if route == "GET /users/@me":
+            return 200, BOT_USER
+        if route == "GET /oauth2/applications/@me":
+            return 200, _application()
+        if m := re.fullmatch(r"POST /interactions/(\d+)/([^/]+)/callback", route):
+            return 200, self._callback(m[1], body)
+        if (m := re.fullmatch(rf"\w+ /webhooks/{APP_ID}/([^/]+).*", route)) and m[1] in self.expired_tokens:
+            return 401, {"message": "Invalid Webhook Token", "code": 50027}
+        if m := re.fullmatch(rf"POST /webhooks/{APP_ID}/([^/]+)", route):
+            return 200, self.message(self.channel_id, body, webhook_id=str(APP_ID), application_id=str(APP_ID))
+        if m := re.fullmatch(rf"(PATCH|GET) /webhooks/{APP_ID}/([^/]+)/messages/([^/]+)", route):
+            return 200, self.message(self.channel_id, body, webhook_id=str(APP_ID))
+        if re.fullmatch(rf"DELETE /webhooks/{APP_ID}/([^/]+)/messages/([^/]+)", route):
+            return 204, None
+        if m := re.fullmatch(r"POST /channels/(\d+)/messages", route):
+            extra: dict[str, Any] = {}
+            if "message_reference" in body:
+                extra = {"type": 19, "message_reference": body["message_reference"]}
+            return 200, self.message(m[1], body, **extra)
+        if re.fullmatch(r"POST /channels/(\d+)/typing", route):
+            return 204, None
+        if m := re.fullmatch(r"PUT /applications/(\d+)(?:/guilds/(\d+))?/commands", route):
+            return 200, [self._command(command, m[2]) for command in raw or []]
+        return 404, {"message": "404: Not Found", "code": 0}
+
+    def _callback(self, interaction_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        kind = body.get("type")
+        data = body.get("data") or {}
+        resource: dict[str, Any] = {"type": kind}
+        message_id = None
+        if kind in (4, 7):  # a message sent (or updated) with the response
+            resource["message"] = self.message(self.channel_id, data)
+            message_id = resource["message"]["id"]
+        return {
+            "interaction": {
+                "id": interaction_id,
+                "type": 2,
+                "response_message_id": message_id,
+                "response_message_loading": kind == 5,
+                "response_message_ephemeral": bool(int(data.get("flags") or 0) & 64),
+            },
+            "resource": resource,
+        }
+
+    def _command(self, command: dict[str, Any], guild_id: str | None) -> dict[str, Any]:
+        return {
+            **command,
+            "id": self._snowflake(),
+            "application_id": str(APP_ID),
+            "guild_id": guild_id,
+            "version": self._snowflake(),
+            "type": command.get("type", 1),
+        }
+
+
+async def _read_body(request: web.Request) -> Any:
+    if not request.can_read_body:
+        return None
+    if request.content_type.startswith("multipart/"):
+        fields: dict[str, Any] = {}
+        reader = await request.multipart()
+        async for part in reader:
+            if part.name == "payload_json":  # type: ignore[union-attr]
+                fields.update(json.loads(await part.text()))  # type: ignore[union-attr]
+        return fields
+    text = await request.text()
+    return json.loads(text) if text else None
+
+
+def _application() -> dict[str, Any]:
+    return {
+        "id": str(APP_ID),
+        "name": "notes-bot",
+        "description": "Answers from the reading notes",
+        "icon": None,
+        "bot_public": False,
+        "bot_require_code_grant": False,
+        "owner": {"id": str(OWNER_ID), "username": "owner", "discriminator": "0", "avatar": None},
+        "verify_key": "0" * 64,
+        "flags": 0,
+    }

