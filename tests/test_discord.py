@@ -139,7 +139,7 @@ def make_settings(notes: Path, tmp_path: Path, fake: FakeDiscord) -> Callable[..
             "sources": [notes],
             "data_dir": tmp_path,
             "cooldown_seconds": 0,
-            "page_size": 2,
+            "answer_size": 2,
             "discord_token": "test-token",
             "discord_api_url": fake.url,
             "discord_gateway_url": "ws://127.0.0.1:9/gateway",

@@ -247,7 +247,7 @@ async def serve(kb: KnowledgeBase, data_dir: Path, **overrides: Any) -> AsyncIte
             "slack_admins": [ADMIN],
             "slack_api_url": fake.api_url,
             "cooldown_seconds": 0,
-            "page_size": 1,
+            "answer_size": 1,
             **overrides,
         }
         settings = BotSettings(_env_file=None, **options)
