@@ -27,5 +27,8 @@ test: lint
 run: install
 	$(PY) -m bot run
 
+bench: install
+	$(PY) -m knowledge bench --eval ../shared/eval/questions.jsonl
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,67 @@
+"""The bench runs end to end on a tiny corpus and produces every field (timings are not asserted)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+from knowledge.bench import QUESTIONS, percentile, synthetic_collection
+from knowledge.cli import main
+from knowledge.parse import parse_sources
+
+
+def test_percentile() -> None:
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 95) == 5.0
+    assert percentile([], 50) == 0.0
+
+
+def test_synthetic_collection_varies_and_keeps_entries_apart(small_notes: Path, tmp_path: Path) -> None:
+    entries = parse_sources([small_notes]).entries
+    written = synthetic_collection(entries, 3, tmp_path / "syn", limit=25)
+    parsed = parse_sources([tmp_path / "syn"])
+    assert written == 25 and len(parsed.entries) == 25 and parsed.merged == 0
+    assert len({entry.title for entry in parsed.entries}) == 25
+
+
+def test_bench_produces_every_field(small_notes: Path, tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    questions = tmp_path / "q.jsonl"
+    questions.write_text(
+        json.dumps({"id": "a", "lang": "en", "query": "attention transformer", "expect_any": ["1706.03762"]}) + "\n",
+        encoding="utf-8",
+    )
+    before = set(Path(tempfile.gettempdir()).glob("kb-bench-*"))
+    monkeypatch.setenv("KB_SOURCES", str(small_notes))
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "unused"))
+    assert main(["bench", "--json", "--scale", "2", "--big", "30", "--eval", str(questions)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {
+        "machine",
+        "embedder",
+        "cold_ingest",
+        "no_change_reindex",
+        "query",
+        "concurrency",
+        "memory",
+        "long_text",
+        "big_collection",
+        "scale",
+        "eval_default_text",
+        "targets",
+    }
+    assert set(result["cold_ingest"]) == {"entries", "seconds", "pure_embedding_seconds", "entries_per_second", "ratio"}
+    assert result["cold_ingest"]["entries"] == 10
+    assert result["no_change_reindex"]["embedded"] == 0
+    assert set(result["query"]) == {"encode_p50_ms", "encode_p95_ms", "search_p50_ms", "search_p95_ms", "ratio_p50"}
+    assert result["concurrency"]["answered"] == 20 == result["concurrency"]["questions"]
+    assert {"questions_per_second", "max_loop_stall_ms"} <= set(result["concurrency"])
+    assert result["memory"]["ingest_peak_rss_mb"] > 50 and result["memory"]["serving_peak_rss_mb"] > 50
+    assert set(result["long_text"]) == {"chars", "cold_ingest_seconds", "recall@5", "mrr@10"}
+    assert result["big_collection"]["entries"] == 30
+    points = result["scale"]["points"]
+    assert [p["label"] for p in points] == ["1x", "2x"] and points[1]["entries"] == 2 * points[0]["entries"]
+    assert {"query_p50_growth", "ingest_growth"} <= set(result["scale"])
+    assert {check["target"] for check in result["targets"]} >= {"search p50 / bare encode p50", "serving peak RSS MB"}
+    assert len(QUESTIONS) >= 20
+    assert set(Path(tempfile.gettempdir()).glob("kb-bench-*")) == before  # its data dirs are removed
