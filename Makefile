@@ -28,7 +28,7 @@ run: install
 	$(PY) -m bot run
 
 bench: install
-	$(PY) -m knowledge bench --eval ../shared/eval/questions.jsonl
+	$(PY) -m knowledge bench $(if $(wildcard ../shared/eval/questions.jsonl),--eval ../shared/eval/questions.jsonl,)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

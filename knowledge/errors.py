@@ -20,7 +20,7 @@ class KnowledgeError(Exception):
 class KnowledgeUnavailable(KnowledgeError):
     """The index (Chroma) cannot be reached or used right now."""
 
-    default_user_message = "The knowledge base is unavailable right now. Please try again in a few minutes."
+    default_user_message = "The knowledge base is unavailable right now; please try again shortly."
 
 
 class IngestLocked(KnowledgeError):

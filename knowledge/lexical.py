@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import re
+import threading
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,11 +122,17 @@ def expand(tokens: Sequence[str]) -> Expansion:
     return Expansion({token: frozenset(alts) for token, alts in alternatives.items()}, frozenset(extra))
 
 
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import snowballstemmer
+_local = threading.local()
 
-    return snowballstemmer.stemmer("english")
+
+def _stemmer() -> Any:
+    """One stemmer per thread: a snowballstemmer object keeps state while it stems."""
+    stemmer = getattr(_local, "stemmer", None)
+    if stemmer is None:
+        import snowballstemmer
+
+        stemmer = _local.stemmer = snowballstemmer.stemmer("english")
+    return stemmer
 
 
 @lru_cache(maxsize=65536)

@@ -81,10 +81,18 @@ class ChromaServer:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         path.mkdir(parents=True, exist_ok=True)
-        self._log = (path / "server.log").open("wb")
+        self._start()
+
+    def restart(self) -> None:
+        """Start again on the same port and data after `stop()`, like an operator restarting it."""
+        self.stop()
+        self._start()
+
+    def _start(self) -> None:
+        self._log = (self.path / "server.log").open("ab")
         env = {**os.environ, "ANONYMIZED_TELEMETRY": "False"}
         self.process = subprocess.Popen(
-            [str(CHROMA), "run", "--path", str(path / "db"), "--host", "127.0.0.1", "--port", str(self.port)],
+            [str(CHROMA), "run", "--path", str(self.path / "db"), "--host", "127.0.0.1", "--port", str(self.port)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
