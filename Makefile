@@ -8,17 +8,14 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# torch first, pinned: pip then takes the CPU wheel on this machine's disk instead of a CUDA build of several GB
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev]'
+# .ci/install installs torch==2.13.0 first (the CPU wheel), then the project; the Dockerfile uses it too
+$(STAMP): pyproject.toml .ci/install
+	PYTHON=$(PYTHON) EDITABLE=1 .ci/install $(VENV) dev
 	touch $(STAMP)
 
 lint: install
-	$(VENV)/bin/ruff check knowledge tests
-	$(VENV)/bin/ruff format --check knowledge tests
+	$(VENV)/bin/ruff check knowledge bot tests
+	$(VENV)/bin/ruff format --check knowledge bot tests
 	$(VENV)/bin/mypy
 
 test: lint
