@@ -142,10 +142,11 @@ class SentenceTransformerEmbedder:
         if threads:
             torch.set_num_threads(threads)
         try:
+            # device None: sentence-transformers takes a GPU when torch sees one, else the CPU
             if path is not None:
-                self._model: Any = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+                self._model: Any = SentenceTransformer(str(path), device=None, local_files_only=True)
             else:
-                self._model = SentenceTransformer(model, device="cpu")
+                self._model = SentenceTransformer(model, device=None)
         except (OSError, ValueError) as error:
             raise EmbedderUnavailable(
                 f"cannot load sentence-transformers model {model!r} ({error}); give a local path, "
