@@ -24,7 +24,9 @@ DRAIN_SECONDS = 20.0
 
 
 def create_web_app(
-    core: ChatCore, slack_handler: Callable[[web.Request], Awaitable[web.StreamResponse]] | None
+    core: ChatCore,
+    slack_handler: Callable[[web.Request], Awaitable[web.StreamResponse]] | None,
+    failed: asyncio.Event | None = None,
 ) -> web.Application:
     """/healthz and /metrics, and /slack/events when Slack runs over HTTP."""
 
@@ -34,6 +36,8 @@ def create_web_app(
         except KnowledgeError as error:
             _log.warning("health check: %s", error)
             return web.json_response({"status": "unavailable", "embedder": core.kb.embedder.name}, status=503)
+        if failed is not None and failed.is_set():
+            return web.json_response({"status": "failed", "embedder": core.kb.embedder.name}, status=503)
         body = {
             "status": "ok" if stats.collection else "empty",
             "index_loaded": stats.collection is not None,
@@ -66,6 +70,23 @@ class Service:
     port: int | None = None
     closers: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    failed: asyncio.Event = field(default_factory=asyncio.Event)  # a front-end stopped by itself
+
+    def watch(self, name: str, task: asyncio.Task[Any]) -> None:
+        """Run `task` as a front-end: if it ends on its own, log why and flag the service as failed."""
+
+        def done(finished: asyncio.Task[Any]) -> None:
+            if finished.cancelled():
+                return
+            error = finished.exception()
+            if error is not None:
+                _log.error("%s stopped with an error", name, exc_info=error)
+            else:
+                _log.error("%s stopped", name)
+            self.failed.set()
+
+        task.add_done_callback(done)
+        self.tasks.append(task)
 
 
 async def start(settings: BotSettings, kb: KnowledgeBase) -> Service:
@@ -88,7 +109,7 @@ async def start(settings: BotSettings, kb: KnowledgeBase) -> Service:
         slack_app = create_slack_app(core, settings)
         if not settings.slack_app_token:
             slack_handler = slack_http_handler(slack_app)
-    app = create_web_app(core, slack_handler)
+    app = create_web_app(core, slack_handler, service.failed)
     service.runner = web.AppRunner(app, handle_signals=False)
     await service.runner.setup()
     site = web.TCPSite(service.runner, settings.http_host, settings.http_port)
@@ -111,7 +132,7 @@ async def start(settings: BotSettings, kb: KnowledgeBase) -> Service:
         from bot.discord_bot import create_discord_client, run_discord
 
         client = create_discord_client(core, settings)
-        service.tasks.append(asyncio.get_running_loop().create_task(run_discord(client, settings)))
+        service.watch("Discord", asyncio.get_running_loop().create_task(run_discord(client, settings)))
         service.closers.append(client.close)
         _log.info("Discord: connecting to %s", settings.discord_gateway_url)
     return service
@@ -125,7 +146,8 @@ async def stop(service: Service) -> None:
         with contextlib.suppress(Exception):
             await close()
     for task in service.tasks:
-        task.cancel()
+        if not task.done():
+            task.cancel()
     for task in service.tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
@@ -140,6 +162,7 @@ async def serve(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
     fronts = [name for name, on in (("Discord", settings.discord_enabled), ("Slack", settings.slack_enabled)) if on]
     _log.info("starting: %s", ", ".join(fronts) or "console (no chat tokens configured)")
     service = await start(settings, kb)
+    code = 0
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -147,7 +170,13 @@ async def serve(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
             loop.add_signal_handler(sig, stopping.set)
     try:
         if fronts:
-            await stopping.wait()
+            waiters = {loop.create_task(stopping.wait()), loop.create_task(service.failed.wait())}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if service.failed.is_set() and not stopping.is_set():
+                _log.error("a front-end failed; exiting so that the supervisor restarts the bot")
+                code = 1
         else:
             console = loop.create_task(ConsoleChat(service.core).run())
             waiter = loop.create_task(stopping.wait())
@@ -157,4 +186,4 @@ async def serve(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
     finally:
         _log.info("shutting down")
         await stop(service)
-    return 0
+    return code

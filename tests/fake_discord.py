@@ -1,8 +1,16 @@
-"""A recording fake of Discord's REST API: an aiohttp server on a free loopback port.
+"""A recording fake of Discord's REST API and gateway: one aiohttp server on a free loopback port.
 
-It answers what the bot calls (login, interaction callbacks, followups, channel messages, command
-sync) with payloads shaped like Discord's, and records every request so tests can assert what a user
-would see.
+REST (under `/api/v10`): it answers what the bot calls (login, interaction callbacks, followups, channel
+messages, command sync) with payloads shaped like Discord's, and records every request so tests can
+assert what a user would see.
+
+Gateway (a WebSocket at `/gateway`, v10, JSON text frames): enough of Discord's protocol for a real
+discord.py `Client` to connect and become ready. It sends HELLO (op 10), records every frame the client
+sends, answers IDENTIFY (op 2; refused with close code 4004 when `tokens` is set and lacks the token) with
+the READY dispatch and one GUILD_CREATE per guild in `guilds`, acknowledges heartbeats (op 1) with op 11,
+answers RESUME (op 6) with RESUMED, and lets the test push any dispatch (`MESSAGE_CREATE`,
+`INTERACTION_CREATE`, ...) to the connected client with `dispatch`. Frames are sent uncompressed: the
+client asks for `compress=zlib-stream`, but discord.py parses text frames as plain JSON.
 """
 
 from __future__ import annotations
@@ -16,9 +24,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 API_PREFIX = "/api/v10"
+GATEWAY_PATH = "/gateway"
+GATEWAY_VERSION = 10
+HEARTBEAT_INTERVAL_MS = 41250  # what Discord sends; discord.py beats at once, then every interval
+# Gateway opcodes
+DISPATCH, HEARTBEAT, IDENTIFY, RESUME, HELLO, HEARTBEAT_ACK = 0, 1, 2, 6, 10, 11
+AUTHENTICATION_FAILED = 4004  # the close code for a bad token
 APP_ID = 1100000000000000001
 BOT_ID = APP_ID  # Discord gives a bot user the application's id
 OWNER_ID = 1100000000000000002
@@ -65,19 +79,47 @@ class Recorded:
 
 
 @dataclass
+class GatewaySession:
+    """One WebSocket connection to the fake gateway."""
+
+    socket: web.WebSocketResponse
+    query: dict[str, str]  # what the client asked for: v, encoding, compress
+    received: list[dict[str, Any]] = field(default_factory=list)  # every frame the client sent, parsed
+    sequence: int = 0  # the last `s` sent
+    token: str | None = None  # from IDENTIFY or RESUME
+    ready: bool = False  # READY was sent (or RESUMED)
+
+    @property
+    def open(self) -> bool:
+        return not self.socket.closed
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the connection was closed with (1000 when discord.py closes it cleanly), once closed."""
+        return self.socket.close_code
+
+
+@dataclass
 class FakeDiscord:
-    """The fake API; `url` is what `discord_api_url` should be."""
+    """The fake API and gateway; `url` is what `discord_api_url` should be, `gateway_url` what
+    `discord_gateway_url` should be."""
 
     requests: list[Recorded] = field(default_factory=list)
     channel_id: int = 1200000000000000001  # where webhook (followup) messages say they were posted
     expired_tokens: set[str] = field(default_factory=set)  # interaction tokens whose webhooks answer 401
+    guilds: list[dict[str, Any]] = field(default_factory=list)  # GUILD_CREATE payloads sent after READY
+    tokens: set[str] | None = None  # bot tokens the gateway accepts; None: any
+    sessions: list[GatewaySession] = field(default_factory=list)  # every gateway connection, oldest first
     url: str = ""
+    gateway_url: str = ""
     _runner: web.AppRunner | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1300000000000000001))
+    _sessions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _changed: asyncio.Condition | None = None
 
     async def start(self) -> None:
         app = web.Application()
+        app.router.add_get(GATEWAY_PATH, self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -85,9 +127,13 @@ class FakeDiscord:
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}{API_PREFIX}"
+        self.gateway_url = f"ws://127.0.0.1:{port}{GATEWAY_PATH}"
         self._changed = asyncio.Condition()
 
     async def stop(self) -> None:
+        for session in self.sessions:
+            if session.open:
+                await session.socket.close(code=1001, message=b"fake Discord going away")
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -122,7 +168,121 @@ class FakeDiscord:
         assert found is not None
         return found
 
-    # -- the server ------------------------------------------------------------------------------
+    async def _notify(self) -> None:
+        assert self._changed is not None
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_until(self, check: Callable[[], Any], timeout: float = 10.0, what: str = "a condition") -> Any:
+        """`check()`'s first truthy value, re-checked whenever a request or gateway frame arrives or a
+        gateway connection closes."""
+        assert self._changed is not None
+        try:
+            async with self._changed:
+                await asyncio.wait_for(self._changed.wait_for(lambda: bool(check())), timeout)
+        except TimeoutError:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}") from None
+        return check()
+
+    # -- the gateway: what tests look at and do ------------------------------------------------------
+
+    @property
+    def identifies(self) -> list[dict[str, Any]]:
+        """The `d` of every IDENTIFY the gateway received, oldest first."""
+        return [frame["d"] for s in self.sessions for frame in s.received if frame.get("op") == IDENTIFY]
+
+    @property
+    def heartbeats(self) -> int:
+        return sum(frame.get("op") == HEARTBEAT for s in self.sessions for frame in s.received)
+
+    @property
+    def session(self) -> GatewaySession | None:
+        """The newest open connection that got READY (or RESUMED)."""
+        return next((s for s in reversed(self.sessions) if s.open and s.ready), None)
+
+    async def wait_for_identify(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The first IDENTIFY's `d` (token, intents, properties, ...), waiting for it to arrive."""
+        found: dict[str, Any] = await self.wait_until(
+            lambda: next(iter(self.identifies), None), timeout, "an IDENTIFY on the gateway"
+        )
+        return found
+
+    async def wait_for_session(self, timeout: float = 10.0) -> GatewaySession:
+        """The connected client's session, once READY has been sent to it."""
+        found: GatewaySession = await self.wait_until(lambda: self.session, timeout, "a READY gateway session")
+        return found
+
+    async def dispatch(self, event: str, data: Any, timeout: float = 10.0) -> int:
+        """Send the dispatch `event` (e.g. "MESSAGE_CREATE") with `data` to the connected client; its `s`."""
+        session = await self.wait_for_session(timeout)
+        return await self._dispatch(session, event, data)
+
+    async def _dispatch(self, session: GatewaySession, event: str, data: Any) -> int:
+        session.sequence += 1
+        await session.socket.send_json({"op": DISPATCH, "s": session.sequence, "t": event, "d": data})
+        return session.sequence
+
+    # -- the gateway: the server -----------------------------------------------------------------------
+
+    def _ready(self, session_id: str) -> dict[str, Any]:
+        return {
+            "v": GATEWAY_VERSION,
+            "user": BOT_USER,
+            "guilds": [{"id": guild["id"], "unavailable": True} for guild in self.guilds],
+            "session_id": session_id,
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(APP_ID), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "user_settings": {},
+            "_trace": ["fake-discord-gateway"],
+        }
+
+    async def _gateway(self, request: web.Request) -> web.StreamResponse:
+        socket = web.WebSocketResponse(autoping=True, max_msg_size=0)
+        await socket.prepare(request)
+        session = GatewaySession(socket, dict(request.query))
+        self.sessions.append(session)
+        await socket.send_json(
+            {"op": HELLO, "s": None, "t": None, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS, "_trace": []}}
+        )
+        try:
+            async for message in socket:
+                if message.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    break
+                frame = json.loads(message.data)
+                session.received.append(frame)
+                await self._answer_frame(session, frame)
+                await self._notify()
+        except (ConnectionResetError, RuntimeError):  # the client went away mid-send
+            pass
+        finally:
+            await self._notify()
+        return socket
+
+    async def _answer_frame(self, session: GatewaySession, frame: dict[str, Any]) -> None:
+        op, data = frame.get("op"), frame.get("d") or {}
+        if op == HEARTBEAT:
+            await session.socket.send_json({"op": HEARTBEAT_ACK, "s": None, "t": None, "d": None})
+        elif op in (IDENTIFY, RESUME):
+            session.token = data.get("token")
+            if self.tokens is not None and session.token not in self.tokens:
+                await session.socket.close(code=AUTHENTICATION_FAILED, message=b"Authentication failed.")
+                return
+            if op == RESUME:
+                session.sequence = int(data.get("seq") or 0)
+                session.ready = True
+                await self._dispatch(session, "RESUMED", {"_trace": ["fake-discord-gateway"]})
+                return
+            session.ready = True
+            await self._dispatch(session, "READY", self._ready(f"fake-session-{next(self._sessions)}"))
+            for guild in self.guilds:
+                await self._dispatch(session, "GUILD_CREATE", guild)
+
+    # -- the REST API ------------------------------------------------------------------------------
 
     def _snowflake(self) -> str:
         return str(next(self._ids))
@@ -157,9 +317,7 @@ class FakeDiscord:
         status, payload = self._answer(request.method, path, body if isinstance(body, dict) else {}, body)
         recorded.status, recorded.response = status, payload
         self.requests.append(recorded)
-        assert self._changed is not None
-        async with self._changed:
-            self._changed.notify_all()
+        await self._notify()
         if payload is None:
             return web.Response(status=status)
         # Exactly "application/json", as Discord sends it: discord.py parses nothing else as JSON.

