@@ -26,7 +26,10 @@ _log = logging.getLogger(__name__)
 
 SUMMARY_CHARS = 180
 MAX_SESSIONS = 2000
-_INVISIBLE = re.compile(r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# Controls, zero-width characters, and bidi marks, embeddings, overrides and isolates.
+_INVISIBLE = re.compile(
+    r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
+)
 Vote = Literal["up", "down"]
 
 HELP = f"""\
@@ -161,7 +164,7 @@ class ChatCore:
         Raises EmptyQuestion for a blank question and Cooldown when `user` asks too quickly.
         """
         text, truncated = clean_question(question, self.settings.max_question_chars)
-        if not text:
+        if not any(ch.isalnum() for ch in text):  # nothing to search for: only punctuation or emoji
             raise EmptyQuestion()
         if cooldown:
             self.check_cooldown(user)

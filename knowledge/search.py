@@ -23,7 +23,7 @@ _log = logging.getLogger(__name__)
 
 Mode = Literal["hybrid", "dense", "bm25"]
 MAX_QUERY_CHARS = 500
-_CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+_CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 @dataclass(frozen=True)
