@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -103,6 +104,15 @@ def _expansions() -> dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]
     return {key: (frozenset(n), frozenset(w)) for key, (n, w) in table.items()}
 
 
+@lru_cache(maxsize=1)
+def _expansions_by_first_token() -> dict[str, list[tuple[tuple[str, ...], tuple[frozenset[str], frozenset[str]]]]]:
+    """The glossary variants grouped by their first token, so a query checks only the ones it can match."""
+    grouped: dict[str, list[tuple[tuple[str, ...], tuple[frozenset[str], frozenset[str]]]]] = {}
+    for variant, expansion in _expansions().items():
+        grouped.setdefault(variant[0], []).append((variant, expansion))
+    return grouped
+
+
 @dataclass(frozen=True)
 class Expansion:
     alternatives: dict[str, frozenset[str]]  # query token -> tokens that count as a match for it
@@ -114,7 +124,9 @@ def expand(tokens: Sequence[str]) -> Expansion:
     alternatives: dict[str, set[str]] = {token: {token} for token in tokens}
     extra: set[str] = set()
     present = set(tokens)
-    for variant, (names, words) in _expansions().items():
+    by_first = _expansions_by_first_token()
+    candidates = [item for token in present for item in by_first.get(token, ())]
+    for variant, (names, words) in candidates:
         if all(token in present for token in variant):
             for token in variant:
                 alternatives[token].update(names)
@@ -165,9 +177,29 @@ def entry_tokens(entry: Entry) -> list[str]:
 @dataclass(frozen=True)
 class LexicalScores:
     scores: np.ndarray  # BM25 score of each document, in index order
-    matched: list[set[str]]  # per document: the query tokens it contains, itself or translated
     query_tokens: list[str]
     idf: dict[str, float]
+    alternatives: dict[str, frozenset[str]]  # query token -> tokens that count as a match for it
+    documents: list[set[str]]  # the index's token set of each document
+    max_idf: float
+
+    @functools.cached_property
+    def weights(self) -> dict[str, float]:
+        """Each question word's idf; words the collection never uses weigh the most."""
+        return {t: self.idf.get(t, self.max_idf) for t in self.query_tokens}
+
+    def coverage(self, index: int) -> float:
+        """The idf-weighted share of the question's words that occur in document `index`: a question
+        about sourdough is not answered by an entry that shares only the word "home"."""
+        total = sum(self.weights.values())
+        return sum(self.weights[t] for t in self.matched(index)) / total if total else 0.0
+
+    def matched(self, index: int) -> set[str]:
+        """The query tokens document `index` contains, itself or translated (computed for candidates only)."""
+        if not len(self.scores) or self.scores[index] <= 0:
+            return set()
+        document = self.documents[index]
+        return {token for token in self.query_tokens if self.alternatives[token] & document}
 
 
 class LexicalIndex:
@@ -202,13 +234,10 @@ class LexicalIndex:
         wanted = {alt for alts in alternatives.values() for alt in alts} | expansion.extra
         known = sorted(token for token in wanted if token in self.idf)
         if not self.documents or not known:
-            return LexicalScores(np.zeros(len(self.documents), dtype=np.float32), [], tokens, self.idf)
-        scores = np.asarray(self._bm25.get_scores(known), dtype=np.float32)
-        matched = [
-            {token for token in tokens if alternatives[token] & self._sets[i]} if scores[i] > 0 else set()
-            for i in range(len(self.documents))
-        ]
-        return LexicalScores(scores, matched, tokens, self.idf)
+            scores = np.zeros(len(self.documents), dtype=np.float32)
+        else:
+            scores = np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+        return LexicalScores(scores, tokens, self.idf, alternatives, self._sets, self.max_idf)
 
     # -- persistence -----------------------------------------------------------------------------
     @staticmethod

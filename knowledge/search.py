@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import re
 import threading
@@ -33,7 +34,8 @@ class SearchConfig:
     rrf_k: int = 10
     dense_weight: float = 0.5
     bm25_weight: float = 1.0
-    candidates: int = 50
+    candidates: int = 50  # dense neighbours fetched: their cosines give the question's background
+    fuse_depth: int = 30  # ranks of each method fused: enough for every page of an answer
     # The relevance floor. `margin` is a hit's cosine above the question's background (the mean
     # cosine of dense ranks 6-50); `coverage` is the idf-weighted share of the question's words in
     # the hit. A hit is relevant with strong lexical evidence, or a clear dense margin, or a fair
@@ -88,19 +90,6 @@ def clean_query(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def _coverage(lexical: LexicalScores, index: int, max_idf: float) -> float:
-    """The idf-weighted share of the question's words that occur in document `index`.
-
-    Words the collection never uses count with the highest weight: a question about sourdough is
-    not answered by an entry that shares only the word "home".
-    """
-    weights = {t: lexical.idf.get(t, max_idf) for t in lexical.query_tokens}
-    total = sum(weights.values())
-    if not total or not lexical.matched:
-        return 0.0
-    return sum(weights[t] for t in lexical.matched[index]) / total
-
-
 class Searcher:
     """Answers questions from the store's active collection; reloads entries when the index changes."""
 
@@ -115,6 +104,7 @@ class Searcher:
         self._version: tuple[str | None, float | None] | None = None
         self._checked = 0.0
         self._index = _Snapshot([], {}, LexicalIndex([], []))
+        self._embedding_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-embed")
 
     # -- the index -------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -162,19 +152,24 @@ class Searcher:
         timings: dict[str, float] = {}
         where = where or Where()
         dense: dict[str, DenseHit] = {}
+        index = self._index
+        lexical: LexicalScores | None = None
         if mode != "bm25":
             if vector is None:
+                # The embedder runs in C without the GIL: score BM25 meanwhile instead of after it.
                 t = time.perf_counter()
-                vector = self.embedder.embed_queries([query])[0]
+                embedding = self._embedding_pool.submit(self.embedder.embed_queries, [query])
+                lexical = index.lexical.score(query)
+                vector = embedding.result()[0]
                 timings["embed"] = time.perf_counter() - t
             t = time.perf_counter()
             dense = {h.entry_id: h for h in self.store.query(vector, self.config.candidates, where)}
             timings["dense"] = time.perf_counter() - t
-            if any(entry_id not in self._index.position for entry_id in dense):
+            if any(entry_id not in index.position for entry_id in dense):
                 self.refresh(force=True)  # the collection changed under us: load the entries it holds
+                index, lexical = self._index, None
         t = time.perf_counter()
-        index = self._index
-        lexical = index.lexical.score(query)
+        lexical = lexical or index.lexical.score(query)
         hits = self._rank(index, lexical, dense, where, mode)
         refused = False
         if mode == "hybrid":
@@ -189,6 +184,8 @@ class Searcher:
     def _allowed(self, entry: Entry, where: Where) -> bool:
         from knowledge.store import SECTION_SEPARATOR
 
+        if not where.lang and not where.section_prefix:
+            return True
         if where.lang and entry.lang != where.lang:
             return False
         return where.matches_section(SECTION_SEPARATOR.join(entry.section_path))
@@ -198,12 +195,13 @@ class Searcher:
     ) -> list[Hit]:
         config = self.config
         entries, position = index.entries, index.position
-        order = np.argsort(-lexical.scores, kind="stable")[: config.candidates * 2]
+        order = np.argsort(-lexical.scores, kind="stable")[: config.fuse_depth * 2]
         bm25_ids = [entries[i].id for i in order if lexical.scores[i] > 0 and self._allowed(entries[i], where)][
-            : config.candidates
+            : config.fuse_depth
         ]
-        dense_ids = [h.entry_id for h in sorted(dense.values(), key=lambda h: -h.score) if h.entry_id in position]
-        background = _background([h.score for h in sorted(dense.values(), key=lambda h: -h.score)])
+        ranked = sorted(dense.values(), key=lambda h: -h.score)
+        background = _background([h.score for h in ranked])  # from all dense candidates
+        dense_ids = [h.entry_id for h in ranked if h.entry_id in position][: config.fuse_depth]
         bm25_rank = {entry_id: rank for rank, entry_id in enumerate(bm25_ids, 1)}
         fused: dict[str, float] = {}
         if mode in ("hybrid", "dense"):
@@ -226,7 +224,7 @@ class Searcher:
                     margin=dense_hit.score - background if dense_hit else None,
                     lexical=float(lexical.scores[at]) if len(lexical.scores) else 0.0,
                     bm25_rank=bm25_rank.get(entry_id),
-                    coverage=_coverage(lexical, at, index.lexical.max_idf),
+                    coverage=lexical.coverage(at),
                 )
             )
         return hits
