@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 from fake_discord import APP_ID, BOT_ID, BOT_USER, FakeDiscord, Recorded
 from fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack
+from test_discord import role, user_payload  # the same gateway payloads the command-tree tests use
 
 DISCORD_TOKEN = "fake-discord-token.e2e.Zq7Kp2Vx9Lm4"
 SLACK_BOT_TOKEN = "xoxb-fake-e2e-8f3a1c9d7b2e"
@@ -53,25 +54,6 @@ PROXY_VARIABLES = {"http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "ws_pr
 # -- Discord payloads, as the gateway delivers them ----------------------------------------------------
 
 
-def user_payload(user_id: int, name: str) -> dict[str, Any]:
-    return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": None, "avatar": None}
-
-
-def role_payload(role_id: int, name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": str(role_id),
-        "name": name,
-        "permissions": str(VIEW_AND_SEND),
-        "position": 0,
-        "color": 0,
-        "hoist": False,
-        "managed": False,
-        "mentionable": False,
-        "flags": 0,
-        **extra,
-    }
-
-
 def guild_create() -> dict[str, Any]:
     """The GUILD_CREATE for a server with one text channel, #general, which the bot is in."""
     joined = datetime.now(UTC).isoformat()
@@ -84,8 +66,8 @@ def guild_create() -> dict[str, Any]:
         "joined_at": joined,
         "member_count": 2,
         "roles": [
-            role_payload(GUILD_ID, "@everyone"),
-            role_payload(BOT_ROLE, "notes-bot", managed=True, tags={"bot_id": str(BOT_ID)}),
+            role(GUILD_ID, "@everyone"),
+            role(BOT_ROLE, "notes-bot", managed=True, tags={"bot_id": str(BOT_ID)}),
         ],
         "channels": [
             {
@@ -119,7 +101,7 @@ def mention_message(message_id: int, content: str) -> dict[str, Any]:
         "id": str(message_id),
         "channel_id": str(GENERAL),
         "guild_id": str(GUILD_ID),
-        "author": user_payload(ALICE, "alice"),
+        "author": user_payload(ALICE, name="alice"),
         "member": {"roles": [], "joined_at": datetime.now(UTC).isoformat(), "deaf": False, "mute": False, "flags": 0},
         "content": content,
         "timestamp": datetime.now(UTC).isoformat(),
@@ -158,7 +140,7 @@ def ask_interaction(interaction_id: int, question: str) -> dict[str, Any]:
         "channel_id": str(GENERAL),
         "channel": channel,
         "member": {
-            "user": user_payload(ALICE, "alice"),
+            "user": user_payload(ALICE, name="alice"),
             "roles": [],
             "joined_at": datetime.now(UTC).isoformat(),
             "deaf": False,
