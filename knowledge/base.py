@@ -112,4 +112,5 @@ class KnowledgeBase:
     def close(self) -> None:
         if "async_embedder" in self.__dict__:
             self.async_embedder.close()
+        self.searcher.close()
         self.store.close()

@@ -126,6 +126,9 @@ class Searcher:
             self._version = version
             _log.info("search index loaded: %d entries from %s", len(entries), name)
 
+    def close(self) -> None:
+        self._embedding_pool.shutdown(wait=False)
+
     @property
     def entries(self) -> list[Entry]:
         return self._index.entries
