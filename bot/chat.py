@@ -21,6 +21,7 @@ from bot.settings import BotSettings
 from knowledge.base import IngestReport, KnowledgeBase
 from knowledge.entry import Entry
 from knowledge.search import SearchResult
+from knowledge.store import StoreStats
 
 _log = logging.getLogger(__name__)
 
@@ -78,11 +79,9 @@ class Answer:
 
 @dataclass(frozen=True)
 class Stats:
-    entries: int
-    sources: tuple[str, ...]
-    indexed_at: datetime | None
-    embedder: str
-    collection: str | None
+    """What the index holds (the store's own stats), and whether a reindex is running."""
+
+    index: StoreStats
     reindex_running: bool
 
 
@@ -278,15 +277,7 @@ class ChatCore:
         return report
 
     async def stats(self) -> Stats:
-        stats = await asyncio.to_thread(self.kb.stats)
-        return Stats(
-            entries=stats.entries,
-            sources=stats.sources,
-            indexed_at=stats.indexed_at,
-            embedder=stats.embedder,
-            collection=stats.collection,
-            reindex_running=self.reindex_running,
-        )
+        return Stats(await asyncio.to_thread(self.kb.stats), self.reindex_running)
 
     @staticmethod
     def help() -> str:
@@ -305,10 +296,11 @@ def reindex_summary(report: IngestReport) -> str:
 
 
 def stats_text(stats: Stats) -> str:
-    when = stats.indexed_at.strftime("%Y-%m-%d %H:%M UTC") if stats.indexed_at else "never"
-    sources = ", ".join(stats.sources) or "none"
     running = " A reindex is running." if stats.reindex_running else ""
+    index = stats.index
+    when = index.indexed_at.strftime("%Y-%m-%d %H:%M UTC") if index.indexed_at else "never"
+    sources = ", ".join(index.sources) or "none"
     return (
-        f"{stats.entries} entries from {len(stats.sources)} source(s) ({sources}); last indexed {when}; "
-        f"embedder {stats.embedder}.{running}"
+        f"{index.entries} entries from {len(index.sources)} source(s) ({sources}); last indexed {when}; "
+        f"embedder {index.embedder}.{running}"
     )

@@ -141,7 +141,7 @@ async def test_stats_and_metrics(kb: KnowledgeBase, tmp_path: Path) -> None:
     await core.ask("c", "u", "attention transformer")
     await core.ask("c", "u2", "best pizza place in New York")
     stats = await core.stats()
-    assert stats.entries == 10 and stats.embedder == kb.embedder.name
+    assert stats.index.entries == 10 and stats.index.embedder == kb.embedder.name and not stats.reindex_running
     assert stats_text(stats).startswith("10 entries from 1 source(s)")
     exposition = core.metrics.exposition().decode()
     assert "kb_questions_answered_total 2.0" in exposition
