@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from bot.settings import BotSettings
 from knowledge.cli import configure_logging
+from knowledge.errors import KnowledgeError
 
 _log = logging.getLogger("bot")
 
@@ -66,13 +67,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
     settings = BotSettings()
-    if args.command == "console":
-        return asyncio.run(_console(settings))
-    if args.command == "discord":
-        return asyncio.run(_discord(settings, args.sync))
-    from bot.service import serve
+    try:
+        if args.command == "console":
+            return asyncio.run(_console(settings))
+        if args.command == "discord":
+            return asyncio.run(_discord(settings, args.sync))
+        from bot.service import serve
 
-    return asyncio.run(serve(settings))
+        return asyncio.run(serve(settings))
+    except KnowledgeError as error:  # e.g. the Chroma server is not up yet: say so, and let a supervisor retry
+        _log.error("cannot start: %s", error)
+        return 1
 
 
 if __name__ == "__main__":

@@ -116,3 +116,23 @@ async def test_a_front_end_that_dies_is_logged_and_fails_the_health_check(
         assert status == 503 and json.loads(body)["status"] == "failed"
     finally:
         await stop(service)
+
+
+def test_start_without_a_reachable_chroma_server_says_why_and_exits_1(small_notes: Path, tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KB_")},
+        "KB_SOURCES": str(small_notes),
+        "KB_DATA_DIR": str(tmp_path),
+        "KB_CHROMA_URL": f"http://127.0.0.1:{free_port()}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "cannot start: cannot reach Chroma" in done.stderr
+    assert "Traceback" not in done.stderr
