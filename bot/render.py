@@ -24,24 +24,24 @@ def split(text: str, limit: int) -> list[str]:
     """Pieces of at most `limit` characters, cut at line ends where possible, never losing text."""
     if limit <= 0:
         raise ValueError("limit must be positive")
-    pieces: list[str] = []
+    chunks = [line[start : start + limit] for line in text.split("\n") for start in range(0, max(len(line), 1), limit)]
+    return _pack(chunks, limit, "\n")
+
+
+def _pack(pieces: list[str], limit: int, joiner: str) -> list[str]:
+    """Consecutive pieces (each within `limit`) joined by `joiner` into as few strings as fit."""
+    packed: list[str] = []
     current = ""
-    for line in text.split("\n"):
-        while len(line) > limit:
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(line[:limit])
-            line = line[limit:]
-        candidate = f"{current}\n{line}" if current else line
+    for piece in pieces:
+        candidate = f"{current}{joiner}{piece}" if current else piece
         if len(candidate) <= limit:
             current = candidate
         else:
-            pieces.append(current)
-            current = line
-    if current or not pieces:
-        pieces.append(current)
-    return pieces
+            packed.append(current)
+            current = piece
+    if current or not packed:
+        packed.append(current)
+    return packed
 
 
 def defuse_mentions(text: str) -> str:
@@ -132,18 +132,8 @@ def render_discord(answer: Answer, page_size: int = 5) -> list[DiscordMessage]:
     blocks = [escape_discord(_header(answer))]
     first = (answer.page - 1) * page_size + 1
     blocks += [_discord_item(number, item) for number, item in enumerate(answer.items, first)]
-    messages: list[str] = []
-    current = ""
-    for block in blocks:
-        for piece in split(block, DISCORD_LIMIT):
-            candidate = f"{current}\n\n{piece}" if current else piece
-            if len(candidate) <= DISCORD_LIMIT:
-                current = candidate
-            else:
-                messages.append(current)
-                current = piece
-    messages.append(current)
-    return [DiscordMessage(content, True) for content in messages if content]
+    pieces = [piece for block in blocks for piece in split(block, DISCORD_LIMIT)]
+    return [DiscordMessage(content, True) for content in _pack(pieces, DISCORD_LIMIT, "\n\n") if content]
 
 
 # -- Slack ---------------------------------------------------------------------------------------------
