@@ -10,6 +10,7 @@ import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -17,8 +18,9 @@ import numpy as np
 
 from knowledge.embed import Embedder
 from knowledge.entry import Entry
+from knowledge.errors import KnowledgeUnavailable
 from knowledge.lexical import LexicalIndex, LexicalScores
-from knowledge.store import ChromaStore, DenseHit, Where
+from knowledge.store import SECTION_SEPARATOR, ChromaStore, DenseHit, DenseVectors, Where
 
 _log = logging.getLogger(__name__)
 
@@ -47,15 +49,74 @@ class SearchConfig:
     agree_rank: int = 10
     tail_coverage_gap: float = 0.25  # later hits need coverage within this of the best hit's
     refresh_seconds: float = 5.0
+    # Collections of at most this many records are searched exactly in memory (a 50,000 x 384
+    # matrix is 77 MB and a product of a few ms); larger ones by Chroma's HNSW index.
+    memory_vectors: int = 50_000
+
+
+@dataclass(frozen=True)
+class _Vectors:
+    """Every record's unit vector, searched exactly in memory: row `i` is chunk `chunks[i]` of the
+    entry at position `rows[i]` of the snapshot's entries."""
+
+    matrix: np.ndarray
+    rows: np.ndarray
+    chunks: np.ndarray
+
+    @classmethod
+    def build(cls, vectors: DenseVectors, position: dict[str, int]) -> _Vectors:
+        # Records of entries the snapshot does not hold (an ingest ran between the two reads) are left out.
+        keep = np.asarray([entry_id in position for entry_id in vectors.entry_ids], dtype=bool)
+        rows = np.asarray([position.get(entry_id, -1) for entry_id in vectors.entry_ids], dtype=np.int64)
+        return cls(np.ascontiguousarray(vectors.matrix[keep]), rows[keep], vectors.chunks[keep])
+
+    def nearest(self, vector: np.ndarray, k: int, entries: list[Entry], allowed: np.ndarray | None) -> list[DenseHit]:
+        """The `k` entries nearest to `vector` by cosine, each scored by its best chunk, best first."""
+        if not len(self.rows) or k <= 0:
+            return []
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        scores = self.matrix @ (query / max(float(np.linalg.norm(query)), 1e-12))
+        if allowed is not None:
+            scores = np.where(allowed[self.rows], scores, -np.inf)
+        take = min(len(scores), k + k // 2)  # a few entries have several chunks
+        while True:
+            top = np.argpartition(-scores, take - 1)[:take] if take < len(scores) else np.arange(len(scores))
+            top = top[np.argsort(-scores[top], kind="stable")]
+            best: dict[int, DenseHit] = {}
+            for row in top:
+                score = float(scores[row])
+                if score == -np.inf:
+                    break
+                at = int(self.rows[row])
+                if at not in best:
+                    best[at] = DenseHit(entries[at].id, int(self.chunks[row]), score)
+                    if len(best) == k:
+                        break
+            if len(best) == k or take == len(scores) or score == -np.inf:
+                return list(best.values())
+            take = min(len(scores), take * 4)
 
 
 @dataclass(frozen=True)
 class _Snapshot:
-    """The entries and BM25 index of one version of the collection, replaced whole on refresh."""
+    """The entries, vectors and BM25 index of one version of the collection, replaced whole on refresh."""
 
     entries: list[Entry]
     position: dict[str, int]
     lexical: LexicalIndex
+    vectors: _Vectors | None = None  # None: the collection is too large, Chroma searches it
+    masks: dict[Where, np.ndarray] = field(default_factory=dict)
+
+    def allowed(self, where: Where) -> np.ndarray | None:
+        """Which entries pass `where`, or None for every entry."""
+        if not where.lang and not where.section_prefix:
+            return None
+        mask = self.masks.get(where)
+        if mask is None:
+            if len(self.masks) >= 64:
+                self.masks.clear()
+            mask = self.masks[where] = np.asarray([_allowed(entry, where) for entry in self.entries], dtype=bool)
+        return mask
 
 
 @dataclass(frozen=True)
@@ -101,30 +162,73 @@ class Searcher:
         self.config = config or SearchConfig()
         self.cache_dir = cache_dir
         self._lock = threading.Lock()
-        self._version: tuple[str | None, float | None] | None = None
+        self._version: tuple[str | None, datetime | None] | None = None
         self._checked = 0.0
         self._index = _Snapshot([], {}, LexicalIndex([], []))
+        self._degraded = False
+        self._loaded_at = ""
         self._embedding_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-embed")
 
     # -- the index -------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
-        """Reload entries and the BM25 index when the store's active collection has changed."""
-        now = time.monotonic()
-        if not force and self._version is not None and now - self._checked < self.config.refresh_seconds:
+        """Reload entries, vectors and the BM25 index when the store's active collection has changed.
+
+        If the store cannot be reached, the loaded snapshot keeps answering (when it holds the
+        vectors) and the check is tried again after `refresh_seconds`; with nothing loaded, or on
+        `force`, KnowledgeUnavailable is raised.
+        """
+        if not force and self._version is not None and time.monotonic() - self._checked < self.config.refresh_seconds:
             return
         with self._lock:
-            stats = self.store.stats()
-            version = (stats.collection, stats.indexed_at.timestamp() if stats.indexed_at else None)
-            self._checked = now
-            if version == self._version and not force:
+            now = time.monotonic()
+            if not force and self._version is not None and now - self._checked < self.config.refresh_seconds:
+                return  # another thread checked while this one waited
+            self._checked = now  # one question per interval pays for the check, even a failing one
+            try:
+                stats = self.store.stats()
+                if (stats.collection, stats.indexed_at) == self._version and not force:
+                    self._reachable()
+                    return
+                contents = self.store.load(self.config.memory_vectors)
+            except KnowledgeUnavailable:
+                if force or self._version is None or self._index.vectors is None:
+                    raise
+                if not self._degraded:
+                    _log.warning("the store is unreachable; answering from the index loaded at %s", self._loaded_at)
+                    self._degraded = True
                 return
-            entries = self.store.all_entries()
-            name = stats.collection or "empty"
+            self._reachable()
+            entries = contents.entries
+            name = contents.collection or "empty"
+            position = {entry.id: i for i, entry in enumerate(entries)}
             lexical = LexicalIndex.load_or_build(self.cache_dir / f"bm25-{name}.json", entries)
+            vectors = _Vectors.build(contents.vectors, position) if contents.vectors is not None else None
             # one assignment: a search running in another thread keeps the snapshot it started with
-            self._index = _Snapshot(entries, {entry.id: i for i, entry in enumerate(entries)}, lexical)
-            self._version = version
-            _log.info("search index loaded: %d entries from %s", len(entries), name)
+            self._index = _Snapshot(entries, position, lexical, vectors)
+            self._version = (contents.collection, contents.indexed_at)  # compared with the stats' pair
+            self._loaded_at = time.strftime("%Y-%m-%d %H:%M:%S")
+            _log.info(
+                "search index loaded: %d entries from %s, vectors %s",
+                len(entries),
+                name,
+                "in memory" if vectors is not None else "searched in Chroma",
+            )
+
+    def _reachable(self) -> None:
+        if self._degraded:
+            _log.info("the store is reachable again")
+            self._degraded = False
+
+    @property
+    def degraded(self) -> bool:
+        """Whether the last check of the store failed and searches are answered from memory."""
+        return self._degraded
+
+    @property
+    def answers_without_store(self) -> int:
+        """How many entries the loaded snapshot can answer from while the store is unreachable (0: none)."""
+        index = self._index
+        return len(index.entries) if self._version is not None and index.vectors is not None else 0
 
     def close(self) -> None:
         self._embedding_pool.shutdown(wait=False)
@@ -166,11 +270,15 @@ class Searcher:
                 vector = embedding.result()[0]
                 timings["embed"] = time.perf_counter() - t
             t = time.perf_counter()
-            dense = {h.entry_id: h for h in self.store.query(vector, self.config.candidates, where)}
+            if index.vectors is not None:
+                found = index.vectors.nearest(vector, self.config.candidates, index.entries, index.allowed(where))
+                dense = {h.entry_id: h for h in found}
+            else:
+                dense = {h.entry_id: h for h in self.store.query(vector, self.config.candidates, where)}
+                if any(entry_id not in index.position for entry_id in dense):
+                    self.refresh(force=True)  # the collection changed under us: load the entries it holds
+                    index, lexical = self._index, None
             timings["dense"] = time.perf_counter() - t
-            if any(entry_id not in index.position for entry_id in dense):
-                self.refresh(force=True)  # the collection changed under us: load the entries it holds
-                index, lexical = self._index, None
         t = time.perf_counter()
         lexical = lexical or index.lexical.score(query)
         hits = self._rank(index, lexical, dense, where, mode)
@@ -184,22 +292,13 @@ class Searcher:
         timings["total"] = time.perf_counter() - started
         return SearchResult(question, tuple(hits[:k]), refused=refused, truncated=truncated, timings=timings)
 
-    def _allowed(self, entry: Entry, where: Where) -> bool:
-        from knowledge.store import SECTION_SEPARATOR
-
-        if not where.lang and not where.section_prefix:
-            return True
-        if where.lang and entry.lang != where.lang:
-            return False
-        return where.matches_section(SECTION_SEPARATOR.join(entry.section_path))
-
     def _rank(
         self, index: _Snapshot, lexical: LexicalScores, dense: dict[str, DenseHit], where: Where, mode: Mode
     ) -> list[Hit]:
         config = self.config
         entries, position = index.entries, index.position
         order = np.argsort(-lexical.scores, kind="stable")[: config.fuse_depth * 2]
-        bm25_ids = [entries[i].id for i in order if lexical.scores[i] > 0 and self._allowed(entries[i], where)][
+        bm25_ids = [entries[i].id for i in order if lexical.scores[i] > 0 and _allowed(entries[i], where)][
             : config.fuse_depth
         ]
         ranked = sorted(dense.values(), key=lambda h: -h.score)
@@ -259,6 +358,14 @@ class Searcher:
             for rank, hit in enumerate(kept)
             if rank == 0 or hit.coverage >= floor or (hit.margin or -1.0) >= c.margin_sure
         ]
+
+
+def _allowed(entry: Entry, where: Where) -> bool:
+    if not where.lang and not where.section_prefix:
+        return True
+    if where.lang and entry.lang != where.lang:
+        return False
+    return where.matches_section(SECTION_SEPARATOR.join(entry.section_path))
 
 
 def _background(scores: list[float]) -> float:

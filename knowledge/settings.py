@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     rrf_k: int = Field(default=10, ge=1, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(default=0.5, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    memory_vectors: int = Field(
+        default=50_000,
+        ge=0,
+        description="Collections of at most this many records are searched exactly in memory; larger ones by Chroma.",
+    )
 
     @field_validator("chroma_url", mode="before")
     @classmethod
@@ -55,7 +60,12 @@ class Settings(BaseSettings):
         return None if isinstance(value, str) and not value.strip() else value
 
     def search_config(self) -> SearchConfig:
-        return SearchConfig(rrf_k=self.rrf_k, dense_weight=self.dense_weight, bm25_weight=self.bm25_weight)
+        return SearchConfig(
+            rrf_k=self.rrf_k,
+            dense_weight=self.dense_weight,
+            bm25_weight=self.bm25_weight,
+            memory_vectors=self.memory_vectors,
+        )
 
     @field_validator("sources", mode="before")
     @classmethod

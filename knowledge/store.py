@@ -96,6 +96,26 @@ class DenseHit:
 
 
 @dataclass(frozen=True)
+class DenseVectors:
+    """The vectors of a collection's records, for exact search in memory: row `i` of `matrix` is
+    chunk `chunks[i]` of entry `entry_ids[i]`, scaled to unit length."""
+
+    entry_ids: tuple[str, ...]
+    chunks: np.ndarray
+    matrix: np.ndarray
+
+
+@dataclass(frozen=True)
+class IndexContents:
+    """Everything a searcher loads from the active collection, read from that one collection."""
+
+    collection: str | None
+    indexed_at: datetime | None
+    entries: list[Entry]  # sorted by id
+    vectors: DenseVectors | None  # None when the collection holds more records than asked for
+
+
+@dataclass(frozen=True)
 class Where:
     """A search filter: an entry language, and/or a section path the entry must lie under."""
 
@@ -239,6 +259,22 @@ class ChromaStore:
             return [Entry.model_validate_json(str(metadata["entry"])) for _, metadata, _ in rows]
 
         return sorted(self._read("read entries", read), key=lambda entry: entry.id)
+
+    def load(self, max_vectors: int) -> IndexContents:
+        """The active collection's entries, and its vectors when it holds at most `max_vectors` records."""
+
+        def read() -> IndexContents:
+            pointer = self._read_pointer()
+            active = self._open(pointer.collection) if pointer else None
+            if pointer is None or active is None:
+                return IndexContents(None, None, [], None)
+            rows = _get_all(active, where={"chunk": 0}, include=["metadatas"])
+            entries = [Entry.model_validate_json(str(metadata["entry"])) for _, metadata, _ in rows]
+            entries.sort(key=lambda entry: entry.id)
+            vectors = _get_vectors(active, self.embedder.dim) if active.count() <= max_vectors else None
+            return IndexContents(active.name, datetime.fromtimestamp(pointer.indexed_at, UTC), entries, vectors)
+
+        return self._read("load the index", read)
 
     def count(self) -> int:
         """How many entries the active collection holds."""
@@ -584,6 +620,26 @@ def _get_all(
         if len(ids) < _GET_PAGE:
             return rows
         offset += _GET_PAGE
+
+
+def _get_vectors(collection: Collection, dim: int) -> DenseVectors:
+    """Every record's vector, page by page, scaled to unit length (Chroma's cosine space does the same)."""
+    ids: list[str] = []
+    pages: list[np.ndarray] = []
+    offset = 0
+    while True:
+        page = collection.get(include=["embeddings"], limit=_GET_PAGE, offset=offset)  # type: ignore[list-item]
+        ids += page["ids"]
+        if page["ids"]:
+            pages.append(np.asarray(page["embeddings"], dtype=np.float32))
+        if len(page["ids"]) < _GET_PAGE:
+            break
+        offset += _GET_PAGE
+    matrix = np.concatenate(pages) if pages else np.zeros((0, dim), dtype=np.float32)
+    if len(matrix):
+        matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    entry_ids, chunks = zip(*(record_id.rpartition("#")[::2] for record_id in ids), strict=True) if ids else ((), ())
+    return DenseVectors(tuple(entry_ids), np.asarray([int(chunk) for chunk in chunks], dtype=np.int32), matrix)
 
 
 @contextlib.contextmanager

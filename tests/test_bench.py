@@ -53,7 +53,17 @@ def test_bench_produces_every_field(small_notes: Path, tmp_path: Path, monkeypat
     assert set(result["cold_ingest"]) == {"entries", "seconds", "pure_embedding_seconds", "entries_per_second", "ratio"}
     assert result["cold_ingest"]["entries"] == 10
     assert result["no_change_reindex"]["embedded"] == 0
-    assert set(result["query"]) == {"encode_p50_ms", "encode_p95_ms", "search_p50_ms", "search_p95_ms", "ratio_p50"}
+    assert set(result["query"]) == {
+        "samples",
+        "encode_p50_ms",
+        "encode_p95_ms",
+        "search_p50_ms",
+        "search_p95_ms",
+        "dense_p50_ms",
+        "rank_p50_ms",
+        "ratio_p50",
+    }
+    assert result["query"]["samples"] == 3 * len(QUESTIONS)
     assert result["concurrency"]["answered"] == 20 == result["concurrency"]["questions"]
     assert {"questions_per_second", "max_loop_stall_ms"} <= set(result["concurrency"])
     assert result["memory"]["ingest_peak_rss_mb"] > 50 and result["memory"]["serving_peak_rss_mb"] > 50

