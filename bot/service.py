@@ -36,9 +36,14 @@ def create_web_app(
         except KnowledgeError as error:
             _log.warning("health check: %s", error)
             entries = core.kb.searcher.answers_without_store
-            body = {"status": "degraded" if entries else "unavailable", "store": "unavailable", "entries": entries}
             # Degraded: questions are still answered from the index loaded in memory; reindexing waits.
-            return web.json_response(body | {"embedder": core.kb.embedder.name}, status=200 if entries else 503)
+            down = {
+                "status": "degraded" if entries else "unavailable",
+                "store": "unavailable",
+                "entries": entries,
+                "embedder": core.kb.embedder.name,
+            }
+            return web.json_response(down, status=200 if entries else 503)
         if failed is not None and failed.is_set():
             return web.json_response({"status": "failed", "embedder": core.kb.embedder.name}, status=503)
         body = {
