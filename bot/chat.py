@@ -157,14 +157,19 @@ class ChatCore:
         if len(self._asked) > 10 * MAX_SESSIONS:  # forget users who asked long ago
             self._asked = {u: t for u, t in self._asked.items() if now - t < wait}
 
+    def check_question(self, question: str) -> tuple[str, bool]:
+        """The question cleaned and cut (text, was cut); EmptyQuestion when nothing is left to search for."""
+        text, truncated = clean_question(question, self.settings.max_question_chars)
+        if not any(ch.isalnum() for ch in text):  # only punctuation, emoji or invisible characters
+            raise EmptyQuestion()
+        return text, truncated
+
     async def ask(self, conversation: str, user: str, question: str, *, cooldown: bool = True) -> Answer:
         """Search the collection and return the first page of the answer.
 
         Raises EmptyQuestion for a blank question and Cooldown when `user` asks too quickly.
         """
-        text, truncated = clean_question(question, self.settings.max_question_chars)
-        if not any(ch.isalnum() for ch in text):  # nothing to search for: only punctuation or emoji
-            raise EmptyQuestion()
+        text, truncated = self.check_question(question)
         if cooldown:
             self.check_cooldown(user)
         size = self.settings.answer_size

@@ -21,6 +21,7 @@ from knowledge.base import IngestReport
 _log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
+_FOLLOWED_UP = "kb_followed_up"  # in Interaction.extras: a followup has replaced the "thinking…" message
 QUESTION_MAX_CHARS = 500
 REINDEX_STARTED = "Reindex started; answers keep coming from the current index meanwhile."
 REINDEX_FAILED = "The reindex failed; see the log. Answers still come from the previous index."
@@ -153,8 +154,9 @@ def _add_commands(bot: KnowledgeBot) -> None:
     async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, QUESTION_MAX_CHARS]) -> None:
         """Ask the collection of ML reading notes a question."""
         user = user_key(interaction.user)
-        # Before deferring: after a public defer Discord shows the first followup publicly, whatever its
-        # ephemeral flag, and "please wait" is for the asker only.
+        # Before deferring: "please wait" and the usage hint are then private responses, with no
+        # "thinking…" message shown to the channel first.
+        bot.core.check_question(question)
         bot.core.check_cooldown(user)
         await interaction.response.defer(thinking=True)
         answer = await bot.core.ask(conversation_key(interaction.channel_id), user, question, cooldown=False)
@@ -265,22 +267,31 @@ class KnowledgeBot(discord.Client):
             await interaction.followup.send(
                 message.content, allowed_mentions=NO_MENTIONS, suppress_embeds=message.suppress_embeds, view=view
             )
+        interaction.extras[_FOLLOWED_UP] = True
 
     async def say(self, interaction: discord.Interaction, text: str) -> None:
         """A plain followup to a deferred interaction."""
         await interaction.followup.send(text, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+        interaction.extras[_FOLLOWED_UP] = True
 
     async def reply_privately(self, interaction: discord.Interaction, text: str) -> None:
         """An ephemeral reply, as the response or as a followup when the interaction was deferred.
 
         After a public `defer(thinking=True)` Discord shows the first followup in place of the
-        "thinking…" message, so it stays visible to the channel whatever its ephemeral flag.
+        "thinking…" message, visible to the channel whatever its ephemeral flag; so that message is
+        deleted first, and the followup becomes a message of its own, seen by the asker only.
         """
         try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
-            else:
+            if not interaction.response.is_done():
                 await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+                return
+            if not interaction.extras.get(_FOLLOWED_UP):
+                try:
+                    await interaction.delete_original_response()
+                except discord.HTTPException as error:
+                    _log.info("could not delete the thinking message of %s: HTTP %s", interaction.id, error.status)
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            interaction.extras[_FOLLOWED_UP] = True
         except discord.HTTPException as error:
             _log.warning("could not send a reply to interaction %s: HTTP %s", interaction.id, error.status)
 

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
         env_prefix="KB_",
         env_file=".env",
         env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `KB_DISCORD_GUILD_ID=` in a .env means unset, not an invalid number
         toml_file=CONFIG_DIR / "settings.toml",
         extra="ignore",
     )

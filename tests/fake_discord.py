@@ -36,6 +36,11 @@ AUTHENTICATION_FAILED = 4004  # the close code for a bad token
 APP_ID = 1100000000000000001
 BOT_ID = APP_ID  # Discord gives a bot user the application's id
 OWNER_ID = 1100000000000000002
+# The one server of the tests, and its first member.
+GUILD_ID = 1000000000000000001
+ALICE = 1400000000000000001
+VIEW_AND_SEND = (1 << 10) | (1 << 11)  # the permission bits a role needs for the bot to answer
+EPHEMERAL = 1 << 6  # a message flag
 
 BOT_USER: dict[str, Any] = {
     "id": str(BOT_ID),
@@ -48,6 +53,43 @@ BOT_USER: dict[str, Any] = {
     "verified": True,
     "mfa_enabled": False,
 }
+
+
+# -- gateway payloads, as Discord delivers them ----------------------------------------------------
+
+
+def user_payload(user_id: int = ALICE, *, name: str = "alice", bot: bool = False) -> dict[str, Any]:
+    return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": None, "avatar": None, "bot": bot}
+
+
+def text_channel(channel_id: int, name: str) -> dict[str, Any]:
+    return {
+        "id": str(channel_id),
+        "type": 0,
+        "guild_id": str(GUILD_ID),
+        "name": name,
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+        "topic": None,
+        "rate_limit_per_user": 0,
+    }
+
+
+def role(role_id: int, name: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": str(role_id),
+        "name": name,
+        "permissions": str(VIEW_AND_SEND),
+        "position": 0,
+        "color": 0,
+        "hoist": False,
+        "managed": False,
+        "mentionable": False,
+        "flags": 0,
+        **extra,
+    }
 
 
 @dataclass
@@ -75,7 +117,16 @@ class Recorded:
 
     @property
     def flags(self) -> int:
+        """The flags the bot asked for."""
         return int(self.message_body.get("flags") or 0)
+
+    @property
+    def private(self) -> bool:
+        """Whether the message Discord made is ephemeral: the bot's flag is ignored by the first
+        followup after a public defer (see FakeDiscord.public_defers)."""
+        response = self.response if isinstance(self.response, dict) else {}
+        message = response.get("resource", {}).get("message", response) if self.path.endswith("/callback") else response
+        return bool(int(message.get("flags") or 0) & EPHEMERAL)
 
 
 @dataclass
@@ -110,6 +161,9 @@ class FakeDiscord:
     guilds: list[dict[str, Any]] = field(default_factory=list)  # GUILD_CREATE payloads sent after READY
     tokens: set[str] | None = None  # bot tokens the gateway accepts; None: any
     sessions: list[GatewaySession] = field(default_factory=list)  # every gateway connection, oldest first
+    # Tokens of interactions deferred publicly whose "thinking…" message still stands: their next
+    # followup replaces it, and Discord then ignores the followup's ephemeral flag.
+    public_defers: set[str] = field(default_factory=set)
     url: str = ""
     gateway_url: str = ""
     _runner: web.AppRunner | None = None
@@ -332,14 +386,23 @@ class FakeDiscord:
         if route == "GET /oauth2/applications/@me":
             return 200, _application()
         if m := re.fullmatch(r"POST /interactions/(\d+)/([^/]+)/callback", route):
+            if body.get("type") == 5 and not int((body.get("data") or {}).get("flags") or 0) & EPHEMERAL:
+                self.public_defers.add(m[2])
             return 200, self._callback(m[1], body)
         if (m := re.fullmatch(rf"\w+ /webhooks/{APP_ID}/([^/]+).*", route)) and m[1] in self.expired_tokens:
             return 401, {"message": "Invalid Webhook Token", "code": 50027}
         if m := re.fullmatch(rf"POST /webhooks/{APP_ID}/([^/]+)", route):
+            if m[1] in self.public_defers:  # it takes the place of the public "thinking…" message
+                self.public_defers.discard(m[1])
+                body = {**body, "flags": int(body.get("flags") or 0) & ~EPHEMERAL}
             return 200, self.message(self.channel_id, body, webhook_id=str(APP_ID), application_id=str(APP_ID))
         if m := re.fullmatch(rf"(PATCH|GET) /webhooks/{APP_ID}/([^/]+)/messages/([^/]+)", route):
+            if m[1] == "PATCH" and m[3] == "@original":
+                self.public_defers.discard(m[2])
             return 200, self.message(self.channel_id, body, webhook_id=str(APP_ID))
-        if re.fullmatch(rf"DELETE /webhooks/{APP_ID}/([^/]+)/messages/([^/]+)", route):
+        if m := re.fullmatch(rf"DELETE /webhooks/{APP_ID}/([^/]+)/messages/([^/]+)", route):
+            if m[2] == "@original":
+                self.public_defers.discard(m[1])
             return 204, None
         if m := re.fullmatch(r"POST /channels/(\d+)/messages", route):
             extra: dict[str, Any] = {}

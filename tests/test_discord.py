@@ -16,7 +16,19 @@ from typing import Any
 import discord
 import pytest
 import yarl
-from fake_discord import APP_ID, BOT_ID, BOT_USER, FakeDiscord, Recorded
+from fake_discord import (
+    ALICE,
+    APP_ID,
+    BOT_ID,
+    BOT_USER,
+    GUILD_ID,
+    VIEW_AND_SEND,
+    FakeDiscord,
+    Recorded,
+    role,
+    text_channel,
+    user_payload,
+)
 
 from bot.chat import Answer, ChatCore
 from bot.discord_bot import (
@@ -61,18 +73,14 @@ OPTIMIZERS = {
 }
 ADAM_W = "https://arxiv.org/abs/1711.05101"
 
-GUILD_ID = 1000000000000000001
 GENERAL = 1200000000000000001  # FakeDiscord.channel_id: where followups say they were posted
 OTHER_CHANNEL = 1200000000000000002
 DM_CHANNEL = 1200000000000000003
 BOT_ROLE = 1000000000000000099
-ALICE = 1400000000000000001
 OTHER_BOT = 1400000000000000002
 
-VIEW_AND_SEND = (1 << 10) | (1 << 11)
 MANAGE_GUILD = 1 << 5
 SUPPRESS_EMBEDS = 1 << 2
-EPHEMERAL = 1 << 6
 NO_PINGS: dict[str, list[str]] = {"parse": []}
 
 _ids = itertools.count(1500000000000000001)
@@ -189,40 +197,6 @@ def snowflake() -> str:
 
 def now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def user_payload(user_id: int = ALICE, *, name: str = "alice", bot: bool = False) -> dict[str, Any]:
-    return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": None, "avatar": None, "bot": bot}
-
-
-def text_channel(channel_id: int, name: str) -> dict[str, Any]:
-    return {
-        "id": str(channel_id),
-        "type": 0,
-        "guild_id": str(GUILD_ID),
-        "name": name,
-        "position": 0,
-        "permission_overwrites": [],
-        "nsfw": False,
-        "parent_id": None,
-        "topic": None,
-        "rate_limit_per_user": 0,
-    }
-
-
-def role(role_id: int, name: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "id": str(role_id),
-        "name": name,
-        "permissions": str(VIEW_AND_SEND),
-        "position": 0,
-        "color": 0,
-        "hoist": False,
-        "managed": False,
-        "mentionable": False,
-        "flags": 0,
-        **extra,
-    }
 
 
 def guild_payload() -> dict[str, Any]:
@@ -389,7 +363,7 @@ async def test_ask_defers_then_answers_with_the_paper_and_its_link(client: Knowl
     assert "Fixing Weight Decay Regularization in Adam" in answer.content
     assert ADAM_W in answer.content
     assert answer.body["allowed_mentions"] == NO_PINGS
-    assert answer.flags & SUPPRESS_EMBEDS and not answer.flags & EPHEMERAL
+    assert answer.flags & SUPPRESS_EMBEDS and not answer.private
     ids = custom_ids(rest[-1])
     assert any(cid.startswith("kb:vote:up:") for cid in ids) and any(cid.startswith("kb:vote:down:") for cid in ids)
     assert not any(cid.startswith("kb:more:") for cid in ids)  # a single page: no "More results"
@@ -425,8 +399,18 @@ async def test_a_second_question_within_the_cooldown_is_told_to_wait(
     assert "Momentum Contrast" in answer.content
     defer, refusal = fake.callbacks  # refused at once, not deferred, so it can be private
     assert defer.body == {"type": 5}
-    assert refusal.body["type"] == 4 and refusal.flags & EPHEMERAL
+    assert refusal.body["type"] == 4 and refusal.private
     assert "please wait" in refusal.content and "s before the next question" in refusal.content
+
+
+async def test_a_question_with_nothing_to_search_gets_the_usage_hint_privately_at_once(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    await run_command(client, command_payload("ask", question="?!\u200b"))
+
+    (hint,) = fake.requests  # no "thinking…" first
+    assert hint in fake.callbacks and hint.body["type"] == 4 and hint.private
+    assert hint.content == EmptyQuestion.user_message
 
 
 async def test_an_unexpected_error_gets_an_apology_not_the_error(
@@ -446,7 +430,10 @@ async def test_an_unexpected_error_gets_an_apology_not_the_error(
 
     (followup,) = fake.followups
     (reply,) = fake.channel_messages
-    assert followup.content == APOLOGY and followup.flags & EPHEMERAL
+    assert followup.content == APOLOGY and followup.private  # not shown to the channel
+    # The public "thinking…" message went first, so the apology is a message of its own.
+    (deleted,) = fake.find("DELETE", rf"/webhooks/{APP_ID}/[^/]+/messages/@original")
+    assert fake.requests.index(deleted) < fake.requests.index(followup)
     assert reply.content == APOLOGY
     assert all("secret" not in json.dumps(r.body) for r in fake.requests)
     logged = [r for r in caplog.records if r.exc_info and isinstance(r.exc_info[1], RuntimeError)]
@@ -465,7 +452,7 @@ async def test_reindex_is_refused_to_members_without_manage_server(
     assert len(fake.requests) == 2 and fake.followups == []
     for refusal in fake.callbacks:  # answered at once, privately, without deferring
         assert refusal.body["type"] == 4
-        assert refusal.content == NotAdmin.user_message and refusal.flags & EPHEMERAL
+        assert refusal.content == NotAdmin.user_message and refusal.private
     assert not core.reindex_running
 
 
@@ -482,8 +469,8 @@ async def test_an_admin_s_reindex_reports_when_done_and_a_second_one_waits(
     summary = await fake.wait_for(lambda r: r.content.startswith("Reindex done in"))
 
     started, already = fake.callbacks  # both answered at once: starting a reindex does not wait for it
-    assert started.body["type"] == 4 and started.content == REINDEX_STARTED and not started.flags & EPHEMERAL
-    assert already.body["type"] == 4 and already.content == AlreadyRunning.user_message and already.flags & EPHEMERAL
+    assert started.body["type"] == 4 and started.content == REINDEX_STARTED and not started.private
+    assert already.body["type"] == 4 and already.content == AlreadyRunning.user_message and already.private
     assert fake.followups == [summary]
     assert "8 entries" in summary.content and "0 embedded, 8 unchanged" in summary.content
     assert not core.reindex_running
@@ -587,7 +574,7 @@ async def test_more_results_button_shows_the_next_page(client: KnowledgeBot, fak
     assert not any(cid.startswith("kb:more:") for cid in custom_ids(second))  # the last page
 
     await run_command(client, command_payload("more"))
-    assert fake.followups[-1].content == NothingMore.user_message
+    assert fake.followups[-1].content == NothingMore.user_message and fake.followups[-1].private
 
 
 async def test_slash_more_pages_the_channel_s_last_answer(client: KnowledgeBot, fake: FakeDiscord) -> None:
@@ -606,7 +593,7 @@ async def test_vote_buttons_record_feedback(client: KnowledgeBot, core: ChatCore
     click(client, button_payload(f"kb:vote:up:{answer_id}", answer.response))
     thanks = await fake.wait_for(lambda r: r.content == THANKS)
 
-    assert thanks in fake.callbacks and thanks.body["type"] == 4 and thanks.flags & EPHEMERAL
+    assert thanks in fake.callbacks and thanks.body["type"] == 4 and thanks.private
     (row,) = [json.loads(line) for line in core.feedback_path.read_text(encoding="utf-8").splitlines()]
     assert row["question"] == "Which paper fixes weight decay in Adam?"
     assert row["vote"] == "up" and row["platform"] == "discord" and row["user"] == f"discord:{ALICE}"
@@ -630,8 +617,8 @@ async def test_buttons_of_a_forgotten_answer_say_so(client: KnowledgeBot, fake: 
     vote = await fake.wait_for(lambda r: r.path.endswith("/callback") and r.body["type"] == 4)
     more = await fake.wait_for(lambda r: r in fake.followups)
 
-    assert vote.content == UnknownAnswer.user_message and vote.flags & EPHEMERAL
-    assert more.content == UnknownAnswer.user_message and more.flags & EPHEMERAL
+    assert vote.content == UnknownAnswer.user_message and vote.private
+    assert more.content == UnknownAnswer.user_message and more.private
 
 
 # -- @mentions and DMs ---------------------------------------------------------------------------------

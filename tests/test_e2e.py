@@ -24,9 +24,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from fake_discord import APP_ID, BOT_ID, BOT_USER, FakeDiscord, Recorded
+from fake_discord import (
+    ALICE,
+    APP_ID,
+    BOT_ID,
+    BOT_USER,
+    GUILD_ID,
+    VIEW_AND_SEND,
+    FakeDiscord,
+    Recorded,
+    role,
+    text_channel,
+    user_payload,
+)
 from fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack
-from test_discord import role, user_payload  # the same gateway payloads the command-tree tests use
 
 DISCORD_TOKEN = "fake-discord-token.e2e.Zq7Kp2Vx9Lm4"
 SLACK_BOT_TOKEN = "xoxb-fake-e2e-8f3a1c9d7b2e"
@@ -36,11 +47,8 @@ SECRETS = (DISCORD_TOKEN, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)
 TITLE = "Fixing Weight Decay Regularization in Adam"
 URL = "https://arxiv.org/abs/1711.05101"
 
-GUILD_ID = 1000000000000000001
 GENERAL = 1200000000000000001
 BOT_ROLE = 1000000000000000099
-ALICE = 1400000000000000001
-VIEW_AND_SEND = (1 << 10) | (1 << 11)
 GUILD_MESSAGES, MESSAGE_CONTENT = 1 << 9, 1 << 15
 
 START_TIMEOUT = 40.0  # imports, the embedder and the first ingest of ten entries: ~5 s here
@@ -69,20 +77,7 @@ def guild_create() -> dict[str, Any]:
             role(GUILD_ID, "@everyone"),
             role(BOT_ROLE, "notes-bot", managed=True, tags={"bot_id": str(BOT_ID)}),
         ],
-        "channels": [
-            {
-                "id": str(GENERAL),
-                "type": 0,
-                "guild_id": str(GUILD_ID),
-                "name": "general",
-                "position": 0,
-                "permission_overwrites": [],
-                "nsfw": False,
-                "parent_id": None,
-                "topic": None,
-                "rate_limit_per_user": 0,
-            }
-        ],
+        "channels": [text_channel(GENERAL, "general")],
         "members": [
             {"user": BOT_USER, "roles": [str(BOT_ROLE)], "joined_at": joined, "deaf": False, "mute": False, "flags": 0}
         ],

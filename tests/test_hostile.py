@@ -26,11 +26,10 @@ from urllib.parse import urlencode
 
 import discord
 import pytest
-from fake_discord import BOT_ID, BOT_USER, FakeDiscord, Recorded
+from fake_discord import ALICE, BOT_ID, BOT_USER, FakeDiscord, Recorded, user_payload
 from fake_slack import BOT_USER_ID, TEAM_ID, Call
 from rich.console import Console
 from test_discord import (
-    ALICE,
     BOT_ROLE,
     GENERAL,
     command_payload,
@@ -39,7 +38,6 @@ from test_discord import (
     member_payload,
     message_payload,
     run_command,
-    user_payload,
 )
 from test_slack import CHANNEL, Slack, mention, serve
 
@@ -470,12 +468,18 @@ async def test_discord_slash_ask(
         except Exception as error:  # noqa: BLE001 - a crash is what this test looks for
             delivery.crashes.append(f"{type(error).__name__}: {error}"[:300])
         sent = fake.requests[before:]
-        if not sent or not sent[0].path.endswith("/callback") or sent[0].body != {"type": 5}:
-            delivery.problems.append("the command was not deferred first")
-        followups = [r for r in sent[1:] if r in fake.followups]
-        if len(followups) != len(sent[1:]):
-            delivery.problems.append(f"unexpected requests: {[(r.method, r.path) for r in sent]}")
-        check_discord_messages(delivery, followups)
+        if sent and sent[0].path.endswith("/callback") and sent[0].body.get("type") == 4:
+            # Answered at once, without "thinking…": only the usage hint, and privately.
+            replies = sent[:1]
+            if len(sent) != 1 or not sent[0].private or kind_of(sent[0].content) != USAGE:
+                delivery.problems.append(f"an immediate response that is not the private usage hint: {sent}")
+        else:
+            if not sent or not sent[0].path.endswith("/callback") or sent[0].body != {"type": 5}:
+                delivery.problems.append("the command was not deferred first")
+            replies = [r for r in sent[1:] if r in fake.followups]
+            if len(replies) != len(sent[1:]):
+                delivery.problems.append(f"unexpected requests: {[(r.method, r.path) for r in sent]}")
+        check_discord_messages(delivery, replies)
         judge_logs(delivery, caplog)
         judge_replies(delivery)
         deliveries.append(delivery)

@@ -46,3 +46,30 @@ def test_precedence_env_over_dotenv_over_toml(tmp_path: Path, monkeypatch: pytes
     assert Local(_env_file=dotenv).data_dir == Path("from-dotenv")
     monkeypatch.setenv("KB_DATA_DIR", "from-env")
     assert Local(_env_file=dotenv).data_dir == Path("from-env")
+
+
+def test_every_setting_is_documented_and_the_example_env_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every field has a row in the README's settings table and a line in config/example.env, and that
+    file, with every line uncommented, loads (blank values mean unset)."""
+    from bot.settings import BotSettings
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    table = [line for line in readme.splitlines() if line.startswith("| `KB_")]
+    example = (root / "config" / "example.env").read_text(encoding="utf-8")
+    lines = [line.removeprefix("# ") for line in example.splitlines() if line.startswith(("# KB_", "KB_"))]
+    names = {line.split("=", 1)[0] for line in lines}
+    for field in BotSettings.model_fields:
+        key = f"KB_{field.upper()}"
+        assert any(f"`{key}`" in row for row in table), f"{key} has no row in the README's settings table"
+        assert key in names, f"{key} is not in config/example.env"
+    for key in [*names, "KB_DATA_DIR"]:
+        monkeypatch.delenv(key, raising=False)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = BotSettings(_env_file=dotenv)
+    assert settings.discord_guild_id is None and settings.discord_channels == []  # blank in the example
+    assert settings.memory_vectors == 50_000 and settings.http_port == 8080
+    assert settings.discord_token is None  # blank
+    assert settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value() == "xoxb-..."
+    assert "xoxb" not in repr(settings) and "xapp" not in str(settings)
