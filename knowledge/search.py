@@ -297,10 +297,10 @@ class Searcher:
     ) -> list[Hit]:
         config = self.config
         entries, position = index.entries, index.position
-        order = np.argsort(-lexical.scores, kind="stable")[: config.fuse_depth * 2]
-        bm25_ids = [entries[i].id for i in order if lexical.scores[i] > 0 and _allowed(entries[i], where)][
-            : config.fuse_depth
-        ]
+        allowed = index.allowed(where)
+        scores = lexical.scores if allowed is None else np.where(allowed, lexical.scores, 0.0)
+        order = np.argsort(-scores, kind="stable")[: config.fuse_depth]
+        bm25_ids = [entries[i].id for i in order if scores[i] > 0]
         ranked = sorted(dense.values(), key=lambda h: -h.score)
         background = _background([h.score for h in ranked])  # from all dense candidates
         dense_ids = [h.entry_id for h in ranked if h.entry_id in position][: config.fuse_depth]
