@@ -49,9 +49,10 @@ class SearchConfig:
     agree_rank: int = 10
     tail_coverage_gap: float = 0.25  # later hits need coverage within this of the best hit's
     refresh_seconds: float = 5.0
-    # Collections of at most this many records are searched exactly in memory (a 50,000 x 384
-    # matrix is 77 MB and a product of a few ms); larger ones by Chroma's HNSW index.
-    memory_vectors: int = 50_000
+    # Collections of at most this many records are searched exactly in memory; larger ones by
+    # Chroma's HNSW index. On 2 cores the product and top-k take 0.2 ms at 5,560 x 384, 1.5 ms at
+    # 20,000 and 4.2 ms at 50,000, against about 2.3 ms for a Chroma query of the bundled collection.
+    memory_vectors: int = 20_000
 
 
 @dataclass(frozen=True)

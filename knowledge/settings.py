@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     dense_weight: float = Field(default=0.5, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
     memory_vectors: int = Field(
-        default=50_000,
+        default=20_000,
         ge=0,
         description="Collections of at most this many records are searched exactly in memory; larger ones by Chroma.",
     )

@@ -69,7 +69,7 @@ def test_every_setting_is_documented_and_the_example_env_loads(tmp_path: Path, m
     dotenv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     settings = BotSettings(_env_file=dotenv)
     assert settings.discord_guild_id is None and settings.discord_channels == []  # blank in the example
-    assert settings.memory_vectors == 50_000 and settings.http_port == 8080
+    assert settings.memory_vectors == 20_000 and settings.http_port == 8080
     assert settings.discord_token is None  # blank
     assert settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value() == "xoxb-..."
     assert "xoxb" not in repr(settings) and "xapp" not in str(settings)
