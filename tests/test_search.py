@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,8 +120,13 @@ def test_another_writer_s_ingest_is_picked_up(notes: Path, tmp_path: Path, nanoe
             "# 新\n\n- [Lookahead Optimizer: k steps forward, 1 step back](https://x.example/la)\n", "utf-8"
         )
         writer.ingest([notes, extra])
-        reader.searcher.refresh(force=True)
-        assert reader.search("lookahead optimizer k steps forward").hits[0].entry.title.startswith("Lookahead")
+        reader.searcher._checked = 0.0  # the periodic check is due: the next question starts it
+        deadline = time.monotonic() + 10
+        while not (hits := reader.search("lookahead optimizer k steps forward").hits) or hits[0].entry.title != (
+            "Lookahead Optimizer: k steps forward, 1 step back"
+        ):
+            assert time.monotonic() < deadline, "the other writer's ingest was not picked up in the background"
+            time.sleep(0.05)
     finally:
         reader.close()
         writer.close()
