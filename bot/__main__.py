@@ -33,6 +33,7 @@ async def _console(settings: BotSettings) -> int:
 
     kb = KnowledgeBase(settings)
     try:
+        await asyncio.to_thread(kb.warm_up)
         report = await asyncio.to_thread(kb.ingest)
         _log.info("index ready: %d entries, embedder %s", report.summary.entries, kb.embedder.name)
         await ConsoleChat(ChatCore(kb, settings)).run()
@@ -56,6 +57,7 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
         if sync:
             await sync_only(client, settings)
         else:
+            await asyncio.to_thread(kb.warm_up)
             await asyncio.to_thread(kb.ingest)
             await run_discord(client, settings)
     finally:

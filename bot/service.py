@@ -101,6 +101,7 @@ async def start(settings: BotSettings, kb: KnowledgeBase) -> Service:
     """Ingest (incrementally), start the HTTP server and the front-ends that have tokens."""
     core = ChatCore(kb, settings)
     service = Service(settings, core)
+    await asyncio.to_thread(kb.warm_up)
     report = await asyncio.to_thread(kb.ingest)
     _log.info(
         "index %s: %d entries (%d embedded now), embedder %s",

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
+from knowledge.lexical import tokenize
 from knowledge.parse import ParseResult, parse_sources
 from knowledge.search import Mode, Searcher, SearchResult, clean_query
 from knowledge.settings import Settings
@@ -62,6 +63,13 @@ class KnowledgeBase:
             settings.data_dir, self.embedder, chroma_url=settings.chroma_url, passage_text=passage_text
         )
         self.searcher = Searcher(self.store, self.embedder, settings.search_config(), cache_dir=settings.data_dir)
+
+    def warm_up(self) -> None:
+        """Pay the one-time costs before the first ingest or question rather than during it: open
+        the store, load the tokenizer's dictionary (about 1 s) and run the embedder once."""
+        self.store.stats()
+        tokenize("warm up 预热")
+        self.embedder.embed_queries(["warm up"])
 
     def ingest(
         self,

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from knowledge.base import KnowledgeBase
+from knowledge.base import IngestReport, KnowledgeBase
 from knowledge.embed import Embedder, load_embedder
 from knowledge.entry import Entry
 from knowledge.parse import parse_sources
@@ -111,6 +111,16 @@ def synthetic_collection(entries: Sequence[Entry], copies: int, folder: Path, *,
             written += 1
         (folder / f"notes-{copy:02d}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return written
+
+
+def timed_ingest(kb: KnowledgeBase) -> tuple[IngestReport, float]:
+    """A whole ingest as a user waits for it (parse, embed, store, BM25 index), in seconds of wall
+    time, after the one-time costs a bot pays at start-up (`warm_up`), as the model's load is
+    outside the pure embedding time too."""
+    kb.warm_up()
+    started = time.perf_counter()
+    report = kb.ingest()
+    return report, round(time.perf_counter() - started, 3)
 
 
 def _time(function: Callable[[], Any]) -> float:
@@ -225,14 +235,14 @@ def _scale_point(
     settings = Settings(_env_file=None, sources=[sources], data_dir=data, embedder=spec)
     kb = KnowledgeBase(settings, embedder)
     try:
-        report = kb.ingest()
+        report, seconds = timed_ingest(kb)
         queries = measure_queries(kb, questions)
     finally:
         kb.close()
     return {
         "label": label,
         "entries": report.summary.entries,
-        "ingest_seconds": report.summary.seconds,
+        "ingest_seconds": seconds,
         "query_p50_ms": queries["search_p50_ms"],
         "serving_peak_rss_mb": child_peak_rss("serve", sources, data, spec),
     }
@@ -275,18 +285,18 @@ def run_bench(
         log("cold ingest")
         kb = KnowledgeBase(Settings(_env_file=None, sources=[one], data_dir=root / "data-1x", embedder=spec), embedder)
         try:
-            cold = kb.ingest()
+            cold, seconds = timed_ingest(kb)
             pure = pure_embedding_seconds(embedder, cold.parsed.entries, default_passage_text)
             result["cold_ingest"] = {
                 "entries": cold.summary.entries,
-                "seconds": cold.summary.seconds,
+                "seconds": seconds,
                 "pure_embedding_seconds": round(pure, 3),
-                "entries_per_second": round(cold.summary.entries / cold.summary.seconds, 2),
-                "ratio": round(cold.summary.seconds / pure, 3),
+                "entries_per_second": round(cold.summary.entries / seconds, 2),
+                "ratio": round(seconds / pure, 3),
             }
             log("no-change reindex")
-            again = kb.ingest()
-            result["no_change_reindex"] = {"seconds": again.summary.seconds, "embedded": again.summary.embedded}
+            again, seconds = timed_ingest(kb)
+            result["no_change_reindex"] = {"seconds": seconds, "embedded": again.summary.embedded}
             log("queries")
             result["query"] = measure_queries(kb, QUESTIONS)
             log("concurrency")
@@ -311,8 +321,8 @@ def run_bench(
             long_settings = Settings(_env_file=None, sources=[one], data_dir=root / "data-long", embedder=spec)
             long_kb = KnowledgeBase(long_settings, embedder, passage_text=long_passage_text)
             try:
-                long_report = long_kb.ingest()
-                row: dict[str, Any] = {"chars": LONG_PASSAGE, "cold_ingest_seconds": long_report.summary.seconds}
+                _, seconds = timed_ingest(long_kb)
+                row: dict[str, Any] = {"chars": LONG_PASSAGE, "cold_ingest_seconds": seconds}
                 if eval_file is not None:
                     from knowledge.evaluate import evaluate, load_questions
                     from knowledge.search import search_entries
@@ -331,14 +341,14 @@ def run_bench(
                 Settings(_env_file=None, sources=[folder], data_dir=root / "data-big", embedder=spec), embedder
             )
             try:
-                report = kb.ingest()
+                report, seconds = timed_ingest(kb)
             finally:
                 kb.close()
             result["big_collection"] = {
                 "entries_written": count,
                 "entries": report.summary.entries,
-                "cold_ingest_seconds": report.summary.seconds,
-                "minutes": round(report.summary.seconds / 60, 2),
+                "cold_ingest_seconds": seconds,
+                "minutes": round(seconds / 60, 2),
             }
 
         if scale > 1:

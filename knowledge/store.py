@@ -16,6 +16,7 @@ machine is expected, because the lock is local to that machine.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fcntl
 import json
@@ -253,12 +254,7 @@ class ChromaStore:
     def all_entries(self) -> list[Entry]:
         """Every entry of the active collection, rebuilt from chunk 0's metadata, sorted by id."""
 
-        def read() -> list[Entry]:
-            active = self._active()
-            rows = [] if active is None else _get_all(active, where={"chunk": 0}, include=["metadatas"])
-            return [Entry.model_validate_json(str(metadata["entry"])) for _, metadata, _ in rows]
-
-        return sorted(self._read("read entries", read), key=lambda entry: entry.id)
+        return self._read("read entries", lambda: _get_entries(self._active()))
 
     def load(self, max_vectors: int) -> IndexContents:
         """The active collection's entries, and its vectors when it holds at most `max_vectors` records."""
@@ -268,9 +264,7 @@ class ChromaStore:
             active = self._open(pointer.collection) if pointer else None
             if pointer is None or active is None:
                 return IndexContents(None, None, [], None)
-            rows = _get_all(active, where={"chunk": 0}, include=["metadatas"])
-            entries = [Entry.model_validate_json(str(metadata["entry"])) for _, metadata, _ in rows]
-            entries.sort(key=lambda entry: entry.id)
+            entries = _get_entries(active)
             vectors = _get_vectors(active, self.embedder.dim) if active.count() <= max_vectors else None
             return IndexContents(active.name, datetime.fromtimestamp(pointer.indexed_at, UTC), entries, vectors)
 
@@ -431,20 +425,41 @@ class ChromaStore:
         return name, len(entries), 0, removed
 
     def _write(self, collection: Collection, records: list[_Record], progress: Progress | None) -> None:
-        """Embed and upsert `records` in batches, reporting progress after each stored batch."""
-        for start in range(0, len(records), self._batch_size):
-            batch = records[start : start + self._batch_size]
+        """Embed and upsert `records` in batches, reporting progress after each stored batch.
+
+        The next batch is embedded on a worker thread while this one is written to Chroma: the
+        embedder runs without the GIL, so the writes cost little beside the forward passes.
+        """
+        batches = [records[start : start + self._batch_size] for start in range(0, len(records), self._batch_size)]
+        if not batches:
+            return
+
+        def embed(batch: list[_Record]) -> np.ndarray:
             vectors = self.embedder.embed_passages([record.document for record in batch])
             if vectors.shape != (len(batch), self.embedder.dim):
                 raise ValueError(f"{self.embedder.name} returned vectors of shape {vectors.shape}")
-            collection.upsert(
-                ids=[record.id for record in batch],
-                embeddings=vectors,
-                documents=[record.document for record in batch],
-                metadatas=[record.metadata for record in batch],
-            )
-            if progress is not None:
-                progress(start + len(batch), len(records))
+            return vectors
+
+        written = 0
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-embed") as worker:
+            pending = worker.submit(embed, batches[0])
+            try:
+                for index, batch in enumerate(batches):
+                    vectors = pending.result()
+                    if index + 1 < len(batches):
+                        pending = worker.submit(embed, batches[index + 1])
+                    collection.upsert(
+                        ids=[record.id for record in batch],
+                        embeddings=vectors,
+                        documents=[record.document for record in batch],
+                        metadatas=[record.metadata for record in batch],
+                    )
+                    written += len(batch)
+                    if progress is not None:
+                        progress(written, len(records))
+            except BaseException:
+                pending.cancel()  # do not embed what will not be written
+                raise
 
     def _drop_orphans(self, keep: str | None) -> None:
         """Drop this embedder's collections that no pointer names: leftovers of an interrupted rebuild."""
@@ -620,6 +635,12 @@ def _get_all(
         if len(ids) < _GET_PAGE:
             return rows
         offset += _GET_PAGE
+
+
+def _get_entries(collection: Collection | None) -> list[Entry]:
+    """Every entry of `collection`, rebuilt from chunk 0's metadata, sorted by id."""
+    rows = [] if collection is None else _get_all(collection, where={"chunk": 0}, include=["metadatas"])
+    return sorted((Entry.model_validate_json(str(metadata["entry"])) for _, metadata, _ in rows), key=lambda e: e.id)
 
 
 def _get_vectors(collection: Collection, dim: int) -> DenseVectors:
