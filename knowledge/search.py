@@ -182,13 +182,12 @@ class Searcher:
         vectors) and the check is tried again after `refresh_seconds`; with nothing loaded, or on
         `force`, KnowledgeUnavailable is raised.
         """
-        if not force and self._version is not None and time.monotonic() - self._checked < self.config.refresh_seconds:
+        if not force and self._checked_recently():
             return
         with self._lock:
-            now = time.monotonic()
-            if not force and self._version is not None and now - self._checked < self.config.refresh_seconds:
+            if not force and self._checked_recently():
                 return  # another thread checked while this one waited
-            self._checked = now  # one question per interval pays for the check, even a failing one
+            self._checked = time.monotonic()  # one question per interval pays for the check, even a failing one
             try:
                 stats = self.store.stats()
                 if (stats.collection, stats.indexed_at) == self._version and not force:
@@ -225,11 +224,15 @@ class Searcher:
         if self._version is None:
             self.refresh()
             return
-        if time.monotonic() - self._checked < self.config.refresh_seconds:
+        if self._checked_recently():
             return
         with self._lock_pending:
             if self._refreshing is None or self._refreshing.done():
                 self._refreshing = self._refresh_pool.submit(self._refresh_in_background)
+
+    def _checked_recently(self) -> bool:
+        """Whether an index is loaded and the store was checked less than `refresh_seconds` ago."""
+        return self._version is not None and time.monotonic() - self._checked < self.config.refresh_seconds
 
     def _refresh_in_background(self) -> None:
         try:
