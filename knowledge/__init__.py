@@ -1,0 +1,37 @@
+"""The knowledge core: parse the collection into entries, index them in Chroma, and answer questions.
+
+This is the public API that the chat front-ends (`bot/`) use; everything else is internal.
+"""
+
+from knowledge.base import Health, IngestReport, KnowledgeBase
+from knowledge.entry import Entry, Link, SourceRef
+from knowledge.errors import EmbedderUnavailable, IngestLocked, KnowledgeError, KnowledgeUnavailable, SettingsError
+from knowledge.filters import Where
+from knowledge.logs import configure_logging
+from knowledge.ranking import Hit
+from knowledge.reader import StoreStats
+from knowledge.search import SearchResult
+from knowledge.settings import Settings, load_settings
+from knowledge.writer import IngestSummary
+
+__all__ = [
+    "EmbedderUnavailable",
+    "Entry",
+    "Health",
+    "Hit",
+    "IngestLocked",
+    "IngestReport",
+    "IngestSummary",
+    "KnowledgeBase",
+    "KnowledgeError",
+    "KnowledgeUnavailable",
+    "Link",
+    "SearchResult",
+    "Settings",
+    "SettingsError",
+    "SourceRef",
+    "StoreStats",
+    "Where",
+    "configure_logging",
+    "load_settings",
+]

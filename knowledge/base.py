@@ -1,30 +1,31 @@
-"""The knowledge core as one object: settings in; ingest, search and stats out."""
+"""The knowledge core as one object: settings in; ingest, search, stats and health out."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
+from knowledge.errors import KnowledgeError
+from knowledge.filters import Where
 from knowledge.lexical import tokenize
+from knowledge.live import LiveIndex
 from knowledge.parse import ParseResult, parse_sources
-from knowledge.search import Mode, Searcher, SearchResult, clean_query
+from knowledge.ranking import Mode, RankingConfig
+from knowledge.reader import StoreStats
+from knowledge.records import PassageText, default_passage_text
+from knowledge.search import Searcher, SearchResult, clean_query
 from knowledge.settings import Settings
-from knowledge.store import (
-    ChromaStore,
-    IngestSummary,
-    PassageText,
-    Progress,
-    StoreStats,
-    Where,
-    default_passage_text,
-)
+from knowledge.store import ChromaStore
+from knowledge.upsert import Progress
+from knowledge.writer import IngestSummary
 
 _log = logging.getLogger(__name__)
 
@@ -50,19 +51,55 @@ class IngestReport:
         }
 
 
+@dataclass(frozen=True)
+class Health:
+    """Whether the knowledge base can answer: the store's stats, or how much it answers without the store."""
+
+    embedder: str
+    stats: StoreStats | None  # None: the store is unreachable
+    answerable_offline: int  # entries answered from memory while the store is unreachable (0: none)
+
+    @property
+    def store_reachable(self) -> bool:
+        return self.stats is not None
+
+
+def ranking_config(settings: Settings) -> RankingConfig:
+    """The ranking parameters that settings expose; the rest keep their tuned defaults."""
+    return RankingConfig(rrf_k=settings.rrf_k, dense_weight=settings.dense_weight, bm25_weight=settings.bm25_weight)
+
+
 class KnowledgeBase:
-    """Owns the embedder, the Chroma store and the searcher built from one `Settings`."""
+    """Owns the embedder, the Chroma store, the live index and the searcher built from one `Settings`."""
 
     def __init__(
-        self, settings: Settings, embedder: Embedder | None = None, *, passage_text: PassageText = default_passage_text
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        *,
+        passage_text: PassageText = default_passage_text,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.embedder = embedder or load_embedder(settings.embedder, threads=settings.embed_threads)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = ChromaStore(
-            settings.data_dir, self.embedder, chroma_url=settings.chroma_url, passage_text=passage_text
+            settings.data_dir, self.embedder, chroma_url=settings.chroma_url, passage_text=passage_text, clock=clock
         )
-        self.searcher = Searcher(self.store, self.embedder, settings.search_config(), cache_dir=settings.data_dir)
+        self.index = LiveIndex(
+            self.store.reader, cache_dir=settings.data_dir, memory_vectors=settings.memory_vectors, clock=clock
+        )
+        self.searcher = Searcher(
+            self.index,
+            self.store.reader,
+            self.embedder,
+            ranking_config(settings),
+            max_question_chars=settings.max_question_chars,
+        )
+
+    @property
+    def embedder_name(self) -> str:
+        return self.embedder.name
 
     def warm_up(self) -> None:
         """Pay the one-time costs before the first ingest or question rather than during it: open
@@ -84,7 +121,7 @@ class KnowledgeBase:
         summary = self.store.ingest(
             parsed.entries, rebuild=rebuild, progress=progress, sources=[str(path) for path in paths]
         )
-        self.searcher.refresh(force=True)
+        self.index.refresh(force=True)
         return IngestReport(summary, parsed)
 
     def search(
@@ -106,7 +143,7 @@ class KnowledgeBase:
     ) -> SearchResult:
         """`search` for async callers: the question is embedded on the embedding worker (where questions
         that arrive together are batched) and the rest runs in a thread, so the event loop never stalls."""
-        query, _ = clean_query(question)
+        query, _ = clean_query(question, self.settings.max_question_chars)
         vector = await self.async_embedder.embed_query(query) if query else None
         return await asyncio.to_thread(self.search, question, k, section=section, lang=lang, vector=vector)
 
@@ -117,8 +154,18 @@ class KnowledgeBase:
     def stats(self) -> StoreStats:
         return self.store.stats()
 
+    def health(self) -> Health:
+        """The store's stats when it answers; otherwise what the loaded index can still answer."""
+        try:
+            stats = self.store.stats()
+        except KnowledgeError as error:
+            _log.warning("health check: %s", error)
+            return Health(self.embedder.name, None, self.index.answerable_offline)
+        return Health(self.embedder.name, stats, self.index.answerable_offline)
+
     def close(self) -> None:
         if "async_embedder" in self.__dict__:
             self.async_embedder.close()
         self.searcher.close()
+        self.index.close()
         self.store.close()

