@@ -8,17 +8,15 @@ the pointer in `knowledge.generations`, the write path in `knowledge.writer`, th
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from knowledge.chroma import ChromaClient
 from knowledge.embed import Embedder
-from knowledge.entry import Entry
 from knowledge.generations import Generations
 from knowledge.reader import IndexReader
 from knowledge.records import PassageText, default_passage_text
-from knowledge.upsert import Progress
-from knowledge.writer import IndexWriter, IngestSummary
+from knowledge.writer import IndexWriter
 
 
 class ChromaStore:
@@ -48,22 +46,12 @@ class ChromaStore:
             passage_text=passage_text,
             batch_size=batch_size,
         )
-        # the read path, for callers that hold the store
+        # the two paths, for callers that hold the store
+        self.ingest = self.writer.ingest
         self.query = self.reader.query
         self.load = self.reader.load
         self.stats = self.reader.stats
         self.version = self.reader.version
-
-    def ingest(
-        self,
-        entries: Sequence[Entry],
-        *,
-        rebuild: bool = False,
-        progress: Progress | None = None,
-        sources: Sequence[str] | None = None,
-    ) -> IngestSummary:
-        """See `IndexWriter.ingest`."""
-        return self.writer.ingest(entries, rebuild=rebuild, progress=progress, sources=sources)
 
     def close(self) -> None:
         self.client.close()

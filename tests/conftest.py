@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 
@@ -90,18 +90,8 @@ class Clock:
         self.now += seconds
 
 
-class MakeKb(Protocol):
-    def __call__(
-        self,
-        sources: Sequence[Path],
-        data_dir: Path,
-        *,
-        embedder: Embedder | None = None,
-        settings_cls: type[Settings] = BotSettings,
-        kb_cls: type[KnowledgeBase] = KnowledgeBase,
-        clock: Callable[[], float] = time.monotonic,
-        **values: Any,
-    ) -> KnowledgeBase: ...
+MakeKb = Callable[..., KnowledgeBase]
+"""`make_kb(sources, data_dir, *, embedder=None, settings_cls=BotSettings, kb_cls=KnowledgeBase, clock=…, **settings)`."""
 
 
 @pytest.fixture(scope="session")
