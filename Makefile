@@ -8,15 +8,17 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# .ci/install installs torch==2.13.0 first (the CPU wheel), then the project; the Dockerfile uses it too
+# The project with its test tools (dev) and the sentence-transformers embedders the tests use (st);
+# .ci/install installs torch==2.13.0 first (the CPU wheel) for `st`. The Dockerfile uses it too.
 $(STAMP): pyproject.toml .ci/install
-	PYTHON=$(PYTHON) EDITABLE=1 .ci/install $(VENV) dev
+	PYTHON=$(PYTHON) EDITABLE=1 .ci/install $(VENV) dev,st
 	touch $(STAMP)
 
 lint: install
-	$(VENV)/bin/ruff check knowledge bot tests
-	$(VENV)/bin/ruff format --check knowledge bot tests
+	$(VENV)/bin/ruff check knowledge bot benchmarks tests
+	$(VENV)/bin/ruff format --check knowledge bot benchmarks tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint
 	$(VENV)/bin/pytest
@@ -24,8 +26,9 @@ test: lint
 run: install
 	$(PY) -m bot run
 
+# e.g. `make bench ARGS="--quick --json"` (python -m benchmarks --help lists the flags)
 bench: install
-	$(PY) -m knowledge bench $(if $(wildcard ../shared/eval/questions.jsonl),--eval ../shared/eval/questions.jsonl,)
+	$(PY) -m benchmarks $(ARGS) $(if $(wildcard ../shared/eval/questions.jsonl),--eval ../shared/eval/questions.jsonl,)
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

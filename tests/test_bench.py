@@ -6,8 +6,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from knowledge.bench import QUESTIONS, percentile, synthetic_collection
-from knowledge.cli import main
+from benchmarks.__main__ import main
+from benchmarks.bench import QUESTIONS, percentile, synthetic_collection
 from knowledge.parse import parse_sources
 
 
@@ -34,7 +34,7 @@ def test_bench_produces_every_field(small_notes: Path, tmp_path: Path, monkeypat
     before = set(Path(tempfile.gettempdir()).glob("kb-bench-*"))
     monkeypatch.setenv("KB_SOURCES", str(small_notes))
     monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "unused"))
-    assert main(["bench", "--json", "--scale", "2", "--big", "30", "--eval", str(questions)]) == 0
+    assert main(["--json", "--scale", "2", "--big", "30", "--eval", str(questions)]) == 0
     result = json.loads(capsys.readouterr().out)
     assert set(result) >= {
         "machine",

