@@ -18,7 +18,6 @@ _FOOTER = re.compile(r"^(推薦閱讀|推荐阅读|相關閱讀|相关阅读|相
 _FOOTER_ITEM = re.compile(r"^\s*※")
 
 
-
 def _opener(line: str, next_line: str) -> tuple[str, str] | None:
     """(title, url) when `line` opens an item; url may be empty."""
     if m := _BULLET_URL_TITLE.match(line):
