@@ -1,4 +1,4 @@
-"""`python -m bot run | console | discord [--sync]`."""
+"""`python -m bot run | console | discord [--sync] | slack-manifest`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.settings import BotSettings
-from knowledge.cli import configure_logging
-from knowledge.errors import KnowledgeError
+from knowledge import KnowledgeError, SettingsError, configure_logging, load_settings
 
 _log = logging.getLogger("bot")
 
@@ -23,19 +22,20 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("console", help="chat in the terminal")
     discord = commands.add_parser("discord", help="run only the Discord bot")
     discord.add_argument("--sync", action="store_true", help="sync the slash commands, then exit")
+    commands.add_parser("slack-manifest", help="print the manifest to create the Slack app from")
     return parser
 
 
 async def _console(settings: BotSettings) -> int:
     from bot.chat import ChatCore
     from bot.console import ConsoleChat
-    from knowledge.base import KnowledgeBase
+    from knowledge import KnowledgeBase
 
     kb = KnowledgeBase(settings)
     try:
         await asyncio.to_thread(kb.warm_up)
         report = await asyncio.to_thread(kb.ingest)
-        _log.info("index ready: %d entries, embedder %s", report.summary.entries, kb.embedder.name)
+        _log.info("index ready: %d entries, embedder %s", report.summary.entries, kb.embedder_name)
         await ConsoleChat(ChatCore(kb, settings)).run()
     finally:
         kb.close()
@@ -45,10 +45,10 @@ async def _console(settings: BotSettings) -> int:
 async def _discord(settings: BotSettings, sync: bool) -> int:
     from bot.chat import ChatCore
     from bot.discord_bot import create_discord_client, run_discord, sync_only
-    from knowledge.base import KnowledgeBase
+    from knowledge import KnowledgeBase
 
     if not settings.discord_enabled:
-        print("KB_DISCORD_TOKEN is not set.", file=sys.stderr)
+        print("error: KB_DISCORD_TOKEN is not set", file=sys.stderr)
         return 2
     kb = KnowledgeBase(settings)
     try:
@@ -66,10 +66,16 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command in `argv`; 2 for bad settings, 1 when the knowledge base cannot start."""
     args = _parser().parse_args(argv)
+    if args.command == "slack-manifest":
+        from bot.slack_bot import slack_manifest
+
+        print(slack_manifest(), end="")
+        return 0
     configure_logging(args.verbose)
-    settings = BotSettings()
     try:
+        settings = load_settings(BotSettings)
         if args.command == "console":
             return asyncio.run(_console(settings))
         if args.command == "discord":
@@ -77,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from bot.service import serve
 
         return asyncio.run(serve(settings))
+    except SettingsError as error:  # one line naming the setting, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except KnowledgeError as error:  # e.g. the Chroma server is not up yet: say so, and let a supervisor retry
         _log.error("cannot start: %s", error)
         return 1

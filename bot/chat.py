@@ -1,4 +1,10 @@
-"""The transport-agnostic chat core: ask, more, reindex, stats, help, feedback. No platform imports."""
+"""The transport-agnostic chat core: ask, more, reindex, stats, help, feedback. No platform imports.
+
+The core owns the policy every front-end shares: how a question is cleaned and cut (and that the user is
+told), the order of the checks before a question is answered, the cooldown, paging, vote recording, and
+what is said when a reindex starts and ends. Adapters turn platform events into these calls and render
+what comes back.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +17,16 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from pathlib import Path
+from typing import Literal, Protocol
 
-from bot.errors import USAGE, AlreadyRunning, Cooldown, EmptyQuestion, NothingMore, UnknownAnswer
+from bot import texts
+from bot.errors import AlreadyRunning, BotError, Cooldown, EmptyQuestion, NothingMore, UnknownAnswer
 from bot.metrics import Metrics
 from bot.settings import BotSettings
-from knowledge.base import IngestReport, KnowledgeBase
-from knowledge.entry import Entry
-from knowledge.search import SearchResult
-from knowledge.store import StoreStats
+from knowledge import Entry, Health, IngestReport, KnowledgeError, SearchResult, StoreStats
 
 _log = logging.getLogger(__name__)
 
@@ -33,15 +38,36 @@ _INVISIBLE = re.compile(
 )
 Vote = Literal["up", "down"]
 
-HELP = f"""\
-I answer questions from a curated collection of machine-learning reading notes (paper titles, Chinese
-article headlines, summaries and links), in Chinese or English.
 
-• ask: {USAGE}
-• more: the next results for the last question
-• stats: what the index holds and when it was built
-• reindex: re-read the collection (admins only); answers keep coming meanwhile
-• help: this text"""
+class Retriever(Protocol):
+    """What the chat core needs from the knowledge core; `knowledge.KnowledgeBase` is one."""
+
+    @property
+    def embedder_name(self) -> str: ...
+
+    async def asearch(self, question: str, k: int | None = None) -> SearchResult:
+        """The best `k` entries for `question`, or a refusal; never blocks the event loop."""
+        ...
+
+    def ingest(self, *, rebuild: bool = False) -> IngestReport:
+        """Bring the index up to date with the sources (blocking; the core runs it in a thread)."""
+        ...
+
+    def stats(self) -> StoreStats:
+        """What the index holds (blocking); raises KnowledgeError when the store is unreachable."""
+        ...
+
+    def health(self) -> Health:
+        """Whether questions can be answered, and from what (blocking); never raises KnowledgeError."""
+        ...
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question admitted for answering: cleaned, and cut to the length limit."""
+
+    text: str
+    truncated: bool = False  # it was cut to `max_question_chars`
 
 
 @dataclass(frozen=True)
@@ -74,7 +100,7 @@ class Answer:
 
     @property
     def hint(self) -> str:
-        return "Try the other language (中文 / English), or broader words." if self.refused else ""
+        return texts.REFUSAL_HINT if self.refused else ""
 
 
 @dataclass(frozen=True)
@@ -91,7 +117,6 @@ class _Session:
     items: list[AnswerItem]
     truncated: bool
     shown: int = 1  # pages shown so far
-    created: float = field(default_factory=time.monotonic)
 
 
 def clean_question(text: str, limit: int) -> tuple[str, bool]:
@@ -110,6 +135,7 @@ def _summary(entry: Entry) -> str:
 
 
 def to_item(entry: Entry) -> AnswerItem:
+    """How an entry is shown: its primary link (else its code link), a short summary, its section."""
     primary, code = entry.primary_link, entry.code_link
     return AnswerItem(
         entry_id=entry.id,
@@ -126,13 +152,13 @@ class ChatCore:
 
     def __init__(
         self,
-        kb: KnowledgeBase,
+        retriever: Retriever,
         settings: BotSettings,
         *,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.kb = kb
+        self.retriever = retriever
         self.settings = settings
         self.metrics = metrics or Metrics()
         self.inflight = 0  # questions being answered now; shutdown waits for them
@@ -143,11 +169,25 @@ class ChatCore:
         self._last: dict[str, str] = {}  # conversation -> answer id
         self._asked: dict[str, float] = {}  # user -> when they last asked
         self._reindex: asyncio.Task[IngestReport] | None = None
-        self.feedback_path = settings.data_dir / "feedback.jsonl"
+        self._feedback_lock = asyncio.Lock()
+        self.feedback_path: Path = settings.data_dir / "feedback.jsonl"
 
     # -- asking ----------------------------------------------------------------------------------
-    def check_cooldown(self, user: str) -> None:
-        """Raise Cooldown when `user` asked less than the cooldown ago; otherwise note the question."""
+    def read_question(self, text: str) -> Question:
+        """`text` cleaned and cut to `max_question_chars`; EmptyQuestion when nothing is left to search for."""
+        cleaned, truncated = clean_question(text, self.settings.max_question_chars)
+        if not any(ch.isalnum() for ch in cleaned):  # only punctuation, emoji or invisible characters
+            raise EmptyQuestion()
+        return Question(cleaned, truncated)
+
+    def admit(self, user: str, text: str) -> Question:
+        """The question `user` asks, once it may be answered: EmptyQuestion for a blank one, then
+        Cooldown when `user` asked less than the cooldown ago (a blank question does not count)."""
+        question = self.read_question(text)
+        self._check_cooldown(user)
+        return question
+
+    def _check_cooldown(self, user: str) -> None:
         now = self._clock()
         last = self._asked.get(user)
         wait = self.settings.cooldown_seconds
@@ -157,27 +197,14 @@ class ChatCore:
         if len(self._asked) > 10 * MAX_SESSIONS:  # forget users who asked long ago
             self._asked = {u: t for u, t in self._asked.items() if now - t < wait}
 
-    def check_question(self, question: str) -> tuple[str, bool]:
-        """The question cleaned and cut (text, was cut); EmptyQuestion when nothing is left to search for."""
-        text, truncated = clean_question(question, self.settings.max_question_chars)
-        if not any(ch.isalnum() for ch in text):  # only punctuation, emoji or invisible characters
-            raise EmptyQuestion()
-        return text, truncated
-
-    async def ask(self, conversation: str, user: str, question: str, *, cooldown: bool = True) -> Answer:
-        """Search the collection and return the first page of the answer.
-
-        Raises EmptyQuestion for a blank question and Cooldown when `user` asks too quickly.
-        """
-        text, truncated = self.check_question(question)
-        if cooldown:
-            self.check_cooldown(user)
+    async def answer(self, conversation: str, question: Question) -> Answer:
+        """Search the collection for an admitted question and return the first page of the answer."""
         size = self.settings.answer_size
         started = time.perf_counter()
         self.inflight += 1
         self._idle.clear()
         try:
-            result: SearchResult = await self.kb.asearch(text, size * self.settings.max_pages)
+            result = await self.retriever.asearch(question.text, size * self.settings.max_pages)
         except BaseException:
             self.metrics.errors.inc()
             raise
@@ -188,11 +215,17 @@ class ChatCore:
         self.metrics.questions.inc()
         self.metrics.latency.observe(time.perf_counter() - started)
         items = [to_item(hit.entry) for hit in result.hits]
-        answer_id = self._remember(conversation, _Session(text, items, truncated))
+        truncated = question.truncated or result.truncated  # told, even if the retriever cut it shorter
+        answer_id = self._remember(conversation, _Session(question.text, items, truncated))
         if not items:
             self.metrics.refusals.inc()
-            return Answer(answer_id, text, (), truncated=truncated, refused=True)
+            return Answer(answer_id, question.text, (), truncated=truncated, refused=True)
         return self._page(answer_id, 1)
+
+    async def ask(self, conversation: str, user: str, text: str) -> Answer:
+        """`admit` then `answer`: raises EmptyQuestion for a blank question and Cooldown when `user`
+        asks too quickly."""
+        return await self.answer(conversation, self.admit(user, text))
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no question is being answered (at most `timeout` s); True when idle."""
@@ -234,13 +267,14 @@ class ChatCore:
         return Answer(answer_id, session.question, items, page, self._pages(session), session.truncated)
 
     # -- feedback --------------------------------------------------------------------------------
-    def record_vote(self, answer_id: str, vote: Vote, user: str, platform: str) -> None:
-        """Store a 👍/👎 on an answer (question, entry ids shown, vote, time) for later evaluation."""
+    async def record_vote(self, answer_id: str, vote: Vote, user: str, platform: str) -> str:
+        """Store a 👍/👎 on an answer (question, entry ids shown, vote, time) for later evaluation, and
+        return the thanks to show; UnknownAnswer when the answer is forgotten. The file is written in a
+        thread, one vote at a time."""
         session = self._sessions.get(answer_id)
         if session is None:
             raise UnknownAnswer()
-        size = self.settings.answer_size
-        shown = session.items[: session.shown * size]
+        shown = session.items[: session.shown * self.settings.answer_size]
         row = {
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "platform": platform,
@@ -249,9 +283,14 @@ class ChatCore:
             "entry_ids": [item.entry_id for item in shown],
             "vote": vote,
         }
+        async with self._feedback_lock:
+            await asyncio.to_thread(self._append_feedback, json.dumps(row, ensure_ascii=False))
+        return texts.THANKS
+
+    def _append_feedback(self, line: str) -> None:
         self.feedback_path.parent.mkdir(parents=True, exist_ok=True)
         with self.feedback_path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.write(line + "\n")
 
     # -- admin -----------------------------------------------------------------------------------
     @property
@@ -262,18 +301,28 @@ class ChatCore:
         """Start a reindex in the background; raises AlreadyRunning if one is running.
 
         Answers keep coming from the current index meanwhile: an incremental ingest updates entries
-        in place, and a full rebuild switches to the new collection only once it is complete.
+        in place, and a full rebuild switches to the new collection only once it is complete. Tell the
+        user `reindex_started(full=…)` now and `await reindex_outcome(task)` later.
         """
         if self.reindex_running:
             raise AlreadyRunning()
         _log.info("reindex requested by %s (full=%s)", user, full)
-        self._reindex = asyncio.get_running_loop().create_task(self._run_reindex(user, full))
-        return self._reindex
+        task = asyncio.get_running_loop().create_task(self._run_reindex(user, full))
+        # The failure is logged in _run_reindex; retrieving it here keeps asyncio from logging it again
+        # when nobody waits for the outcome (e.g. the console quits first).
+        task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        self._reindex = task
+        return task
+
+    @staticmethod
+    def reindex_started(*, full: bool) -> str:
+        """What to tell the user who just started a reindex."""
+        return texts.FULL_REBUILD_STARTED if full else texts.REINDEX_STARTED
 
     async def _run_reindex(self, user: str, full: bool) -> IngestReport:
         self.metrics.reindex_runs.inc()
         try:
-            report = await asyncio.to_thread(self.kb.ingest, rebuild=full)
+            report = await asyncio.to_thread(self.retriever.ingest, rebuild=full)
         except BaseException:
             self.metrics.reindex_failures.inc()
             _log.exception("reindex requested by %s failed", user)
@@ -281,31 +330,55 @@ class ChatCore:
         _log.info("reindex requested by %s done: %s", user, report.as_dict())
         return report
 
+    @staticmethod
+    async def reindex_outcome(task: asyncio.Task[IngestReport]) -> str:
+        """Wait for the reindex `task` to finish and say how it went: its summary, or why it failed (never
+        the exception's text). Cancelling this wait does not cancel the reindex."""
+        await asyncio.wait([task])
+        if task.cancelled():
+            return texts.REINDEX_FAILED
+        error = task.exception()
+        if error is None:
+            return reindex_summary(task.result())
+        if isinstance(error, BotError | KnowledgeError):
+            return error.user_message
+        return texts.REINDEX_FAILED
+
     async def stats(self) -> Stats:
-        return Stats(await asyncio.to_thread(self.kb.stats), self.reindex_running)
+        """What the index holds, and whether a reindex is running; KnowledgeError when unreachable."""
+        return Stats(await asyncio.to_thread(self.retriever.stats), self.reindex_running)
+
+    async def health(self) -> Health:
+        """Whether questions can be answered, and from what."""
+        return await asyncio.to_thread(self.retriever.health)
+
+    @property
+    def embedder_name(self) -> str:
+        return self.retriever.embedder_name
 
     @staticmethod
     def help() -> str:
-        return HELP
+        return texts.HELP
 
 
 def reindex_summary(report: IngestReport) -> str:
     """One line for the chat when a reindex finishes."""
     s = report.summary
-    skipped = len(report.parsed.skipped)
-    text = (
-        f"Reindex done in {s.seconds:.1f} s: {s.entries} entries ({s.embedded} embedded, "
-        f"{s.unchanged} unchanged, {s.removed} removed)."
+    text = texts.REINDEX_DONE.format(
+        seconds=s.seconds, entries=s.entries, embedded=s.embedded, unchanged=s.unchanged, removed=s.removed
     )
-    return text + (f" {skipped} file(s) skipped; see the log." if skipped else "")
+    skipped = len(report.parsed.skipped)
+    return text + (texts.REINDEX_SKIPPED.format(skipped=skipped) if skipped else "")
 
 
 def stats_text(stats: Stats) -> str:
-    running = " A reindex is running." if stats.reindex_running else ""
+    """One line for the chat: what the index holds, since when, and whether a reindex is running."""
     index = stats.index
-    when = index.indexed_at.strftime("%Y-%m-%d %H:%M UTC") if index.indexed_at else "never"
-    sources = ", ".join(index.sources) or "none"
-    return (
-        f"{index.entries} entries from {len(index.sources)} source(s) ({sources}); last indexed {when}; "
-        f"embedder {index.embedder}.{running}"
+    return texts.STATS.format(
+        entries=index.entries,
+        source_count=len(index.sources),
+        sources=", ".join(index.sources) or texts.STATS_NO_SOURCES,
+        when=index.indexed_at.strftime("%Y-%m-%d %H:%M UTC") if index.indexed_at else texts.STATS_NEVER,
+        embedder=index.embedder,
+        running=texts.STATS_REINDEX_RUNNING if stats.reindex_running else "",
     )

@@ -12,10 +12,11 @@ from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.text import Text
 
-from bot.chat import Answer, ChatCore, reindex_summary, stats_text
+from bot import texts
+from bot.chat import Answer, ChatCore, stats_text
 from bot.errors import user_message_for
 from bot.render import render_text
-from knowledge.base import IngestReport
+from knowledge import IngestReport
 
 _log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ CONVERSATION = "console"
 USER = "console"
 PROMPT = "? "
 _NUMBERED = re.compile(r"^\d+\. ")
+_SECTION_LINE = "   " + texts.IN_SECTION.format(section="")
 
 
 def render_console(answer: Answer, page_size: int = 5) -> RenderableType:
@@ -31,14 +33,17 @@ def render_console(answer: Answer, page_size: int = 5) -> RenderableType:
         return Text(render_text(answer, page_size), style="yellow")
     text = Text()
     for line in render_text(answer, page_size).splitlines():
-        style = "bold cyan" if _NUMBERED.match(line) else "dim" if line.startswith("   in ") else ""
+        style = "bold cyan" if _NUMBERED.match(line) else "dim" if line.startswith(_SECTION_LINE) else ""
         text.append(line + "\n", style=style)
     text.rstrip()
     return text
 
 
 class ConsoleChat:
-    """Reads lines, runs them through the chat core, prints replies. The local user is an admin."""
+    """Reads lines, runs them through the chat core, prints replies.
+
+    The local user is an admin and is never asked to wait: questions skip the cooldown.
+    """
 
     def __init__(self, core: ChatCore, *, stdin: TextIO | None = None, console: Console | None = None) -> None:
         self.core = core
@@ -48,9 +53,7 @@ class ConsoleChat:
 
     async def run(self) -> None:
         """Until end of input or /quit."""
-        self.console.print(
-            "Ask a question (中文 or English), or /help. /quit or Ctrl-D leaves.", style="dim", highlight=False
-        )
+        self.console.print(texts.CONSOLE_BANNER, style="dim", highlight=False)
         while True:
             if self.stdin.isatty():
                 self.console.print(PROMPT, end="")
@@ -70,30 +73,28 @@ class ConsoleChat:
             if not line.strip():
                 return
             if command == "/ask":
-                answer = await self.core.ask(CONVERSATION, USER, rest, cooldown=False)
-                self.console.print(render_console(answer, self.core.settings.answer_size))
+                await self._answer(rest)
             elif command == "/more":
                 self.console.print(render_console(await self.core.more(CONVERSATION), self.core.settings.answer_size))
             elif command == "/stats":
-                self.console.print(stats_text(await self.core.stats()), highlight=False)
+                self.console.print(escape(stats_text(await self.core.stats())), highlight=False)
             elif command == "/help":
                 self.console.print(escape(self.core.help()), highlight=False)
             elif command == "/reindex":
-                task = self.core.start_reindex(USER, full=rest.strip() == "full")
-                self.console.print("Reindex started; answers keep coming from the current index meanwhile.")
+                full = rest.strip() == "full"
+                task = self.core.start_reindex(USER, full=full)
+                self.console.print(escape(self.core.reindex_started(full=full)), highlight=False)
                 self._reindex = asyncio.get_running_loop().create_task(self._report(task))
             elif command.startswith("/"):
-                self.console.print(f"Unknown command {escape(command)}. Try /help.", highlight=False)
+                self.console.print(texts.UNKNOWN_COMMAND.format(command=escape(command)), highlight=False)
             else:
-                answer = await self.core.ask(CONVERSATION, USER, line, cooldown=False)
-                self.console.print(render_console(answer, self.core.settings.answer_size))
+                await self._answer(line)
         except Exception as error:  # noqa: BLE001 - every failure becomes a friendly line
-            self.console.print(user_message_for(error), style="red", highlight=False)
+            self.console.print(escape(user_message_for(error)), style="red", highlight=False)
+
+    async def _answer(self, text: str) -> None:
+        answer = await self.core.answer(CONVERSATION, self.core.read_question(text))
+        self.console.print(render_console(answer, self.core.settings.answer_size))
 
     async def _report(self, task: asyncio.Task[IngestReport]) -> None:
-        try:
-            report = await task
-        except Exception as error:  # noqa: BLE001
-            self.console.print(f"Reindex failed: {user_message_for(error)}", style="red", highlight=False)
-            return
-        self.console.print(reindex_summary(report), highlight=False)
+        self.console.print(escape(await self.core.reindex_outcome(task)), highlight=False)

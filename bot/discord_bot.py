@@ -12,20 +12,19 @@ import discord
 import yarl
 from discord import app_commands
 
-from bot.chat import Answer, ChatCore, Vote, reindex_summary, stats_text
+from bot import texts
+from bot.chat import Answer, ChatCore, Vote, stats_text
 from bot.errors import NotAdmin, user_message_for
 from bot.render import DiscordMessage, escape_discord, render_discord
 from bot.settings import BotSettings
-from knowledge.base import IngestReport
+from knowledge import IngestReport
 
 _log = logging.getLogger(__name__)
 
 NO_MENTIONS = discord.AllowedMentions.none()
 _FOLLOWED_UP = "kb_followed_up"  # in Interaction.extras: a followup has replaced the "thinking…" message
-QUESTION_MAX_CHARS = 500
-REINDEX_STARTED = "Reindex started; answers keep coming from the current index meanwhile."
-REINDEX_FAILED = "The reindex failed; see the log. Answers still come from the previous index."
-THANKS = "Thanks for the feedback!"
+# Discord's own maximum for a string option: the core cuts questions at `max_question_chars` and says so.
+OPTION_MAX_CHARS = 6000
 
 
 def configure_endpoints(settings: BotSettings) -> None:
@@ -63,7 +62,9 @@ class MoreButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], tem
 
     def __init__(self, answer_id: str) -> None:
         super().__init__(
-            discord.ui.Button(label="More results", style=discord.ButtonStyle.primary, custom_id=f"kb:more:{answer_id}")
+            discord.ui.Button(
+                label=texts.MORE_BUTTON, style=discord.ButtonStyle.primary, custom_id=f"kb:more:{answer_id}"
+            )
         )
         self.answer_id = answer_id
 
@@ -151,15 +152,13 @@ def _add_commands(bot: KnowledgeBot) -> None:
 
     @tree.command(name="ask")
     @app_commands.describe(question="What to look for, in Chinese or English")
-    async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, QUESTION_MAX_CHARS]) -> None:
+    async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, OPTION_MAX_CHARS]) -> None:
         """Ask the collection of ML reading notes a question."""
-        user = user_key(interaction.user)
-        # Before deferring: "please wait" and the usage hint are then private responses, with no
-        # "thinking…" message shown to the channel first.
-        bot.core.check_question(question)
-        bot.core.check_cooldown(user)
+        # Admitted before deferring: "please wait" and the usage hint are then private responses,
+        # with no "thinking…" message shown to the channel first.
+        admitted = bot.core.admit(user_key(interaction.user), question)
         await interaction.response.defer(thinking=True)
-        answer = await bot.core.ask(conversation_key(interaction.channel_id), user, question, cooldown=False)
+        answer = await bot.core.answer(conversation_key(interaction.channel_id), admitted)
         await bot.send_answer(interaction, answer)
 
     @tree.command(name="more")
@@ -190,9 +189,9 @@ def _add_commands(bot: KnowledgeBot) -> None:
         """Re-read the collection (server managers only); answers keep coming meanwhile."""
         user = interaction.user
         # Starting is instant, so no defer: "already running" can then be a private response.
-        task = bot.core.start_reindex(f"discord:{user.id} ({user})", full=full)
+        task = bot.core.start_reindex(f"{user_key(user)} ({user})", full=full)
         try:
-            await interaction.response.send_message(REINDEX_STARTED, allowed_mentions=NO_MENTIONS)
+            await interaction.response.send_message(bot.core.reindex_started(full=full), allowed_mentions=NO_MENTIONS)
         finally:
             bot.spawn(bot.post_reindex_result(interaction, task))
 
@@ -307,21 +306,17 @@ class KnowledgeBot(discord.Client):
     async def record_vote(self, interaction: discord.Interaction, answer_id: str, vote: Vote) -> None:
         """A 👍/👎 button: store the vote for evaluation and thank the user privately."""
         try:
-            # The core appends to a file: keep that off the event loop.
-            await asyncio.to_thread(self.core.record_vote, answer_id, vote, user_key(interaction.user), "discord")
-            text = THANKS
+            text = await self.core.record_vote(answer_id, vote, user_key(interaction.user), "discord")
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
             text = user_message_for(error)
         await self.reply_privately(interaction, text)
 
     async def post_reindex_result(self, interaction: discord.Interaction, task: asyncio.Task[IngestReport]) -> None:
-        """When the reindex finishes, post its summary (or that it failed) to whoever asked for it."""
-        # wait() rather than await: cancelling this post (on close) must not cancel the reindex.
-        await asyncio.wait([task])
-        if task.cancelled() or task.exception() is not None:
-            text = REINDEX_FAILED  # the core logged the traceback
-        else:
-            text = reindex_summary(task.result())
+        """When the reindex finishes, post its summary (or that it failed) to whoever asked for it.
+
+        Cancelling this post (on close) does not cancel the reindex.
+        """
+        text = await self.core.reindex_outcome(task)
         try:
             await interaction.followup.send(text, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as error:

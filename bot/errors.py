@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from knowledge.errors import KnowledgeError
+from bot import texts
+from knowledge import KnowledgeError
 
 _log = logging.getLogger(__name__)
-
-APOLOGY = "Sorry, something went wrong on my side. Please try again in a moment."
-USAGE = (
-    "Ask me a question about the collection, e.g. `/ask contrastive learning papers` "
-    "or `/ask 哪篇论文修正了 Adam 的 weight decay?`"
-)
 
 
 class BotError(Exception):
     """An error whose `user_message` is safe and useful to show in the chat."""
 
-    user_message = APOLOGY
+    user_message = texts.APOLOGY
 
     def __init__(self, user_message: str | None = None) -> None:
         super().__init__(user_message or self.user_message)
@@ -27,30 +22,29 @@ class BotError(Exception):
 
 
 class EmptyQuestion(BotError):
-    user_message = f"There is no question to answer. {USAGE}"
+    user_message = texts.EMPTY_QUESTION
 
 
 class NotAdmin(BotError):
-    user_message = "Only the bot's admins can reindex the collection."
+    user_message = texts.NOT_ADMIN
 
 
 class Cooldown(BotError):
     def __init__(self, retry_after: float) -> None:
-        seconds = max(1, round(retry_after))
-        super().__init__(f"You're asking quickly: please wait {seconds} s before the next question.")
+        super().__init__(texts.COOLDOWN.format(seconds=max(1, round(retry_after))))
         self.retry_after = retry_after
 
 
 class AlreadyRunning(BotError):
-    user_message = "A reindex is already running; I'll post its summary when it finishes."
+    user_message = texts.ALREADY_RUNNING
 
 
 class NothingMore(BotError):
-    user_message = "There are no more results for that question. Ask another one!"
+    user_message = texts.NOTHING_MORE
 
 
 class UnknownAnswer(BotError):
-    user_message = "That answer is too old for buttons now; please ask the question again."
+    user_message = texts.UNKNOWN_ANSWER
 
 
 def user_message_for(error: BaseException) -> str:
@@ -61,4 +55,4 @@ def user_message_for(error: BaseException) -> str:
     if isinstance(error, BotError | KnowledgeError):
         return error.user_message
     _log.error("unexpected error while answering", exc_info=error)
-    return APOLOGY
+    return texts.APOLOGY

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from bot import texts
 from bot.chat import Answer, AnswerItem
 
 DISCORD_LIMIT = 2000
@@ -66,13 +67,14 @@ def _safe_url(url: str) -> str:
 
 
 def _refusal(answer: Answer) -> str:
-    return f"I found nothing in the collection about “{answer.question}”. {answer.hint}"
+    cut = texts.QUESTION_CUT if answer.truncated else ""
+    return texts.REFUSAL.format(question=answer.question, cut=cut, hint=answer.hint)
 
 
 def _header(answer: Answer) -> str:
-    pages = f" (page {answer.page}/{answer.pages})" if answer.pages > 1 else ""
-    cut = " (your question was long, so I used its beginning)" if answer.truncated else ""
-    return f"Results for “{answer.question}”{pages}{cut}:"
+    pages = texts.PAGE_OF.format(page=answer.page, pages=answer.pages) if answer.pages > 1 else ""
+    cut = texts.QUESTION_CUT if answer.truncated else ""
+    return texts.RESULTS_HEADER.format(question=answer.question, pages=pages, cut=cut)
 
 
 # -- plain text (console, logs) ---------------------------------------------------------------------
@@ -90,11 +92,11 @@ def render_text(answer: Answer, page_size: int = 5) -> str:
         if item.url:
             lines.append(f"   {item.url}")
         if item.code_url:
-            lines.append(f"   code: {item.code_url}")
+            lines.append(f"   {texts.CODE_LINK}: {item.code_url}")
         if item.section:
-            lines.append(f"   in {SECTION_SEPARATOR.join(item.section)}")
+            lines.append("   " + texts.IN_SECTION.format(section=SECTION_SEPARATOR.join(item.section)))
     if answer.has_more:
-        lines.append("(more results: /more)")
+        lines.append(texts.MORE_HINT)
     return "\n".join(lines)
 
 
@@ -117,7 +119,7 @@ def _discord_item(number: int, item: AnswerItem) -> str:
         lines.append(escape_discord(item.summary))
     extra = []
     if item.code_url:
-        extra.append(f"[code](<{_safe_url(item.code_url)}>)")
+        extra.append(f"[{texts.CODE_LINK}](<{_safe_url(item.code_url)}>)")
     if item.section:
         extra.append("📂 " + escape_discord(SECTION_SEPARATOR.join(item.section)))
     if extra:
@@ -160,12 +162,12 @@ def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
         if item.section:
             context.append("📂 " + escape_mrkdwn(SECTION_SEPARATOR.join(item.section)))
         if item.code_url:
-            context.append(f"<{_safe_url(item.code_url)}|code>")
+            context.append(f"<{_safe_url(item.code_url)}|{texts.CODE_LINK}>")
         if context:
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:2000]}]})
     buttons: list[dict[str, Any]] = []
     if answer.has_more:
-        buttons.append(_button("More results", "kb_more", answer.id))
+        buttons.append(_button(texts.MORE_BUTTON, "kb_more", answer.id))
     buttons.append(_button("👍", "kb_vote_up", answer.id))
     buttons.append(_button("👎", "kb_vote_down", answer.id))
     blocks = blocks[: SLACK_BLOCK_LIMIT - 1]
@@ -186,4 +188,4 @@ def slack_fallback_text(answer: Answer) -> str:
     """The notification text Slack shows beside blocks; mentions defused like the blocks."""
     if answer.refused:
         return escape_mrkdwn(_refusal(answer))[:300]
-    return escape_mrkdwn(f"{len(answer.items)} result(s) for “{answer.question}”")[:300]
+    return escape_mrkdwn(texts.RESULT_COUNT.format(count=len(answer.items), question=answer.question))[:300]

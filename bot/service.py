@@ -15,8 +15,7 @@ from aiohttp import web
 from bot.chat import ChatCore
 from bot.console import ConsoleChat
 from bot.settings import BotSettings
-from knowledge.base import KnowledgeBase
-from knowledge.errors import KnowledgeError
+from knowledge import KnowledgeBase
 
 _log = logging.getLogger(__name__)
 
@@ -31,21 +30,20 @@ def create_web_app(
     """/healthz and /metrics, and /slack/events when Slack runs over HTTP."""
 
     async def healthz(_: web.Request) -> web.Response:
-        try:
-            stats = await asyncio.to_thread(core.kb.stats)
-        except KnowledgeError as error:
-            _log.warning("health check: %s", error)
-            entries = core.kb.searcher.answers_without_store
+        health = await core.health()
+        stats = health.stats
+        if stats is None:
+            entries = health.answerable_offline
             # Degraded: questions are still answered from the index loaded in memory; reindexing waits.
             down = {
                 "status": "degraded" if entries else "unavailable",
                 "store": "unavailable",
                 "entries": entries,
-                "embedder": core.kb.embedder.name,
+                "embedder": health.embedder,
             }
             return web.json_response(down, status=200 if entries else 503)
         if failed is not None and failed.is_set():
-            return web.json_response({"status": "failed", "embedder": core.kb.embedder.name}, status=503)
+            return web.json_response({"status": "failed", "embedder": health.embedder}, status=503)
         body = {
             "status": "ok" if stats.collection else "empty",
             "index_loaded": stats.collection is not None,
@@ -73,6 +71,7 @@ class Service:
     """The running parts, so shutdown can close each."""
 
     settings: BotSettings
+    kb: KnowledgeBase
     core: ChatCore
     runner: web.AppRunner | None = None
     port: int | None = None
@@ -100,7 +99,7 @@ class Service:
 async def start(settings: BotSettings, kb: KnowledgeBase) -> Service:
     """Ingest (incrementally), start the HTTP server and the front-ends that have tokens."""
     core = ChatCore(kb, settings)
-    service = Service(settings, core)
+    service = Service(settings, kb, core)
     await asyncio.to_thread(kb.warm_up)
     report = await asyncio.to_thread(kb.ingest)
     _log.info(
@@ -108,7 +107,7 @@ async def start(settings: BotSettings, kb: KnowledgeBase) -> Service:
         report.summary.collection,
         report.summary.entries,
         report.summary.embedded,
-        kb.embedder.name,
+        kb.embedder_name,
     )
     slack_app = None
     slack_handler = None
@@ -162,7 +161,7 @@ async def stop(service: Service) -> None:
             await task
     if service.runner is not None:
         await service.runner.cleanup()
-    await asyncio.to_thread(service.core.kb.close)
+    await asyncio.to_thread(service.kb.close)
 
 
 async def serve(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:

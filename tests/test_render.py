@@ -156,3 +156,11 @@ def test_text_rendering() -> None:
     ]
     assert "code: https://github.com/loshchil/AdamW-and-SGDW" in text
     assert "Try the other language" in render_text(Answer("i", "天气", (), refused=True))
+
+
+def test_a_cut_question_is_told_in_answers_and_refusals() -> None:
+    cut = Answer("i", "weight decay", (ADAMW,), truncated=True)
+    refusal = Answer("i", "天气", (), truncated=True, refused=True)
+    for text in (render_text(cut), render_discord(cut)[0].content, str(render_slack(cut)), render_text(refusal)):
+        assert "(your question was long, so I used its beginning)" in text
+    assert "used its beginning" not in render_text(answer(ADAMW))
