@@ -11,6 +11,10 @@ the READY dispatch and one GUILD_CREATE per guild in `guilds`, acknowledges hear
 answers RESUME (op 6) with RESUMED, and lets the test push any dispatch (`MESSAGE_CREATE`,
 `INTERACTION_CREATE`, ...) to the connected client with `dispatch`. Frames are sent uncompressed: the
 client asks for `compress=zlib-stream`, but discord.py parses text frames as plain JSON.
+
+Also here, for every test that drives the Discord front-end: raw gateway payloads of the test guild
+(messages, slash commands, button clicks), the calls that feed them to a client the way discord.py does,
+and `start_client`, which logs a `KnowledgeBot` in to the fake.
 """
 
 from __future__ import annotations
@@ -19,12 +23,18 @@ import asyncio
 import itertools
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import discord
 from aiohttp import WSMsgType, web
+
+from bot.chat import ChatCore
+from bot.discord_bot import KnowledgeBot, create_discord_client
+from bot.settings import BotSettings
 
 API_PREFIX = "/api/v10"
 GATEWAY_PATH = "/gateway"
@@ -40,7 +50,16 @@ OWNER_ID = 1100000000000000002
 GUILD_ID = 1000000000000000001
 ALICE = 1400000000000000001
 VIEW_AND_SEND = (1 << 10) | (1 << 11)  # the permission bits a role needs for the bot to answer
+MANAGE_GUILD = 1 << 5
 EPHEMERAL = 1 << 6  # a message flag
+SUPPRESS_EMBEDS = 1 << 2  # a message flag
+NO_PINGS: dict[str, list[str]] = {"parse": []}  # allowed_mentions that ping nobody
+# The test guild's channels and the bot's role; GENERAL is where FakeDiscord says followups were posted.
+GENERAL = 1200000000000000001
+OTHER_CHANNEL = 1200000000000000002
+DM_CHANNEL = 1200000000000000003
+BOT_ROLE = 1000000000000000099
+OTHER_BOT = 1400000000000000002
 
 BOT_USER: dict[str, Any] = {
     "id": str(BOT_ID),
@@ -90,6 +109,182 @@ def role(role_id: int, name: str, **extra: Any) -> dict[str, Any]:
         "flags": 0,
         **extra,
     }
+
+
+_payload_ids = itertools.count(1500000000000000001)
+
+
+def snowflake() -> str:
+    return str(next(_payload_ids))
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def guild_payload() -> dict[str, Any]:
+    """The test guild as a client learns it: #general and #off-topic, and the bot's managed role."""
+    return {
+        "id": str(GUILD_ID),
+        "name": "ML readers",
+        "owner_id": str(ALICE),
+        "roles": [role(GUILD_ID, "@everyone"), role(BOT_ROLE, "notes-bot", managed=True, tags={"bot_id": str(BOT_ID)})],
+        "channels": [text_channel(GENERAL, "general"), text_channel(OTHER_CHANNEL, "off-topic")],
+        "member_count": 3,
+        "features": [],
+        "emojis": [],
+        "stickers": [],
+    }
+
+
+def member_payload(user_id: int = ALICE, permissions: int | None = None) -> dict[str, Any]:
+    member: dict[str, Any] = {
+        "user": user_payload(user_id),
+        "roles": [],
+        "joined_at": now(),
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "nick": None,
+    }
+    if permissions is not None:
+        member["permissions"] = str(permissions)
+    return member
+
+
+def interaction_payload(
+    kind: int, data: dict[str, Any], *, permissions: int = VIEW_AND_SEND, dm: bool = False, **extra: Any
+) -> dict[str, Any]:
+    """An INTERACTION_CREATE payload as the gateway delivers it, in the test guild's #general or a DM."""
+    payload: dict[str, Any] = {
+        "id": snowflake(),
+        "application_id": str(APP_ID),
+        "type": kind,
+        "data": data,
+        "token": f"token-{snowflake()}",
+        "version": 1,
+        "locale": "en-US",
+        "app_permissions": str(VIEW_AND_SEND),
+        "entitlements": [],
+        "attachment_size_limit": 10 * 1024 * 1024,
+        **extra,
+    }
+    if dm:
+        payload |= {
+            "channel_id": str(DM_CHANNEL),
+            "channel": {"id": str(DM_CHANNEL), "type": 1, "recipients": [user_payload()]},
+            "user": user_payload(),
+            "context": 1,
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+        }
+    else:
+        payload |= {
+            "guild_id": str(GUILD_ID),
+            "guild_locale": "en-US",
+            "channel_id": str(GENERAL),
+            "channel": text_channel(GENERAL, "general"),
+            "member": member_payload(permissions=permissions),
+            "context": 0,
+            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+        }
+    return payload
+
+
+def command_payload(name: str, *, permissions: int = VIEW_AND_SEND, dm: bool = False, **options: Any) -> dict[str, Any]:
+    """A chat-input command (`/name option:value …`)."""
+    option_type = {str: 3, bool: 5}
+    data = {
+        "id": snowflake(),
+        "name": name,
+        "type": 1,
+        "options": [{"name": key, "type": option_type[type(value)], "value": value} for key, value in options.items()],
+    }
+    return interaction_payload(2, data, permissions=permissions, dm=dm)
+
+
+def button_payload(custom_id: str, message: dict[str, Any]) -> dict[str, Any]:
+    """A click on the button `custom_id` under `message` (Discord sends the message with the click)."""
+    return interaction_payload(3, {"custom_id": custom_id, "component_type": 2}, message=message)
+
+
+def message_payload(
+    content: str,
+    *,
+    author: dict[str, Any] | None = None,
+    channel_id: int = GENERAL,
+    dm: bool = False,
+    mentions: Sequence[dict[str, Any]] = (),
+    mention_roles: Sequence[int] = (),
+) -> dict[str, Any]:
+    """A MESSAGE_CREATE's data: by Alice (unless `author`) in #general (unless `channel_id`), or a DM."""
+    author = author or user_payload()
+    data: dict[str, Any] = {
+        "id": snowflake(),
+        "channel_id": str(DM_CHANNEL if dm else channel_id),
+        "author": author,
+        "content": content,
+        "timestamp": now(),
+        "edited_timestamp": None,
+        "tts": False,
+        "mention_everyone": "@everyone" in content,
+        "mentions": list(mentions),
+        "mention_roles": [str(role_id) for role_id in mention_roles],
+        "attachments": [],
+        "embeds": [],
+        "pinned": False,
+        "type": 0,
+    }
+    if not dm:
+        data["guild_id"] = str(GUILD_ID)
+        data["member"] = {k: v for k, v in member_payload(int(author["id"])).items() if k != "user"}
+    return data
+
+
+# -- feeding payloads to a client ------------------------------------------------------------------
+
+
+async def run_command(client: KnowledgeBot, payload: dict[str, Any]) -> None:
+    """Invoke the real command tree the way discord.py does on INTERACTION_CREATE, but awaited."""
+    await client.tree._call(discord.Interaction(data=payload, state=client._connection))  # type: ignore[arg-type]
+
+
+def click(client: KnowledgeBot, payload: dict[str, Any]) -> None:
+    """Deliver a component interaction through discord.py's gateway handler (it dispatches in tasks)."""
+    client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+
+
+async def deliver(client: KnowledgeBot, data: dict[str, Any]) -> discord.Message:
+    """A MESSAGE_CREATE: resolve the channel as discord.py does (DMs become a DMChannel), then on_message."""
+    state = client._connection
+    channel, _ = state._get_guild_channel(data)  # type: ignore[arg-type]
+    message = discord.Message(state=state, channel=channel, data=data)  # type: ignore[arg-type]
+    await client.on_message(message)
+    return message
+
+
+async def start_client(
+    fake: FakeDiscord, core: ChatCore, settings: BotSettings | None = None, **options: Any
+) -> KnowledgeBot:
+    """A client for `core` logged in to `fake` (login runs `setup_hook`) and knowing the test guild, with
+    the fake's record cleared; the caller closes it. `settings` must point at the fake's `url`."""
+    client = create_discord_client(core, settings or core.settings, **options)
+    await client.login("test-token")
+    client._connection._add_guild_from_data(guild_payload())  # type: ignore[arg-type]
+    fake.requests.clear()
+    return client
+
+
+@contextmanager
+def endpoints_restored() -> Iterator[None]:
+    """Put back discord.py's class-wide API base and gateway, which a client sets, afterwards."""
+    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
+    try:
+        yield
+    finally:
+        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+
+
+# -- the record ------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -471,3 +666,14 @@ def _application() -> dict[str, Any]:
         "verify_key": "0" * 64,
         "flags": 0,
     }
+
+
+def custom_ids(recorded: Recorded) -> list[str]:
+    """The custom_ids of the buttons under a message the bot sent."""
+    rows = (recorded.body or {}).get("components", [])
+    return [button["custom_id"] for row in rows for button in row["components"]]
+
+
+def answer_id_of(recorded: Recorded) -> str:
+    """The answer id a message's 👍 button carries."""
+    return next(cid for cid in custom_ids(recorded) if cid.startswith("kb:vote:up:")).rsplit(":", 1)[1]

@@ -3,26 +3,44 @@
 An aiohttp server on a free loopback port (in the spirit of bolt-python's tests/mock_web_api_server).
 Point `AsyncWebClient(base_url=fake.api_url)` at it and hand out `fake.response_url()`s in payloads;
 every call is recorded as a `Call`, and `wait_for` polls the record.
+
+Also here, for every test that drives the Slack front-end: `serve`, the real bolt app on an aiohttp test
+server wired to a fresh fake, and `Slack`, which sends it signed commands, events and button clicks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.chat import ChatCore
+from bot.settings import BotSettings
+from bot.slack_bot import create_slack_app, slack_http_handler
+from knowledge import KnowledgeBase
 
 BOT_USER_ID = "UBOT"
 BOT_ID = "BBOT"
 TEAM_ID = "T0FAKE"
 WAIT_TIMEOUT = 10.0
+BOT_TOKEN = "xoxb-test-bot-token-0123456789"
+APP_TOKEN = "xapp-test-app-token-9876543210"
+SECRET = "test-signing-secret-abcdef"
+ADMIN, USER, CHANNEL = "UADMIN", "UALICE", "CGENERAL"
+ACK_LIMIT = 3.0  # Slack wants every request acknowledged within 3 s
 
 
 @dataclass(frozen=True)
@@ -182,3 +200,203 @@ class FakeSlack:
             if message.type == WSMsgType.TEXT:
                 self.socket_replies.append(json.loads(message.data))
         return socket
+
+
+# -- the harness: the real app served over HTTP, driven with signed requests ---------------------------
+
+
+def sign(body: str | bytes, timestamp: int, secret: str = SECRET) -> dict[str, str]:
+    raw = body.encode() if isinstance(body, str) else body
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + raw, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass
+class Slack:
+    """The app served over HTTP, the fake Slack it talks to, and helpers that send signed requests."""
+
+    fake: FakeSlack
+    http: TestClient[web.Request, web.Application]
+    core: ChatCore
+    settings: BotSettings
+    _numbers: Iterator[int]
+
+    async def post(
+        self,
+        body: str | bytes,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        secret: str = SECRET,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, str, float]:
+        """POST /slack/events, signed; (status, body, seconds taken)."""
+        signed = sign(body, int(time.time()) if timestamp is None else timestamp, secret)
+        started = time.monotonic()
+        response = await self.http.post(
+            "/slack/events",
+            data=body.encode() if isinstance(body, str) else body,
+            headers={"Content-Type": content_type, **signed, **(headers or {})},
+        )
+        text = await response.text()
+        return response.status, text, time.monotonic() - started
+
+    async def command(
+        self, command: str, text: str = "", *, user: str = USER, channel: str = CHANNEL, uses: int = 5
+    ) -> tuple[int, str, str]:
+        """A slash command; (status, ack body, its response_url, good for `uses` replies)."""
+        response_url = self.fake.response_url(uses)
+        form = {
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "team_domain": "fake",
+            "channel_id": channel,
+            "channel_name": "general",
+            "user_id": user,
+            "user_name": user.lower(),
+            "command": command,
+            "text": text,
+            "api_app_id": "AFAKE",
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": f"{next(self._numbers)}.1.abc",
+        }
+        status, body, seconds = await self.post(urlencode(form), "application/x-www-form-urlencoded")
+        assert seconds < ACK_LIMIT
+        return status, body, response_url
+
+    def event_body(self, event: dict[str, Any]) -> str:
+        return json.dumps(
+            {
+                "token": "legacy-verification-token",
+                "team_id": TEAM_ID,
+                "api_app_id": "AFAKE",
+                "event": event,
+                "type": "event_callback",
+                "event_id": f"Ev{next(self._numbers):08d}",
+                "event_time": int(time.time()),
+                "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+            }
+        )
+
+    async def event(self, event: dict[str, Any], *, retry: int | None = None, body: str | None = None) -> int:
+        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
+        status, _, seconds = await self.post(body or self.event_body(event), "application/json", headers=headers)
+        assert seconds < ACK_LIMIT
+        return status
+
+    async def action(
+        self, action_id: str, value: str, *, channel: str = CHANNEL, thread_ts: str | None = None
+    ) -> tuple[int, str]:
+        """A click on a button; (status, its response_url)."""
+        response_url = self.fake.response_url()
+        container = {"type": "message", "message_ts": "1700000000.000100", "channel_id": channel, "is_ephemeral": False}
+        if thread_ts:
+            container["thread_ts"] = thread_ts
+        payload = {
+            "type": "block_actions",
+            "user": {"id": USER, "username": "alice", "name": "alice", "team_id": TEAM_ID},
+            "api_app_id": "AFAKE",
+            "token": "legacy-verification-token",
+            "container": container,
+            "trigger_id": f"{next(self._numbers)}.1.abc",
+            "team": {"id": TEAM_ID, "domain": "fake"},
+            "channel": {"id": channel, "name": "general"},
+            "message": {"type": "message", "ts": "1700000000.000100", "bot_id": BOT_ID, "text": "results"},
+            "response_url": response_url,
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "kb_actions",
+                    "value": value,
+                    "action_ts": f"{time.time():.6f}",
+                }
+            ],
+        }
+        status, _, seconds = await self.post(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
+        assert seconds < ACK_LIMIT
+        return status, response_url
+
+    async def reply_to(self, response_url: str, count: int = 1) -> list[Call]:
+        """The first `count` posts to `response_url`, once they have arrived."""
+        name = response_url.removeprefix(self.fake.url + "/")
+        await self.fake.wait_for(lambda replies: len([r for r in replies if r.name == name]) >= count)
+        return self.fake.named(name)[:count]
+
+    async def sentinel(self) -> None:
+        """Ask in a separate DM and wait for its answer: events sent before it have been handled by then."""
+        channel = f"DSENTINEL{next(self._numbers)}"
+        await self.event(dm(channel, f"{time.time():.6f}", "attention only transformer"))
+        await self.fake.wait_for(lambda replies: any(r.data.get("channel") == channel for r in replies))
+
+    def posts(self) -> list[Call]:
+        """chat.postMessage calls, without the sentinels'."""
+        return [call for call in self.fake.named("chat.postMessage") if "SENTINEL" not in call.data["channel"]]
+
+
+def dm(channel: str, ts: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "channel": channel,
+        "channel_type": "im",
+        "user": USER,
+        "text": text,
+        "ts": ts,
+        "event_ts": ts,
+        "client_msg_id": f"msg-{ts}",
+        **extra,
+    }
+
+
+def mention(ts: str, text: str, *, channel: str = CHANNEL, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "app_mention",
+        "channel": channel,
+        "user": USER,
+        "text": text,
+        "ts": ts,
+        "event_ts": ts,
+        "client_msg_id": f"msg-{ts}",
+        **extra,
+    }
+
+
+def answer_id(call: Call) -> str:
+    actions = [block for block in call.blocks if block["type"] == "actions"]
+    return str(actions[0]["elements"][0]["value"])
+
+
+def button_ids(call: Call) -> list[str]:
+    return [
+        element["action_id"] for block in call.blocks if block["type"] == "actions" for element in block["elements"]
+    ]
+
+
+@asynccontextmanager
+async def serve(kb: KnowledgeBase, data_dir: Path, **overrides: Any) -> AsyncIterator[Slack]:
+    """The app on an aiohttp test server, with settings pointing at a fresh fake Slack."""
+    fake = await FakeSlack().start()
+    try:
+        options: dict[str, Any] = {
+            "sources": kb.settings.sources,
+            "data_dir": data_dir,
+            "slack_bot_token": BOT_TOKEN,
+            "slack_signing_secret": SECRET,
+            "slack_app_token": APP_TOKEN,
+            "slack_admins": [ADMIN],
+            "slack_api_url": fake.api_url,
+            "cooldown_seconds": 0,
+            "answer_size": 1,
+            **overrides,
+        }
+        settings = BotSettings(_env_file=None, **options)
+        core = ChatCore(kb, settings)
+        web_app = web.Application()
+        web_app.router.add_post("/slack/events", slack_http_handler(create_slack_app(core, settings)))
+        async with TestClient(TestServer(web_app)) as http:
+            yield Slack(fake, http, core, settings, iter(range(1, 1_000_000)))
+    finally:
+        await fake.close()

