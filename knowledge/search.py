@@ -18,7 +18,6 @@ from knowledge.live import LiveIndex
 from knowledge.ranking import DenseHit, Hit, Mode, RankingConfig, decide, rank
 from knowledge.reader import IndexReader
 
-MAX_QUESTION_CHARS = 500
 _CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
@@ -31,7 +30,7 @@ class SearchResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def clean_query(text: str, limit: int = MAX_QUESTION_CHARS) -> tuple[str, bool]:
+def clean_query(text: str, limit: int) -> tuple[str, bool]:
     """NFKC, control and zero-width characters removed, whitespace collapsed, cut to `limit`: (text, was cut)."""
     text = text.encode("utf-8", "replace").decode("utf-8")
     text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", text))
@@ -49,14 +48,14 @@ class Searcher:
         index: LiveIndex,
         reader: IndexReader,
         embedder: Embedder,
-        config: RankingConfig | None = None,
+        config: RankingConfig,
         *,
-        max_question_chars: int = MAX_QUESTION_CHARS,
+        max_question_chars: int,
     ) -> None:
         self.index = index
         self.reader = reader
         self.embedder = embedder
-        self.config = config or RankingConfig()
+        self.config = config
         self.max_question_chars = max_question_chars
         self._embedding = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-embed")
 

@@ -20,7 +20,7 @@ from knowledge.evaluate import Question, evaluate, is_hit, load_questions
 from knowledge.lexical import LexicalIndex, expand, tokenize
 from knowledge.live import REFRESH_SECONDS
 from knowledge.ranking import Mode
-from knowledge.search import MAX_QUESTION_CHARS, clean_query
+from knowledge.search import clean_query
 from knowledge.settings import Settings
 
 QUESTIONS = [
@@ -69,7 +69,8 @@ def test_a_huge_question_is_cut_and_still_answered(kb: KnowledgeBase) -> None:
     result = kb.search(question)
     assert result.truncated
     assert "1711.05101" in result.hits[0].entry.primary_link.url  # type: ignore[union-attr]
-    assert clean_query(question)[0] == clean_query(question[:MAX_QUESTION_CHARS])[0].strip()
+    limit = kb.settings.max_question_chars
+    assert clean_query(question, limit)[0] == clean_query(question[:limit], limit)[0].strip()
 
 
 def test_filters_by_language_and_section(kb: KnowledgeBase) -> None:
