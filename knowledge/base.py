@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
-from knowledge.errors import KnowledgeError
+from knowledge.errors import KnowledgeError, StorageError
 from knowledge.filters import Where
 from knowledge.lexical import tokenize
 from knowledge.live import LiveIndex
@@ -46,9 +46,16 @@ class IngestReport:
             "removed": s.removed,
             "seconds": s.seconds,
             "collection": s.collection,
+            "kept": s.kept,
             "duplicates_merged": self.parsed.merged,
             "skipped": [vars(skip) for skip in self.parsed.skipped],
+            "unlisted": list(self.parsed.unlisted),
         }
+
+    @property
+    def complete(self) -> bool:
+        """Whether every source was listed and every file read: nothing was kept for lack of evidence."""
+        return not self.parsed.skipped and self.parsed.complete
 
 
 @dataclass(frozen=True)
@@ -82,7 +89,11 @@ class KnowledgeBase:
     ) -> None:
         self.settings = settings
         self.embedder = embedder or load_embedder(settings.embedder, threads=settings.embed_threads)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            reason = error.strerror or error
+            raise StorageError(f"cannot create the data folder {settings.data_dir}: {reason}") from None
         self.store = ChromaStore(
             settings.data_dir, self.embedder, chroma_url=settings.chroma_url, passage_text=passage_text, clock=clock
         )
@@ -114,12 +125,24 @@ class KnowledgeBase:
         *,
         rebuild: bool = False,
         progress: Progress | None = None,
+        allow_mass_removal: bool = False,
     ) -> IngestReport:
-        """Parse the sources and bring the index up to date (or rebuild it); searches keep working."""
+        """Parse the sources and bring the index up to date (or rebuild it); searches keep working.
+
+        Nothing is removed without evidence: entries of a file that could not be read, or of a
+        folder that could not be listed, stay as they were. An ingest that would remove more than
+        `max_removal_share` of the index raises MassRemoval and changes nothing, unless
+        `allow_mass_removal`.
+        """
         paths = list(sources or self.settings.sources)
         parsed = parse_sources(paths)
         summary = self.store.ingest(
-            parsed.entries, rebuild=rebuild, progress=progress, sources=[str(path) for path in paths]
+            parsed.entries,
+            rebuild=rebuild,
+            progress=progress,
+            sources=[str(path) for path in paths],
+            retain=lambda entry: not parsed.may_remove(entry.source.file),
+            max_removal=None if allow_mass_removal else self.settings.max_removal_share,
         )
         self.index.refresh(force=True)
         return IngestReport(summary, parsed)

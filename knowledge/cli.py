@@ -29,6 +29,17 @@ from knowledge.upsert import Progress
 _log = logging.getLogger(__name__)
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m knowledge", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
@@ -42,10 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--source", action="append", type=Path, help="file or folder (repeatable); default KB_SOURCES")
     ingest.add_argument("--rebuild", action="store_true", help="build a new collection, then switch to it")
     ingest.add_argument("--json", action="store_true", help="print the summary as a JSON object")
+    ingest.add_argument(
+        "--allow-mass-removal",
+        action="store_true",
+        help="remove entries even when more than KB_MAX_REMOVAL_SHARE of the index would go",
+    )
 
     search = commands.add_parser("search", help="answer a question from the index")
     search.add_argument("query", nargs="?", help="the question")
-    search.add_argument("-k", type=int, default=None, help="number of results (default KB_ANSWER_SIZE)")
+    search.add_argument("-k", type=_positive, default=None, help="number of results (default KB_ANSWER_SIZE)")
     search.add_argument("--json", action="store_true", help="write the hits as a JSON list")
     search.add_argument("--batch", type=Path, help="a file of questions, one a line; one JSON list a line out")
     search.add_argument(
@@ -55,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="measure retrieval on a question set")
     evaluate.add_argument("file", type=Path, help="questions as JSON lines (see shared/eval/README.md)")
-    evaluate.add_argument("-k", type=int, default=10, help="results per question (default 10)")
+    evaluate.add_argument("-k", type=_positive, default=10, help="results per question (default 10)")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--compare", action="store_true", help="also run dense-only and BM25-only")
 
@@ -112,9 +128,12 @@ def _progress(enabled: bool) -> Iterator[Progress | None]:
         yield update
 
 
-def run_ingest(kb: KnowledgeBase, sources: list[Path] | None, rebuild: bool, as_json: bool) -> int:
+def run_ingest(
+    kb: KnowledgeBase, sources: list[Path] | None, rebuild: bool, as_json: bool, allow_mass_removal: bool = False
+) -> int:
+    """Exit 0 when every source was read, 1 when some could not be (their entries were kept as they were)."""
     with contextlib.contextmanager(_progress)(sys.stderr.isatty() and not as_json) as progress:
-        report = kb.ingest(sources, rebuild=rebuild, progress=progress)
+        report = kb.ingest(sources, rebuild=rebuild, progress=progress, allow_mass_removal=allow_mass_removal)
     data = report.as_dict()
     if as_json:
         print(json.dumps(data, ensure_ascii=False))
@@ -123,9 +142,18 @@ def run_ingest(kb: KnowledgeBase, sources: list[Path] | None, rebuild: bool, as_
             f"entries {data['entries']}, embedded {data['embedded']}, unchanged {data['unchanged']}, "
             f"removed {data['removed']}, {data['seconds']} s ({data['collection']})"
         )
-        for skip in report.parsed.skipped:
-            print(f"skipped {skip.file}: {skip.reason}", file=sys.stderr)
-    return 0
+    for skip in report.parsed.skipped:
+        print(f"skipped {skip.file}: {skip.reason}", file=sys.stderr)
+    for folder in report.parsed.unlisted:
+        print(f"could not list {folder}", file=sys.stderr)
+    if report.complete:
+        return 0
+    print(
+        f"error: not every source could be read; {report.summary.kept} entries of theirs were kept as they were. "
+        "Fix the sources and ingest again.",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def hit_json(hit: Hit) -> dict[str, object]:
@@ -148,6 +176,18 @@ def print_result(result: SearchResult, console: Console) -> None:
             console.print(f"   {link.role}: {link.url}", highlight=False)
         if entry.section_path:
             console.print(f"   [dim]{escape(section_key(entry.section_path))}[/dim]", highlight=False)
+
+
+def no_index(kb: KnowledgeBase) -> bool:
+    """Say so on stderr when the data folder holds no index for this embedder (nothing was ingested)."""
+    if kb.stats().collection is not None:
+        return False
+    print(
+        f"error: no index of {kb.embedder_name} in {kb.settings.data_dir}: run `kb ingest` (python -m knowledge "
+        "ingest) first",
+        file=sys.stderr,
+    )
+    return True
 
 
 def run_search(kb: KnowledgeBase, args: argparse.Namespace) -> int:
@@ -228,6 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    missing = [str(path) for path in getattr(args, "source", None) or [] if not path.exists()]
+    if missing:
+        print(f"error: --source: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
     if args.command == "parse":
         return run_parse(settings, args.source, args.json)
     try:
@@ -237,7 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         if args.command == "ingest":
-            return run_ingest(kb, args.source, args.rebuild, args.json)
+            return run_ingest(kb, args.source, args.rebuild, args.json, args.allow_mass_removal)
+        if args.command in ("search", "eval") and no_index(kb):
+            return 1
         if args.command == "search":
             return run_search(kb, args)
         if args.command == "eval":

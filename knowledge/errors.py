@@ -23,6 +23,12 @@ class KnowledgeUnavailable(KnowledgeError):
     default_user_message = "The knowledge base is unavailable right now; please try again shortly."
 
 
+class StorageError(KnowledgeError):
+    """The data folder (or a file in it) cannot be used; the message names the path."""
+
+    default_user_message = "The knowledge base cannot store its index right now. Please tell the bot's operator."
+
+
 class IngestLocked(KnowledgeError):
     """Another ingest holds the index's write lock."""
 
@@ -39,3 +45,21 @@ class SettingsError(KnowledgeError, ValueError):
     """A setting has a value that cannot work; the message names it, in one line."""
 
     default_user_message = "The bot is misconfigured. Please tell the bot's operator."
+
+
+class MassRemoval(KnowledgeError):
+    """An ingest would remove more of the index than allowed; nothing was written."""
+
+    default_user_message = (
+        "The update would remove most of the collection, so it was not applied; the current index keeps "
+        "answering. Please tell the bot's operator."
+    )
+
+    def __init__(self, removing: int, stored: int, limit: float) -> None:
+        super().__init__(
+            f"this ingest would remove {removing} of the {stored} entries in the index ({removing / stored:.0%}), "
+            f"more than KB_MAX_REMOVAL_SHARE={limit:g} allows; nothing was changed. Check the sources, or "
+            "ingest with --allow-mass-removal if the removal is meant"
+        )
+        self.removing = removing
+        self.stored = stored

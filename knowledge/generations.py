@@ -66,20 +66,58 @@ class Generations:
         self._pointer_id = f"active:{embedder_name}"
         self._clock = clock
         self._cached: tuple[float, Pointer | None] | None = None
+        self._damage_logged = False
 
     # -- the pointer -------------------------------------------------------------------------------
     def pointer(self) -> Pointer | None:
-        """The pointer as stored now."""
+        """The pointer as stored now. A damaged pointer record is logged, and the newest complete
+        generation stands in for it until the next ingest writes a good one."""
         got = self.client.open_or_create(META_COLLECTION).get(ids=[self._pointer_id], include=["metadatas"])
         if not got["ids"] or not got["metadatas"]:
             return None
         metadata = got["metadatas"][0]
+        try:
+            pointer = Pointer(
+                collection=str(metadata["collection"]),
+                generation=int(metadata["generation"]),  # type: ignore[arg-type]
+                indexed_at=float(metadata.get("indexed_at") or 0.0),  # type: ignore[arg-type]
+                entries=int(metadata.get("entries") or 0),  # type: ignore[arg-type]
+                sources=tuple(str(source) for source in json.loads(str(metadata.get("sources") or "[]"))),
+            )
+        except (KeyError, ValueError, TypeError) as error:
+            fallback = self._newest_complete()
+            if not self._damage_logged:
+                _log.warning(
+                    "the pointer record of %s is damaged (%s: %s); using %s until the next ingest rewrites it",
+                    self.embedder_name,
+                    type(error).__name__,
+                    error,
+                    fallback.collection if fallback else "no collection (run an ingest)",
+                )
+                self._damage_logged = True
+            return fallback
+        self._damage_logged = False
+        return pointer
+
+    def _newest_complete(self) -> Pointer | None:
+        """A pointer to this embedder's newest collection that an ingest finished, from its own metadata."""
+        complete = [
+            collection
+            for collection in self.client.api().list_collections()
+            if collection.name.startswith(f"{self.stem}-g")
+            and (collection.metadata or {}).get("embedder") == self.embedder_name
+            and (collection.metadata or {}).get("complete")
+        ]
+        if not complete:
+            return None
+        newest = max(complete, key=lambda collection: generation_of(collection.name))
+        metadata = newest.metadata or {}
         return Pointer(
-            collection=str(metadata["collection"]),
-            generation=int(metadata["generation"]),  # type: ignore[arg-type]
+            collection=newest.name,
+            generation=generation_of(newest.name),
             indexed_at=float(metadata.get("indexed_at") or 0.0),  # type: ignore[arg-type]
             entries=int(metadata.get("entries") or 0),  # type: ignore[arg-type]
-            sources=tuple(json.loads(str(metadata.get("sources") or "[]"))),
+            sources=(),
         )
 
     def cached_pointer(self) -> Pointer | None:
@@ -95,20 +133,28 @@ class Generations:
         """Drop the cached pointer, so the next read sees the stored one."""
         self._cached = None
 
-    def point_to(self, collection: str, entries: int, sources: Sequence[str]) -> None:
-        """Make `collection` the active one. One record write: readers see the old or the new, never a mix."""
+    def point_to(self, collection: Collection, entries: int, sources: Sequence[str]) -> None:
+        """Mark `collection` complete and make it the active one.
+
+        The mark lets a damaged pointer fall back to the newest complete generation. The pointer is
+        one record write: readers see the old or the new collection, never a mix.
+        """
         self._cached = None
+        indexed_at = time.time()
+        collection.modify(
+            metadata={**(collection.metadata or {}), "complete": True, "indexed_at": indexed_at, "entries": entries}
+        )
         self.client.open_or_create(META_COLLECTION).upsert(
             ids=[self._pointer_id],
             embeddings=np.ones((1, 1), dtype=np.float32),
-            documents=[collection],
+            documents=[collection.name],
             metadatas=[
                 {
                     "embedder": self.embedder_name,
                     "dim": self.dim,
-                    "collection": collection,
-                    "generation": generation_of(collection),
-                    "indexed_at": time.time(),
+                    "collection": collection.name,
+                    "generation": generation_of(collection.name),
+                    "indexed_at": indexed_at,
                     "entries": entries,
                     "sources": json.dumps(list(sources), ensure_ascii=False),
                 }

@@ -261,12 +261,27 @@ class LexicalIndex:
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
             if payload.get("fingerprint") == fingerprint:
-                return cls(payload["ids"], payload["documents"])
-        except (OSError, ValueError, KeyError, TypeError):
+                ids, documents = payload["ids"], payload["documents"]
+                # Scores are read by entry position: the saved index must list exactly these entries.
+                if ids == [entry.id for entry in entries] and _token_lists(documents, len(ids)):
+                    return cls(ids, documents)
+                _log.warning("the BM25 cache %s does not match its entries; rebuilding it", path)
+        except FileNotFoundError:
             pass
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            _log.warning("the BM25 cache %s cannot be read (%s); rebuilding it", path, error)
         index = cls.build(entries)
         try:
             index.save(path, fingerprint)
         except OSError as error:
             _log.warning("could not save the BM25 index to %s: %s", path, error)
         return index
+
+
+def _token_lists(documents: object, count: int) -> bool:
+    """Whether `documents` is a list of `count` lists of strings."""
+    return (
+        isinstance(documents, list)
+        and len(documents) == count
+        and all(isinstance(doc, list) and all(isinstance(token, str) for token in doc) for doc in documents)
+    )

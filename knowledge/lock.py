@@ -12,14 +12,17 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from knowledge.errors import IngestLocked
+from knowledge.errors import IngestLocked, StorageError
 
 
 @contextlib.contextmanager
 def ingest_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive, non-blocking lock on `path`; IngestLocked when another process holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:
+        raise StorageError(f"cannot open the ingest lock {path}: {error.strerror or error}") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     chroma_url: str | None = Field(default=None, description="A Chroma server (http://host:port); default on disk.")
     answer_size: int = Field(default=5, ge=1, le=25, description="Entries per answer.")
     max_question_chars: int = Field(default=500, ge=20, description="Longer questions are cut (and told so).")
+    max_removal_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="An ingest that would remove more than this share of the index refuses (--allow-mass-removal).",
+    )
     rrf_k: int = Field(default=10, ge=1, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(default=0.5, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
@@ -79,6 +85,13 @@ class Settings(BaseSettings):
             parse_chroma_url(value)
         return value
 
+    @field_validator("data_dir")
+    @classmethod
+    def _data_dir_is_a_folder(cls, value: Path) -> Path:
+        if value.exists() and not value.is_dir():
+            raise ValueError(f"{value} exists and is not a folder")
+        return value
+
     @field_validator("embedder")
     @classmethod
     def _embedder_known(cls, value: str) -> str:
@@ -91,7 +104,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
-                return json.loads(text)
+                try:
+                    return json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"not a JSON list of paths ({error.msg} at character {error.pos + 1})") from None
             parts = text.replace(os.pathsep, ",").split(",")
             return [part.strip() for part in parts if part.strip()]
         return value

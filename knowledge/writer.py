@@ -10,17 +10,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from knowledge.chroma import get_all
+from knowledge.chroma import Row, get_all
 from knowledge.embed import Embedder
 from knowledge.entry import Entry
+from knowledge.errors import MassRemoval
 from knowledge.generations import Generations, Pointer
 from knowledge.lock import ingest_lock
-from knowledge.records import ENTRY_RECORDS, PassageText, Record, default_passage_text, to_records
+from knowledge.records import PassageText, Record, default_passage_text, entries_from, to_records
 from knowledge.upsert import Progress, embed_and_upsert
 
 if TYPE_CHECKING:
@@ -33,7 +34,11 @@ _DELETE_BATCH = 500
 
 @dataclass(frozen=True)
 class IngestSummary:
-    """What one ingest did; `embedded`, `unchanged` and `removed` count entries, not chunks."""
+    """What one ingest did; `embedded`, `unchanged`, `removed` and `kept` count entries, not chunks.
+
+    `kept` entries were in the index but not in the new list, and stayed because nothing showed
+    that they are gone (their source could not be read).
+    """
 
     entries: int
     embedded: int
@@ -41,6 +46,7 @@ class IngestSummary:
     removed: int
     seconds: float
     collection: str
+    kept: int = 0
 
 
 class IndexWriter:
@@ -69,29 +75,42 @@ class IndexWriter:
         rebuild: bool = False,
         progress: Progress | None = None,
         sources: Sequence[str] | None = None,
+        retain: Callable[[Entry], bool] | None = None,
+        max_removal: float | None = None,
     ) -> IngestSummary:
         """Make the index hold exactly `entries`, embedding only new or changed ones.
 
         `rebuild=True` fills a new collection and then switches the pointer to it; if the rebuild
         fails, the old one stays active and the partial one is dropped (now, or by the next ingest
         after a kill). `sources` is recorded for stats; by default, the entries' source files.
+
+        A stored entry missing from `entries` is kept when `retain(entry)` says so, and removed
+        otherwise. When more than `max_removal` (a share) of the stored entries would be removed,
+        nothing is written and MassRemoval is raised.
         Raises IngestLocked when another ingest is running and KnowledgeUnavailable when Chroma is.
         """
         started = time.monotonic()
         entries = list(entries)
-        records = to_records(entries, self.passage_text)
-        recorded = tuple(sources) if sources is not None else tuple(sorted({e.source.file for e in entries}))
         with ingest_lock(self.lock_path), self.client.guard("ingest"):
             pointer = self.generations.pointer()
             active = self.generations.open(pointer)
             self.generations.drop_orphans(keep=active.name if active is not None else None)
+            rows = get_all(active, include=["metadatas", "documents"]) if active is not None else []
+            kept = self._retained(rows, entries, retain)
+            entries += kept
+            removed = len({str(metadata["entry_id"]) for _, metadata, _ in rows} - {entry.id for entry in entries})
+            stored = sum(1 for _, metadata, _ in rows if metadata.get("chunk") == 0)
+            if max_removal is not None and stored and removed > max_removal * stored:
+                raise MassRemoval(removed, stored, max_removal)
+            records = to_records(entries, self.passage_text)
+            recorded = tuple(sources) if sources is not None else tuple(sorted({e.source.file for e in entries}))
             if active is None or rebuild:
-                name, removed = self._rebuild(records, entries, pointer, active, progress, recorded)
+                name = self._rebuild(records, pointer, active, progress, recorded, len(entries))
                 embedded, unchanged = len(entries), 0
             else:
                 name = active.name
-                embedded, unchanged, removed = self._update(active, records, entries, progress)
-                self.generations.point_to(name, len(entries), recorded)
+                embedded, unchanged = self._update(active, rows, records, progress)
+                self.generations.point_to(active, len(entries), recorded)
         summary = IngestSummary(
             entries=len(entries),
             embedded=embedded,
@@ -99,20 +118,35 @@ class IndexWriter:
             removed=removed,
             seconds=round(time.monotonic() - started, 3),
             collection=name,
+            kept=len(kept),
         )
         _log.info("ingest into %s: %s", name, summary)
         return summary
 
+    @staticmethod
+    def _retained(rows: list[Row], entries: list[Entry], retain: Callable[[Entry], bool] | None) -> list[Entry]:
+        """The stored entries missing from `entries` that `retain` keeps."""
+        if retain is None:
+            return []
+        wanted = {entry.id for entry in entries}
+        missing = [
+            metadata for _, metadata, _ in rows if metadata.get("chunk") == 0 and metadata["entry_id"] not in wanted
+        ]
+        kept = [entry for entry in entries_from(missing) if retain(entry)]
+        if kept:
+            files = sorted({entry.source.file for entry in kept})
+            _log.warning("keeping %d entries of sources that could not be read: %s", len(kept), ", ".join(files))
+        return kept
+
     def _update(
-        self, active: Collection, records: list[Record], entries: list[Entry], progress: Progress | None
-    ) -> tuple[int, int, int]:
-        """Embed the entries whose records differ from the stored ones; delete records no entry has."""
+        self, active: Collection, rows: list[Row], records: list[Record], progress: Progress | None
+    ) -> tuple[int, int]:
+        """Embed the entries whose records differ from the stored `rows`; delete records no entry has.
+        Returns (entries embedded, entries unchanged)."""
         stored: dict[str, dict[str, tuple[str, str]]] = {}
-        for record_id, metadata, document in get_all(active, include=["metadatas", "documents"]):
-            stored.setdefault(str(metadata["entry_id"]), {})[record_id] = (
-                str(metadata["content_hash"]),
-                document or "",
-            )
+        for record_id, metadata, document in rows:
+            chunks = stored.setdefault(str(metadata["entry_id"]), {})
+            chunks[record_id] = (str(metadata["content_hash"]), document or "")
         wanted: dict[str, dict[str, tuple[str, str]]] = {}
         for record in records:
             wanted.setdefault(record.entry_id, {})[record.id] = (record.content_hash, record.document)
@@ -126,42 +160,36 @@ class IndexWriter:
         self._write(active, [record for record in records if record.entry_id in changed], progress)
         for start in range(0, len(stale), _DELETE_BATCH):
             active.delete(ids=stale[start : start + _DELETE_BATCH])
-        removed = len(stored.keys() - wanted.keys())
-        return len(changed), len(entries) - len(changed), removed
+        return len(changed), len(wanted) - len(changed)
 
     def _rebuild(
         self,
         records: list[Record],
-        entries: list[Entry],
         pointer: Pointer | None,
         old: Collection | None,
         progress: Progress | None,
         sources: Sequence[str],
-    ) -> tuple[str, int]:
-        """Fill a new generation, switch the pointer to it, drop the old one: (new name, entries removed)."""
-        removed = 0
-        if old is not None:
-            old_ids = {str(m["entry_id"]) for _, m, _ in get_all(old, where=ENTRY_RECORDS, include=["metadatas"])}
-            removed = len(old_ids - {entry.id for entry in entries})
+        entries: int,
+    ) -> str:
+        """Fill a new generation, switch the pointer to it, drop the old one; returns the new name."""
         fresh = self.generations.create_next(pointer)
         try:
             self._write(fresh, records, progress)
         except BaseException:
-            _log.warning(
-                "rebuild of %s failed; %s stays active", fresh.name, old.name if old is not None else "nothing"
-            )
+            kept = old.name if old is not None else "nothing"
+            _log.warning("rebuild of %s failed; %s stays active", fresh.name, kept)
             with contextlib.suppress(Exception):
                 self.client.drop(fresh.name)
             raise
         # If this write fails, the new collection is an orphan that the next ingest drops, unless the
         # write did land, in which case the next ingest keeps it as the active collection.
-        self.generations.point_to(fresh.name, len(entries), sources)
+        self.generations.point_to(fresh, entries, sources)
         if old is not None:
             try:
                 self.client.drop(old.name)
             except Exception:  # noqa: BLE001 - the switch is done; an orphan is dropped by the next ingest
                 _log.warning("could not drop the replaced collection %s; the next ingest will", old.name, exc_info=True)
-        return fresh.name, removed
+        return fresh.name
 
     def _write(self, collection: Collection, records: list[Record], progress: Progress | None) -> None:
         embed_and_upsert(collection, records, self.embedder, batch_size=self.batch_size, progress=progress)

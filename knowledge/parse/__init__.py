@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +47,24 @@ class ParseResult:
     files: list[FileReport] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     merged: int = 0
+    unlisted: list[str] = field(default_factory=list)  # sources (or folders in them) that could not be listed
+
+    @property
+    def read(self) -> set[str]:
+        """The files that were read and parsed: an entry of theirs that is gone was really removed."""
+        return {report.file for report in self.files}
+
+    @property
+    def complete(self) -> bool:
+        """Whether every source was listed whole: only then does a missing file mean a deleted one."""
+        return not self.unlisted
+
+    def may_remove(self, file: str) -> bool:
+        """Whether this run is evidence that entries of `file` that it did not produce are gone: the file
+        was read and no longer has them, or it was deleted while every source was listed."""
+        if file in self.read:
+            return True
+        return self.complete and file not in {skip.file for skip in self.skipped}
 
     def summary(self) -> dict[str, object]:
         """Counts per file and in total, as the CLI prints them."""
@@ -61,25 +81,52 @@ class ParseResult:
         }
 
 
-def find_files(sources: Iterable[Path]) -> Iterator[tuple[Path, str]]:
-    """(path, name relative to its source root) for every collection file, in a stable order."""
+def find_files(sources: Iterable[Path], unlisted: list[str] | None = None) -> Iterator[tuple[Path, str]]:
+    """(path, name relative to its source root) for every collection file, in a stable order.
+
+    Sources and sub-folders that cannot be listed are added to `unlisted` (when given) and logged:
+    their files are unknown, which is not the same as deleted.
+    """
     for source in sources:
         source = Path(source)
         if source.is_dir():
-            for path in sorted(source.rglob("*")):
-                if path.suffix.lower() in SUFFIXES and (path.is_file() or path.is_symlink()):
-                    yield path, path.relative_to(source).as_posix()
+            found: list[tuple[Path, str]] = []
+
+            def failed(error: OSError, root: Path = source) -> None:
+                where = Path(error.filename).relative_to(root).as_posix() if error.filename else "."
+                _log.warning("cannot list %s in %s: %s", where, root, error.strerror or error)
+                if unlisted is not None:
+                    unlisted.append(f"{root}/{where}" if where != "." else str(root))
+
+            for folder, folders, names in os.walk(source, onerror=failed):
+                folders.sort()
+                for name in names:
+                    path = Path(folder) / name
+                    if path.suffix.lower() in SUFFIXES:
+                        found.append((path, path.relative_to(source).as_posix()))
+            yield from sorted(found, key=lambda item: item[1])
         else:
+            if not source.exists() and unlisted is not None:
+                unlisted.append(str(source))
             yield source, source.name
 
 
 def read_text(path: Path) -> str:
-    """The file's text, or ValueError/OSError with a reason a person can act on."""
-    if not path.exists():
-        raise ValueError("does not exist")
-    if path.stat().st_size > MAX_FILE_BYTES:
+    """The file's text, or ValueError/OSError with a reason a person can act on.
+
+    Only regular files are read (a link to a device or a FIFO is refused without blocking), and
+    the size limit holds while reading, whatever the file system says its size is.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ValueError("does not exist") from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = file.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB")
-    data = path.read_bytes()
     if b"\x00" in data[:8192]:
         raise ValueError("binary file (contains NUL bytes)")
     try:
@@ -123,7 +170,7 @@ def parse_sources(sources: Iterable[Path]) -> ParseResult:
     """Parse every file under `sources`. A file that cannot be read or parsed is reported and skipped."""
     result = ParseResult(entries=[])
     collected: list[Entry] = []
-    for path, name in find_files(sources):
+    for path, name in find_files(sources, result.unlisted):
         try:
             text = read_text(path)
         except PermissionError:

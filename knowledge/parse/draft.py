@@ -167,6 +167,7 @@ class Sections:
         self.current: Draft | None = None
         self.intro: list[tuple[int, str]] = []
         self._sections: dict[tuple[str, ...], Draft] = {}
+        self._kept: set[int] = set()  # ids of the drafts in `drafts`: a section draft is closed many times
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -174,9 +175,9 @@ class Sections:
 
     def close(self) -> None:
         draft = self.current
-        keep = draft is not None and (not draft.is_section or draft.has_content)
-        if keep and not any(kept is draft for kept in self.drafts):
-            self.drafts.append(draft)  # type: ignore[arg-type]
+        if draft is not None and (not draft.is_section or draft.has_content) and id(draft) not in self._kept:
+            self._kept.add(id(draft))
+            self.drafts.append(draft)
         self.current = None
 
     def enter(self, level: int, title: str) -> None:
