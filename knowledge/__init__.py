@@ -5,7 +5,15 @@ This is the public API that the chat front-ends (`bot/`) use; everything else is
 
 from knowledge.base import Health, IngestReport, KnowledgeBase
 from knowledge.entry import Entry, Link, SourceRef
-from knowledge.errors import EmbedderUnavailable, IngestLocked, KnowledgeError, KnowledgeUnavailable, SettingsError
+from knowledge.errors import (
+    EmbedderUnavailable,
+    IngestLocked,
+    KnowledgeError,
+    KnowledgeUnavailable,
+    MassRemoval,
+    SettingsError,
+    StorageError,
+)
 from knowledge.filters import Where
 from knowledge.logs import configure_logging
 from knowledge.ranking import Hit
@@ -26,10 +34,12 @@ __all__ = [
     "KnowledgeError",
     "KnowledgeUnavailable",
     "Link",
+    "MassRemoval",
     "SearchResult",
     "Settings",
     "SettingsError",
     "SourceRef",
+    "StorageError",
     "StoreStats",
     "Where",
     "configure_logging",

@@ -147,6 +147,13 @@ class KnowledgeBase:
         self.index.refresh(force=True)
         return IngestReport(summary, parsed)
 
+    def load(self) -> int:
+        """Load the active index from the store without writing to it (a replica that does not ingest,
+        or when an ingest could not run); returns how many entries it holds (0: no index yet).
+        Raises KnowledgeUnavailable when the store cannot be reached."""
+        self.index.refresh(force=True)
+        return len(self.index.snapshot.entries)
+
     def search(
         self,
         question: str,
