@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("-k", type=_positive, default=10, help="results per question (default 10)")
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON")
     evaluate.add_argument("--compare", action="store_true", help="also run dense-only and BM25-only")
+    evaluate.add_argument("--split", help="only the questions of this split (tune or heldout), when the set has one")
 
     commands.add_parser("prompt", help="ingest, then ask questions interactively")
 
@@ -210,6 +211,11 @@ def run_search(kb: KnowledgeBase, args: argparse.Namespace) -> int:
 
 def run_eval(kb: KnowledgeBase, args: argparse.Namespace) -> int:
     questions = load_questions(args.file)
+    if args.split:
+        questions = [question for question in questions if question.split == args.split]
+        if not questions:
+            print(f"error: {args.file} has no questions in split {args.split!r}", file=sys.stderr)
+            return 2
     modes: list[Mode] = ["hybrid", "dense", "bm25"] if args.compare else ["hybrid"]
 
     def searcher(mode: Mode) -> Callable[[str, int], Sequence[Entry]]:
@@ -233,6 +239,17 @@ def run_eval(kb: KnowledgeBase, args: argparse.Namespace) -> int:
     table.add_row("MRR@10", *[f"{r.mrr10:.3f}" for r in reports])
     table.add_row("refusal (out of domain)", *[f"{r.refusal_rate:.2f}" for r in reports])
     table.add_row("false refusal (in domain)", *[f"{r.false_refusal_rate:.3f}" for r in reports])
+    for name in reports[0].groups:
+        cells = []
+        for report in reports:
+            group = report.groups[name]
+            if group.questions:
+                cells.append(
+                    f"R@5 {group.found_at_5 / group.questions:.3f} ({group.questions}, {group.refused} refused)"
+                )
+            else:
+                cells.append(f"refused {group.ood_refused}/{group.ood}")
+        table.add_row(name, *cells)
     console.print(table)
     console.print(f"not first ({reports[0].method}): {', '.join(reports[0].misses) or 'none'}", highlight=False)
     return 0

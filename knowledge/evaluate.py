@@ -1,4 +1,5 @@
-"""Retrieval evaluation: recall@k per language, MRR@10, refusals, as `shared/eval/README.md` defines them."""
+"""Retrieval evaluation: recall@k per language, MRR@10, refusals, as `shared/eval/README.md` defines them,
+and the same per question kind and language pair when the question set records them (`eval/`)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class Question(BaseModel):
     lang: str = "?"
     expect_any: tuple[str, ...] = ()
     expect_none: bool = False
+    kind: str = ""  # e.g. keyword, descriptive, url, ood-everyday
+    pair: str = ""  # question language -> entry language, e.g. en->zh
+    split: str = ""  # tune or heldout
 
     @model_validator(mode="after")
     def _one_expectation(self) -> Question:
@@ -66,6 +70,7 @@ class Report:
     false_refusal_rate: float = 0.0  # of expect_any questions that got no results
     misses: list[str] = field(default_factory=list)  # ids answered wrongly, for tuning
     counts: dict[str, int] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)  # "kind:descriptive", "pair:en->zh" -> figures
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -76,8 +81,30 @@ class Report:
             "refusal_rate": round(self.refusal_rate, 4),
             "false_refusal_rate": round(self.false_refusal_rate, 4),
             "counts": self.counts,
+            "groups": {name: group.as_dict() for name, group in self.groups.items()},
             "misses": self.misses,
         }
+
+
+@dataclass
+class Group:
+    """The figures of one kind or language pair: recall@5 and false refusals in domain, refusals out of it."""
+
+    questions: int = 0
+    found_at_5: int = 0
+    refused: int = 0  # of the in-domain questions
+
+    ood: int = 0
+    ood_refused: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {}
+        if self.questions:
+            data |= {"questions": self.questions, "recall@5": round(self.found_at_5 / self.questions, 4)}
+            data["false_refusals"] = self.refused
+        if self.ood:
+            data |= {"out_of_domain": self.ood, "refused": self.ood_refused}
+        return data
 
 
 Retrieve = Callable[[str, int], Sequence[Entry]]
@@ -90,16 +117,24 @@ def evaluate(questions: Sequence[Question], retrieve: Retrieve, *, method: str =
     refused_none = answered_none = refused_any = 0
     for question in questions:
         results = list(retrieve(question.query, k))[:k]
+        groups = [report.groups.setdefault(name, Group()) for name in _group_names(question)]
         if question.expect_none:
             if results:
                 answered_none += 1
                 report.misses.append(question.id)
             else:
                 refused_none += 1
+            for group in groups:
+                group.ood += 1
+                group.ood_refused += not results
             continue
         if not results:
             refused_any += 1
         rank = next((i + 1 for i, entry in enumerate(results) if is_hit(entry, question.expect_any)), None)
+        for group in groups:
+            group.questions += 1
+            group.found_at_5 += rank is not None and rank <= 5
+            group.refused += not results
         if rank is None or rank > 1:
             report.misses.append(question.id)
         for lang in ("all", question.lang):
@@ -113,6 +148,7 @@ def evaluate(questions: Sequence[Question], retrieve: Retrieve, *, method: str =
     none_total = refused_none + answered_none
     report.refusal_rate = refused_none / none_total if none_total else 0.0
     report.false_refusal_rate = refused_any / max(len(answerable), 1)
+    report.groups = dict(sorted(report.groups.items()))
     report.counts = {
         "answerable": len(answerable),
         "out_of_domain": none_total,
@@ -120,3 +156,9 @@ def evaluate(questions: Sequence[Question], retrieve: Retrieve, *, method: str =
         "refused_answerable": refused_any,
     }
     return report
+
+
+def _group_names(question: Question) -> list[str]:
+    return [
+        name for name in (question.kind and f"kind:{question.kind}", question.pair and f"pair:{question.pair}") if name
+    ]

@@ -203,6 +203,29 @@ def test_eval_metrics_on_known_answers() -> None:
     assert is_hit(b, ["150 个 ml 模型"])
 
 
+def test_eval_reports_each_kind_and_language_pair() -> None:
+    a, b = _entry("Alpha paper"), _entry("Beta paper")
+    answers = {"first": [a], "late": [b, b, b, b, b, a], "none": [], "noise": [b]}
+    questions = [
+        Question(id="1", query="first", expect_any=("alpha",), kind="descriptive", pair="en->zh"),
+        Question(id="2", query="late", expect_any=("alpha",), kind="descriptive", pair="zh->en"),  # rank 6
+        Question(id="3", query="none", expect_any=("alpha",), kind="keyword", pair="en->zh"),  # refused
+        Question(id="4", query="none", expect_none=True, kind="ood-everyday"),
+        Question(id="5", query="noise", expect_none=True, kind="ood-everyday"),
+        Question(id="6", query="first", expect_any=("alpha",)),  # no kind, no pair: in no group
+    ]
+    report = evaluate(questions, lambda query, k: answers[query][:k], k=10)
+    groups = {name: group.as_dict() for name, group in report.groups.items()}
+    assert groups == {
+        "kind:descriptive": {"questions": 2, "recall@5": 0.5, "false_refusals": 0},
+        "kind:keyword": {"questions": 1, "recall@5": 0.0, "false_refusals": 1},
+        "kind:ood-everyday": {"out_of_domain": 2, "refused": 1},
+        "pair:en->zh": {"questions": 2, "recall@5": 0.5, "false_refusals": 1},
+        "pair:zh->en": {"questions": 1, "recall@5": 0.0, "false_refusals": 0},
+    }
+    assert report.as_dict()["groups"] == groups
+
+
 def test_eval_end_to_end_on_the_small_collection(kb: KnowledgeBase, tmp_path: Path) -> None:
     lines = [
         json.dumps({"id": f"q{i}", "lang": "x", "query": q, "expect_any": [u]}) for i, (q, u) in enumerate(QUESTIONS)
