@@ -39,6 +39,13 @@ def title_key(title: str) -> str | None:
     return key if len(key) >= MIN_TITLE_KEY else None
 
 
+def letters_and_digits(text: str) -> str:
+    """NFKC, lower case, letters and digits only: what two renderings of the same text share
+    (PDF text adds spaces around Latin words and turns full-width punctuation half-width)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LN")
+
+
 def url_key(url: str) -> str | None:
     """`arxiv:<id>` for arXiv papers, else host (lower, no www.) + path + query, no trailing slash."""
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -419,3 +420,73 @@ def test_ids_are_stable_and_unique_per_file() -> None:
     assert {e.title: e.id for e in first} == {e.title: e.id for e in again}
     assert len({e.id for e in first}) == len(first)
     assert {e.id for e in parse(ORDINARY, "other.md")}.isdisjoint({e.id for e in first})
+
+
+def test_lists_nested_past_the_markdown_limit_keep_their_text_and_what_follows() -> None:
+    depth = 60
+    items = [
+        "  " * level
+        + (f"- [Paper {level}](https://p.example/{level}) note {level}" if level % 5 == 0 else f"- 条目 {level}")
+        for level in range(depth)
+    ]
+    text = "\n".join(["# Deep", "", *items, "", "after the list", "", "## Next", "", "[Last](https://last.example/x)"])
+    entries = parse(text)
+    found = "\n".join(entry.search_text() for entry in entries)
+    for level in range(depth):
+        assert (f"note {level}" if level % 5 == 0 else f"条目 {level}") in found
+    assert {e.title for e in entries} >= {f"Paper {level}" for level in range(0, depth, 5)}
+    assert "after the list" in found
+    assert by_title(entries, "Last").section_path == ("Deep", "Next")  # the structure after the list is read
+    assert "条目 9" in by_title(entries, "Paper 5").body  # the first line past the limit joins its item
+
+
+def test_terminal_escape_sequences_and_control_characters_never_reach_an_entry() -> None:
+    text = (
+        "# Notes\x1b]0;owned title\x07\n\n"
+        "[A \x1b[31mred\x1b[0m paper](https://a.example/p)\x07 with a note\x1b[2J\x9b1m and \x00NUL\x7f\n\n"
+        "\x1b]8;;https://evil.example\x1b\\hyperlink\x1b]8;;\x1b\\ text\tkept\n"
+    )
+    entries = parse(text)
+    control = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+    assert entries
+    for entry in entries:
+        for value in (entry.title, *entry.alt_titles, entry.summary, entry.body, *entry.section_path):
+            assert not control.search(value.replace("\n", "").replace("\t", "")), value
+        assert all(not control.search(link.url + link.text) for link in entry.links)
+    paper = by_title(entries, "A red paper")
+    assert paper.section_path == ("Notes",)
+    assert paper.body.startswith("with a note and NUL")
+    assert "hyperlink text\tkept" in paper.body and "evil.example" not in paper.search_text()
+
+
+def test_markdown_keeps_the_text_around_entries() -> None:
+    entries = parse(
+        """
+        Notes before any heading.
+
+        ## Papers
+
+        原始论文: [A Paper](https://a.example/p)
+
+        - [B Paper](https://b.example/p)
+
+          A paragraph of the item.
+
+          - a nested point
+        - see [the appendix](#appendix) for proofs
+
+        | Paper | Note |
+        |---|---|
+        | [C Paper](https://c.example/p) | fine | a cell past the header's |
+        """
+    )
+    got = {e.title: e for e in entries}
+    assert got["note"].body == "Notes before any heading."  # before any heading: named after the file
+    assert got["note"].section_path == ()
+    assert got["A Paper"].body == "原始论文:"
+    assert "A paragraph of the item." in got["B Paper"].body and "- a nested point" in got["B Paper"].body
+    assert "see the appendix for proofs" in got["Papers"].body  # not navigation: it has words of its own
+    assert "Paper | Note" in got["Papers"].body  # the header row
+    assert got["C Paper"].body == "fine | a cell past the header's"
+    front = parse("---\ntitle: 合辑\n---\n\nIntro prose.\n\n# H\n\n[X](https://x.example/p)\n")
+    assert [(e.title, e.body) for e in front] == [("合辑", "Intro prose."), ("X", "")]

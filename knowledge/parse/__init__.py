@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -23,7 +24,16 @@ SUFFIXES = (".md", ".markdown", ".txt")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_LINE_CHARS = 100_000
 
-__all__ = ["FileReport", "ParseResult", "Skipped", "detect_format", "find_files", "parse_file", "parse_sources"]
+__all__ = [
+    "FileReport",
+    "ParseResult",
+    "Skipped",
+    "clean_text",
+    "detect_format",
+    "find_files",
+    "parse_file",
+    "parse_sources",
+]
 
 
 @dataclass(frozen=True)
@@ -158,9 +168,28 @@ def detect_format(text: str) -> Format:
 PARSERS = {"markdown": parse_markdown, "pdf_text": parse_pdf_text, "qa": parse_qa}
 
 
+# Terminal escape sequences (colours, window titles, hyperlinks), then any other C0 or C1 control
+# character but tab and newline: entries are shown in terminals and chats, where these would act.
+_CONTROLS = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"  # OSC, ended by BEL or ST
+    r"|\x1b[PX^_][^\x1b\n]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
+    r"|\x1b[ -/]*[0-~]"  # other escape sequences
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # the one-byte CSI
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+)
+
+
+def clean_text(text: str) -> str:
+    """`text` as it can be stored, embedded and shown: lone surrogates replaced, control characters
+    and terminal escape sequences removed (tab and newline kept)."""
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return _CONTROLS.sub("", text)
+
+
 def parse_file(text: str, name: str) -> tuple[Format, list[Entry]]:
     """The format detected from `text` and its entries, named after the file `name`."""
-    text = text.encode("utf-8", "replace").decode("utf-8")  # lone surrogates cannot be stored or embedded
+    text = clean_text(text)
     fmt = detect_format(text)
     drafts: list[Draft] = PARSERS[fmt](text)
     return fmt, finish(drafts, name, fmt)

@@ -6,6 +6,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 
 from knowledge.entry import SUMMARY_LIMIT, Entry, Format, Link, LinkRole, SourceRef
 from knowledge.normalize import detect_lang, title_key, url_key
@@ -133,6 +134,8 @@ def finish(drafts: list[Draft], file: str, fmt: Format) -> list[Entry]:
     seen: dict[str, int] = {}
     for draft in drafts:
         title = " ".join(draft.title.split())
+        if not title and draft.is_section and not draft.section_path:
+            title = PurePosixPath(file).stem  # content before the first heading of an untitled document
         if not title:
             continue
         base = entry_id(file, draft.section_path, title, 0)
@@ -161,7 +164,8 @@ class Sections:
     """The reading state both structured parsers share: the heading stack, the open draft, and
     lines ending in ':' that wait to learn whether they introduce an entry or belong to the one above."""
 
-    def __init__(self) -> None:
+    def __init__(self, document_title: str = "") -> None:
+        self.document_title = document_title  # content before any heading: "" names it after the file
         self.drafts: list[Draft] = []
         self.stack: list[tuple[int, str]] = []
         self.current: Draft | None = None
@@ -196,31 +200,29 @@ class Sections:
         self.intro = []
         return self.current
 
-    def target(self, line: int, section_title: str | None = None) -> Draft | None:
-        """The draft loose content belongs to: the open entry, else a section entry for the heading."""
-        if self.current is None and self.stack:
-            # loose content after an entry under the same heading joins one section entry
-            section = self._sections.get(self.path)
-            if section is None:
-                title = section_title or self.stack[-1][1]
-                section = self._sections[self.path] = Draft(title, self.path, line, line, is_section=True)
-            self.current = section
-        return self.current
+    def target(self, line: int, section_title: str | None = None) -> Draft:
+        """The draft loose content belongs to: the open entry, else a section entry for the heading
+        (before any heading, for the document)."""
+        if self.current is not None:
+            return self.current
+        # loose content after an entry under the same heading joins one section entry
+        section = self._sections.get(self.path)
+        if section is None:
+            title = section_title or (self.stack[-1][1] if self.stack else self.document_title)
+            section = self._sections[self.path] = Draft(title, self.path, line, line, is_section=True)
+        self.current = section
+        return section
 
     def flush_intro(self) -> None:
         """An introducing line followed by content (not an entry) belongs to the entry above."""
         pending, self.intro = self.intro, []
         for line, text in pending:
-            draft = self.target(line)
-            if draft is not None:
-                draft.add_text(text, line)
+            self.target(line).add_text(text, line)
 
     def attach(self, text: str, start: int, end: int, links: Sequence[tuple[str, str]] = ()) -> None:
         """Add prose, code, math or links (as (text, url)) to the draft they belong to."""
         self.flush_intro()
         draft = self.target(start)
-        if draft is None:
-            return
         draft.add_text(text, end)
         for link_text, url in links:
             draft.add_link(url, link_text, line_end=end)

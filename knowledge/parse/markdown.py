@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections import deque
 from dataclasses import dataclass, field
 
 from markdown_it import MarkdownIt
@@ -10,11 +12,18 @@ from markdown_it.token import Token
 
 from knowledge.parse.draft import Draft, Sections, is_web_url
 
+_log = logging.getLogger(__name__)
+
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*(\n|\Z)", re.DOTALL)
 _NAVIGATION = {"目录", "目錄", "contents", "tableofcontents", "toc"}
 _NOISE = re.compile(r"^=+\s*[A-Za-z]*\s*$")
 _TAG = re.compile(r"<[^>]+>")
 _SEPARATOR = re.compile(r"^\s*([-–—:：|]|\s)+")
+_FRONT_TITLE = re.compile(r"^title:\s*[\"']?(.*?)[\"']?\s*$", re.MULTILINE)
+_TOC_OPEN = re.compile(r"<!--\s*TOC\s*-->", re.IGNORECASE)
+_TOC_CLOSE = re.compile(r"<!--\s*/TOC\s*-->", re.IGNORECASE)
+_MARKERS = re.compile(r"^[\s>]*(([-*+]|\d{1,9}[.)])(\s+|$)[\s>]*)*")
+_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S")
 
 
 def _parser() -> MarkdownIt:
@@ -66,8 +75,8 @@ def _is_titled(text: str, href: str) -> bool:
 
 
 class _Reader(Sections):
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__()
+    def __init__(self, lines: list[str], document_title: str = "") -> None:
+        super().__init__(document_title)
         self.lines = lines
 
     def heading(self, level: int, inline: _Inline, start: int, end: int) -> None:
@@ -98,6 +107,8 @@ class _Reader(Sections):
             if not before or (before.endswith((":", "：")) and len(before) <= 40):
                 draft = self.open(first_text, start)
                 draft.add_link(first_href, first_text, opener=True, line_end=end)
+                if before:
+                    draft.add_intro(before, start)  # a label such as "原始论文:"
                 if after:
                     draft.add_text(after, end)
                 for link_text, href in web:
@@ -114,13 +125,15 @@ class _Reader(Sections):
             text = "\n".join(self.lines[start - 1 : end]).strip()  # math verbatim, escapes included
         self.attach(text, start, end, web)
 
-    def list_item(self, inline: _Inline, start: int, end: int) -> None:
+    def list_item(self, inline: _Inline, start: int, end: int) -> Draft | None:
+        """A list item with a web link opens an entry (returned: what the item holds below its first
+        line belongs to it); without one, it is text of the entry above."""
         text = inline.text.strip()
         web = [(t, h) for t, h in inline.links if is_web_url(h)]
         if not web:
             if text:
                 self.attach(f"- {text}", start, end)
-            return
+            return None
         titled = [(t, h) for t, h in web if _is_titled(t, h)]
         if titled:
             title, href = titled[0]
@@ -139,12 +152,14 @@ class _Reader(Sections):
         for link_text, other in web:
             if other != href:
                 draft.add_link(other, link_text, line_end=end)
-        self.close()
+        return draft
 
-    def table_row(self, cells: list[_Inline], start: int, end: int) -> None:
+    def table_row(self, cells: list[_Inline], start: int, end: int, *, header: bool = False) -> None:
         texts = [" ".join(cell.text.split()) for cell in cells]
+        # cells past the header's count are dropped by the table rule: keep their text as written
+        texts += [cell for cell in _raw_cells(self.lines[start - 1])[len(cells) :] if cell]
         links = [(t, h) for cell in cells for t, h in cell.links if is_web_url(h)]
-        if not links:
+        if not links or header:
             self.attach(" | ".join(texts), start, end)
             return
         titled = [(t, h) for t, h in links if _is_titled(t, h)]
@@ -159,76 +174,136 @@ class _Reader(Sections):
                 draft.add_link(other, link_text, line_end=end)
         self.close()
 
+    # -- the token stream ----------------------------------------------------------------------
+    def walk(self, tokens: list[Token], offset: int = 0, count: int | None = None, *, recover: bool = True) -> None:
+        """Read the block tokens of `count` lines after `offset` (by default, all). Lines that no
+        block covers are what markdown-it dropped past its nesting limit (`maxNesting`): they are
+        read again as a flat text when `recover`, else kept as plain text of the entry above."""
+        dropped = deque(_uncovered(tokens, self.lines[offset : offset + count if count is not None else None], offset))
+        in_toc = False
+        in_head = False
+        items: list[tuple[int, Draft, int]] = []  # (level, draft, last line) of list items that opened an entry
+        i = 0
+        while i < len(tokens):
+            token = tokens[i]
+            start, end = (offset + token.map[0] + 1, offset + token.map[1]) if token.map else (offset + 1, offset + 1)
+            while dropped and token.map and dropped[0][0] < start:
+                self.dropped(*dropped.popleft(), recover=recover)
+            kind = token.type
+            if kind == "html_block":
+                content = token.content.strip()
+                if _TOC_OPEN.match(content):
+                    in_toc = True
+                elif _TOC_CLOSE.match(content):
+                    in_toc = False
+                elif not content.startswith("<!--"):
+                    plain = _TAG.sub(" ", content).strip()
+                    if plain and not in_toc:
+                        self.attach(" ".join(plain.split()), start, end)
+                i += 1
+                continue
+            if in_toc:
+                i += 1
+                continue
+            if kind == "heading_open":
+                self.heading(int(token.tag[1]), _inline(tokens[i + 1]), start, max(start, end))
+                i += 3
+                continue
+            if kind == "list_item_open":
+                # the item's first paragraph carries its title and links; nested lists are their own items
+                j = i + 1
+                while j < len(tokens) and tokens[j].type != "inline" and tokens[j].type != "list_item_close":
+                    j += 1
+                if j < len(tokens) and tokens[j].type == "inline":
+                    item = _inline(tokens[j])
+                    if not _is_navigation(item):
+                        draft = self.list_item(item, start, max(start, end))
+                        if draft is not None:
+                            items.append((token.level, draft, end))
+                    i = j + 1
+                    continue
+            elif kind == "list_item_close":
+                if items and items[-1][0] == token.level:
+                    _, draft, last = items.pop()
+                    while dropped and dropped[0][0] <= last:  # lines nested in the item belong to it
+                        self.dropped(*dropped.popleft(), recover=recover)
+                    if self.current is draft:
+                        self.close()
+            elif kind == "paragraph_open":
+                self.paragraph(_inline(tokens[i + 1]), start, max(start, end))
+                i += 3
+                continue
+            elif kind in ("fence", "code_block"):
+                fence = f"```{token.info}\n{token.content}```" if kind == "fence" else token.content
+                self.attach(fence, start, max(start, end))
+            elif kind in ("thead_open", "tbody_open"):
+                in_head = kind == "thead_open"
+            elif kind == "tr_open":
+                cells: list[_Inline] = []
+                j = i + 1
+                while tokens[j].type != "tr_close":
+                    if tokens[j].type == "inline":
+                        cells.append(_inline(tokens[j]))
+                    j += 1
+                self.table_row(cells, start, max(start, end), header=in_head)
+                i = j + 1
+                continue
+            i += 1
+        for run in dropped:
+            self.dropped(*run, recover=recover)
+
+    def dropped(self, first: int, last: int, *, recover: bool) -> None:
+        """Lines markdown-it did not read (1-based, inclusive): nested past its limit."""
+        _log.info("lines %d-%d are nested past markdown's limit: read again as a flat text", first, last)
+        flat = [self.lines[number - 1].lstrip(" \t>") for number in range(first, last + 1)]
+        if recover:
+            self.walk(_parser().parse("\n".join(flat)), first - 1, len(flat), recover=False)
+            return
+        for number, line in enumerate(flat, first):
+            text = _MARKERS.sub("", line).strip()
+            if text:
+                self.attach(text, number, number)
+
 
 def parse_markdown(text: str) -> list[Draft]:
     """Drafts of a markdown file; front matter, TOC blocks, HTML comments and `====` markers are skipped."""
     front = _FRONT_MATTER.match(text)
+    title = ""
     if front:
+        found = _FRONT_TITLE.search(front.group(0))
+        title = found.group(1).strip() if found else ""
         text = "\n" * front.group(0).count("\n") + text[front.end() :]
-    tokens = _parser().parse(text)
-    reader = _Reader(text.split("\n"))
-    in_toc = False
-    list_depth = 0
-    i = 0
-    while i < len(tokens):
-        token = tokens[i]
-        start, end = (token.map[0] + 1, token.map[1]) if token.map else (1, 1)
-        kind = token.type
-        if kind == "html_block":
-            content = token.content.strip()
-            if re.match(r"<!--\s*TOC\s*-->", content, re.IGNORECASE):
-                in_toc = True
-            elif re.match(r"<!--\s*/TOC\s*-->", content, re.IGNORECASE):
-                in_toc = False
-            elif not content.startswith("<!--"):
-                plain = _TAG.sub(" ", content).strip()
-                if plain and not in_toc:
-                    reader.attach(" ".join(plain.split()), start, end)
-            i += 1
-            continue
-        if in_toc:
-            i += 1
-            continue
-        if kind == "heading_open":
-            reader.heading(int(token.tag[1]), _inline(tokens[i + 1]), start, max(start, end))
-            i += 3
-            continue
-        if kind in ("bullet_list_open", "ordered_list_open"):
-            list_depth += 1
-        elif kind in ("bullet_list_close", "ordered_list_close"):
-            list_depth -= 1
-        elif kind == "list_item_open":
-            # the item's first paragraph carries its title and links; nested lists are their own items
-            j = i + 1
-            while j < len(tokens) and tokens[j].type != "inline" and tokens[j].type != "list_item_close":
-                j += 1
-            if j < len(tokens) and tokens[j].type == "inline":
-                item = _inline(tokens[j])
-                if _is_navigation(item):
-                    i = j + 1
-                    continue
-                reader.list_item(item, start, max(start, end))
-                i = j + 1
-                continue
-        elif kind == "paragraph_open":
-            reader.paragraph(_inline(tokens[i + 1]), start, max(start, end))
-            i += 3
-            continue
-        elif kind in ("fence", "code_block"):
-            fence = f"```{token.info}\n{token.content}```" if kind == "fence" else token.content
-            reader.attach(fence, start, max(start, end))
-        elif kind == "tr_open" and i > 0 and _in_body(tokens, i):
-            cells: list[_Inline] = []
-            j = i + 1
-            while tokens[j].type != "tr_close":
-                if tokens[j].type == "inline":
-                    cells.append(_inline(tokens[j]))
-                j += 1
-            reader.table_row(cells, start, max(start, end))
-            i = j + 1
-            continue
-        i += 1
+    reader = _Reader(text.split("\n"), title)
+    reader.walk(_parser().parse(text))
     return reader.finish()
+
+
+# block tokens that hold lines of their own; list items and quotes only hold blocks
+_LEAVES = frozenset({"paragraph_open", "heading_open", "fence", "code_block", "html_block", "hr", "table_open"})
+
+
+def _uncovered(tokens: list[Token], lines: list[str], offset: int) -> list[tuple[int, int]]:
+    """(first, last) runs, numbered from `offset` + 1, of `lines` that no block token covers and that
+    hold text: not blank, not a bare list or quote marker, not a link reference definition."""
+    count = len(lines)
+    covered = bytearray(count)
+    for token in tokens:
+        if token.type in _LEAVES and token.map:
+            covered[token.map[0] : token.map[1]] = b"\x01" * (token.map[1] - token.map[0])
+    runs: list[tuple[int, int]] = []
+    first = -1
+    textual = False
+    for index in range(count + 1):
+        if index < count and not covered[index]:
+            if first < 0:
+                first, textual = index, False
+            line = lines[index]
+            textual = textual or not (_MARKERS.fullmatch(line) or _DEFINITION.match(line))
+            continue
+        if first >= 0 and textual:
+            runs.append((offset + first + 1, offset + index))
+        first = -1
+    return runs
 
 
 def _without_urls(text: str, links: list[tuple[str, str]]) -> str:
@@ -239,11 +314,16 @@ def _without_urls(text: str, links: list[tuple[str, str]]) -> str:
 
 def _is_navigation(item: _Inline) -> bool:
     """A list item made only of in-page anchor links, like a generated table of contents."""
-    return bool(item.links) and all(href.startswith("#") for _, href in item.links)
+    if not item.links or not all(href.startswith("#") for _, href in item.links):
+        return False
+    outside = item.text
+    for start, end in reversed(item.link_spans):
+        outside = outside[:start] + outside[end:]
+    return not any(ch.isalnum() for ch in outside)
 
 
-def _in_body(tokens: list[Token], index: int) -> bool:
-    for token in reversed(tokens[:index]):
-        if token.type in ("tbody_open", "thead_open"):
-            return token.type == "tbody_open"
-    return False
+def _raw_cells(line: str) -> list[str]:
+    """A table row's cells as written, split at pipes that are not escaped."""
+    row = _MARKERS.sub("", line).strip().removeprefix("|")
+    row = row[:-1] if row.endswith("|") and not row.endswith("\\|") else row
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", row)]

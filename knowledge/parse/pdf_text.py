@@ -160,7 +160,7 @@ class _Reader(Sections):
         super().__init__()
         self.headings = _Headings(rows)
 
-    def target(self, line: int, section_title: str | None = None) -> Draft | None:
+    def target(self, line: int, section_title: str | None = None) -> Draft:
         # a section entry is titled by its heading without the number
         title = strip_heading_number(self.stack[-1][1]) if self.stack else None
         return super().target(line, section_title or title)
@@ -192,21 +192,22 @@ class _Reader(Sections):
         labelled = _LABELLED_URL.match(line)
         if bare or labelled:
             self.flush_intro()
-            draft = self.target(start)
-            if draft is not None:
-                url = bare.group(1) if bare else labelled.group(2)  # type: ignore[union-attr]
-                label = "" if bare else labelled.group(1)  # type: ignore[union-attr]
-                draft.add_link(url, label, line_end=end)
+            url = bare.group(1) if bare else labelled.group(2)  # type: ignore[union-attr]
+            label = "" if bare else labelled.group(1)  # type: ignore[union-attr]
+            self.target(start).add_link(url, label, line_end=end)
             return
         titled = _TITLED_LINK.match(line)
         if titled:
             title = _plain(titled.group("text"))
+            label = line[: titled.start("text") - 1].strip()  # "原始论文:" before the link, if any
             if self.headline_only() and self.current is not None and _pairs(self.current.title, title):
-                self.current.alt_titles.append(title)
-                self.current.add_link(titled.group("url"), title, opener=True, line_end=end)
-                return
-            draft = self.open(title, start)
+                draft = self.current
+                draft.alt_titles.append(title)
+            else:
+                draft = self.open(title, start)
             draft.add_link(titled.group("url"), title, opener=True, line_end=end)
+            if label:
+                draft.add_intro(label, start)
             return
         if line.endswith((":", "：")) and not SUMMARY_LABEL.match(line) and not _LIST_ITEM.match(line):
             self.intro.append((start, line))

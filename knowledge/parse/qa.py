@@ -82,6 +82,9 @@ def parse_qa(text: str) -> list[Draft]:
             current = Draft(title, root, number, number)
             if url:
                 current.add_link(url, title, opener=True, line_end=number)
+            portal = _PORTAL.match(line)
+            if portal:
+                pending.append((number, f"{portal.group(1)}:"))  # "傳送門:": the label is the item's text too
             for intro_line, intro in pending:
                 current.add_intro(intro, intro_line)
             pending = []
