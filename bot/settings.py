@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
 from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
@@ -13,6 +15,8 @@ from knowledge import Settings
 DISCORD_API = "https://discord.com/api/v10"
 DISCORD_GATEWAY = "wss://gateway.discord.gg"
 SLACK_API = "https://slack.com/api/"
+MAX_COOLDOWN_SECONDS = 86_400.0
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # underscores: container names
 
 
 def _split_list(value: object) -> object:
@@ -25,6 +29,25 @@ def _split_list(value: object) -> object:
     return value
 
 
+def _check_host(value: str) -> str:
+    """An IP address, or a host name that could resolve (`256.1.1.1` is neither)."""
+    host = value.strip()
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    labels = host.removesuffix(".").split(".")
+    if (
+        not host
+        or len(host) > 253
+        or not all(_HOST_LABEL.match(label) for label in labels)
+        or all(label.isdigit() for label in labels)  # dotted numbers must be an IPv4 address
+    ):
+        raise ValueError(f"{value!r} is not an IP address or a host name")
+    return host
+
+
 class BotSettings(Settings):
     """Everything the bot can be told. Tokens are secrets: never logged, never shown.
 
@@ -32,7 +55,13 @@ class BotSettings(Settings):
     so), and search cuts at the same setting.
     """
 
-    cooldown_seconds: float = Field(default=3.0, ge=0, description="Per-user pause between questions.")
+    cooldown_seconds: float = Field(
+        default=3.0,
+        ge=0,
+        le=MAX_COOLDOWN_SECONDS,
+        allow_inf_nan=False,
+        description="Per-user pause between questions, in seconds (at most a day).",
+    )
     max_pages: int = Field(default=4, ge=1, le=10, description="Pages `more` can show for one question.")
 
     discord_token: SecretStr | None = Field(default=None, description="Discord bot token.")
@@ -54,7 +83,14 @@ class BotSettings(Settings):
     http_host: str = Field(default="127.0.0.1", description="Host of /healthz, /metrics and /slack/events.")
     http_port: int = Field(default=8080, ge=0, le=65535, description="Port of the HTTP server (0: any free one).")
 
+    ingest_on_start: bool = Field(
+        default=True,
+        description="Index the sources at start-up. False: a read-only replica that loads the current index "
+        "and never writes (no ingest at start-up or from chat).",
+    )
+
     _split_channels = field_validator("discord_channels", "slack_admins", mode="before")(_split_list)
+    _valid_host = field_validator("http_host")(_check_host)
 
     @property
     def discord_enabled(self) -> bool:
