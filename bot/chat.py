@@ -19,11 +19,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal, Protocol
 
 from bot import texts
-from bot.errors import AlreadyRunning, BotError, Cooldown, EmptyQuestion, NothingMore, UnknownAnswer
+from bot.errors import AlreadyRunning, BotError, Cooldown, EmptyQuestion, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.metrics import Metrics
 from bot.settings import BotSettings
 from knowledge import Entry, Health, IngestReport, KnowledgeError, SearchResult, StoreStats
@@ -229,6 +229,8 @@ class ChatCore:
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no question is being answered (at most `timeout` s); True when idle."""
+        if self._idle.is_set():
+            return True
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
@@ -283,8 +285,15 @@ class ChatCore:
             "entry_ids": [item.entry_id for item in shown],
             "vote": vote,
         }
+        line = json.dumps(row, ensure_ascii=False)
+        if not self.settings.ingest_on_start:  # a read-only replica never writes: the log keeps the vote
+            _log.info("vote (not stored: read-only replica): %s", line)
+            return texts.THANKS
         async with self._feedback_lock:
-            await asyncio.to_thread(self._append_feedback, json.dumps(row, ensure_ascii=False))
+            try:
+                await asyncio.to_thread(self._append_feedback, line)
+            except OSError as error:
+                _log.warning("could not store a vote in %s (%s): %s", self.feedback_path, error.strerror or error, line)
         return texts.THANKS
 
     def _append_feedback(self, line: str) -> None:
@@ -302,8 +311,11 @@ class ChatCore:
 
         Answers keep coming from the current index meanwhile: an incremental ingest updates entries
         in place, and a full rebuild switches to the new collection only once it is complete. Tell the
-        user `reindex_started(full=…)` now and `await reindex_outcome(task)` later.
+        user `reindex_started(full=…)` now and `await reindex_outcome(task)` later. A read-only replica
+        (`ingest_on_start` false) raises ReadOnlyReplica: it never writes.
         """
+        if not self.settings.ingest_on_start:
+            raise ReadOnlyReplica()
         if self.reindex_running:
             raise AlreadyRunning()
         _log.info("reindex requested by %s (full=%s)", user, full)
@@ -323,10 +335,16 @@ class ChatCore:
         self.metrics.reindex_runs.inc()
         try:
             report = await asyncio.to_thread(self.retriever.ingest, rebuild=full)
+        except KnowledgeError as error:  # expected (locked, unavailable, a mass removal): one line
+            self.metrics.reindex_failures.inc()
+            _log.warning("reindex requested by %s failed: %s", user, error)
+            raise
         except BaseException:
             self.metrics.reindex_failures.inc()
             _log.exception("reindex requested by %s failed", user)
             raise
+        if not report.complete:
+            _log.warning("reindex requested by %s: %s", user, unread_sources(report))
         _log.info("reindex requested by %s done: %s", user, report.as_dict())
         return report
 
@@ -368,16 +386,34 @@ def reindex_summary(report: IngestReport) -> str:
         seconds=s.seconds, entries=s.entries, embedded=s.embedded, unchanged=s.unchanged, removed=s.removed
     )
     skipped = len(report.parsed.skipped)
-    return text + (texts.REINDEX_SKIPPED.format(skipped=skipped) if skipped else "")
+    text += texts.REINDEX_SKIPPED.format(skipped=skipped) if skipped else ""
+    return text + (texts.REINDEX_KEPT.format(kept=s.kept) if s.kept else "")
+
+
+def unread_sources(report: IngestReport) -> str:
+    """For the log, one line: which sources could not be read or listed, and how many entries were kept."""
+    parsed = report.parsed
+    problems = [f"{skip.file} ({skip.reason})" for skip in parsed.skipped]
+    problems += [f"{folder} (could not be listed)" for folder in parsed.unlisted]
+    return (
+        f"not every source could be read; {report.summary.kept} entries of theirs were kept as they were: "
+        + "; ".join(problems)
+    )
+
+
+def source_name(source: str) -> str:
+    """A source as chat replies show it: its file or folder name, never the server's path to it."""
+    return PurePath(source).name or source
 
 
 def stats_text(stats: Stats) -> str:
-    """One line for the chat: what the index holds, since when, and whether a reindex is running."""
+    """One line for the chat: what the index holds, since when, and whether a reindex is running. Sources
+    are shown by name only: chat replies never show server paths."""
     index = stats.index
     return texts.STATS.format(
         entries=index.entries,
         source_count=len(index.sources),
-        sources=", ".join(index.sources) or texts.STATS_NO_SOURCES,
+        sources=", ".join(source_name(source) for source in index.sources) or texts.STATS_NO_SOURCES,
         when=index.indexed_at.strftime("%Y-%m-%d %H:%M UTC") if index.indexed_at else texts.STATS_NEVER,
         embedder=index.embedder,
         running=texts.STATS_REINDEX_RUNNING if stats.reindex_running else "",

@@ -1,4 +1,5 @@
-"""Errors a chat user may see (`BotError.user_message`), and the one reply for everything else."""
+"""Errors a chat user may see (`BotError.user_message`), the one reply for everything else, and the
+operator's one-line start-up error."""
 
 from __future__ import annotations
 
@@ -45,6 +46,17 @@ class NothingMore(BotError):
 
 class UnknownAnswer(BotError):
     user_message = texts.UNKNOWN_ANSWER
+
+
+class ReadOnlyReplica(BotError):
+    """A reindex asked of a replica that never writes (KB_INGEST_ON_START=false)."""
+
+    user_message = texts.READ_ONLY_REPLICA
+
+
+class CannotStart(Exception):
+    """The service cannot start for a reason in its environment (e.g. its port is in use): one line for
+    the operator, naming the setting or the path; `python -m bot` exits 1."""
 
 
 def user_message_for(error: BaseException) -> str:

@@ -64,6 +64,11 @@ REINDEX_DONE = (
     "({embedded} embedded, {unchanged} unchanged, {removed} removed)."
 )
 REINDEX_SKIPPED = " {skipped} file(s) skipped; see the log."
+REINDEX_KEPT = " {kept} entries were kept as they were because their sources could not be read; see the log."
+READ_ONLY_REPLICA = (
+    "This instance of the bot only answers from the shared index and never reindexes (a read-only replica). "
+    "Please ask the bot's operator to reindex on the indexer."
+)
 REINDEX_FAILED = "The reindex failed; the details are in the bot's log. Answers still come from the previous index."
 
 # -- errors ----------------------------------------------------------------------------------------------

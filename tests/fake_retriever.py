@@ -4,7 +4,8 @@
 (conftest's SMALL_NOTES), and finds the entries that share words with the question: English words of
 three or more letters and Chinese character pairs, counted in the title, summary and section path.
 Most shared words first; none shared is a refusal. Like the real one, it cuts questions at its
-`max_question_chars` and says so in `SearchResult.truncated`.
+`max_question_chars` and says so in `SearchResult.truncated`. `unreadable` files make its ingest report
+them as skipped, with `kept` entries of theirs kept as they were, as the real one does.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from knowledge import (
     SourceRef,
     StoreStats,
 )
-from knowledge.parse import ParseResult
+from knowledge.parse import ParseResult, Skipped
 
 EMBEDDER = "fake-embedder"
 SOURCE = "small-notes"
@@ -149,6 +150,9 @@ class FakeRetriever:
         self.gate.set()
         self.failure: BaseException | None = None
         self.indexed_at = datetime(2026, 1, 1, tzinfo=UTC)
+        self.sources: tuple[str, ...] = (SOURCE,)  # what stats says the last ingest read
+        self.unreadable: list[Skipped] = []  # files the next ingest cannot read
+        self.kept = 0  # entries of theirs kept as they were
 
     async def asearch(self, question: str, k: int | None = None) -> SearchResult:
         """The entries sharing words with `question`, most first; a refusal when none does."""
@@ -174,14 +178,14 @@ class FakeRetriever:
             raise self.failure
         count = len(self.entries)
         embedded = count if rebuild else 0
-        summary = IngestSummary(count, embedded, count - embedded, 0, 0.01, "fake-collection")
-        return IngestReport(summary, ParseResult(list(self.entries)))
+        summary = IngestSummary(count, embedded, count - embedded, 0, 0.01, "fake-collection", kept=self.kept)
+        return IngestReport(summary, ParseResult(list(self.entries), skipped=list(self.unreadable)))
 
     def stats(self) -> StoreStats:
         if not self.reachable:
             raise KnowledgeUnavailable("the fake store is down")
         count = len(self.entries)
-        return StoreStats(EMBEDDER, 384, "fake-collection", count, count, self.indexed_at, (SOURCE,))
+        return StoreStats(EMBEDDER, 384, "fake-collection", count, count, self.indexed_at, self.sources)
 
     def health(self) -> Health:
         stats = self.stats() if self.reachable else None

@@ -13,11 +13,20 @@ from fake_retriever import EMBEDDER, FakeRetriever
 
 from bot import texts
 from bot.chat import MAX_SESSIONS, ChatCore, Retriever, clean_question, reindex_summary, stats_text
-from bot.errors import AlreadyRunning, Cooldown, EmptyQuestion, NothingMore, UnknownAnswer, user_message_for
+from bot.errors import (
+    AlreadyRunning,
+    Cooldown,
+    EmptyQuestion,
+    NothingMore,
+    ReadOnlyReplica,
+    UnknownAnswer,
+    user_message_for,
+)
 from bot.render import render_text
 from bot.settings import BotSettings
 from bot.texts import APOLOGY
-from knowledge import IngestLocked, KnowledgeUnavailable
+from knowledge import IngestLocked, KnowledgeUnavailable, MassRemoval
+from knowledge.parse import Skipped
 
 Q = "Which paper fixes weight decay in Adam?"
 
@@ -209,6 +218,70 @@ async def test_the_core_says_how_a_reindex_starts_and_ends(
     assert failed == texts.REINDEX_FAILED and "secret" not in failed
     assert "secret: /srv/notes" in caplog.text  # the operator gets the details
     assert "kb_reindex_failures_total 2.0" in core.metrics.exposition().decode()
+
+
+async def test_a_reindex_summary_says_how_many_entries_were_kept_for_unreadable_sources(
+    retriever: FakeRetriever, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = core_for(retriever, tmp_path)
+    retriever.unreadable = [Skipped("extra/broken.md", "not UTF-8")]
+    retriever.kept = 3
+    done = await core.reindex_outcome(core.start_reindex("admin"))
+    assert done.startswith("Reindex done in ")
+    assert "1 file(s) skipped" in done
+    assert "3 entries were kept as they were because their sources could not be read" in done
+    (line,) = [r.getMessage() for r in caplog.records if "not every source could be read" in r.getMessage()]
+    assert "extra/broken.md (not UTF-8)" in line and "3 entries" in line  # the operator learns which
+
+    retriever.unreadable, retriever.kept = [], 0
+    assert "kept" not in await core.reindex_outcome(core.start_reindex("admin"))
+
+
+async def test_a_refused_mass_removal_is_told_and_logged_in_one_line(
+    retriever: FakeRetriever, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = core_for(retriever, tmp_path)
+    retriever.failure = MassRemoval(9, 10, 0.2)
+    told = await core.reindex_outcome(core.start_reindex("admin"))
+    assert told == MassRemoval.default_user_message and "KB_MAX_REMOVAL_SHARE" not in told
+    (record,) = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert "KB_MAX_REMOVAL_SHARE" in record.getMessage() and record.exc_info is None  # no traceback
+
+
+async def test_a_read_only_replica_refuses_to_reindex_and_writes_no_votes(
+    retriever: FakeRetriever, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="bot.chat")
+    core = core_for(retriever, tmp_path, ingest_on_start=False)
+    with pytest.raises(ReadOnlyReplica) as raised:
+        core.start_reindex("admin", full=True)
+    assert "read-only replica" in user_message_for(raised.value) and "operator" in user_message_for(raised.value)
+    assert not core.reindex_running
+    answer = await core.ask("c", "u", Q)
+    assert await core.record_vote(answer.id, "up", "u", "slack") == texts.THANKS
+    assert not (tmp_path / "feedback.jsonl").exists()  # never writes: the vote is in the log instead
+    assert '"vote": "up"' in caplog.text
+
+
+async def test_a_vote_that_cannot_be_stored_is_logged_and_still_thanked(
+    retriever: FakeRetriever, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "data").write_text("a file where the data folder should be", encoding="utf-8")
+    core = core_for(retriever, tmp_path)
+    core.feedback_path = tmp_path / "data" / "feedback.jsonl"
+    answer = await core.ask("c", "u", Q)
+    assert await core.record_vote(answer.id, "down", "u", "discord") == texts.THANKS
+    (record,) = [r for r in caplog.records if "could not store a vote" in r.getMessage()]
+    assert '"vote": "down"' in record.getMessage() and record.exc_info is None
+
+
+async def test_stats_show_source_names_never_server_paths(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path)
+    retriever.sources = ("/srv/secret-team/notes", "/home/alice/papers.md", "relative/dir/more/")
+    text = stats_text(await core.stats())
+    assert "(notes, papers.md, more)" in text and "10 entries from 3 source(s)" in text
+    assert "/" not in text.split(";")[0]  # no path in the part that lists the sources
+    assert "srv" not in text and "alice" not in text
 
 
 async def test_waiting_for_the_outcome_can_stop_without_stopping_the_reindex(
