@@ -1,15 +1,24 @@
-"""A terminal chat with the same commands as Discord and Slack, for trying the bot without tokens."""
+"""A terminal chat with the same commands as Discord and Slack, for trying the bot without tokens.
+
+Everything it prints goes through `printable`: no control character from a question, a command, an
+entry or an error message reaches the terminal, so nothing can move the cursor, recolour the output or
+retitle the window.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextlib
+import io
 import logging
+import os
 import re
 import sys
+import threading
 from typing import TextIO
 
-from rich.console import Console, RenderableType
-from rich.markup import escape
+from rich.console import Console
 from rich.text import Text
 
 from bot import texts
@@ -25,18 +34,80 @@ USER = "console"
 PROMPT = "? "
 _NUMBERED = re.compile(r"^\d+\. ")
 _SECTION_LINE = "   " + texts.IN_SECTION.format(section="")
+# C0 and C1 controls (ESC, BEL, CR, backspace, CSI …) and DEL; newline and tab stay.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_READ_SIZE = 65536
 
 
-def render_console(answer: Answer, page_size: int = 5) -> RenderableType:
+def printable(text: str) -> str:
+    """`text` without control characters, except newline and tab: safe to print on a terminal."""
+    return _CONTROLS.sub("", text)
+
+
+def render_console(answer: Answer, page_size: int = 5) -> Text:
     """The answer for a terminal: the plain-text rendering, with titles in bold and paths dimmed."""
+    rendered = printable(render_text(answer, page_size))
     if answer.refused:
-        return Text(render_text(answer, page_size), style="yellow")
+        return Text(rendered, style="yellow")
     text = Text()
-    for line in render_text(answer, page_size).splitlines():
+    for line in rendered.splitlines():
         style = "bold cyan" if _NUMBERED.match(line) else "dim" if line.startswith(_SECTION_LINE) else ""
         text.append(line + "\n", style=style)
     text.rstrip()
     return text
+
+
+class _LineReader:
+    """The lines of `stream`, read by a daemon thread into the event loop, so that the process can exit
+    while the thread still waits for input (a thread blocked on a terminal or a pipe cannot be stopped).
+
+    A stream with a file descriptor is read with `os.read`, which holds no lock of the stream: a daemon
+    thread blocked in `sys.stdin.readline()` would hold its buffer's lock, and interpreter shutdown
+    aborts when it finds that lock taken.
+    """
+
+    def __init__(self, stream: TextIO, loop: asyncio.AbstractEventLoop) -> None:
+        self._stream = stream
+        self._loop = loop
+        self.lines: asyncio.Queue[str] = asyncio.Queue()  # "" marks the end of input
+        self._fd = _fileno(stream)
+        threading.Thread(target=self._run, name="console-input", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            if self._fd is None:
+                while line := self._stream.readline():
+                    self._put(line)
+            else:
+                self._read_fd(self._fd, getattr(self._stream, "encoding", None) or "utf-8")
+        except (OSError, ValueError) as error:  # a closed or unreadable stdin ends the input
+            _log.debug("console input ended: %s", error)
+        except RuntimeError:  # the event loop is closed: nobody reads any more
+            return
+        with contextlib.suppress(RuntimeError):
+            self._put("")
+
+    def _read_fd(self, fd: int, encoding: str) -> None:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        pending = ""
+        while chunk := os.read(fd, _READ_SIZE):
+            pending += decoder.decode(chunk)
+            *lines, pending = pending.split("\n")
+            for line in lines:
+                self._put(line + "\n")
+        pending += decoder.decode(b"", final=True)
+        if pending:
+            self._put(pending)
+
+    def _put(self, line: str) -> None:
+        self._loop.call_soon_threadsafe(self.lines.put_nowait, line)
+
+
+def _fileno(stream: TextIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
 
 
 class ConsoleChat:
@@ -50,21 +121,42 @@ class ConsoleChat:
         self.stdin = stdin or sys.stdin
         self.console = console or Console(highlight=False)
         self._reindex: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def say(self, text: str, *, style: str = "", end: str = "\n") -> None:
+        """Print `text` as it is (no markup), without control characters."""
+        self.console.print(Text(printable(text), style=style), end=end, highlight=False)
+
+    def stop(self) -> None:
+        """Read no further line: `run` returns once the line being handled is answered, without waiting for
+        a running reindex to report."""
+        self._stopping.set()
 
     async def run(self) -> None:
-        """Until end of input or /quit."""
-        self.console.print(texts.CONSOLE_BANNER, style="dim", highlight=False)
-        while True:
-            if self.stdin.isatty():
-                self.console.print(PROMPT, end="")
-            line = await asyncio.to_thread(self.stdin.readline)
-            if not line:
-                break
-            if line.strip().lower() in ("/quit", "/exit", "quit", "exit"):
-                break
-            await self.handle(line.rstrip("\n"))
+        """Until end of input, /quit, or `stop()`."""
+        self.say(texts.CONSOLE_BANNER, style="dim")
+        reader = _LineReader(self.stdin, asyncio.get_running_loop())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                if self.stdin.isatty():
+                    self.say(PROMPT, end="")
+                next_line = asyncio.ensure_future(reader.lines.get())
+                await asyncio.wait({next_line, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not next_line.done():
+                    next_line.cancel()
+                    break
+                line = next_line.result()
+                if not line or line.strip().lower() in ("/quit", "/exit", "quit", "exit"):
+                    break
+                await self.handle(line.rstrip("\n"))
+        finally:
+            stopping.cancel()
         if self._reindex is not None:
-            await self._reindex  # let a running reindex report before leaving
+            if self._stopping.is_set():
+                self._reindex.cancel()  # only the report: the reindex itself carries on
+            else:
+                await self._reindex  # let a running reindex report before leaving
 
     async def handle(self, line: str) -> None:
         """One line: a /command or a question."""
@@ -77,24 +169,24 @@ class ConsoleChat:
             elif command == "/more":
                 self.console.print(render_console(await self.core.more(CONVERSATION), self.core.settings.answer_size))
             elif command == "/stats":
-                self.console.print(escape(stats_text(await self.core.stats())), highlight=False)
+                self.say(stats_text(await self.core.stats()))
             elif command == "/help":
-                self.console.print(escape(self.core.help()), highlight=False)
+                self.say(self.core.help())
             elif command == "/reindex":
                 full = rest.strip() == "full"
                 task = self.core.start_reindex(USER, full=full)
-                self.console.print(escape(self.core.reindex_started(full=full)), highlight=False)
+                self.say(self.core.reindex_started(full=full))
                 self._reindex = asyncio.get_running_loop().create_task(self._report(task))
             elif command.startswith("/"):
-                self.console.print(texts.UNKNOWN_COMMAND.format(command=escape(command)), highlight=False)
+                self.say(texts.UNKNOWN_COMMAND.format(command=command))
             else:
                 await self._answer(line)
         except Exception as error:  # noqa: BLE001 - every failure becomes a friendly line
-            self.console.print(escape(user_message_for(error)), style="red", highlight=False)
+            self.say(user_message_for(error), style="red")
 
     async def _answer(self, text: str) -> None:
         answer = await self.core.answer(CONVERSATION, self.core.read_question(text))
         self.console.print(render_console(answer, self.core.settings.answer_size))
 
     async def _report(self, task: asyncio.Task[IngestReport]) -> None:
-        self.console.print(escape(await self.core.reindex_outcome(task)), highlight=False)
+        self.say(await self.core.reindex_outcome(task))

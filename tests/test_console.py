@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from fake_retriever import SMALL_COLLECTION, FakeRetriever
 from rich.console import Console
 
 from bot.chat import ChatCore
-from bot.console import ConsoleChat
+from bot.console import ConsoleChat, printable
 from bot.settings import BotSettings
 from knowledge import KnowledgeBase
 
@@ -23,6 +24,10 @@ def core(kb: KnowledgeBase, small_notes: Path, tmp_path_factory: pytest.TempPath
         _env_file=None, sources=[small_notes], data_dir=tmp_path_factory.mktemp("console"), answer_size=1
     )
     return ChatCore(kb, settings)
+
+
+TITLE_ESCAPE = "\x1b]0;evil\x07"
+RED = "\x1b[31m"
 
 
 async def run_lines(core: ChatCore, text: str) -> str:
@@ -63,6 +68,57 @@ async def test_hostile_lines_get_clear_replies(core: ChatCore) -> None:
     output = await run_lines(core, "@everyone <@&123> [x](y)\n\u202e\u200b\n" + "长" * 5000 + "\n")
     assert "Traceback" not in output
     assert output.count("I found nothing") + output.count("Results for") >= 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("plain 中文 text", "plain 中文 text"),
+        ("lines\nand\ttabs", "lines\nand\ttabs"),
+        (f"{TITLE_ESCAPE}title {RED}red\x1b[0m", "]0;eviltitle [31mred[0m"),
+        ("\x9b31m 8-bit CSI \x9d0;t\x9c", "31m 8-bit CSI 0;t"),
+        ("bell\x07 back\x08space del\x7f cr\r", "bell backspace del cr"),
+    ],
+)
+def test_printable_drops_every_control_but_newline_and_tab(text: str, expected: str) -> None:
+    assert printable(text) == expected
+
+
+def assert_no_controls(output: str) -> None:
+    assert not any(ch in output for ch in "\x1b\x07\x9b\x9d\r"), repr(output)
+
+
+async def test_escape_sequences_in_questions_and_commands_are_not_printed(core: ChatCore) -> None:
+    output = await run_lines(
+        core,
+        f"Adam {TITLE_ESCAPE}weight decay {RED}\n"
+        f"/ask {TITLE_ESCAPE}{RED}今天北京的天气怎么样\n"
+        f"/unknown{RED}\n"
+        f"/nonsense{TITLE_ESCAPE} and more\n",
+    )
+    assert_no_controls(output)
+    assert "1. Fixing Weight Decay Regularization in Adam" in output
+    assert "I found nothing in the collection" in output
+    assert "Unknown command /unknown[31m" in output  # shown, harmless without its ESC
+    assert "Unknown command /nonsense]0;evil" in output
+
+
+async def test_escape_sequences_in_an_entry_are_not_printed(tmp_path: Path) -> None:
+    """The core's parser strips controls too, but the console does not rely on it: here they reach it."""
+    first = SMALL_COLLECTION[0]
+    hostile = first.model_copy(
+        update={
+            "title": f"{TITLE_ESCAPE}Fixing Weight Decay {RED}Regularization\x1b[0m in Adam",
+            "summary": f"指出 Adam {RED}中 L2 正则\x9b2J",
+            "section_path": (f"深度{TITLE_ESCAPE}学习", "优化"),
+        }
+    )
+    retriever = FakeRetriever((hostile, *SMALL_COLLECTION[1:]))
+    core = ChatCore(retriever, BotSettings(_env_file=None, data_dir=tmp_path, answer_size=1))
+    output = await run_lines(core, "Adam weight decay regularization\n/more\n")
+    assert_no_controls(output)
+    assert "1. ]0;evilFixing Weight Decay [31mRegularization[0m in Adam" in output
+    assert "深度]0;evil学习 › 优化" in output
 
 
 def test_python_m_bot_console_with_piped_stdin(small_notes: Path, tmp_path: Path) -> None:
