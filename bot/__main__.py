@@ -8,8 +8,9 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from bot.errors import CannotStart
 from bot.settings import BotSettings
-from knowledge import KnowledgeError, SettingsError, configure_logging, load_settings
+from knowledge import KnowledgeError, SettingsError, StorageError, configure_logging, load_settings
 
 _log = logging.getLogger("bot")
 
@@ -27,19 +28,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _console(settings: BotSettings) -> int:
-    from bot.chat import ChatCore
-    from bot.console import ConsoleChat
-    from knowledge import KnowledgeBase
+    from bot.service import serve_console
 
-    kb = KnowledgeBase(settings)
-    try:
-        await asyncio.to_thread(kb.warm_up)
-        report = await asyncio.to_thread(kb.ingest)
-        _log.info("index ready: %d entries, embedder %s", report.summary.entries, kb.embedder_name)
-        await ConsoleChat(ChatCore(kb, settings)).run()
-    finally:
-        kb.close()
-    return 0
+    return await serve_console(settings)
 
 
 async def _discord(settings: BotSettings, sync: bool) -> int:
@@ -57,8 +48,9 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
         if sync:
             await sync_only(client, settings)
         else:
-            await asyncio.to_thread(kb.warm_up)
-            await asyncio.to_thread(kb.ingest)
+            from bot.service import prepare_index
+
+            await prepare_index(settings, kb)
             await run_discord(client, settings)
     finally:
         kb.close()
@@ -66,7 +58,8 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command in `argv`; 2 for bad settings, 1 when the knowledge base cannot start."""
+    """Run the command in `argv`; 2 for bad settings, 1 when the environment does not let it start (the
+    HTTP port is in use, the store is unreachable, the data folder cannot be used)."""
     args = _parser().parse_args(argv)
     if args.command == "slack-manifest":
         from bot.slack_bot import slack_manifest
@@ -86,6 +79,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:  # one line naming the setting, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except CannotStart as error:  # the environment, e.g. the HTTP port is in use: one line, exit 1
+        _log.error("cannot start: %s", error)
+        return 1
+    except StorageError as error:  # e.g. a read-only data folder
+        _log.error("cannot start: %s (a replica that only serves the index can set KB_INGEST_ON_START=false)", error)
+        return 1
     except KnowledgeError as error:  # e.g. the Chroma server is not up yet: say so, and let a supervisor retry
         _log.error("cannot start: %s", error)
         return 1

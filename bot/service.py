@@ -6,16 +6,19 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
-from bot.chat import ChatCore
+from bot.chat import ChatCore, unread_sources
 from bot.console import ConsoleChat
+from bot.errors import CannotStart
 from bot.settings import BotSettings
-from knowledge import KnowledgeBase
+from knowledge import IngestLocked, KnowledgeBase, MassRemoval
 
 _log = logging.getLogger(__name__)
 
@@ -34,7 +37,8 @@ def create_web_app(
         stats = health.stats
         if stats is None:
             entries = health.answerable_offline
-            # Degraded: questions are still answered from the index loaded in memory; reindexing waits.
+            # Degraded: questions are still answered from the index loaded in memory; a reindex fails
+            # ("unavailable") until the store is back.
             down = {
                 "status": "degraded" if entries else "unavailable",
                 "store": "unavailable",
@@ -44,8 +48,9 @@ def create_web_app(
             return web.json_response(down, status=200 if entries else 503)
         if failed is not None and failed.is_set():
             return web.json_response({"status": "failed", "embedder": health.embedder}, status=503)
+        serving = bool(stats.collection and stats.entries)  # an active collection of 0 entries answers nothing
         body = {
-            "status": "ok" if stats.collection else "empty",
+            "status": "ok" if serving else "empty",
             "index_loaded": stats.collection is not None,
             "entries": stats.entries,
             "embedder": stats.embedder,
@@ -53,7 +58,7 @@ def create_web_app(
             "indexed_at": stats.indexed_at.isoformat() if stats.indexed_at else None,
             "reindex_running": core.reindex_running,
         }
-        return web.json_response(body, status=200 if stats.collection else 503)
+        return web.json_response(body, status=200 if serving else 503)
 
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=core.metrics.exposition(), content_type="text/plain", charset="utf-8")
@@ -96,32 +101,101 @@ class Service:
         self.tasks.append(task)
 
 
-async def start(settings: BotSettings, kb: KnowledgeBase) -> Service:
-    """Ingest (incrementally), start the HTTP server and the front-ends that have tokens."""
+class _DebugAccessLog(AbstractAccessLogger):
+    """One DEBUG line a request (`-v`): at INFO, a burst of requests (health checks, forged Slack
+    posts) would write as many log lines."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.debug("%s %s %s %.3f s", request.method, request.path, response.status, time)
+
+
+def listen_sockets(settings: BotSettings) -> list[socket.socket]:
+    """The HTTP server's sockets, bound at once: a port in use, or a host that does not resolve, is one
+    line naming the settings before anything slow (loading the model, the start-up ingest) runs.
+    Connections are accepted once the server starts on them (`start`)."""
+    host, port = settings.http_host, settings.http_port
+    sockets: list[socket.socket] = []
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(infos):  # as asyncio binds every address
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as error:
+        for sock in sockets:
+            sock.close()
+        reason = error.strerror or error
+        raise CannotStart(f"cannot listen on {host}:{port} (KB_HTTP_HOST, KB_HTTP_PORT): {reason}") from None
+    return sockets
+
+
+async def prepare_index(settings: BotSettings, kb: KnowledgeBase) -> None:
+    """Warm up, then bring the index up to date with the sources (or only load it, on a read-only
+    replica). What another process or the sources cause never stops the bot: it serves the current
+    index and logs one warning line (an ingest already running, a refused mass removal, sources that
+    could not be read, whose entries were kept). An unreachable store still raises KnowledgeUnavailable."""
+    await asyncio.to_thread(kb.warm_up)
+    if not settings.ingest_on_start:
+        entries = await asyncio.to_thread(kb.load)
+        if entries:
+            _log.info("read-only replica (KB_INGEST_ON_START=false): serving the current index, %d entries", entries)
+        else:
+            _log.warning("read-only replica (KB_INGEST_ON_START=false): the store holds no index yet; run an ingest")
+        return
+    try:
+        report = await asyncio.to_thread(kb.ingest)
+    except IngestLocked as error:
+        _log.warning("start-up ingest skipped: %s; serving the current index meanwhile", error)
+    except MassRemoval as error:
+        _log.warning("start-up ingest refused: %s; serving the current index", error)
+    else:
+        summary = report.summary
+        _log.info(
+            "index %s: %d entries (%d embedded now), embedder %s",
+            summary.collection,
+            summary.entries,
+            summary.embedded,
+            kb.embedder_name,
+        )
+        if not report.complete:
+            _log.warning("start-up ingest: %s; serving the index", unread_sources(report))
+        return
+    entries = await asyncio.to_thread(kb.load)
+    _log.info("index loaded: %d entries, embedder %s", entries, kb.embedder_name)
+
+
+async def start(settings: BotSettings, kb: KnowledgeBase, *, sockets: list[socket.socket] | None = None) -> Service:
+    """Bind the HTTP port, prepare the index (`prepare_index`), then serve HTTP and start the
+    front-ends that have tokens. `sockets` are already bound ones (`listen_sockets`)."""
+    sockets = sockets if sockets is not None else listen_sockets(settings)
+    try:
+        return await _start(settings, kb, sockets)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+
+
+async def _start(settings: BotSettings, kb: KnowledgeBase, sockets: list[socket.socket]) -> Service:
     core = ChatCore(kb, settings)
     service = Service(settings, kb, core)
-    await asyncio.to_thread(kb.warm_up)
-    report = await asyncio.to_thread(kb.ingest)
-    _log.info(
-        "index %s: %d entries (%d embedded now), embedder %s",
-        report.summary.collection,
-        report.summary.entries,
-        report.summary.embedded,
-        kb.embedder_name,
-    )
+    await prepare_index(settings, kb)
     slack_app = None
     slack_handler = None
     if settings.slack_enabled:
         from bot.slack_bot import create_slack_app, slack_http_handler
 
         slack_app = create_slack_app(core, settings)
-        if not settings.slack_app_token:
-            slack_handler = slack_http_handler(slack_app)
+        if not settings.slack_app_token and settings.slack_signing_secret:
+            slack_handler = slack_http_handler(slack_app, settings.slack_signing_secret.get_secret_value())
     app = create_web_app(core, slack_handler, service.failed)
-    service.runner = web.AppRunner(app, handle_signals=False)
+    service.runner = web.AppRunner(app, handle_signals=False, access_log_class=_DebugAccessLog)
     await service.runner.setup()
-    site = web.TCPSite(service.runner, settings.http_host, settings.http_port)
-    await site.start()
+    for sock in sockets:
+        await web.SockSite(service.runner, sock).start()
     addresses = service.runner.addresses
     service.port = int(addresses[0][1]) if addresses else settings.http_port
     _log.info(
@@ -146,9 +220,9 @@ async def start(settings: BotSettings, kb: KnowledgeBase) -> Service:
     return service
 
 
-async def stop(service: Service) -> None:
-    """Finish the answers in flight, close the front-ends, the HTTP server and Chroma."""
-    if not await service.core.drain(DRAIN_SECONDS):
+async def stop(service: Service, drain_seconds: float = DRAIN_SECONDS) -> None:
+    """Finish the answers in flight (at most `drain_seconds`), close the front-ends, the HTTP server and Chroma."""
+    if not await service.core.drain(drain_seconds):
         _log.warning("shutting down with %d answers still in flight", service.core.inflight)
     for close in reversed(service.closers):
         with contextlib.suppress(Exception):
@@ -164,18 +238,71 @@ async def stop(service: Service) -> None:
     await asyncio.to_thread(service.kb.close)
 
 
-async def serve(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
-    """`python -m bot run`: the chat front-ends with tokens, or the console when there are none."""
-    kb = kb or KnowledgeBase(settings)
-    fronts = [name for name, on in (("Discord", settings.discord_enabled), ("Slack", settings.slack_enabled)) if on]
-    _log.info("starting: %s", ", ".join(fronts) or "console (no chat tokens configured)")
-    service = await start(settings, kb)
-    code = 0
+def stop_on_signals() -> asyncio.Event:
+    """An event that SIGTERM and SIGINT set (instead of killing the process), in the running loop."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stopping.set)
+    return stopping
+
+
+async def run_console(console: ConsoleChat, stopping: asyncio.Event, drain_seconds: float = DRAIN_SECONDS) -> float:
+    """Run the console chat until end of input, /quit or `stopping`. When stopped, no further line is
+    read, and the line being handled (an answer being computed) finishes and is printed, within
+    `drain_seconds`; the thread reading stdin is left behind, so an open stdin does not hold the exit.
+    Returns what is left of `drain_seconds` for the rest of the shutdown."""
+    loop = asyncio.get_running_loop()
+    chat = loop.create_task(console.run())
+    waiter = loop.create_task(stopping.wait())
+    try:
+        await asyncio.wait({chat, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+    left = drain_seconds
+    if not chat.done():
+        stopped = loop.time()
+        console.stop()
+        await asyncio.wait({chat}, timeout=drain_seconds)
+        if not chat.done():
+            _log.warning("the console's answer in flight did not finish within %.0f s", drain_seconds)
+            chat.cancel()
+        left = max(0.0, drain_seconds - (loop.time() - stopped))
+    with contextlib.suppress(asyncio.CancelledError):
+        await chat
+    return left
+
+
+async def serve_console(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
+    """`python -m bot console`: the console chat alone, without the HTTP server; SIGTERM drains it too."""
+    kb = kb or KnowledgeBase(settings)
+    try:
+        await prepare_index(settings, kb)
+        await run_console(ConsoleChat(ChatCore(kb, settings)), stop_on_signals())
+    finally:
+        await asyncio.to_thread(kb.close)
+    return 0
+
+
+async def serve(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
+    """`python -m bot run`: the chat front-ends with tokens, or the console when there are none.
+
+    The HTTP port is bound first, so that a port in use stops the start at once (CannotStart)."""
+    sockets = listen_sockets(settings)
+    try:
+        kb = kb or KnowledgeBase(settings)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    fronts = [name for name, on in (("Discord", settings.discord_enabled), ("Slack", settings.slack_enabled)) if on]
+    _log.info("starting: %s", ", ".join(fronts) or "console (no chat tokens configured)")
+    service = await start(settings, kb, sockets=sockets)
+    code = 0
+    stopping = stop_on_signals()
+    loop = asyncio.get_running_loop()
+    drain_seconds = DRAIN_SECONDS
     try:
         if fronts:
             waiters = {loop.create_task(stopping.wait()), loop.create_task(service.failed.wait())}
@@ -186,12 +313,8 @@ async def serve(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
                 _log.error("a front-end failed; exiting so that the supervisor restarts the bot")
                 code = 1
         else:
-            console = loop.create_task(ConsoleChat(service.core).run())
-            waiter = loop.create_task(stopping.wait())
-            await asyncio.wait({console, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (console, waiter):
-                task.cancel()
+            drain_seconds = await run_console(ConsoleChat(service.core), stopping)
     finally:
         _log.info("shutting down")
-        await stop(service)
+        await stop(service, drain_seconds)
     return code

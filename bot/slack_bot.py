@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -28,11 +29,12 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import texts
 from bot.chat import Answer, ChatCore, Vote, stats_text
-from bot.errors import AlreadyRunning, NotAdmin, user_message_for
+from bot.errors import BotError, NotAdmin, user_message_for
 from bot.render import escape_mrkdwn, render_slack, slack_fallback_text
 from bot.settings import BotSettings
 
@@ -204,7 +206,7 @@ class SlackFrontEnd:
         full = "full" in command.get("text", "").lower().split()
         try:
             task = self.core.start_reindex(user_key(user), full=full)
-        except AlreadyRunning as error:
+        except BotError as error:  # already running, or a read-only replica
             await self._respond(respond, error.user_message)
             return
         await self._respond(respond, self.core.reindex_started(full=full))
@@ -291,22 +293,58 @@ def create_slack_app(core: ChatCore, settings: BotSettings, *, client: AsyncWebC
     return app
 
 
-def slack_http_handler(app: AsyncApp) -> Callable[[web.Request], Awaitable[web.Response]]:
+class RateLimitedLog:
+    """At most one log line every `interval` seconds; the lines held back are counted in the next one."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._last: float | None = None
+        self._held = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            self._held += 1
+            return
+        held, self._held, self._last = self._held, 0, now
+        suffix = f" ({held} more like it since the last line)" if held else ""
+        self._logger.warning(message + suffix, *args)
+
+
+def slack_http_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler for `POST /slack/events` (events, commands, interactivity) dispatching to `app`.
 
-    bolt verifies the signature (a forged one, or a timestamp more than 5 minutes off, gets 401).
+    The signature is verified here, on the raw body, before anything parses it: a forged or unsigned
+    request, or a timestamp more than 5 minutes off, gets 401 and a malformed signed body 400, each with
+    at most one log line a second, whatever arrives. bolt verifies the signature again, with the same
+    `signing_secret` (the app's).
     """
+    verifier = SignatureVerifier(signing_secret)
+    refused = RateLimitedLog(_log)
+
+    def refuse(request: web.Request, status: int, why: str) -> web.Response:
+        refused.warning("refused a request to %s from %s: %s (HTTP %d)", request.path, request.remote, why, status)
+        error = "invalid request" if status == 401 else "malformed request"
+        return web.json_response({"error": error}, status=status)
 
     async def handle(request: web.Request) -> web.Response:
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         if not (timestamp.isascii() and timestamp.isdigit()):
-            # bolt would fail on int(timestamp) and answer 500 after logging a traceback.
-            return web.json_response({"error": "invalid request"}, status=401)
+            return refuse(request, 401, "no valid timestamp")
+        body = await request.read()  # kept by aiohttp: to_bolt_request reads it again
+        try:
+            valid = verifier.is_valid(body, timestamp, request.headers.get("X-Slack-Signature"))
+        except UnicodeDecodeError:  # the verifier decodes the body as UTF-8 before hashing it
+            return refuse(request, 400, "the body is not UTF-8")
+        if not valid:
+            return refuse(request, 401, "bad signature or stale timestamp")
         try:
             bolt_request = await to_bolt_request(request)
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
-            # bolt parses the body before it checks the signature, so this may be anyone's malformed body.
-            return web.json_response({"error": "malformed request"}, status=400)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
+            # Signed, yet unreadable (bolt parses the body as it builds the request): e.g. nested too deep.
+            return refuse(request, 400, "a body that cannot be parsed")
         return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
     return handle

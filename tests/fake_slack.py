@@ -395,7 +395,7 @@ async def serve(kb: KnowledgeBase, data_dir: Path, **overrides: Any) -> AsyncIte
         settings = BotSettings(_env_file=None, **options)
         core = ChatCore(kb, settings)
         web_app = web.Application()
-        web_app.router.add_post("/slack/events", slack_http_handler(create_slack_app(core, settings)))
+        web_app.router.add_post("/slack/events", slack_http_handler(create_slack_app(core, settings), SECRET))
         async with TestClient(TestServer(web_app)) as http:
             yield Slack(fake, http, core, settings, iter(range(1, 1_000_000)))
     finally:

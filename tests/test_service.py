@@ -1,4 +1,5 @@
-"""The service process: /healthz, /metrics, start-up without tokens, and a clean SIGTERM."""
+"""The service process: /healthz, /metrics, start-up without tokens, what the start-up ingest does when it
+cannot run or read everything, start-up errors in one line, and a clean SIGTERM that drains the console."""
 
 from __future__ import annotations
 
@@ -16,9 +17,14 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from conftest import SMALL_NOTES
+from fake_retriever import FakeRetriever
 
-from bot.service import Service, start, stop
+from bot.chat import ChatCore
+from bot.service import DRAIN_SECONDS, Service, create_web_app, start, stop
 from bot.settings import BotSettings
+from knowledge.lock import ingest_lock
 
 if TYPE_CHECKING:
     from conftest import MakeKb
@@ -158,10 +164,14 @@ BAD_SETTINGS = [
     ("KB_HTTP_PORT", "abc"),
     ("KB_DENSE_WEIGHT", "-1"),
     ("KB_SOURCES", "/nonexistent"),
+    ("KB_HTTP_HOST", "256.1.1.1"),
+    ("KB_COOLDOWN_SECONDS", "inf"),
+    ("KB_COOLDOWN_SECONDS", "nan"),
+    ("KB_INGEST_ON_START", "maybe"),
 ]
 
 
-@pytest.mark.parametrize(("name", "value"), BAD_SETTINGS, ids=[name for name, _ in BAD_SETTINGS])
+@pytest.mark.parametrize(("name", "value"), BAD_SETTINGS, ids=[f"{name}={value}" for name, value in BAD_SETTINGS])
 def test_a_bad_setting_is_one_line_naming_it_and_exit_2(tmp_path: Path, name: str, value: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bot", "console"],
@@ -176,3 +186,282 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(tmp_path: Path, name: st
     assert "Traceback" not in done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith("error: invalid setting ") and name in line
+
+
+@pytest.mark.parametrize("command", ["run", "console"])
+def test_bad_values_are_refused_by_every_command(tmp_path: Path, command: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=settings_env(tmp_path, KB_HTTP_HOST="256.1.1.1", KB_COOLDOWN_SECONDS="inf"),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "KB_HTTP_HOST: '256.1.1.1' is not an IP address or a host name" in line
+    assert "KB_COOLDOWN_SECONDS: Input should be a finite number" in line
+
+
+def test_a_port_in_use_is_one_line_and_exit_1_before_anything_slow(small_notes: Path, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "run"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=settings_env(tmp_path, KB_SOURCES=str(small_notes), KB_HTTP_PORT=str(port)),
+            cwd=tmp_path,
+            timeout=120,
+        )
+        seconds = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert (
+        f"cannot start: cannot listen on 127.0.0.1:{port} (KB_HTTP_HOST, KB_HTTP_PORT): Address already in use" in line
+    )
+    assert not (tmp_path / "data").exists()  # checked before the model loaded and anything was indexed
+    print(f"a port in use refused in {seconds:.1f} s")
+
+
+def test_a_data_folder_that_cannot_be_written_is_one_line_with_the_way_out(small_notes: Path, tmp_path: Path) -> None:
+    """What a read-only data folder does without KB_INGEST_ON_START=false (root ignores permissions, so the
+    lock is made unusable another way: a folder where the lock file goes)."""
+    (tmp_path / "data" / "ingest.lock").mkdir(parents=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=settings_env(tmp_path, KB_SOURCES=str(small_notes), KB_HTTP_PORT=str(free_port())),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "cannot start" in line]
+    assert "cannot open the ingest lock" in line and str(tmp_path / "data" / "ingest.lock") in line
+    assert "KB_INGEST_ON_START=false" in line
+
+
+# -- /healthz ------------------------------------------------------------------------------------------
+
+
+async def test_healthz_is_empty_and_503_when_the_active_collection_has_no_entries(tmp_path: Path) -> None:
+    core = ChatCore(FakeRetriever(entries=()), BotSettings(_env_file=None, data_dir=tmp_path))
+    async with TestClient(TestServer(create_web_app(core, None))) as client:
+        response = await client.get("/healthz")
+        body = await response.json()
+    assert response.status == 503
+    assert body["status"] == "empty" and body["entries"] == 0 and body["index_loaded"] is True
+
+
+# -- the start-up ingest: it never stops the bot for what the sources or another process do ---------------
+
+ONE_MORE = "- [Lookahead Optimizer: k steps forward, 1 step back](https://arxiv.org/abs/1907.08610) 快慢权重。\n"
+
+
+def notes_folder(tmp_path: Path, *, extra: bool = True) -> Path:
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.md").write_text(SMALL_NOTES, encoding="utf-8")
+    if extra:
+        (folder / "extra.md").write_text("# 优化器\n\n" + ONE_MORE, encoding="utf-8")
+    return folder
+
+
+async def health_of(service: Service) -> dict[str, object]:
+    status, body = await asyncio.to_thread(get, f"http://127.0.0.1:{service.port}/healthz")
+    return {"http": status, **json.loads(body)}
+
+
+def warnings_from(caplog: pytest.LogCaptureFixture, logger: str = "bot.service") -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == logger and r.levelname == "WARNING"]
+
+
+async def test_sources_that_cannot_be_read_keep_their_entries_and_the_bot_serves_with_a_warning(
+    make_kb: MakeKb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = notes_folder(tmp_path)
+    assert make_kb([folder], tmp_path / "data").ingest().summary.entries == 11
+    (folder / "extra.md").write_bytes(b"\xff\xfe not UTF-8 \xc3\x28")
+    kb = make_kb([folder], tmp_path / "data", http_port=0)
+    assert isinstance(kb.settings, BotSettings)
+    service = await start(kb.settings, kb)
+    try:
+        (line,) = warnings_from(caplog)
+        assert line.startswith("start-up ingest: not every source could be read; 1 entries of theirs were kept")
+        assert "extra.md" in line
+        health = await health_of(service)
+        assert health["http"] == 200 and health["status"] == "ok" and health["entries"] == 11
+        answer = await service.core.ask("c", "u", "Lookahead optimizer k steps forward")
+        assert answer.items[0].title.startswith("Lookahead")  # the unreadable file's entry still answers
+    finally:
+        await stop(service)
+
+
+async def test_a_start_up_ingest_that_would_remove_most_entries_is_refused_and_the_index_served(
+    make_kb: MakeKb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = notes_folder(tmp_path, extra=False)
+    assert make_kb([folder], tmp_path / "data").ingest().summary.entries == 10
+    lines = SMALL_NOTES.splitlines()
+    (folder / "notes.md").write_text("\n".join(line for line in lines if "Attention" in line) + "\n", encoding="utf-8")
+    kb = make_kb([folder], tmp_path / "data", http_port=0)
+    assert isinstance(kb.settings, BotSettings)
+    service = await start(kb.settings, kb)
+    try:
+        (line,) = warnings_from(caplog)
+        assert line.startswith("start-up ingest refused: this ingest would remove ") and "of the 10 entries" in line
+        assert line.endswith("serving the current index")
+        health = await health_of(service)
+        assert health["http"] == 200 and health["entries"] == 10
+        answer = await service.core.ask("c", "u", "Which paper fixes weight decay in Adam?")
+        assert answer.items[0].title == "Fixing Weight Decay Regularization in Adam"
+    finally:
+        await stop(service)
+
+
+async def test_a_start_up_ingest_held_by_another_ingest_serves_the_current_index(
+    make_kb: MakeKb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = notes_folder(tmp_path, extra=False)
+    assert make_kb([folder], tmp_path / "data").ingest().summary.entries == 10
+    kb = make_kb([folder], tmp_path / "data", http_port=0)  # fresh: nothing loaded yet
+    assert isinstance(kb.settings, BotSettings)
+    with ingest_lock(tmp_path / "data" / "ingest.lock"):  # as an ingest running in another process
+        service = await start(kb.settings, kb)
+    try:
+        (line,) = warnings_from(caplog)
+        assert line.startswith("start-up ingest skipped: another ingest is running (pid ")
+        assert line.endswith("serving the current index meanwhile")
+        assert kb.index.loaded and len(kb.index.snapshot.entries) == 10
+        assert (await health_of(service))["entries"] == 10
+        assert (await service.core.ask("c", "u", "attention transformer")).items
+    finally:
+        await stop(service)
+
+
+async def test_a_read_only_replica_loads_the_index_and_never_ingests(
+    make_kb: MakeKb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="bot.service")
+    folder = notes_folder(tmp_path)
+    assert make_kb([folder], tmp_path / "data").ingest().summary.entries == 11
+    (folder / "more.md").write_text("# 新\n\n- [Deep Residual Learning](https://arxiv.org/abs/1512.03385) ResNet\n")
+    kb = make_kb([folder], tmp_path / "data", http_port=0, ingest_on_start=False)
+    assert isinstance(kb.settings, BotSettings)
+    service = await start(kb.settings, kb)
+    try:
+        assert "read-only replica (KB_INGEST_ON_START=false): serving the current index, 11 entries" in caplog.text
+        assert (await health_of(service))["entries"] == 11  # the new file was not ingested
+        with pytest.raises(Exception, match="read-only replica"):
+            service.core.start_reindex("admin")
+    finally:
+        await stop(service)
+
+
+async def test_a_read_only_replica_with_no_index_yet_starts_and_says_so(
+    make_kb: MakeKb, small_notes: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    kb = make_kb([small_notes], tmp_path / "data", http_port=0, ingest_on_start=False)
+    assert isinstance(kb.settings, BotSettings)
+    service = await start(kb.settings, kb)
+    try:
+        (line,) = warnings_from(caplog)
+        assert "the store holds no index yet" in line
+        health = await health_of(service)
+        assert health["http"] == 503 and health["status"] == "empty"
+    finally:
+        await stop(service)
+
+
+# -- SIGTERM drains the console -------------------------------------------------------------------------
+
+SLOW_SECONDS = 4.0
+# `python -m bot run`, with every search made slow: it sleeps SLOW_SECONDS before searching, as an answer
+# waiting for a busy store or model would. Only the test adds this; the bot runs unchanged.
+SLOW_BOT = """\
+import asyncio
+import runpy
+import sys
+
+from knowledge import KnowledgeBase
+
+search = KnowledgeBase.asearch
+delay = float(sys.argv[1])
+
+
+async def slow_asearch(self, *args, **kwargs):
+    print("test: a slow answer started", file=sys.stderr, flush=True)
+    await asyncio.sleep(delay)
+    return await search(self, *args, **kwargs)
+
+
+KnowledgeBase.asearch = slow_asearch
+sys.argv = ["python -m bot", "run"]
+runpy.run_module("bot", run_name="__main__", alter_sys=True)
+"""
+
+
+async def test_sigterm_in_console_mode_drains_the_answer_in_flight_and_exits_0_with_stdin_open(
+    small_notes: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "slow_bot.py"
+    script.write_text(SLOW_BOT, encoding="utf-8")
+    port = free_port()
+    env = settings_env(tmp_path, KB_SOURCES=str(small_notes), KB_HTTP_PORT=str(port), PYTHONUNBUFFERED="1")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        str(SLOW_SECONDS),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    stderr: list[str] = []
+
+    async def read_stderr() -> None:
+        assert process.stderr is not None
+        while line := await process.stderr.readline():
+            stderr.append(line.decode(errors="replace"))
+
+    reader = asyncio.create_task(read_stderr())
+    out = asyncio.create_task(process.stdout.read())
+    try:
+        deadline = time.monotonic() + 120
+        while not any("HTTP on" in line for line in stderr):
+            assert process.returncode is None and time.monotonic() < deadline, "".join(stderr)
+            await asyncio.sleep(0.1)
+        process.stdin.write(b"Which paper fixes weight decay in Adam?\n")
+        await process.stdin.drain()
+        while not any("a slow answer started" in line for line in stderr):
+            assert process.returncode is None and time.monotonic() < deadline, "".join(stderr)
+            await asyncio.sleep(0.05)
+        assert not process.stdin.is_closing()  # stdin stays open throughout: the exit must not wait for it
+        process.send_signal(signal.SIGTERM)  # while the answer is being computed
+        signalled = time.monotonic()
+        returncode = await asyncio.wait_for(process.wait(), DRAIN_SECONDS + 10)
+        seconds = time.monotonic() - signalled
+        output = (await out).decode()
+        await reader
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    log = "".join(stderr)
+    assert returncode == 0, log[-2000:]
+    assert "Fixing Weight Decay Regularization in Adam" in output  # the answer in flight was printed
+    assert seconds < DRAIN_SECONDS, f"took {seconds:.1f} s to exit"
+    assert seconds > SLOW_SECONDS / 2  # it did wait for the answer
+    assert "shutting down" in log and "still in flight" not in log and "Traceback" not in log
+    print(f"SIGTERM during a {SLOW_SECONDS:.0f} s answer: printed, exit 0 after {seconds:.1f} s")

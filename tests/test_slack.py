@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from conftest import Clock, MakeKb
 from fake_slack import (
     ACK_LIMIT,
     ADMIN,
@@ -23,6 +25,7 @@ from fake_slack import (
     CHANNEL,
     SECRET,
     USER,
+    FakeSlack,
     Slack,
     answer_id,
     button_ids,
@@ -37,8 +40,10 @@ from slack_sdk.errors import SlackApiError
 from bot.chat import ChatCore
 from bot.errors import AlreadyRunning, NotAdmin, NothingMore, UnknownAnswer
 from bot.render import SLACK_SECTION_LIMIT, escape_mrkdwn
+from bot.service import start, stop
 from bot.settings import BotSettings
 from bot.slack_bot import (
+    RateLimitedLog,
     RecentKeys,
     conversation_key,
     create_slack_app,
@@ -256,6 +261,70 @@ async def test_url_verification_is_answered_by_bolt(slack: Slack) -> None:
     body = json.dumps({"token": "t", "challenge": "challenge-123", "type": "url_verification"})
     status, text, _ = await slack.post(body, "application/json")
     assert status == 200 and "challenge-123" in text
+
+
+NESTED = b"[" * 200_000 + b"]" * 200_000  # 400 KB of [[[…]]]: json.loads raises RecursionError on it
+
+
+async def test_a_flood_of_deeply_nested_json_is_refused_with_at_most_one_log_line_a_second(
+    make_kb: MakeKb, small_notes: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through the service's own HTTP server (as `python -m bot run` serves /slack/events in HTTP mode)."""
+    caplog.set_level(logging.INFO)  # the service's level
+    fake = await FakeSlack().start()
+    kb = make_kb(
+        [small_notes],
+        tmp_path,
+        http_port=0,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SECRET,
+        slack_api_url=fake.api_url,
+    )
+    assert isinstance(kb.settings, BotSettings)
+    service = await start(kb.settings, kb)
+    try:
+        url = f"http://127.0.0.1:{service.port}/slack/events"
+        json_type = {"Content-Type": "application/json"}
+        statuses: list[int] = []
+        async with aiohttp.ClientSession(trust_env=False) as http:
+            caplog.clear()
+            began = time.monotonic()
+            for number in range(60):
+                if number % 3 == 0:
+                    headers = json_type  # unsigned
+                elif number % 3 == 1:
+                    headers = {**json_type, **sign(NESTED, int(time.time()), "forged-secret")}
+                else:  # signed with the app's secret (only Slack could): parsed, and refused as malformed
+                    headers = {**json_type, **sign(NESTED, int(time.time()))}
+                async with http.post(url, data=NESTED, headers=headers) as response:
+                    statuses.append(response.status)
+            seconds = time.monotonic() - began
+        lines = [record for record in caplog.records if record.levelno >= logging.INFO]
+    finally:
+        await stop(service)
+        await fake.close()
+    assert statuses == [401, 401, 400] * 20
+    assert len(lines) <= seconds + 1, [record.getMessage() for record in lines]
+    assert "Traceback" not in caplog.text and all(record.exc_info is None for record in lines)
+    assert "refused a request to /slack/events" in lines[0].getMessage()
+    assert fake.calls == []  # nothing reached the app, nor Slack
+    print(f"60 nested-JSON requests in {seconds:.2f} s: {len(lines)} log line(s)")
+
+
+def test_refusals_are_logged_at_most_once_an_interval_with_a_count_of_the_rest(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock(0.0)
+    log = RateLimitedLog(logging.getLogger("test.refusals"), interval=1.0, clock=clock)
+    for _ in range(50):
+        log.warning("refused %s", "x")
+        clock.advance(0.01)
+    clock.advance(1.0)
+    log.warning("refused %s", "y")
+    assert [record.getMessage() for record in caplog.records] == [
+        "refused x",
+        "refused y (49 more like it since the last line)",
+    ]
 
 
 # -- admin -----------------------------------------------------------------------------------------------
