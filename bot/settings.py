@@ -86,7 +86,7 @@ class BotSettings(Settings):
     ingest_on_start: bool = Field(
         default=True,
         description="Index the sources at start-up. False: a read-only replica that loads the current index "
-        "and never writes (no ingest at start-up or from chat).",
+        "and never ingests (not at start-up, not from chat) nor stores votes; its data dir may be read-only.",
     )
 
     _split_channels = field_validator("discord_channels", "slack_admins", mode="before")(_split_list)
