@@ -45,7 +45,7 @@ from fake_discord import (
 
 from bot.chat import Answer, ChatCore, Question
 from bot.discord_bot import OPTION_MAX_CHARS, KnowledgeBot, create_discord_client, sync_commands, sync_only
-from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, UnknownAnswer
+from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.settings import BotSettings
 from bot.texts import APOLOGY, QUESTION_CUT, REINDEX_FAILED, REINDEX_STARTED, THANKS
 from knowledge import IngestReport, KnowledgeBase, Settings
@@ -289,6 +289,17 @@ async def test_reindex_is_refused_to_members_without_manage_server(
         assert refusal.body["type"] == 4
         assert refusal.content == NotAdmin.user_message and refusal.private
     assert not core.reindex_running
+
+
+async def test_a_read_only_replica_tells_an_admin_it_does_not_index(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    core = ChatCore(kb, make_settings(ingest_on_start=False))
+    client = await start_client(core)
+    await run_command(client, command_payload("reindex", permissions=VIEW_AND_SEND | MANAGE_GUILD))
+    (refusal,) = fake.callbacks
+    assert refusal.content == ReadOnlyReplica.user_message and refusal.private
+    assert not core.reindex_running and fake.followups == []
 
 
 async def test_an_admin_s_reindex_reports_when_done_and_a_second_one_waits(

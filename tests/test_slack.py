@@ -38,7 +38,7 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
 from bot.chat import ChatCore
-from bot.errors import AlreadyRunning, NotAdmin, NothingMore, UnknownAnswer
+from bot.errors import AlreadyRunning, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.render import SLACK_SECTION_LIMIT, escape_mrkdwn
 from bot.service import start, stop
 from bot.settings import BotSettings
@@ -336,6 +336,15 @@ async def test_reindex_is_for_admins_only(slack: Slack) -> None:
     assert reply.data["response_type"] == "ephemeral"
     assert reply.text == escape_mrkdwn(NotAdmin.user_message)
     assert not slack.core.reindex_running
+
+
+async def test_a_read_only_replica_tells_an_admin_it_does_not_index(kb: KnowledgeBase, tmp_path: Path) -> None:
+    async with serve(kb, tmp_path, ingest_on_start=False) as slack:
+        _, _, response_url = await slack.command("/kb-reindex", "", user=ADMIN)
+        [reply] = await slack.reply_to(response_url)
+        assert reply.data["response_type"] == "ephemeral"
+        assert reply.text == escape_mrkdwn(ReadOnlyReplica.user_message)
+        assert not slack.core.reindex_running
 
 
 async def test_an_admin_reindex_reports_start_then_summary_and_refuses_a_second(
