@@ -41,7 +41,7 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
     if not settings.discord_enabled:
         print("error: KB_DISCORD_TOKEN is not set", file=sys.stderr)
         return 2
-    kb = KnowledgeBase(settings)
+    kb = KnowledgeBase(settings, read_only=not settings.ingest_on_start)
     try:
         core = ChatCore(kb, settings)
         client = create_discord_client(core, settings)

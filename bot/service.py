@@ -276,7 +276,7 @@ async def run_console(console: ConsoleChat, stopping: asyncio.Event, drain_secon
 
 async def serve_console(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
     """`python -m bot console`: the console chat alone, without the HTTP server; SIGTERM drains it too."""
-    kb = kb or KnowledgeBase(settings)
+    kb = kb or KnowledgeBase(settings, read_only=not settings.ingest_on_start)
     try:
         await prepare_index(settings, kb)
         await run_console(ConsoleChat(ChatCore(kb, settings)), stop_on_signals())
@@ -291,7 +291,7 @@ async def serve(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
     The HTTP port is bound first, so that a port in use stops the start at once (CannotStart)."""
     sockets = listen_sockets(settings)
     try:
-        kb = kb or KnowledgeBase(settings)
+        kb = kb or KnowledgeBase(settings, read_only=not settings.ingest_on_start)
     except BaseException:
         for sock in sockets:
             sock.close()

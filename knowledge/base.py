@@ -86,11 +86,16 @@ class KnowledgeBase:
         *,
         passage_text: PassageText = default_passage_text,
         clock: Callable[[], float] = time.monotonic,
+        read_only: bool = False,
     ) -> None:
+        """`read_only`: a replica that serves an index others write; it never writes to its data folder
+        (it may read a BM25 cache there) and refuses to ingest."""
         self.settings = settings
+        self.read_only = read_only
         self.embedder = embedder or load_embedder(settings.embedder, threads=settings.embed_threads)
         try:
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                settings.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             reason = error.strerror or error
             raise StorageError(f"cannot create the data folder {settings.data_dir}: {reason}") from None
@@ -98,7 +103,11 @@ class KnowledgeBase:
             settings.data_dir, self.embedder, chroma_url=settings.chroma_url, passage_text=passage_text, clock=clock
         )
         self.index = LiveIndex(
-            self.store.reader, cache_dir=settings.data_dir, memory_vectors=settings.memory_vectors, clock=clock
+            self.store.reader,
+            cache_dir=settings.data_dir,
+            memory_vectors=settings.memory_vectors,
+            clock=clock,
+            save_cache=not read_only,
         )
         self.searcher = Searcher(
             self.index,
@@ -134,6 +143,8 @@ class KnowledgeBase:
         `max_removal_share` of the index raises MassRemoval and changes nothing, unless
         `allow_mass_removal`.
         """
+        if self.read_only:
+            raise StorageError("this knowledge base is read-only (a replica): ingest from the indexer instead")
         paths = list(sources or self.settings.sources)
         parsed = parse_sources(paths)
         summary = self.store.ingest(

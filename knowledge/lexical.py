@@ -255,8 +255,8 @@ class LexicalIndex:
         tmp.replace(path)
 
     @classmethod
-    def load_or_build(cls, path: Path, entries: Sequence[Entry]) -> LexicalIndex:
-        """The persisted index when it matches `entries`, else a fresh one (saved for next time)."""
+    def load_or_build(cls, path: Path, entries: Sequence[Entry], *, save: bool = True) -> LexicalIndex:
+        """The persisted index when it matches `entries`, else a fresh one (saved for next time, when `save`)."""
         fingerprint = cls.fingerprint(entries)
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
@@ -271,6 +271,8 @@ class LexicalIndex:
         except (OSError, ValueError, KeyError, TypeError) as error:
             _log.warning("the BM25 cache %s cannot be read (%s); rebuilding it", path, error)
         index = cls.build(entries)
+        if not save:
+            return index
         try:
             index.save(path, fingerprint)
         except OSError as error:

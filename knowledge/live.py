@@ -36,9 +36,11 @@ class LiveIndex:
         memory_vectors: int,
         refresh_seconds: float = REFRESH_SECONDS,
         clock: Callable[[], float] = time.monotonic,
+        save_cache: bool = True,
     ) -> None:
         self.reader = reader
         self.cache_dir = cache_dir
+        self.save_cache = save_cache  # False: a read-only replica builds its BM25 index in memory only
         self.memory_vectors = memory_vectors
         self.refresh_seconds = refresh_seconds
         self._clock = clock
@@ -95,7 +97,8 @@ class LiveIndex:
                 return
             self._reachable()
             name = contents.collection or "empty"
-            lexical = LexicalIndex.load_or_build(self.cache_dir / f"bm25-{name}.json", contents.entries)
+            cache = self.cache_dir / f"bm25-{name}.json"
+            lexical = LexicalIndex.load_or_build(cache, contents.entries, save=self.save_cache)
             # one assignment: a search running in another thread keeps the snapshot it started with
             self.snapshot = Snapshot.build(contents.entries, lexical, contents.vectors)
             self._version = IndexVersion(contents.collection, contents.indexed_at)
