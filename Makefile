@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml .ci/install
 	touch $(STAMP)
 
 lint: install
-	$(VENV)/bin/ruff check knowledge bot benchmarks tests
-	$(VENV)/bin/ruff format --check knowledge bot benchmarks tests
+	$(VENV)/bin/ruff check knowledge bot benchmarks tests eval
+	$(VENV)/bin/ruff format --check knowledge bot benchmarks tests eval
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 

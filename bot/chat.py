@@ -37,6 +37,7 @@ _INVISIBLE = re.compile(
     r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
 Vote = Literal["up", "down"]
+_HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 class Retriever(Protocol):
@@ -80,6 +81,8 @@ class AnswerItem:
     url: str | None
     code_url: str | None
     section: tuple[str, ...]
+    other_title: str | None = None  # the entry's title in the other language (its English paper title, say)
+    weak: bool = False  # a closest match that may not be what was asked
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,16 @@ def _summary(entry: Entry) -> str:
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rstrip() + "…"
 
 
-def to_item(entry: Entry) -> AnswerItem:
-    """How an entry is shown: its primary link (else its code link), a short summary, its section."""
+def other_title(entry: Entry) -> str | None:
+    """The first alternative title written in the other script: readers search in Chinese but cite in
+    English, so a Chinese headline shows its English paper title, and the other way round."""
+    chinese = bool(_HAN.search(entry.title))
+    return next((alt for alt in entry.alt_titles if bool(_HAN.search(alt)) != chinese), None)
+
+
+def to_item(entry: Entry, *, weak: bool = False) -> AnswerItem:
+    """How an entry is shown: its primary link (else its code link), a short summary, its section, its
+    title in the other language, and whether it is only a closest match."""
     primary, code = entry.primary_link, entry.code_link
     return AnswerItem(
         entry_id=entry.id,
@@ -144,6 +155,8 @@ def to_item(entry: Entry) -> AnswerItem:
         url=primary.url if primary else (code.url if code else None),
         code_url=code.url if code and primary else None,
         section=entry.section_path,
+        other_title=other_title(entry),
+        weak=weak,
     )
 
 
@@ -214,7 +227,7 @@ class ChatCore:
                 self._idle.set()
         self.metrics.questions.inc()
         self.metrics.latency.observe(time.perf_counter() - started)
-        items = [to_item(hit.entry) for hit in result.hits]
+        items = [to_item(hit.entry, weak=not hit.confident) for hit in result.hits]
         truncated = question.truncated or result.truncated  # told, even if the retriever cut it shorter
         answer_id = self._remember(conversation, _Session(question.text, items, truncated))
         if not items:

@@ -74,7 +74,14 @@ def _refusal(answer: Answer) -> str:
 def _header(answer: Answer) -> str:
     pages = texts.PAGE_OF.format(page=answer.page, pages=answer.pages) if answer.pages > 1 else ""
     cut = texts.QUESTION_CUT if answer.truncated else ""
-    return texts.RESULTS_HEADER.format(question=answer.question, pages=pages, cut=cut)
+    header = texts.WEAK_HEADER if answer.items and all(item.weak for item in answer.items) else texts.RESULTS_HEADER
+    return header.format(question=answer.question, pages=pages, cut=cut)
+
+
+def _weak_marked(answer: Answer, item: AnswerItem) -> bool:
+    """Whether to mark `item` as a closest match: when stronger matches stand beside it (when every item
+    is weak, the header says so once)."""
+    return item.weak and not all(other.weak for other in answer.items)
 
 
 # -- plain text (console, logs) ---------------------------------------------------------------------
@@ -87,6 +94,10 @@ def render_text(answer: Answer, page_size: int = 5) -> str:
     lines = [_header(answer)]
     for number, item in enumerate(answer.items, (answer.page - 1) * page_size + 1):
         lines.append(f"{number}. {item.title}")
+        if item.other_title:
+            lines.append(f"   {item.other_title}")
+        if _weak_marked(answer, item):
+            lines.append(f"   ({texts.WEAK_MATCH})")
         if item.summary:
             lines.append(f"   {item.summary}")
         if item.url:
@@ -111,13 +122,15 @@ class DiscordMessage:
     suppress_embeds: bool
 
 
-def _discord_item(number: int, item: AnswerItem) -> str:
+def _discord_item(number: int, item: AnswerItem, weak: bool) -> str:
     title = escape_discord(item.title)
     head = f"**{number}. [{title}](<{_safe_url(item.url)}>)**" if item.url else f"**{number}. {title}**"
     lines = [head]
+    if item.other_title:
+        lines.append(f"*{escape_discord(item.other_title)}*")
     if item.summary:
         lines.append(escape_discord(item.summary))
-    extra = []
+    extra = [texts.WEAK_MATCH] if weak else []
     if item.code_url:
         extra.append(f"[{texts.CODE_LINK}](<{_safe_url(item.code_url)}>)")
     if item.section:
@@ -133,7 +146,9 @@ def render_discord(answer: Answer, page_size: int = 5) -> list[DiscordMessage]:
         return [DiscordMessage(escape_discord(_refusal(answer)), True)]
     blocks = [escape_discord(_header(answer))]
     first = (answer.page - 1) * page_size + 1
-    blocks += [_discord_item(number, item) for number, item in enumerate(answer.items, first)]
+    blocks += [
+        _discord_item(number, item, _weak_marked(answer, item)) for number, item in enumerate(answer.items, first)
+    ]
     pieces = [piece for block in blocks for piece in split(block, DISCORD_LIMIT)]
     return [DiscordMessage(content, True) for content in _pack(pieces, DISCORD_LIMIT, "\n\n") if content]
 
@@ -156,9 +171,11 @@ def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
     for number, item in enumerate(answer.items, first):
         title = escape_mrkdwn(item.title)
         head = f"*{number}. <{_safe_url(item.url)}|{title}>*" if item.url else f"*{number}. {title}*"
+        if item.other_title:
+            head += f"\n_{escape_mrkdwn(item.other_title)}_"
         body = f"{head}\n{escape_mrkdwn(item.summary)}" if item.summary else head
         blocks += _section(body)
-        context = []
+        context = [texts.WEAK_MATCH] if _weak_marked(answer, item) else []
         if item.section:
             context.append("📂 " + escape_mrkdwn(SECTION_SEPARATOR.join(item.section)))
         if item.code_url:

@@ -17,6 +17,8 @@ UNKNOWN_ANSWER = "That answer is too old for buttons now; please ask the questio
 
 # -- answers (rendering) ---------------------------------------------------------------------------------
 RESULTS_HEADER = "Results for “{question}”{pages}{cut}:"
+WEAK_HEADER = "Closest matches for “{question}”{pages}{cut}; they may not be exactly what you asked:"
+WEAK_MATCH = "closest match, may not be exactly what you asked"
 PAGE_OF = " (page {page}/{pages})"
 QUESTION_CUT = " (your question was long, so I used its beginning)"
 REFUSAL = "I found nothing in the collection about “{question}”{cut}. {hint}"

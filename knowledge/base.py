@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from knowledge.filters import Where
 from knowledge.lexical import tokenize
 from knowledge.live import LiveIndex
 from knowledge.parse import ParseResult, parse_sources
-from knowledge.ranking import Mode, RankingConfig
+from knowledge.ranking import Mode, RankingConfig, RefusalModel
 from knowledge.reader import StoreStats
 from knowledge.records import PassageText, default_passage_text
 from knowledge.search import Searcher, SearchResult, clean_query
@@ -71,6 +72,16 @@ class Health:
         return self.stats is not None
 
 
+REFUSAL_MODEL = Path(__file__).resolve().parent / "refusal.json"
+
+
+def load_refusal_model(path: Path = REFUSAL_MODEL) -> RefusalModel | None:
+    """The refusal model shipped with the package (None when there is none: the relevance floor decides)."""
+    if not path.exists():
+        return None
+    return RefusalModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
 def ranking_config(settings: Settings) -> RankingConfig:
     """The ranking parameters that settings expose; the rest keep their tuned defaults."""
     return RankingConfig(rrf_k=settings.rrf_k, dense_weight=settings.dense_weight, bm25_weight=settings.bm25_weight)
@@ -87,9 +98,11 @@ class KnowledgeBase:
         passage_text: PassageText = default_passage_text,
         clock: Callable[[], float] = time.monotonic,
         read_only: bool = False,
+        refusal: RefusalModel | bool = True,
     ) -> None:
         """`read_only`: a replica that serves an index others write; it never writes to its data folder
-        (it may read a BM25 cache there) and refuses to ingest."""
+        (it may read a BM25 cache there) and refuses to ingest. `refusal`: the refusal model (True: the
+        one shipped with the package; False: none, the relevance floor decides)."""
         self.settings = settings
         self.read_only = read_only
         self.embedder = embedder or load_embedder(settings.embedder, threads=settings.embed_threads)
@@ -115,6 +128,7 @@ class KnowledgeBase:
             self.embedder,
             ranking_config(settings),
             max_question_chars=settings.max_question_chars,
+            refusal=load_refusal_model() if refusal is True else refusal or None,
         )
 
     @property

@@ -158,9 +158,11 @@ def run_ingest(
 
 
 def hit_json(hit: Hit) -> dict[str, object]:
-    """A hit as `search --json` writes it: the entry's fields and its score."""
+    """A hit as `search --json` writes it: the entry's fields, its score, and whether it is a confident or
+    a weak match (the closest the collection has, which may not be what was asked)."""
     data = hit.entry.model_dump(mode="json", exclude={"also_in"})
     data["score"] = round(hit.score, 6)
+    data["match"] = "confident" if hit.confident else "weak"
     return data
 
 
@@ -170,7 +172,8 @@ def print_result(result: SearchResult, console: Console) -> None:
         return
     for rank, hit in enumerate(result.hits, 1):
         entry = hit.entry
-        console.print(f"[bold]{rank}. {escape(entry.title)}[/bold]", highlight=False)
+        weak = "" if hit.confident else " [yellow](weak match)[/yellow]"
+        console.print(f"[bold]{rank}. {escape(entry.title)}[/bold]{weak}", highlight=False)
         if entry.summary:
             console.print(f"   {escape(entry.summary[:160])}", highlight=False)
         for link in entry.links[:2]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
@@ -23,9 +24,12 @@ from knowledge.normalize import to_simplified
 
 _log = logging.getLogger(__name__)
 
-TOKENIZER_VERSION = 3  # bump when tokenize() changes, so persisted indexes are rebuilt
+TOKENIZER_VERSION = 4  # bump when tokenize() or entry_tokens() change, so persisted indexes are rebuilt
 _WORD = re.compile(r"[\w\-+.#/]+", re.UNICODE)
 _HAN_ONLY = re.compile(r"^[\u3400-\u9fff]+$")
+_CASE_CHANGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+# Host labels that name no subject: `github.com/thunlp/GNNPapers` is about GNN papers, not about `com`.
+_HOST_NOISE = frozenset("www com org net io cn edu gov co uk html htm php md blob tree master main".split())
 
 # Question words and glue that say nothing about the subject. Kept small: a word that is rare in the
 # collection is evidence, whatever its part of speech.
@@ -168,10 +172,25 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def url_words(url: str) -> str:
+    """The words a URL names, for BM25: host labels and path segments split at `-`, `_`, `.` and case
+    changes, so that `https://github.com/thunlp/GNNPapers` can be found as "GNN papers" or "thunlp"."""
+    parts = urlsplit(url)
+    labels = [label for label in (parts.hostname or "").split(".") if label not in _HOST_NOISE]
+    segments = [unquote(segment) for segment in parts.path.split("/") if segment]
+    words = []
+    for piece in [*labels, *segments]:
+        for word in re.split(r"[-_.+~]+", piece):
+            words += _CASE_CHANGE.sub(" ", word).split()
+    return " ".join(word for word in words if word.lower() not in _HOST_NOISE)
+
+
 def entry_tokens(entry: Entry) -> list[str]:
-    """Everything a reader could match on; titles count twice, since they name the subject."""
+    """Everything a reader could match on; titles count twice, since they name the subject; links add the
+    words of their URLs."""
     titles = " ".join([entry.title, *entry.alt_titles])
-    return tokenize(f"{titles}\n{titles}\n{entry.search_text()}")
+    urls = " ".join(url_words(link.url) for link in entry.links)
+    return tokenize(f"{titles}\n{titles}\n{entry.search_text()}\n{urls}")
 
 
 @dataclass(frozen=True)
@@ -193,6 +212,10 @@ class LexicalScores:
         about sourdough is not answered by an entry that shares only the word "home"."""
         total = sum(self.weights.values())
         return sum(self.weights[t] for t in self.matched(index)) / total if total else 0.0
+
+    def known(self, token: str) -> bool:
+        """Whether the collection uses `token`."""
+        return token in self.idf
 
     def matched(self, index: int) -> set[str]:
         """The query tokens document `index` contains, itself or translated (computed for candidates only)."""

@@ -6,9 +6,10 @@ so the fusion order, ties, coverage, each branch of the floor and the tail rule 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -53,8 +54,24 @@ class LexicalEvidence(Protocol):
     @property
     def scores(self) -> np.ndarray: ...
 
+    @property
+    def query_tokens(self) -> list[str]: ...
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Each question token's idf (the highest for tokens the collection never uses)."""
+        ...
+
+    def known(self, token: str) -> bool:
+        """Whether the collection uses `token`."""
+        ...
+
     def coverage(self, index: int) -> float:
         """The idf-weighted share of the question's words that entry `index` contains."""
+        ...
+
+    def matched(self, index: int) -> set[str]:
+        """The question tokens entry `index` contains (itself or translated)."""
         ...
 
 
@@ -69,6 +86,8 @@ class Hit:
     lexical: float  # BM25 score
     bm25_rank: int | None  # rank among BM25 candidates, if it was one
     coverage: float  # share of the question's word weight that occurs in the entry
+    matched_idf: float = 0.0  # the idf of the question's words that occur in the entry, summed
+    confident: bool = True  # False: a weak match, shown as "may not be exactly what you asked"
 
 
 def background(scores: Sequence[float]) -> float:
@@ -138,6 +157,7 @@ def rank(
                 lexical=float(lexical.scores[at]) if len(lexical.scores) else 0.0,
                 bm25_rank=bm25_rank.get(entry_id),
                 coverage=lexical.coverage(at),
+                matched_idf=sum(lexical.weights[token] for token in lexical.matched(at)),
             )
         )
     return hits
@@ -173,9 +193,111 @@ def relevant(hits: Sequence[Hit], config: RankingConfig) -> list[Hit]:
     ]
 
 
-def decide(hits: list[Hit], mode: Mode, config: RankingConfig) -> tuple[list[Hit], bool]:
-    """The hits to answer with, and whether that is a refusal: hybrid search applies the floor, the
-    single methods (for evaluation) only refuse when they found nothing."""
-    if mode == "hybrid":
+# -- the refusal decision -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What a question's best candidates show: the inputs of the refusal decision."""
+
+    coverage: float  # the best idf-weighted coverage among the top candidates
+    margin: float  # the best dense margin over the question's background among them (0: none)
+    top_dense: float  # the best dense cosine of all
+    bm25: float  # log(1 + the best BM25 score)
+    agree: float  # 1 when the dense method's first entry is among BM25's first ten
+    tokens: float  # log(1 + the question's tokens)
+    known_tokens: float  # log(1 + the question's tokens that the collection uses)
+    matched_idf: float  # the most idf of question tokens that one top candidate contains
+    known_share: float  # the share of the question's tokens that the collection uses
+    han: float  # 1 when the question is written in Chinese characters
+
+    def vector(self) -> np.ndarray:
+        return np.asarray([getattr(self, name) for name in SIGNALS], dtype=np.float64)
+
+
+SIGNALS = tuple(Signals.__dataclass_fields__)
+
+
+def signals(
+    hits: Sequence[Hit], lexical: LexicalEvidence, dense: Mapping[str, DenseHit], *, han: bool, top: int = 5
+) -> Signals:
+    """The question-level evidence of the fused `hits` (best first) and the dense candidates."""
+    best = hits[:top]
+    first_dense = max(dense.values(), key=lambda hit: hit.score, default=None)
+    bm25_rank = {hit.entry.id: hit.bm25_rank for hit in hits}
+    agree_rank = bm25_rank.get(first_dense.entry_id) if first_dense is not None else None
+    tokens = lexical.query_tokens
+    known = sum(1 for token in tokens if lexical.known(token))
+    return Signals(
+        coverage=max((hit.coverage for hit in best), default=0.0),
+        margin=max((hit.margin for hit in best if hit.margin is not None), default=0.0),
+        top_dense=first_dense.score if first_dense is not None else 0.0,
+        bm25=math.log1p(max((hit.lexical for hit in hits), default=0.0)),
+        agree=1.0 if agree_rank is not None and agree_rank <= 10 else 0.0,
+        tokens=math.log1p(len(tokens)),
+        known_tokens=math.log1p(known),
+        matched_idf=max((hit.matched_idf for hit in best), default=0.0),
+        known_share=known / len(tokens) if tokens else 0.0,
+        han=1.0 if han else 0.0,
+    )
+
+
+@dataclass(frozen=True)
+class RefusalModel:
+    """A logistic regression over `Signals`: the probability that the collection answers the question.
+
+    Fitted by `eval/fit_refusal.py` (scikit-learn, cross-validated on the tuning questions) and stored as
+    a small JSON file; applying it needs only numpy. Below `refuse_below` the question is refused.
+    """
+
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    coef: tuple[float, ...]
+    intercept: float
+    refuse_below: float
+
+    def __post_init__(self) -> None:
+        if self.features != SIGNALS or not len(self.mean) == len(self.scale) == len(self.coef) == len(SIGNALS):
+            raise ValueError(f"a refusal model needs exactly the signals {SIGNALS}, got {self.features}")
+
+    def probability(self, evidence: Signals) -> float:
+        x = (evidence.vector() - np.asarray(self.mean)) / np.asarray(self.scale)
+        z = float(x @ np.asarray(self.coef)) + self.intercept
+        return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RefusalModel:
+        return cls(
+            features=tuple(data["features"]),
+            mean=tuple(float(v) for v in data["mean"]),
+            scale=tuple(float(v) for v in data["scale"]),
+            coef=tuple(float(v) for v in data["coef"]),
+            intercept=float(data["intercept"]),
+            refuse_below=float(data["refuse_below"]),
+        )
+
+
+def decide(
+    hits: list[Hit],
+    mode: Mode,
+    config: RankingConfig,
+    evidence: Signals | None = None,
+    model: RefusalModel | None = None,
+) -> tuple[list[Hit], bool]:
+    """The hits to answer with, and whether that is a refusal.
+
+    The single methods (for evaluation) refuse only when they found nothing. Hybrid search with a
+    refusal model refuses when the model says the collection does not answer, and otherwise answers
+    with every hit, marking as weak those below the relevance floor (`relevant`). Without a model,
+    the floor alone decides, as it did before the model existed.
+    """
+    if mode != "hybrid":
+        return hits, not hits
+    if model is None or evidence is None:
         hits = relevant(hits, config)
-    return hits, not hits
+        return hits, not hits
+    if not hits or model.probability(evidence) < model.refuse_below:
+        return [], True
+    sure = {id(hit) for hit in relevant(hits, config)}
+    return [hit if id(hit) in sure else replace(hit, confident=False) for hit in hits], False

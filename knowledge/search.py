@@ -15,7 +15,8 @@ from knowledge.embed import Embedder
 from knowledge.filters import Where
 from knowledge.lexical import LexicalScores
 from knowledge.live import LiveIndex
-from knowledge.ranking import DenseHit, Hit, Mode, RankingConfig, decide, rank
+from knowledge.normalize import has_han
+from knowledge.ranking import DenseHit, Hit, Mode, RankingConfig, RefusalModel, Signals, decide, rank, signals
 from knowledge.reader import IndexReader
 
 _CONTROL = re.compile(r"[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
@@ -28,6 +29,7 @@ class SearchResult:
     refused: bool = False
     truncated: bool = False  # the question was longer than the limit and was cut
     timings: dict[str, float] = field(default_factory=dict)
+    signals: Signals | None = None  # what the refusal decision read (hybrid search only)
 
 
 def clean_query(text: str, limit: int) -> tuple[str, bool]:
@@ -51,12 +53,14 @@ class Searcher:
         config: RankingConfig,
         *,
         max_question_chars: int,
+        refusal: RefusalModel | None = None,
     ) -> None:
         self.index = index
         self.reader = reader
         self.embedder = embedder
         self.config = config
         self.max_question_chars = max_question_chars
+        self.refusal = refusal  # None: the relevance floor alone decides
         self._embedding = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-embed")
 
     def search(
@@ -112,10 +116,13 @@ class Searcher:
             allowed=snapshot.allowed(where),
             position=snapshot.position,
         )
-        hits, refused = decide(ranked, mode, self.config)
+        evidence = signals(ranked, lexical, dense, han=has_han(query)) if mode == "hybrid" else None
+        hits, refused = decide(ranked, mode, self.config, evidence, self.refusal)
         timings["rank"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - started
-        return SearchResult(question, tuple(hits[:k]), refused=refused, truncated=truncated, timings=timings)
+        return SearchResult(
+            question, tuple(hits[:k]), refused=refused, truncated=truncated, timings=timings, signals=evidence
+        )
 
     def close(self) -> None:
         self._embedding.shutdown(wait=False)

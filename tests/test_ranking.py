@@ -3,6 +3,7 @@ tail rule and filters. No model, no index: every test runs in milliseconds."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -12,7 +13,22 @@ import pytest
 from knowledge.entry import Entry, SourceRef
 from knowledge.filters import Where, parse_section, section_key
 from knowledge.lexical import LexicalIndex
-from knowledge.ranking import DenseHit, Hit, Mode, RankingConfig, background, decide, fuse, is_relevant, rank, relevant
+from knowledge.ranking import (
+    SIGNALS,
+    DenseHit,
+    Hit,
+    Mode,
+    RankingConfig,
+    RefusalModel,
+    Signals,
+    background,
+    decide,
+    fuse,
+    is_relevant,
+    rank,
+    relevant,
+    signals,
+)
 from knowledge.reader import DenseVectors
 from knowledge.snapshot import MemoryVectors, Snapshot
 
@@ -33,13 +49,27 @@ def entry(entry_id: str, *, lang: str = "zh-Hans", section: tuple[str, ...] = ("
 
 @dataclass(frozen=True)
 class Lexical:
-    """BM25's view of one question, written by hand: a score and a coverage per entry position."""
+    """BM25's view of one question, written by hand: a score and a coverage per entry position, and the
+    question's tokens with their idf and which of them each entry contains."""
 
     scores: np.ndarray
     covered: dict[int, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)  # query token -> idf; unknown tokens weigh most
+    contains: dict[int, set[str]] = field(default_factory=dict)
+    vocabulary: frozenset[str] = frozenset()
+
+    @property
+    def query_tokens(self) -> list[str]:
+        return list(self.weights)
+
+    def known(self, token: str) -> bool:
+        return token in self.vocabulary
 
     def coverage(self, index: int) -> float:
         return self.covered.get(index, 0.0)
+
+    def matched(self, index: int) -> set[str]:
+        return self.contains.get(index, set())
 
 
 def lexical(scores: Sequence[float], covered: dict[int, float] | None = None) -> Lexical:
@@ -281,3 +311,76 @@ def test_records_of_entries_the_snapshot_lacks_are_left_out() -> None:
     assert snapshot.vectors is not None
     found = snapshot.vectors.nearest(np.asarray([1.0, 0.0]), 5, snapshot.entries, None)
     assert [h.entry_id for h in found] == ["en-nlp"]
+
+
+# -- the refusal decision: signals and the model ---------------------------------------------------------
+
+
+def test_signals_read_the_best_candidates() -> None:
+    scores = lexical([0.0, 3.0, 1.0, 0.0, 0.0], {1: 0.6, 2: 0.2})
+    scores = replace(
+        scores,
+        weights={"adam": 4.0, "decay": 2.0, "tokyo": 6.0},
+        contains={1: {"adam", "decay"}, 2: {"decay"}},
+        vocabulary=frozenset({"adam", "decay"}),
+    )
+    found = dense(("c", 0.88), ("a", 0.80), *[(f"x{i}", 0.70) for i in range(10)])
+    hits = rank(ENTRIES, scores, found, CONFIG)
+    evidence = signals(hits, scores, found, han=False)
+    assert evidence.coverage == 0.6 and evidence.matched_idf == 6.0  # entry b: adam + decay
+    assert evidence.margin == pytest.approx(0.18) and evidence.top_dense == 0.88  # c against the 0.70 background
+    assert evidence.agree == 1.0  # the dense first (c) is BM25's second
+    assert evidence.bm25 == pytest.approx(math.log1p(3.0))
+    assert (evidence.tokens, evidence.known_tokens) == pytest.approx((math.log1p(3), math.log1p(2)))
+    assert evidence.known_share == pytest.approx(2 / 3) and evidence.han == 0.0
+    assert evidence.vector().tolist() == [getattr(evidence, name) for name in SIGNALS]
+    nothing = signals([], lexical([0, 0, 0, 0, 0]), {}, han=True)
+    assert nothing.vector().tolist() == [0.0] * 9 + [1.0]
+
+
+def model(refuse_below: float = 0.5) -> RefusalModel:
+    """P(answerable) rises with coverage alone: 0.5 at coverage 0.3."""
+    coef = [10.0 if name == "coverage" else 0.0 for name in SIGNALS]
+    return RefusalModel(SIGNALS, (0.3,) + (0.0,) * 9, (1.0,) * 10, tuple(coef), 0.0, refuse_below)
+
+
+def evidence_with(coverage: float) -> Signals:
+    return Signals(coverage, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("coverage", "probability"), [(0.3, 0.5), (0.5, 1 / (1 + math.exp(-2))), (0.0, 1 / (1 + math.exp(3)))]
+)
+def test_the_model_is_a_logistic_regression_over_standardised_signals(coverage: float, probability: float) -> None:
+    assert model().probability(evidence_with(coverage)) == pytest.approx(probability)
+
+
+def test_a_model_must_read_exactly_the_signals() -> None:
+    with pytest.raises(ValueError, match="exactly the signals"):
+        RefusalModel(("coverage",), (0.0,), (1.0,), (1.0,), 0.0, 0.5)
+    data = {
+        "features": list(SIGNALS),
+        "mean": [0] * 10,
+        "scale": [1] * 10,
+        "coef": [0] * 10,
+        "intercept": 2,
+        "refuse_below": 0.3,
+    }
+    assert RefusalModel.from_dict(data).probability(evidence_with(0.0)) == pytest.approx(1 / (1 + math.exp(-2)))
+
+
+def test_with_a_model_the_question_is_refused_only_below_its_threshold() -> None:
+    sure = hit("a", coverage=0.9)
+    weak = hit("b", coverage=0.1)  # below the floor
+    hits = [sure, weak]
+    assert decide(list(hits), "hybrid", CONFIG, evidence_with(0.1), model()) == ([], True)  # P = 0.12
+    answered, refused = decide(list(hits), "hybrid", CONFIG, evidence_with(0.9), model())
+    assert not refused and [(h.entry.id, h.confident) for h in answered] == [("a", True), ("b", False)]
+    # where the floor would have refused everything, the model answers with weak matches
+    faint = [hit("c", coverage=0.2), hit("d", coverage=0.1)]
+    assert decide(list(faint), "hybrid", CONFIG) == ([], True)
+    answered, refused = decide(list(faint), "hybrid", CONFIG, evidence_with(0.35), model())
+    assert not refused and [h.confident for h in answered] == [False, False]
+    assert decide([], "hybrid", CONFIG, evidence_with(0.9), model()) == ([], True)
+    # the single methods never consult it
+    assert decide(list(faint), "bm25", CONFIG, evidence_with(0.0), model()) == (faint, False)

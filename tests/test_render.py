@@ -164,3 +164,50 @@ def test_a_cut_question_is_told_in_answers_and_refusals() -> None:
     for text in (render_text(cut), render_discord(cut)[0].content, str(render_slack(cut)), render_text(refusal)):
         assert "(your question was long, so I used its beginning)" in text
     assert "used its beginning" not in render_text(answer(ADAMW))
+
+
+BOTH_TITLES = AnswerItem(
+    "e3",
+    "权重无关神经网络",
+    "不训练权重，只搜索结构。",
+    "https://arxiv.org/abs/1906.04358",
+    None,
+    ("DL",),
+    other_title="Weight Agnostic Neural Networks",
+)
+
+
+def test_an_item_shows_its_title_in_the_other_language() -> None:
+    text = render_text(answer(BOTH_TITLES))
+    assert "1. 权重无关神经网络\n   Weight Agnostic Neural Networks\n" in text
+    (message,) = render_discord(answer(BOTH_TITLES))
+    assert "**1. [权重无关神经网络](<https://arxiv.org/abs/1906.04358>)**\n*Weight Agnostic Neural Networks*" in (
+        message.content
+    )
+    blocks = render_slack(answer(BOTH_TITLES))
+    assert blocks[1]["text"]["text"].startswith(
+        "*1. <https://arxiv.org/abs/1906.04358|权重无关神经网络>*\n_Weight Agnostic Neural Networks_"
+    )
+
+
+def test_weak_matches_are_marked_and_an_all_weak_answer_says_so_once() -> None:
+    weak = AnswerItem("e4", "Deep learning retrospective", "", None, None, (), weak=True)
+    mixed = answer(ADAMW, weak)
+    text = render_text(mixed)
+    assert text.startswith("Results for “weight decay”:")
+    assert text.count("(closest match, may not be exactly what you asked)") == 1
+    assert text.index("closest match") > text.index("2. Deep learning retrospective")
+    discord = "".join(message.content for message in render_discord(mixed))
+    assert discord.count("closest match, may not be exactly what you asked") == 1
+    slack = render_slack(mixed)
+    contexts = [block for block in slack if block["type"] == "context"]
+    assert sum("closest match" in block["elements"][0]["text"] for block in contexts) == 1
+
+    all_weak = answer(weak)
+    for rendered in (
+        render_text(all_weak),
+        render_discord(all_weak)[0].content,
+        render_slack(all_weak)[0]["text"]["text"],
+    ):
+        assert "Closest matches for “weight decay”; they may not be exactly what you asked:" in rendered
+        assert "(closest match" not in rendered

@@ -366,6 +366,7 @@ def test_cli_ingest_search_and_batch(cli_env: Path, capsys: pytest.CaptureFixtur
         "source",
         "lang",
         "score",
+        "match",
     }
     assert hits[0]["title"] == "Fixing Weight Decay Regularization in Adam"
     assert hits[0]["links"][0] == {

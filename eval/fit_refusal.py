@@ -1,0 +1,103 @@
+"""Fit the refusal decision: a logistic regression over the search's signals, cross-validated on the tuning
+questions only, written to `knowledge/refusal.json` (which the search applies with numpy alone).
+
+    .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.015] [--out knowledge/refusal.json]
+
+Training questions: the `tune` half of `eval/questions.jsonl`, the shared dev set (when it is there) and
+`tests/data/calibration.jsonl`. The held-out half is never read here. The threshold is the highest one whose
+out-of-fold false-refusal rate stays within `--false-refusal`: a false refusal costs more than a weak hit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from knowledge.base import REFUSAL_MODEL, KnowledgeBase  # noqa: E402
+from knowledge.evaluate import Question, load_questions  # noqa: E402
+from knowledge.ranking import SIGNALS  # noqa: E402
+from knowledge.settings import Settings, load_settings  # noqa: E402
+
+SEED = 0
+FOLDS = 5
+
+
+def training_questions() -> list[Question]:
+    questions = [q for q in load_questions(ROOT / "eval" / "questions.jsonl") if q.split == "tune"]
+    dev = ROOT.parent / "shared" / "eval" / "questions.jsonl"
+    if dev.exists():
+        questions += load_questions(dev)
+    return questions + load_questions(ROOT / "tests" / "data" / "calibration.jsonl")
+
+
+def main() -> int:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT / "data", help="the data dir to index into (default data)")
+    parser.add_argument("--false-refusal", type=float, default=0.015, help="out-of-fold false refusals allowed")
+    parser.add_argument("--out", type=Path, default=REFUSAL_MODEL)
+    args = parser.parse_args()
+
+    kb = KnowledgeBase(load_settings(Settings, data_dir=args.data), refusal=False)
+    try:
+        kb.ingest()
+        questions = training_questions()
+        evidence = []
+        for question in questions:
+            result = kb.search(question.query, 10)
+            assert result.signals is not None
+            evidence.append(result.signals.vector())
+    finally:
+        kb.close()
+    x = np.asarray(evidence)
+    y = np.asarray([0 if question.expect_none else 1 for question in questions])
+
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000))
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
+    held_out = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
+    answerable = np.sort(held_out[y == 1])
+    allowed = int(np.floor(args.false_refusal * len(answerable)))
+    threshold = float(answerable[allowed]) if allowed < len(answerable) else 1.0  # refuse strictly below it
+    false_refusal = float(np.mean(held_out[y == 1] < threshold))
+    ood_refused = float(np.mean(held_out[y == 0] < threshold))
+    model.fit(x, y)
+    scaler, regression = model[0], model[-1]
+    fitted = {
+        "features": list(SIGNALS),
+        "mean": [round(float(v), 6) for v in scaler.mean_],
+        "scale": [round(float(v), 6) for v in scaler.scale_],
+        "coef": [round(float(v), 6) for v in regression.coef_[0]],
+        "intercept": round(float(regression.intercept_[0]), 6),
+        "refuse_below": round(threshold, 6),
+        "fitted": {
+            "date": datetime.now(UTC).date().isoformat(),
+            "questions": len(y),
+            "answerable": int(y.sum()),
+            "out_of_domain": int(len(y) - y.sum()),
+            "cross_validated": {
+                "folds": FOLDS,
+                "false_refusal": round(false_refusal, 4),
+                "refused_ood": round(ood_refused, 4),
+            },
+        },
+    }
+    args.out.write_text(json.dumps(fitted, indent=1) + "\n", encoding="utf-8")
+    weights = dict(zip(SIGNALS, fitted["coef"], strict=True))
+    print(json.dumps(fitted["fitted"]), f"refuse below {threshold:.3f}", weights)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
