@@ -12,6 +12,7 @@ import pytest
 from knowledge.entry import Entry
 from knowledge.parse import ParseResult, parse_file, parse_sources
 from knowledge.parse.coverage import REQUIRED, Coverage, check, check_sources, classify, pieces
+from knowledge.parse.markdown import parse_markdown
 from knowledge.settings import BUNDLED_SOURCES
 
 _SENTENCE = re.compile(r"(?<=[。！？；.!?;])\s*")
@@ -123,6 +124,13 @@ def test_a_generated_collection_with_duplicates_loses_no_content_line(duplicated
     assert lines > 1900
     assert total.lost_required() == [], "\n".join(map(str, total.lost_required()[:20]))
     assert kept == lines
+
+
+def test_the_generated_notes_read_in_pieces_as_they_read_whole(duplicated: tuple[Path, ParseResult]) -> None:
+    folder, _ = duplicated
+    for path in [*sorted(folder.iterdir()), BUNDLED_SOURCES / "000_7e8dfbadf3db4a44.txt"]:
+        text = path.read_text(encoding="utf-8")
+        assert parse_markdown(text, chunk_lines=1) == parse_markdown(text, split=False), path.name
 
 
 def _parse_files(folder: Path, files: dict[str, str]) -> ParseResult:

@@ -6,9 +6,12 @@ import re
 import textwrap
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from knowledge.entry import Entry
 from knowledge.parse import detect_format, parse_file
+from knowledge.parse.markdown import parse_markdown, pieces
 
 
 def parse(text: str, name: str = "note.md") -> list[Entry]:
@@ -490,3 +493,63 @@ def test_markdown_keeps_the_text_around_entries() -> None:
     assert got["C Paper"].body == "fine | a cell past the header's"
     front = parse("---\ntitle: 合辑\n---\n\nIntro prose.\n\n# H\n\n[X](https://x.example/p)\n")
     assert [(e.title, e.body) for e in front] == [("合辑", "Intro prose."), ("X", "")]
+
+
+# -- markdown read in pieces -----------------------------------------------------------------
+
+
+def test_markdown_is_cut_at_headings_and_block_starts_but_never_inside_code_or_html() -> None:
+    lines = ["# A", "text", "```", "# a comment", "```", "## B", "", "<!--", "# hidden", "-->", "para", "", "next"]
+    assert list(pieces(lines, chunk_lines=1)) == [
+        (0, 1, True),
+        (1, 5, False),  # the fence holds a line that looks like a heading
+        (5, 6, True),
+        (6, 7, False),  # a cut comes at column 0 after a blank line
+        (7, 12, False),  # the comment holds a line that looks like a heading
+        (12, 13, False),
+    ]
+
+
+MARKDOWN_LINES = st.sampled_from(
+    [
+        "# H1",
+        "## H2 [t](https://x.example/a)",
+        "# *em* &amp; `code` #",
+        "",
+        "text line",
+        "- item",
+        "- [P](https://p.example/1) note",
+        "  - nested",
+        "  indented",
+        "    code",
+        "```",
+        "  ```",
+        "\t```",
+        "~~~~",
+        "> quote",
+        "| a | b |",
+        "|---|---|",
+        "<!--",
+        "-->",
+        "<div>",
+        "  <div>",
+        "<span>x</span>",
+        "<pre>",
+        "</pre>",
+        "[ref]: https://r.example/x",
+        "[ref]:",
+        "[R][ref]",
+        "1. one",
+        "---",
+        "$$",
+        "摘要：中文",
+        "<https://auto.example>",
+    ]
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=st.lists(MARKDOWN_LINES, max_size=40))
+def test_markdown_read_in_pieces_means_what_it_means_whole(lines: list[str]) -> None:
+    text = "\n".join(lines) + "\n"
+    assert parse_markdown(text, chunk_lines=1) == parse_markdown(text, split=False)

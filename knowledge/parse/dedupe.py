@@ -128,13 +128,16 @@ def _join_links(ranked: list[Entry]) -> tuple[Link, ...]:
     the role their URL gives them."""
     seen: set[str] = set()
     links: list[Link] = []
+    primary = False
     for entry in ranked:
         for link in entry.links:
             key = url_key(link.url) or link.url
             if key in seen:
                 continue
             seen.add(key)
-            if link.role == "primary" and any(kept.role == "primary" for kept in links):
-                link = link.model_copy(update={"role": link_role(link.url)})
+            if link.role == "primary":
+                if primary:
+                    link = link.model_copy(update={"role": link_role(link.url)})
+                primary = True
             links.append(link)
     return tuple(links)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cache
+from typing import Any, Final
 
 from markdown_it import MarkdownIt
+from markdown_it.rules_block.html_block import HTML_SEQUENCES
 from markdown_it.token import Token
 
 from knowledge.parse.draft import Draft, Sections, is_web_url
@@ -24,8 +28,16 @@ _TOC_OPEN = re.compile(r"<!--\s*TOC\s*-->", re.IGNORECASE)
 _TOC_CLOSE = re.compile(r"<!--\s*/TOC\s*-->", re.IGNORECASE)
 _MARKERS = re.compile(r"^[\s>]*(([-*+]|\d{1,9}[.)])(\s+|$)[\s>]*)*")
 _DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S")
+_LABEL = re.compile(r"^ {0,3}\[[^\]]+\]:")
+_ATX = re.compile(r"#{1,6}(?=[ \t]|$)")
+_INLINE_MARKUP = re.compile(r"[\\`*_~\[\]<>&]")
+_CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
+_FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
+_BULLET = re.compile(r"[-*+][ \t]")
+_HTML_INDENT = re.compile(r"^ {0,3}<")
 
 
+@cache
 def _parser() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
@@ -44,6 +56,7 @@ def _inline(token: Token | None) -> _Inline:
     if token is None:
         return out
     parts: list[str] = []
+    length = 0  # of the text so far
     href: str | None = None
     link_text: list[str] = []
     start = 0
@@ -51,19 +64,21 @@ def _inline(token: Token | None) -> _Inline:
         if child.type == "link_open":
             href = str(child.attrGet("href") or "")
             link_text = []
-            start = len("".join(parts))
+            start = length
         elif child.type == "link_close":
             text = "".join(link_text)
             out.links.append((text.strip(), href or ""))
-            out.link_spans.append((start, len("".join(parts))))
+            out.link_spans.append((start, length))
             href = None
         elif child.type in ("text", "code_inline", "html_inline"):
             value = _TAG.sub("", child.content) if child.type == "html_inline" else child.content
             parts.append(value)
+            length += len(value)
             if href is not None:
                 link_text.append(value)
         elif child.type in ("softbreak", "hardbreak"):
             parts.append("\n")
+            length += 1
         elif child.type == "image":
             continue  # images are decoration; their alt text is not an entry's text
     out.text = "".join(parts).replace("\xa0", " ")
@@ -71,13 +86,32 @@ def _inline(token: Token | None) -> _Inline:
 
 
 def _is_titled(text: str, href: str) -> bool:
-    return bool(text) and is_web_url(href) and not text.startswith(("http://", "https://"))
+    return _is_titled_text(text) and is_web_url(href)
+
+
+def _is_titled_text(text: str) -> bool:
+    """Link text that names something, not a URL written out (for a link already known to be web)."""
+    return bool(text) and not text.startswith(("http://", "https://"))
 
 
 class _Reader(Sections):
-    def __init__(self, lines: list[str], document_title: str = "") -> None:
+    def __init__(self, lines: list[str], document_title: str = "", env: dict[str, Any] | None = None) -> None:
         super().__init__(document_title)
         self.lines = lines
+        self.env = env if env is not None else {}  # markdown-it's: the link reference definitions
+        self.in_toc = False
+
+    def heading_line(self, line: str, number: int) -> None:
+        """An ATX heading line read without the block parser: its level, then its inline text."""
+        marks = _ATX.match(line)
+        if marks is None or self.in_toc:
+            return
+        content = _CLOSING_HASHES.sub("", line[marks.end() :]).strip()
+        if _INLINE_MARKUP.search(content):
+            inline = _inline(_parser().parseInline(content, self.env)[0])
+        else:
+            inline = _Inline(content.replace("\xa0", " "))  # plain text: nothing for the inline parser to do
+        self.heading(len(marks.group(0)), inline, number, number)
 
     def heading(self, level: int, inline: _Inline, start: int, end: int) -> None:
         title = " ".join(inline.text.split())
@@ -94,10 +128,10 @@ class _Reader(Sections):
         text = inline.text.strip()
         if not text or _NOISE.match(text):
             return
-        if "".join(ch for ch in text.lower() if ch.isalnum()) in _NAVIGATION:
+        if len(text) <= 20 and "".join(ch for ch in text.lower() if ch.isalnum()) in _NAVIGATION:
             return
         web = [(t, h) for t, h in inline.links if is_web_url(h)]
-        titled = [(t, h) for t, h in web if _is_titled(t, h)]
+        titled = [(t, h) for t, h in web if _is_titled_text(t)]
         if titled and inline.link_spans:
             first_text, first_href = titled[0]
             index = inline.links.index(titled[0])
@@ -134,7 +168,7 @@ class _Reader(Sections):
             if text:
                 self.attach(f"- {text}", start, end)
             return None
-        titled = [(t, h) for t, h in web if _is_titled(t, h)]
+        titled = [(t, h) for t, h in web if _is_titled_text(t)]
         if titled:
             title, href = titled[0]
             index = inline.links.index(titled[0])
@@ -162,7 +196,7 @@ class _Reader(Sections):
         if not links or header:
             self.attach(" | ".join(texts), start, end)
             return
-        titled = [(t, h) for t, h in links if _is_titled(t, h)]
+        titled = [(t, h) for t, h in links if _is_titled_text(t)]
         title, href = titled[0] if titled else (next((t for t in texts if t), links[0][1]), links[0][1])
         draft = self.open(title, start)
         draft.add_link(href, title, opener=True, line_end=end)
@@ -180,7 +214,6 @@ class _Reader(Sections):
         block covers are what markdown-it dropped past its nesting limit (`maxNesting`): they are
         read again as a flat text when `recover`, else kept as plain text of the entry above."""
         dropped = deque(_uncovered(tokens, self.lines[offset : offset + count if count is not None else None], offset))
-        in_toc = False
         in_head = False
         items: list[tuple[int, Draft, int]] = []  # (level, draft, last line) of list items that opened an entry
         i = 0
@@ -193,16 +226,16 @@ class _Reader(Sections):
             if kind == "html_block":
                 content = token.content.strip()
                 if _TOC_OPEN.match(content):
-                    in_toc = True
+                    self.in_toc = True
                 elif _TOC_CLOSE.match(content):
-                    in_toc = False
+                    self.in_toc = False
                 elif not content.startswith("<!--"):
                     plain = _TAG.sub(" ", content).strip()
-                    if plain and not in_toc:
+                    if plain and not self.in_toc:
                         self.attach(" ".join(plain.split()), start, end)
                 i += 1
                 continue
-            if in_toc:
+            if self.in_toc:
                 i += 1
                 continue
             if kind == "heading_open":
@@ -257,7 +290,7 @@ class _Reader(Sections):
         _log.info("lines %d-%d are nested past markdown's limit: read again as a flat text", first, last)
         flat = [self.lines[number - 1].lstrip(" \t>") for number in range(first, last + 1)]
         if recover:
-            self.walk(_parser().parse("\n".join(flat)), first - 1, len(flat), recover=False)
+            self.walk(_parser().parse("\n".join(flat), self.env), first - 1, len(flat), recover=False)
             return
         for number, line in enumerate(flat, first):
             text = _MARKERS.sub("", line).strip()
@@ -265,17 +298,126 @@ class _Reader(Sections):
                 self.attach(text, number, number)
 
 
-def parse_markdown(text: str) -> list[Draft]:
-    """Drafts of a markdown file; front matter, TOC blocks, HTML comments and `====` markers are skipped."""
+def parse_markdown(text: str, *, split: bool = True, chunk_lines: int = 2000) -> list[Draft]:
+    """Drafts of a markdown file; front matter, TOC blocks, HTML comments and `====` markers are skipped.
+
+    The text is read in pieces (`pieces`; `split=False` reads it whole, to the same drafts), so
+    time and memory grow with the file and no faster: the block parser never holds the tokens of
+    more than about `chunk_lines` lines, and headings at column 0 skip it.
+    """
     front = _FRONT_MATTER.match(text)
     title = ""
     if front:
         found = _FRONT_TITLE.search(front.group(0))
         title = found.group(1).strip() if found else ""
         text = "\n" * front.group(0).count("\n") + text[front.end() :]
-    reader = _Reader(text.split("\n"), title)
-    reader.walk(_parser().parse(text))
+    lines = text.split("\n")
+    reader = _Reader(lines, title)
+    ranges = list(pieces(lines, chunk_lines)) if split else [(0, len(lines), False)]
+    if len(ranges) > 1 and any(_LABEL.match(line) for line in lines):
+        # a link may use a reference that a later piece defines: every piece's definitions come first
+        for start, end, heading in ranges:
+            if not heading:
+                _parser().block.parse(_piece(lines, start, end), _parser(), reader.env, [])
+    for start, end, heading in ranges:
+        if heading:
+            reader.heading_line(lines[start], start + 1)
+        else:
+            reader.walk(_parser().parse(_piece(lines, start, end), reader.env), start, end - start)
     return reader.finish()
+
+
+def _piece(lines: list[str], start: int, end: int) -> str:
+    return "\n".join(lines[start:end]) + "\n"
+
+
+def pieces(lines: list[str], chunk_lines: int) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, is_heading) ranges of line indexes that can be parsed apart without changing
+    what they mean: a heading line at column 0 alone (it closes every open block), or a run of
+    other lines, cut once it is `chunk_lines` long where a top-level block starts (a line at column 0
+    after a blank one, or a bullet item after another). Never where a fenced code block or an HTML
+    block may be open: every reading of the lines so far (`_Block`) must agree that none is."""
+    start = 0
+    readings = {_CLEAR}
+    for index, line in enumerate(lines):
+        if readings == {_CLEAR}:
+            if _ATX.match(line):
+                if start < index:
+                    yield start, index, False
+                yield index, index + 1, True
+                start = index + 1
+                continue
+            if index - start >= chunk_lines and line.strip() and line[:1] not in (" ", "\t"):
+                previous = lines[index - 1]
+                if not previous.strip() or (_BULLET.match(line) and _BULLET.match(previous)):
+                    yield start, index, False
+                    start = index
+        readings = {after for reading in readings for after in reading.after(line)}
+        if len(readings) > _MAX_READINGS:
+            break  # too many ways to read these lines: the rest is parsed whole
+    if start < len(lines):
+        yield start, len(lines), False
+
+
+@dataclass(frozen=True)
+class _Block:
+    """What may be open after a line, as the block parser would see it at the top level."""
+
+    fence: re.Pattern[str] | None = None  # what closes the open fenced code block
+    until: re.Pattern[str] | None = None  # what closes the open HTML block (types 1-5)
+    html: bool = False  # an HTML block of type 6 or 7, closed by a blank line
+    indent: int = 0  # the open block's indentation: past 0, it may sit in a list item
+    paragraph: bool = False  # the line may continue a paragraph (an HTML tag line cannot start a block then)
+
+    def after(self, line: str) -> tuple[_Block, ...]:
+        """The readings after `line`: one, or more where the line may be read in several ways."""
+        if self.fence is None and self.until is None and not self.html:
+            return self._start(line)
+        if self.indent and line.strip() and _indent(line) < self.indent:
+            return (*self._inside(line), *_CLEAR._start(line))  # the line may close the list item
+        return self._inside(line)
+
+    def _inside(self, line: str) -> tuple[_Block, ...]:
+        if self.fence is not None:
+            if not self.fence.match(line):
+                return (self,)
+            # a closing fence is indented up to 3 columns, more in a list item
+            return (_CLEAR,) if _indent(line) <= 3 else (_CLEAR, self) if _indent(line) <= self.indent + 3 else (self,)
+        if self.until is not None:
+            return (_CLEAR if self.until.search(line) else self,)
+        return (self,) if line.strip() else (_CLEAR,)
+
+    def _start(self, line: str) -> tuple[_Block, ...]:
+        if not line.strip():
+            return (_CLEAR,)
+        opened = _FENCE.match(line)
+        if opened:
+            marker = opened.group(1)
+            closing = re.compile(rf"^[ \t]*{re.escape(marker[0])}{{{len(marker)},}}[ \t]*$")
+            return (_Block(fence=closing, indent=_indent(line)),)
+        if _HTML_INDENT.match(line):
+            text = line.lstrip(" ")
+            for opening, closing, interrupts in HTML_SEQUENCES:
+                if opening.search(text):
+                    if closing.pattern == "^$":
+                        block = _Block(html=True, indent=_indent(line))
+                    elif closing.search(text):
+                        block = _CLEAR
+                    else:
+                        block = _Block(until=closing, indent=_indent(line))
+                    return (block, _PARAGRAPH) if self.paragraph and not interrupts else (block,)
+        return (_CLEAR if _ATX.match(line) else _PARAGRAPH,)
+
+
+def _indent(line: str) -> int:
+    """The columns of the line's leading white space (a tab to the next multiple of 4)."""
+    white = line[: len(line) - len(line.lstrip(" \t"))]
+    return len(white.expandtabs(4))
+
+
+_CLEAR: Final = _Block()
+_PARAGRAPH: Final = _Block(paragraph=True)
+_MAX_READINGS = 16
 
 
 # block tokens that hold lines of their own; list items and quotes only hold blocks
