@@ -53,6 +53,7 @@ def main() -> int:
     kb = KnowledgeBase(load_settings(Settings, data_dir=args.data), refusal=False)
     try:
         kb.ingest()
+        embedder = kb.embedder_name
         questions = training_questions()
         evidence = []
         for question in questions:
@@ -75,6 +76,7 @@ def main() -> int:
     model.fit(x, y)
     scaler, regression = model[0], model[-1]
     fitted = {
+        "embedder": embedder,
         "features": list(SIGNALS),
         "mean": [round(float(v), 6) for v in scaler.mean_],
         "scale": [round(float(v), 6) for v in scaler.scale_],

@@ -75,11 +75,18 @@ class Health:
 REFUSAL_MODEL = Path(__file__).resolve().parent / "refusal.json"
 
 
-def load_refusal_model(path: Path = REFUSAL_MODEL) -> RefusalModel | None:
-    """The refusal model shipped with the package (None when there is none: the relevance floor decides)."""
+def load_refusal_model(embedder: str, path: Path = REFUSAL_MODEL) -> RefusalModel | None:
+    """The refusal model shipped with the package, when it was fitted on `embedder`'s signals; otherwise
+    None, and the relevance floor decides (fit one with `eval/fit_refusal.py`)."""
     if not path.exists():
         return None
-    return RefusalModel.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("embedder") != embedder:
+        _log.info(
+            "the refusal model was fitted for %s, not %s: the relevance floor decides", data.get("embedder"), embedder
+        )
+        return None
+    return RefusalModel.from_dict(data)
 
 
 def ranking_config(settings: Settings) -> RankingConfig:
@@ -128,7 +135,7 @@ class KnowledgeBase:
             self.embedder,
             ranking_config(settings),
             max_question_chars=settings.max_question_chars,
-            refusal=load_refusal_model() if refusal is True else refusal or None,
+            refusal=load_refusal_model(self.embedder.name) if refusal is True else refusal or None,
         )
 
     @property
