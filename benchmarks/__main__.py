@@ -1,4 +1,5 @@
-"""`python -m benchmarks [--json] [--scale N] [--big N] [--eval FILE] [--quick]`: measure, then check the targets."""
+"""`python -m benchmarks [--json] [--scale N] [--big N] [--eval FILE] [--quick] [--parse]`: measure, then check
+the targets."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks.bench import run_bench
+from benchmarks.bench import machine, measure_parse, run_bench
 from knowledge import Settings, SettingsError, configure_logging, load_settings
 
 # (label, (group, key) in the result, upper bound)
@@ -25,6 +26,7 @@ TARGETS = (
     ("query p50 growth 1x -> 10x", ("scale", "query_p50_growth"), 1.5),
     ("serving peak RSS MB", ("memory", "serving_peak_rss_mb"), 1536.0),
     ("2,700-entry cold ingest minutes", ("big_collection", "minutes"), 3.0),
+    ("parse 100k / 20k headings", ("parse", "ratio"), 5.0),
 )
 
 
@@ -38,6 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--big", type=int, default=2700, help="entries of the markdown collection timed for ingest")
     parser.add_argument("--eval", type=Path, help="a question file: compare R@5 of default vs longer embedded text")
     parser.add_argument("--quick", action="store_true", help="skip the scale, big-collection and long-text runs")
+    parser.add_argument(
+        "--parse",
+        action="store_true",
+        help="measure markdown parsing only: 10k to 100k headings, and 19 MB of one repeated heading",
+    )
     return parser
 
 
@@ -54,21 +61,28 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
-    try:
-        settings = load_settings(Settings)
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
     console = Console(stderr=True)
-    quick = args.quick
-    result = run_bench(
-        settings,
-        scale=0 if quick else args.scale,
-        big=0 if quick else args.big,
-        compare_long=not quick,
-        eval_file=args.eval,
-        log=lambda step: console.print(f"[dim]bench: {step}…[/dim]"),
-    )
+
+    def log(step: str) -> None:
+        console.print(f"[dim]bench: {step}…[/dim]")
+
+    if args.parse:
+        result: dict[str, Any] = {"machine": machine(), "parse": measure_parse(log=log)}
+    else:
+        try:
+            settings = load_settings(Settings)
+        except SettingsError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        quick = args.quick
+        result = run_bench(
+            settings,
+            scale=0 if quick else args.scale,
+            big=0 if quick else args.big,
+            compare_long=not quick,
+            eval_file=args.eval,
+            log=log,
+        )
     checks = check_targets(result)
     result["targets"] = checks
     if args.json:

@@ -25,7 +25,7 @@ from typing import Any
 from knowledge import Entry, IngestReport, KnowledgeBase, Settings, load_settings
 from knowledge.embed import Embedder, load_embedder
 from knowledge.evaluate import evaluate, load_questions
-from knowledge.parse import parse_sources
+from knowledge.parse import parse_file, parse_sources
 from knowledge.ranking import Mode
 from knowledge.records import PASSAGE_CAP, PassageText, default_passage_text
 
@@ -224,7 +224,106 @@ def child_peak_rss(role: str, sources: Path, data: Path, spec: str) -> float:
     return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"])
 
 
-def _child(role: str) -> None:
+# -- parsing -------------------------------------------------------------------------------------
+
+PARSE_SIZES = (10_000, 20_000, 40_000, 100_000)
+REPEATED_HEADING_MB = 19
+
+
+def heading_notes(headings: int) -> str:
+    """Markdown notes of `headings` sections at three levels, each a titled link and a summary, all
+    of one length (numbers are written with 6 digits), so that the text grows as the headings do."""
+    lines = []
+    for number in (f"{n:06d}" for n in range(headings)):
+        lines += [
+            f"{'#' * (2 + int(number) % 3)} 第 {number} 节 section {number}",
+            "",
+            f"[Paper {number}: a study of things](https://papers.example/{number})",
+            "",
+            f"摘要：第 {number} 篇论文的摘要，讲了一种方法。",
+            "",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def repeated_heading(megabytes: int) -> str:
+    """A file of one heading repeated: many headings and not one entry."""
+    line = "## 同一个标题 the same heading\n"
+    return line * (megabytes * 1024 * 1024 // len(line.encode()))
+
+
+def _parse_child(kind: str, size: int, rounds: int) -> dict[str, Any]:
+    """In a fresh process: the best of `rounds` parses of the generated file (CPU and wall seconds),
+    and the peak RSS."""
+    text = heading_notes(size) if kind == "headings" else repeated_heading(size)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu, wall, entries = float("inf"), float("inf"), 0
+    for _ in range(rounds):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        _, parsed = parse_file(text, "notes.md")
+        cpu = min(cpu, time.process_time() - started_cpu)
+        wall = min(wall, time.perf_counter() - started)
+        entries = len(parsed)
+        del parsed
+    return {
+        "mb": round(len(text.encode()) / 1e6, 1),
+        "entries": entries,
+        "seconds": round(cpu, 3),
+        "wall_seconds": round(wall, 3),
+        "rss_before_mb": round(before / 1024, 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _run_parse_child(kind: str, size: int, rounds: int) -> dict[str, Any]:
+    path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", "parse", kind, str(size), str(rounds)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=3600,
+        check=True,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def measure_parse(
+    sizes: Sequence[int] = PARSE_SIZES,
+    repeated_mb: int = REPEATED_HEADING_MB,
+    rounds: int = 2,
+    passes: int = 3,
+    log: Callable[[str], None] = lambda _: None,
+) -> dict[str, Any]:
+    """CPU seconds to parse markdown notes of each number of headings: the best of `rounds` parses
+    in a fresh process per size, over `passes` passes through the sizes (so a slow spell of a shared
+    machine does not land on one size); the ratio of the last size's to the second's, which is the
+    ratio of their headings when parsing is linear; and a file of one heading repeated
+    (`repeated_mb` MB): its time and peak RSS."""
+    best: dict[int, dict[str, Any]] = {}
+    for number in range(passes):
+        for size in sizes:
+            log(f"parse {size:,} headings (pass {number + 1} of {passes})")
+            point = _run_parse_child("headings", size, rounds)
+            if size not in best or point["seconds"] < best[size]["seconds"]:
+                best[size] = point
+    points = [{"headings": size, **best[size]} for size in sizes]
+    result: dict[str, Any] = {"points": points}
+    if len(points) >= 2:  # by default 100k against 20k: 5 times the headings
+        base, last = points[1 if len(points) > 2 else 0], points[-1]
+        result["ratio"] = round(last["seconds"] / base["seconds"], 3)
+        result["ratio_of"] = f"{last['headings']:,} / {base['headings']:,} headings"
+        result["headings_ratio"] = round(last["headings"] / base["headings"], 3)
+    if repeated_mb:
+        log(f"parse {repeated_mb} MB of one repeated heading")
+        result["repeated_heading"] = _run_parse_child("repeated", repeated_mb, 1)
+    return result
+
+
+def _child(role: str, *args: str) -> None:
+    if role == "parse":
+        print(json.dumps(_parse_child(args[0], int(args[1]), int(args[2]))))
+        return
     kb = KnowledgeBase(load_settings(Settings))
     if role == "ingest":
         kb.ingest()
@@ -256,6 +355,15 @@ def _scale_point(
     }
 
 
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.machine(),
+    }
+
+
 def run_bench(
     settings: Settings,
     *,
@@ -269,15 +377,7 @@ def run_bench(
     spec = settings.embedder
     embedder = load_embedder(spec, threads=settings.embed_threads)
     root = Path(tempfile.mkdtemp(prefix="kb-bench-"))
-    result: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "processor": platform.machine(),
-        },
-        "embedder": embedder.name,
-    }
+    result: dict[str, Any] = {"machine": machine(), "embedder": embedder.name}
     try:
         sources = [Path(s) for s in settings.sources]
         entries = parse_sources(sources).entries
@@ -373,5 +473,5 @@ def run_bench(
     return result
 
 
-if __name__ == "__main__":  # the child processes of the memory measurements
-    _child(sys.argv[1])
+if __name__ == "__main__":  # the child processes of the memory and parse measurements
+    _child(*sys.argv[1:])

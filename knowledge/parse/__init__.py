@@ -25,6 +25,7 @@ _log = logging.getLogger(__name__)
 SUFFIXES = (".md", ".markdown", ".txt")
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_LINE_CHARS = 100_000
+_HEADING = re.compile(r"^#+ ", re.MULTILINE)
 
 __all__ = [
     "FileReport",
@@ -158,13 +159,9 @@ def detect_format(text: str) -> Format:
     """From content alone: a numbered TOC means PDF text; headings or links mean markdown; else Q&A."""
     if looks_like_toc(text):
         return "pdf_text"
-    lines = text.split("\n")
-    markdownish = any(line.startswith("#") and line.lstrip("#").startswith(" ") for line in lines) or (
-        "](" in text and not looks_like_qa(lines)
-    )
-    if markdownish or text.startswith("---\n"):
+    if text.startswith("---\n") or _HEADING.search(text):
         return "markdown"
-    return "qa" if looks_like_qa(lines) else "markdown"
+    return "qa" if looks_like_qa(text.split("\n")) else "markdown"
 
 
 PARSERS = {"markdown": parse_markdown, "pdf_text": parse_pdf_text, "qa": parse_qa}
@@ -179,14 +176,14 @@ _CONTROLS = re.compile(
     r"|\x1b[ -/]*[0-~]"  # other escape sequences
     r"|\x9b[0-?]*[ -/]*[@-~]"  # the one-byte CSI
     r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+    r"|[\ud800-\udfff]"  # a lone surrogate: it cannot be stored or embedded
 )
 
 
 def clean_text(text: str) -> str:
-    """`text` as it can be stored, embedded and shown: lone surrogates replaced, control characters
-    and terminal escape sequences removed (tab and newline kept)."""
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    return _CONTROLS.sub("", text)
+    """`text` as it can be stored, embedded and shown: lone surrogates become `?`, control characters
+    and terminal escape sequences go (tab and newline stay). One scan, no copy when nothing is found."""
+    return _CONTROLS.sub(lambda found: "?" if "\ud800" <= found.group(0) <= "\udfff" else "", text)
 
 
 def parse_file(text: str, name: str) -> tuple[Format, list[Entry]]:

@@ -46,6 +46,7 @@ class Draft:
     line_start: int
     line_end: int
     is_section: bool = False
+    kept: bool = False  # already in the parser's drafts
     alt_titles: list[str] = field(default_factory=list)
     parts: list[str] = field(default_factory=list)
     intro: list[str] = field(default_factory=list)
@@ -129,10 +130,13 @@ def entry_id(file: str, section_path: tuple[str, ...], title: str, ordinal: int)
 
 
 def finish(drafts: list[Draft], file: str, fmt: Format) -> list[Entry]:
-    """Turn a file's drafts into validated entries with stable ids."""
+    """Turn a file's drafts into validated entries with stable ids; `drafts` is used up, each draft
+    freed once it is an entry, so a large file never holds both in full."""
     entries: list[Entry] = []
     seen: dict[str, int] = {}
-    for draft in drafts:
+    drafts.reverse()
+    while drafts:
+        draft = drafts.pop()
         title = " ".join(draft.title.split())
         if not title and draft.is_section and not draft.section_path:
             title = PurePosixPath(file).stem  # content before the first heading of an untitled document
@@ -171,7 +175,6 @@ class Sections:
         self.current: Draft | None = None
         self.intro: list[tuple[int, str]] = []
         self._sections: dict[tuple[str, ...], Draft] = {}
-        self._kept: set[int] = set()  # ids of the drafts in `drafts`: a section draft is closed many times
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -179,8 +182,8 @@ class Sections:
 
     def close(self) -> None:
         draft = self.current
-        if draft is not None and (not draft.is_section or draft.has_content) and id(draft) not in self._kept:
-            self._kept.add(id(draft))
+        if draft is not None and (not draft.is_section or draft.has_content) and not draft.kept:
+            draft.kept = True  # a section draft is closed each time an entry interrupts it
             self.drafts.append(draft)
         self.current = None
 

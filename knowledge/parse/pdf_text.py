@@ -66,7 +66,7 @@ def parse_toc(lines: list[str]) -> tuple[list[TocRow], int]:
 
 
 def looks_like_toc(text: str) -> bool:
-    head = text.splitlines()[:600]
+    head = text.split("\n", 600)[:600]
     return sum(1 for line in head if TOC_ROW.match(line.strip())) >= 5
 
 
