@@ -118,7 +118,8 @@ def _join_bodies(bodies: list[str]) -> str:
             if key in exact or (len(seen) <= _SCAN_LIMIT and key in seen):
                 continue
             exact.add(key)
-            seen += f"\x00{key}"
+            if len(seen) <= _SCAN_LIMIT:
+                seen += f"\x00{key}"
             kept.append(block.text)
     return "\n\n".join(kept)
 

@@ -27,8 +27,7 @@ _FRONT_TITLE = re.compile(r"^title:\s*[\"']?(.*?)[\"']?\s*$", re.MULTILINE)
 _TOC_OPEN = re.compile(r"<!--\s*TOC\s*-->", re.IGNORECASE)
 _TOC_CLOSE = re.compile(r"<!--\s*/TOC\s*-->", re.IGNORECASE)
 _MARKERS = re.compile(r"^[\s>]*(([-*+]|\d{1,9}[.)])(\s+|$)[\s>]*)*")
-_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S")
-_LABEL = re.compile(r"^ {0,3}\[[^\]]+\]:")
+_LABEL = re.compile(r"^ {0,3}\[[^\]]+\]:")  # a link reference definition starts so
 _ATX = re.compile(r"#{1,6}(?=[ \t]|$)")
 _INLINE_MARKUP = re.compile(r"[\\`*_~\[\]<>&]")
 _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
@@ -95,10 +94,10 @@ def _is_titled_text(text: str) -> bool:
 
 
 class _Reader(Sections):
-    def __init__(self, lines: list[str], document_title: str = "", env: dict[str, Any] | None = None) -> None:
+    def __init__(self, lines: list[str], document_title: str = "") -> None:
         super().__init__(document_title)
         self.lines = lines
-        self.env = env if env is not None else {}  # markdown-it's: the link reference definitions
+        self.env: dict[str, Any] = {}  # markdown-it's: the link reference definitions
         self.in_toc = False
 
     def heading_line(self, line: str, number: int) -> None:
@@ -209,11 +208,11 @@ class _Reader(Sections):
         self.close()
 
     # -- the token stream ----------------------------------------------------------------------
-    def walk(self, tokens: list[Token], offset: int = 0, count: int | None = None, *, recover: bool = True) -> None:
-        """Read the block tokens of `count` lines after `offset` (by default, all). Lines that no
-        block covers are what markdown-it dropped past its nesting limit (`maxNesting`): they are
-        read again as a flat text when `recover`, else kept as plain text of the entry above."""
-        dropped = deque(_uncovered(tokens, self.lines[offset : offset + count if count is not None else None], offset))
+    def walk(self, tokens: list[Token], offset: int, count: int, *, recover: bool = True) -> None:
+        """Read the block tokens of the `count` lines after `offset`. Lines that no block covers are
+        what markdown-it dropped past its nesting limit (`maxNesting`): they are read again as a
+        flat text when `recover`, else kept as plain text of the entry above."""
+        dropped = deque(_uncovered(tokens, self.lines[offset : offset + count], offset))
         in_head = False
         items: list[tuple[int, Draft, int]] = []  # (level, draft, last line) of list items that opened an entry
         i = 0
@@ -440,7 +439,7 @@ def _uncovered(tokens: list[Token], lines: list[str], offset: int) -> list[tuple
             if first < 0:
                 first, textual = index, False
             line = lines[index]
-            textual = textual or not (_MARKERS.fullmatch(line) or _DEFINITION.match(line))
+            textual = textual or not (_MARKERS.fullmatch(line) or _LABEL.match(line))
             continue
         if first >= 0 and textual:
             runs.append((offset + first + 1, offset + index))
