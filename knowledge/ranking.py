@@ -278,6 +278,12 @@ class RefusalModel:
         )
 
 
+def has_evidence(hit: Hit) -> bool:
+    """Whether a hit is more than a dense neighbour by default: it shares words with the question, or it
+    stands above the question's background cosine."""
+    return hit.coverage > 0 or (hit.margin is not None and hit.margin > 0)
+
+
 def decide(
     hits: list[Hit],
     mode: Mode,
@@ -288,9 +294,9 @@ def decide(
     """The hits to answer with, and whether that is a refusal.
 
     The single methods (for evaluation) refuse only when they found nothing. Hybrid search with a
-    refusal model refuses when the model says the collection does not answer, and otherwise answers
-    with every hit, marking as weak those below the relevance floor (`relevant`). Without a model,
-    the floor alone decides, as it did before the model existed.
+    refusal model refuses when the model says the collection does not answer; otherwise it answers with
+    the hits that clear the relevance floor (`relevant`), then, marked weak, the others that have some
+    evidence (`has_evidence`). Without a model, the floor alone decides, as it did before the model existed.
     """
     if mode != "hybrid":
         return hits, not hits
@@ -299,5 +305,7 @@ def decide(
         return hits, not hits
     if not hits or model.probability(evidence) < model.refuse_below:
         return [], True
-    sure = {id(hit) for hit in relevant(hits, config)}
-    return [hit if id(hit) in sure else replace(hit, confident=False) for hit in hits], False
+    sure = relevant(hits, config)
+    chosen = {id(hit) for hit in sure}
+    weak = [hit for hit in hits if id(hit) not in chosen and has_evidence(hit)]
+    return sure + [replace(hit, confident=False) for hit in weak], False

@@ -201,7 +201,8 @@ async def test_ask_defers_then_answers_with_the_paper_and_its_link(client: Knowl
     assert answer.flags & SUPPRESS_EMBEDS and not answer.private
     ids = custom_ids(rest[-1])
     assert any(cid.startswith("kb:vote:up:") for cid in ids) and any(cid.startswith("kb:vote:down:") for cid in ids)
-    assert not any(cid.startswith("kb:more:") for cid in ids)  # a single page: no "More results"
+    # "More results" exactly when the answer has further pages (the other optimizers, as closest matches)
+    assert any(cid.startswith("kb:more:") for cid in ids) == ("(page 1/" in answer.content)
 
 
 async def test_a_question_cannot_ping_anyone(client: KnowledgeBot, fake: FakeDiscord) -> None:
@@ -466,7 +467,8 @@ async def test_vote_buttons_record_feedback(client: KnowledgeBot, core: ChatCore
     (row,) = [json.loads(line) for line in core.feedback_path.read_text(encoding="utf-8").splitlines()]
     assert row["question"] == "Which paper fixes weight decay in Adam?"
     assert row["vote"] == "up" and row["platform"] == "discord" and row["user"] == f"discord:{ALICE}"
-    assert len(row["entry_ids"]) == 1
+    (adamw,) = [e.id for e in core.retriever.index.snapshot.entries if e.title.startswith("Fixing Weight Decay")]  # type: ignore[attr-defined]
+    assert row["entry_ids"][0] == adamw and len(row["entry_ids"]) <= 2  # the first page: answer_size 2
 
 
 async def test_buttons_of_a_forgotten_answer_say_so(client: KnowledgeBot, fake: FakeDiscord) -> None:

@@ -24,6 +24,7 @@ from knowledge.ranking import (
     background,
     decide,
     fuse,
+    has_evidence,
     is_relevant,
     rank,
     relevant,
@@ -384,3 +385,21 @@ def test_with_a_model_the_question_is_refused_only_below_its_threshold() -> None
     assert decide([], "hybrid", CONFIG, evidence_with(0.9), model()) == ([], True)
     # the single methods never consult it
     assert decide(list(faint), "bm25", CONFIG, evidence_with(0.0), model()) == (faint, False)
+
+
+def test_confident_hits_come_first_then_weak_ones_with_some_evidence() -> None:
+    early_weak = hit("a", coverage=0.1)  # first in fused order, below the floor
+    sure = hit("b", coverage=0.8)
+    no_evidence = hit("c", margin=-0.01)  # a dense neighbour by default: no shared word, below the background
+    near = hit("d", margin=0.01)  # above the background, below the floor
+    answered, refused = decide([early_weak, sure, no_evidence, near], "hybrid", CONFIG, evidence_with(0.9), model())
+    assert not refused
+    assert [(h.entry.id, h.confident) for h in answered] == [("b", True), ("a", False), ("d", False)]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "expected"),
+    [(hit(coverage=0.01), True), (hit(margin=0.001), True), (hit(margin=0.0), False), (hit(), False)],
+)
+def test_what_counts_as_evidence_for_a_weak_match(candidate: Hit, expected: bool) -> None:
+    assert has_evidence(candidate) is expected
