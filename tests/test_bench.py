@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from benchmarks.__main__ import main
-from benchmarks.bench import QUESTIONS, percentile, synthetic_collection
+from benchmarks.bench import QUESTIONS, measure_parse, percentile, synthetic_collection
 from knowledge.parse import parse_sources
 
 
@@ -75,3 +75,12 @@ def test_bench_produces_every_field(small_notes: Path, tmp_path: Path, monkeypat
     assert {check["target"] for check in result["targets"]} >= {"search p50 / bare encode p50", "serving peak RSS MB"}
     assert len(QUESTIONS) >= 20
     assert set(Path(tempfile.gettempdir()).glob("kb-bench-*")) == before  # its data dirs are removed
+
+
+def test_the_parse_bench_reports_each_size_the_ratio_and_the_repeated_heading() -> None:
+    result = measure_parse((100, 200, 500), repeated_mb=1, rounds=1, passes=1)
+    assert [point["headings"] for point in result["points"]] == [100, 200, 500]
+    assert all(point["seconds"] > 0 for point in result["points"])
+    assert result["headings_ratio"] == 2.5 and result["ratio"] > 0  # 500 against 200
+    repeated = result["repeated_heading"]
+    assert repeated["seconds"] > 0 and repeated["peak_rss_mb"] > 0
