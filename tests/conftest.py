@@ -134,7 +134,7 @@ class ChromaServer:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         path.mkdir(parents=True, exist_ok=True)
         self._start()
@@ -187,11 +187,22 @@ class ChromaServer:
         self._log.close()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on (now)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """GET `url` straight (no proxies): the status and the body, for error statuses too."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 @pytest.fixture(scope="session")

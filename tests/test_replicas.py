@@ -23,14 +23,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from conftest import SMALL_NOTES
+from conftest import SMALL_NOTES, free_port, http_get
 
 if TYPE_CHECKING:
     from conftest import ChromaServer, MakeKb
@@ -71,23 +69,6 @@ def env_for(tmp_path: Path, **settings: str) -> dict[str, str]:
         "KB_EMBED_THREADS": "1",
         **settings,
     }
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(url: str) -> tuple[int, str]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 def listing(folder: Path) -> dict[str, tuple[int, int]]:
@@ -164,7 +145,7 @@ class Replica:
     async def health(self) -> tuple[int, dict[str, object]]:
         import json
 
-        status, body = await asyncio.to_thread(get, f"http://127.0.0.1:{self.port}/healthz")
+        status, body = await asyncio.to_thread(http_get, f"http://127.0.0.1:{self.port}/healthz")
         return status, json.loads(body)
 
     async def ready(self) -> dict[str, object]:
@@ -173,7 +154,7 @@ class Replica:
 
         def up() -> bool:
             try:
-                status, body = get(f"http://127.0.0.1:{self.port}/healthz")
+                status, body = http_get(f"http://127.0.0.1:{self.port}/healthz")
             except OSError:
                 return False
             if status == 200:

@@ -11,14 +11,13 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from conftest import SMALL_NOTES
+from conftest import SMALL_NOTES, free_port, http_get
 from fake_retriever import FakeRetriever
 
 from bot.chat import ChatCore
@@ -28,21 +27,6 @@ from knowledge.lock import ingest_lock
 
 if TYPE_CHECKING:
     from conftest import MakeKb
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def get(url: str) -> tuple[int, str]:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
 
 
 async def start_service(make_kb: MakeKb, small_notes: Path, tmp_path: Path) -> Service:
@@ -94,7 +78,7 @@ def test_run_without_tokens_starts_the_console_and_stops_on_sigterm(small_notes:
         status = 0
         while time.monotonic() < deadline and status != 200:
             try:
-                status, _ = get(f"http://127.0.0.1:{port}/healthz")
+                status, _ = http_get(f"http://127.0.0.1:{port}/healthz")
             except OSError:
                 time.sleep(0.3)
         assert status == 200
@@ -125,7 +109,7 @@ async def test_a_front_end_that_dies_is_logged_and_fails_the_health_check(
         service.watch("Discord", asyncio.get_running_loop().create_task(crash()))
         await asyncio.wait_for(service.failed.wait(), 5)
         assert "Discord stopped with an error" in caplog.text and "KeyError" in caplog.text
-        status, body = await asyncio.to_thread(get, f"http://127.0.0.1:{service.port}/healthz")
+        status, body = await asyncio.to_thread(http_get, f"http://127.0.0.1:{service.port}/healthz")
         assert status == 503 and json.loads(body)["status"] == "failed"
     finally:
         await stop(service)
@@ -277,7 +261,7 @@ def notes_folder(tmp_path: Path, *, extra: bool = True) -> Path:
 
 
 async def health_of(service: Service) -> dict[str, object]:
-    status, body = await asyncio.to_thread(get, f"http://127.0.0.1:{service.port}/healthz")
+    status, body = await asyncio.to_thread(http_get, f"http://127.0.0.1:{service.port}/healthz")
     return {"http": status, **json.loads(body)}
 
 

