@@ -3,27 +3,40 @@ false refusals stay within 5 % and its recall@5 within 0.05 of the figure the RE
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
 import pytest
 from conftest import MakeKb
+from rich.console import Console
 
+from bot.chat import ChatCore
+from bot.console import ConsoleChat
+from bot.settings import BotSettings
+from knowledge import KnowledgeBase
 from knowledge.evaluate import evaluate, load_questions
-from knowledge.settings import BUNDLED_SOURCES, Settings
+from knowledge.settings import BUNDLED_SOURCES
 
 ROOT = Path(__file__).resolve().parent.parent
 README_ROW = re.compile(r"^\| held-out half of `eval/questions\.jsonl`[^|]*\| ([0-9.]+) \|", re.M)
 
 
-def test_the_held_out_half_holds_the_readme_s_figures(make_kb: MakeKb, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def bundled(make_kb: MakeKb, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+    """The bundled collection, ingested with the default embedder and the shipped refusal model."""
+    kb = make_kb([BUNDLED_SOURCES], tmp_path_factory.mktemp("bundled"))
+    kb.ingest()
+    return kb
+
+
+def test_the_held_out_half_holds_the_readme_s_figures(bundled: KnowledgeBase) -> None:
+    kb = bundled
     found = README_ROW.search((ROOT / "README.md").read_text(encoding="utf-8"))
     assert found, "the README's retrieval table has no held-out row"
     reported = float(found.group(1))
     questions = [q for q in load_questions(ROOT / "eval" / "questions.jsonl") if q.split == "heldout"]
     assert len([q for q in questions if q.expect_any]) >= 200 and len([q for q in questions if q.expect_none]) >= 40
-    kb = make_kb([BUNDLED_SOURCES], tmp_path, settings_cls=Settings)
-    kb.ingest()
     report = evaluate(questions, lambda query, k: [hit.entry for hit in kb.search(query, k).hits], k=10)
     assert report.false_refusal_rate <= 0.05, report.as_dict()
     assert report.recall["all"][5] >= reported - 0.05, (report.recall["all"][5], reported)
@@ -35,3 +48,19 @@ def test_both_halves_have_every_kind(split: str) -> None:
     questions = [q for q in load_questions(ROOT / "eval" / "questions.jsonl") if q.split == split]
     kinds = {q.kind for q in questions}
     assert {"keyword", "descriptive", "url", "ood-everyday", "ood-programming", "ood-near-ml"} <= kinds
+
+
+async def test_an_english_sentence_about_a_chinese_headline_shows_both_titles(
+    bundled: KnowledgeBase, tmp_path: Path
+) -> None:
+    """From chat: a reader describes a paper in English; the entry is a Chinese headline that carries the
+    paper's English title, and the answer shows both. (A vaguer phrasing that does not name the phenomenon,
+    "why test error can get worse and then better again as models get bigger", is still refused: issue 13.)"""
+    core = ChatCore(bundled, BotSettings(_env_file=None, sources=[BUNDLED_SOURCES], data_dir=tmp_path))
+    out = io.StringIO()
+    question = "Which paper shows that larger models can do worse before doing better, the so-called double descent?\n"
+    await ConsoleChat(core, stdin=io.StringIO(question), console=Console(file=out, width=300)).run()
+    lines = out.getvalue().splitlines()
+    (number,) = [at for at, line in enumerate(lines) if "哈佛大学与 OpenAI 首次发现“双下降现象”" in line]
+    assert re.match(r"[1-5]\. 深度学习模型陷阱", lines[number])
+    assert lines[number + 1].strip().startswith("Deep Double Descent: Where Bigger Models and More Data Hurt")
