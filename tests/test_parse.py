@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from knowledge.entry import Entry
 from knowledge.parse import detect_format, parse_file
 from knowledge.parse.markdown import parse_markdown, pieces
+from knowledge.parse.summary import clean_summary
 
 
 def parse(text: str, name: str = "note.md") -> list[Entry]:
@@ -493,6 +494,109 @@ def test_markdown_keeps_the_text_around_entries() -> None:
     assert got["C Paper"].body == "fine | a cell past the header's"
     front = parse("---\ntitle: 合辑\n---\n\nIntro prose.\n\n# H\n\n[X](https://x.example/p)\n")
     assert [(e.title, e.body) for e in front] == [("合辑", "Intro prose."), ("X", "")]
+
+
+# -- summaries ------------------------------------------------------------------------------
+
+PAN = "https://pan.baidu.com/s/1WNYLcOrd3hOiATu44gotBg"
+ZHIHU = "https://zhuanlan.zhihu.com/p/88623159"
+
+
+@pytest.mark.parametrize(
+    ("text", "links", "expected"),
+    [
+        # the numbered label of the next item is no summary
+        ("2. MASS: 预训练", (), ""),
+        ("1. Transformer Big + BT: 回译", (), ""),
+        ("（2）模型结构: 双塔", (), ""),
+        ("三、实验", (), ""),
+        # a numbered sentence keeps its words, without the number; a bullet likewise
+        (
+            "1. 本文提出了一种新的优化器，在多个任务上超过 Adam。",
+            (),
+            "本文提出了一种新的优化器，在多个任务上超过 Adam。",
+        ),
+        ("2、研究者提出了 FRN 归一化层，不依赖 batch。", (), "研究者提出了 FRN 归一化层，不依赖 batch。"),
+        ("- 内积通常用于衡量两个向量的相似性。", (), "内积通常用于衡量两个向量的相似性。"),
+        # a list keeps its numbers
+        ("1. 更大的 batch\n2. 去掉 NSP 任务", (), "1. 更大的 batch 2. 去掉 NSP 任务"),
+        # a download link of the entry with its share code: nothing left
+        (f"数据集链接: <{PAN}> 提取码: cy6f", (PAN,), ""),
+        (f"链接：<{PAN}> 密码：1a2b", (f"{PAN}/",), ""),  # the URL compared as a key
+        # a URL that is not the entry's stays, as a URL; the share code still goes
+        (f"数据集链接: <{PAN}> 提取码: cy6f", (), f"数据集链接: {PAN}"),
+        (
+            "delay feedback <https://zhuanlan.zhihu.com/p/555950153>",
+            ("https://zhuanlan.zhihu.com/p/555950153",),
+            "delay feedback",
+        ),
+        # text written on after the URL: the URL stays
+        (f"参考<{ZHIHU}>的代码，能画出下面的图", (ZHIHU,), f"参考{ZHIHU}的代码，能画出下面的图"),
+        (
+            "代码见 <https://github.com/a/b> 和论文附录。",
+            ("https://github.com/a/b",),
+            "代码见 https://github.com/a/b 和论文附录。",
+        ),
+        # link markup becomes its text
+        (
+            "Hinton 介绍了 [Stacked Capsule Autoencoders](#), 一种无监督的胶囊网络。",
+            (),
+            "Hinton 介绍了 Stacked Capsule Autoencoders, 一种无监督的胶囊网络。",
+        ),
+        ("见 [项目主页](https://a.example/p)。", ("https://a.example/p",), "见 项目主页。"),
+        ("见 [项目主页](https://a.example/p)。", (), "见 项目主页 https://a.example/p。"),
+        # unchanged: numbers that are no item numbers, words that are no share codes, ordinary summaries
+        ("3.5 亿参数的模型在 GLUE 上取得了最好成绩。", (), "3.5 亿参数的模型在 GLUE 上取得了最好成绩。"),
+        ("2019 NLP 大全: 论文、博客、教程、工程进展全梳理", (), "2019 NLP 大全: 论文、博客、教程、工程进展全梳理"),
+        ("1.x 版本的 API 已经废弃", (), "1.x 版本的 API 已经废弃"),
+        ("密码学与机器学习的交叉研究综述", (), "密码学与机器学习的交叉研究综述"),
+        ("本文提出了一种新的归一化层 FRN。代码:", (), "本文提出了一种新的归一化层 FRN。代码:"),
+        (f"代码: {ZHIHU}", (ZHIHU,), f"代码: {ZHIHU}"),  # a bare URL is no markup
+        ("  多个   空格\n换行  ", (), "多个 空格 换行"),
+        ("", (), ""),
+    ],
+)
+def test_clean_summary(text: str, links: tuple[str, ...], expected: str) -> None:
+    assert clean_summary(text, links) == expected
+
+
+def test_summary_skips_what_is_not_one_and_the_body_keeps_it() -> None:
+    entries = parse(
+        pdf(
+            f"""
+            1 基础
+
+            1.1 优化
+
+            102 个模型、40 个数据集，这是你需要了解的机器翻译 SOTA 论文
+
+            1. Transformer Big + BT: 回译
+
+            通过单语数据提升 NMT 模型最有效的方法之一是回译。
+
+            [Understanding Back-Translation at Scale](#)
+
+            2. MASS: 预训练
+
+            1.3 彩票假设
+
+            中文歌词生成，缺不缺语料？这里有一个开源项目值得推荐
+
+            数据集链接: <{PAN}> 提取码: cy6f
+            """
+        ),
+        "book.txt",
+    )
+    got = {e.title: e for e in entries}
+    survey = got["102 个模型、40 个数据集，这是你需要了解的机器翻译 SOTA 论文"]
+    assert survey.summary == "通过单语数据提升 NMT 模型最有效的方法之一是回译。"  # the next paragraph
+    assert survey.body.startswith("1. Transformer Big + BT: 回译")
+    back = got["Understanding Back-Translation at Scale"]
+    assert (back.summary, back.body) == ("", "2. MASS: 预训练")
+    lyrics = got["中文歌词生成，缺不缺语料？这里有一个开源项目值得推荐"]
+    assert lyrics.summary == ""
+    assert lyrics.body == f"数据集链接: <{PAN}> 提取码: cy6f"
+    assert [link.url for link in lyrics.links] == [PAN]
 
 
 # -- markdown read in pieces -----------------------------------------------------------------

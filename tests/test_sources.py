@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from knowledge.cli import main
 from knowledge.normalize import title_key, to_simplified
 from knowledge.parse import ParseResult, parse_file, parse_sources
+from knowledge.parse.summary import is_item_fragment
 from knowledge.settings import BUNDLED_SOURCES
 
 _URL = re.compile(r"https?://")
@@ -103,6 +104,13 @@ def test_duplicates_merge_across_sources_with_markdown_first(bundled: ParseResul
 def test_summaries_are_short(bundled: ParseResult) -> None:
     assert all(len(entry.summary) <= 400 for entry in bundled.entries)
     assert sum(1 for entry in bundled.entries if entry.summary) > 120
+
+
+def test_summaries_are_summaries(bundled: ParseResult) -> None:
+    for entry in bundled.entries:
+        assert not is_item_fragment(entry.summary), entry.title  # "2. MASS: 预训练"
+        assert "<http" not in entry.summary and "](" not in entry.summary, entry.title
+        assert not re.search("提取码|密码", entry.summary), entry.title
 
 
 # -- bad input -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import PurePosixPath
 
 from knowledge.entry import SUMMARY_LIMIT, Entry, Format, Link, LinkRole, SourceRef
 from knowledge.normalize import detect_lang, title_key, url_key
+from knowledge.parse.summary import clean_summary
 
 CODE_HOSTS = ("github.com", "gitlab.com", "gitee.com", "bitbucket.org", "colab.research.google.com")
 SUMMARY_LABEL = re.compile(r"^\s*(摘要|Abstract|TL;DR|简介|簡介)\s*[:：]\s*", re.IGNORECASE)
@@ -74,19 +75,24 @@ class Draft:
         return bool(self.parts or self.links or self.alt_titles)
 
 
-def _summary(parts: list[str]) -> str:
-    labelled = [p for p in parts if SUMMARY_LABEL.match(p)]
-    recommended = [p for p in parts if RECOMMEND_LABEL.match(p)]
-    prose = [p for p in parts if not p.lstrip().startswith(("```", "$$", "|")) and "\t" not in p]
-    if labelled:
-        text = SUMMARY_LABEL.sub("", labelled[0])
-    elif recommended:
-        text = RECOMMEND_LABEL.sub("", recommended[0])
-    elif prose:
-        text = prose[0]
-    else:
-        return ""
-    return shorten(" ".join(text.split()), SUMMARY_LIMIT)
+def _summary(parts: list[str], links: Sequence[str] = ()) -> str:
+    """The first 摘要 paragraph, else the first 推荐 one, else the first of prose, made clean
+    (`clean_summary`); a paragraph with nothing of a summary left gives way to the next of its kind."""
+    labelled = [SUMMARY_LABEL.sub("", p) for p in parts if SUMMARY_LABEL.match(p)]
+    recommended = [RECOMMEND_LABEL.sub("", p) for p in parts if RECOMMEND_LABEL.match(p)]
+    prose = [
+        p
+        for p in parts
+        if not p.lstrip().startswith(("```", "$$", "|"))
+        and "\t" not in p
+        and not (SUMMARY_LABEL.match(p) or RECOMMEND_LABEL.match(p))
+    ]
+    for candidates in (labelled, recommended, prose):
+        for candidate in candidates:
+            text = clean_summary(candidate, links)
+            if text:
+                return shorten(text, SUMMARY_LIMIT)
+    return ""
 
 
 def shorten(text: str, limit: int) -> str:
@@ -146,7 +152,7 @@ def finish(drafts: list[Draft], file: str, fmt: Format) -> list[Entry]:
         ordinal = seen.get(base, 0)
         seen[base] = ordinal + 1
         body = "\n\n".join([*draft.intro, *draft.parts])
-        summary = _summary(draft.parts or draft.intro)
+        summary = _summary(draft.parts or draft.intro, [url for url, _, _ in draft.links])
         alt = tuple(dict.fromkeys(a for a in (" ".join(x.split()) for x in draft.alt_titles) if a and a != title))
         entries.append(
             Entry(
