@@ -220,6 +220,79 @@ def test_pdf_long_body_splits_into_chunks_sharing_the_id() -> None:
     assert "".join(chunks).replace("\n", "") == entry.body.replace("\n", "")
 
 
+WANN = """
+    1 基础
+
+    1.3 彩票假设
+
+    <https://weightagnostic.github.io/>
+
+    Weight Agnostic Neural Networks
+
+    探索权重无关神经网络
+
+    2 推荐
+    """
+
+
+def test_pdf_paper_title_under_a_heading_and_its_url_titles_the_entry() -> None:
+    entries = parse(pdf(WANN), "book.txt")
+    assert len(entries) == 1
+    (wann,) = entries
+    assert wann.title == "Weight Agnostic Neural Networks"
+    assert wann.alt_titles == ("彩票假设",)  # the heading: still found by who searches its words
+    assert wann.section_path == ("1 基础", "1.3 彩票假设")
+    assert [link.url for link in wann.links] == ["https://weightagnostic.github.io/"]
+    assert wann.summary == "探索权重无关神经网络"  # the one line after the title, the last of its section
+    assert (wann.source.line_start, wann.source.line_end) == (18, 22)  # the URL to the description
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # a Chinese line after the title that does not end the section: another article's headline
+        (
+            WANN.replace("2 推荐", "更多的说明文字。\n\n2 推荐"),
+            [("Weight Agnostic Neural Networks", ("彩票假设",)), ("探索权重无关神经网络", ())],
+        ),
+        # the end of the file ends the section too
+        (WANN.replace("2 推荐", ""), [("Weight Agnostic Neural Networks", ("彩票假设",))]),
+        # "Name: subtitle" titles count, and an English title after the promoted one opens its own entry
+        (
+            WANN.replace(
+                "Weight Agnostic Neural Networks", "TADAM: Task dependent adaptive metric for few-shot"
+            ).replace("探索权重无关神经网络", "Graph Neural Networks for Recommender Systems: A Survey"),
+            [
+                ("TADAM: Task dependent adaptive metric for few-shot", ("彩票假设",)),
+                ("Graph Neural Networks for Recommender Systems: A Survey", ()),
+            ],
+        ),
+        # an ordinary sentence after the URL: the heading keeps naming the entry of the URL, as before
+        (
+            WANN.replace("Weight Agnostic Neural Networks", "this page has the code and the paper"),
+            [("彩票假设", ()), ("this page has the code and the paper", ()), ("探索权重无关神经网络", ())],
+        ),
+        # a Chinese headline after the URL is another article's: nothing changes
+        (WANN.replace("Weight Agnostic Neural Networks\n", ""), [("彩票假设", ()), ("探索权重无关神经网络", ())]),
+        # a link label, not a title
+        (
+            WANN.replace("Weight Agnostic Neural Networks", "Official PyTorch Implementation"),
+            [("彩票假设", ()), ("Official PyTorch Implementation", ()), ("探索权重无关神经网络", ())],
+        ),
+        # prose between the heading and the title: the title is an entry of its own, as before
+        (
+            WANN.replace("<https://weightagnostic.github.io/>", "一段说明。\n\n<https://weightagnostic.github.io/>"),
+            [("彩票假设", ()), ("Weight Agnostic Neural Networks", ()), ("探索权重无关神经网络", ())],
+        ),
+    ],
+)
+def test_pdf_heading_url_then_title_is_promoted_only_for_paper_titles(
+    body: str, expected: list[tuple[str, tuple[str, ...]]]
+) -> None:
+    entries = parse(pdf(body), "book.txt")
+    assert [(e.title, e.alt_titles) for e in entries] == expected
+
+
 # -- Q&A post --------------------------------------------------------------------------------
 
 QA = """\
@@ -494,6 +567,49 @@ def test_markdown_keeps_the_text_around_entries() -> None:
     assert got["C Paper"].body == "fine | a cell past the header's"
     front = parse("---\ntitle: 合辑\n---\n\nIntro prose.\n\n# H\n\n[X](https://x.example/p)\n")
     assert [(e.title, e.body) for e in front] == [("合辑", "Intro prose."), ("X", "")]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # heading, a bare URL, the paper's title, its description: the title names the entry
+        (
+            "## 权重无关\n\n<https://weightagnostic.github.io/>\n\nWeight Agnostic Neural Networks\n\n探索权重无关神经网络\n",
+            ("Weight Agnostic Neural Networks", ("权重无关",), "探索权重无关神经网络", 1),
+        ),
+        # the title right under the heading
+        (
+            "## NALU\n\nMeasuring Arithmetic Extrapolation Performance\n\n摘要：NALU 的评价。\n",
+            ("Measuring Arithmetic Extrapolation Performance", ("NALU",), "NALU 的评价。", 0),
+        ),
+        # an ordinary sentence under the heading: unchanged
+        (
+            "## 权重无关\n\n<https://weightagnostic.github.io/>\n\nThis is the project page of the paper\n",
+            ("权重无关", (), "This is the project page of the paper", 1),
+        ),
+        # a Chinese line: unchanged
+        ("## 权重无关\n\n探索权重无关神经网络\n", ("权重无关", (), "探索权重无关神经网络", 0)),
+        # a title after prose is body text, as before
+        (
+            "## 权重无关\n\n一段说明文字。\n\nWeight Agnostic Neural Networks\n",
+            ("权重无关", (), "一段说明文字。", 0),
+        ),
+    ],
+)
+def test_markdown_paper_title_right_under_a_heading_titles_its_entry(
+    text: str, expected: tuple[str, tuple[str, ...], str, int]
+) -> None:
+    (entry,) = parse(text)
+    assert (entry.title, entry.alt_titles, entry.summary, len(entry.links)) == expected
+    assert entry.section_path == (text.split("\n")[0].removeprefix("## "),)
+
+
+def test_markdown_title_after_an_entry_under_the_same_heading_is_body_text() -> None:
+    entries = parse("## 权重无关\n\n- [A paper](https://a.example/p) desc\n\nWeight Agnostic Neural Networks\n")
+    assert [(e.title, e.body) for e in entries] == [
+        ("A paper", "desc"),
+        ("权重无关", "Weight Agnostic Neural Networks"),
+    ]
 
 
 # -- summaries ------------------------------------------------------------------------------

@@ -113,6 +113,17 @@ def test_summaries_are_summaries(bundled: ParseResult) -> None:
         assert not re.search("提取码|密码", entry.summary), entry.title
 
 
+def test_paper_title_under_a_heading_and_its_url_titles_the_entry(bundled: ParseResult) -> None:
+    # "3.40 权重无关", its URL, "Weight Agnostic Neural Networks", "探索权重无关神经网络"
+    (wann,) = [e for e in bundled.entries if "3.40 权重无关" in e.section_path]
+    assert wann.title == "Weight Agnostic Neural Networks"
+    assert wann.alt_titles == ("权重无关",)
+    assert wann.summary == "探索权重无关神经网络"
+    assert [link.url for link in wann.links] == ["https://weightagnostic.github.io/"]
+    (tadam,) = [e for e in bundled.entries if e.section_path[-1:] == ("13.5 TADAM",) and e.links]
+    assert tadam.title.startswith("TADAM: Task dependent") and tadam.alt_titles == ("TADAM",)
+
+
 # -- bad input -------------------------------------------------------------------------------
 
 

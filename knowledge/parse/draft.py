@@ -181,6 +181,7 @@ class Sections:
         self.current: Draft | None = None
         self.intro: list[tuple[int, str]] = []
         self._sections: dict[tuple[str, ...], Draft] = {}
+        self._entered = 0  # how many drafts were kept when the last heading was entered
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -200,6 +201,25 @@ class Sections:
         while self.stack and self.stack[-1][0] >= level:
             self.stack.pop()
         self.stack.append((level, title))
+        self._entered = len(self.drafts)
+
+    def promote(self, title: str, start: int, end: int) -> Draft | None:
+        """A title line right under a heading, with nothing but links between them: it titles the entry
+        the heading would have named, and the heading stays in its section path and alternative titles.
+        None when the line is not right under a heading (the caller reads it as it would otherwise)."""
+        if not self.stack or self.intro or len(self.drafts) != self._entered:
+            return None  # an entry or an introducing line came between the heading and this line
+        draft = self.current if self.current is not None else self.target(start)
+        if not draft.is_section or draft.kept or draft.parts or draft.intro or draft.alt_titles:
+            return None
+        if self._sections.get(self.path) is draft:
+            del self._sections[self.path]
+        draft.alt_titles.append(draft.title)
+        draft.title = " ".join(title.split())
+        draft.is_section = False
+        draft.line_start = min(draft.line_start, start)
+        draft.line_end = max(draft.line_end, end)
+        return draft
 
     def open(self, title: str, line: int) -> Draft:
         self.close()

@@ -15,6 +15,7 @@ from markdown_it.rules_block.html_block import HTML_SEQUENCES
 from markdown_it.token import Token
 
 from knowledge.parse.draft import Draft, Sections, is_web_url
+from knowledge.parse.pdf_text import looks_like_paper_title
 
 _log = logging.getLogger(__name__)
 
@@ -154,6 +155,9 @@ class _Reader(Sections):
         if web and not _without_urls(text, web):
             self.attach("", start, end, web)  # bare link lines: the links belong to the entry above
             return
+        paper = not inline.links and "\n" not in text and looks_like_paper_title(text)
+        if paper and self.promote(text, start, end) is not None:
+            return  # a paper's title right under a heading (after its links, if any) names the heading's entry
         if text.startswith("$$"):
             text = "\n".join(self.lines[start - 1 : end]).strip()  # math verbatim, escapes included
         self.attach(text, start, end, web)

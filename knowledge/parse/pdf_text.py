@@ -134,6 +134,33 @@ def looks_like_headline(line: str) -> bool:
     return bool(han) or len(text.split()) >= 2
 
 
+_NOT_TITLE_START = {
+    "code", "official", "project", "slides", "demo", "homepage", "website", "download", "repo", "repository",
+}  # fmt: skip
+_MINOR_WORDS = {
+    "a", "an", "the", "of", "for", "in", "on", "and", "or", "to", "with", "via", "by", "at", "from", "as",
+    "is", "are", "vs", "vs.", "into", "over", "under", "through", "using", "towards", "toward", "beyond",
+    "across", "without", "not", "be", "its", "your", "you", "it", "do", "does",
+}  # fmt: skip
+_NAMED_TITLE = re.compile(r"^[A-Z][\w\-+.]*(?:\s[A-Z0-9][\w\-+.]*){0,2}\s?:\s+\S+\s+\S")  # "TADAM: Task …"
+
+
+def looks_like_paper_title(line: str) -> bool:
+    """An English paper title: a headline without Chinese, in Title Case ("Weight Agnostic Neural
+    Networks") or a name and a subtitle ("TADAM: Task dependent adaptive metric …"); never a sentence."""
+    text = line.strip()
+    if has_han(text) or not looks_like_headline(text) or not text[:1].isupper():
+        return False
+    words = text.split()
+    if not 2 <= len(words) <= 30 or words[0].lower().strip(":,") in _NOT_TITLE_START:
+        return False
+    if _NAMED_TITLE.match(text):
+        return True
+    content = [w for w in words if w.lower().strip(":,.") not in _MINOR_WORDS and any(c.isalpha() for c in w)]
+    capitals = sum(1 for w in content if w.lstrip("(\"'“")[:1].isupper())
+    return len(content) >= 2 and capitals >= 0.75 * len(content)
+
+
 def _pairs(headline: str, title: str) -> bool:
     """A Chinese headline directly followed by an English paper title: the paper is its subject."""
     return has_han(headline) and not has_han(title)
@@ -159,6 +186,8 @@ class _Reader(Sections):
     def __init__(self, rows: list[TocRow]) -> None:
         super().__init__()
         self.headings = _Headings(rows)
+        self.promoted: Draft | None = None  # an entry a title line under its heading's links just named
+        self.pending: tuple[int, int, str] | None = None  # a line that may be that entry's description
 
     def target(self, line: int, section_title: str | None = None) -> Draft:
         # a section entry is titled by its heading without the number
@@ -174,20 +203,46 @@ class _Reader(Sections):
         draft = self.current
         return draft is not None and not draft.is_section and not draft.has_content
 
+    def settle(self, *, described: bool) -> None:
+        """The line after a promoted title is its description when the section ends with it (the
+        next heading or the end of the file follows), else it is read as any other line: a Chinese
+        line after an English paper title is more often the headline of another article."""
+        if self.pending is None:
+            return
+        (start, end, line), self.pending = self.pending, None
+        draft, self.promoted = self.promoted, None
+        if described and draft is not None:
+            draft.add_text(line, end)
+        else:
+            self.read_line(start, end, line)
+
+    def finish(self) -> list[Draft]:
+        self.settle(described=True)
+        return super().finish()
+
     # -- one unit of text ---------------------------------------------------------------------
     def feed(self, start: int, end: int, kind: str, text: str) -> None:
+        line = text.strip()
+        if kind == "line" and (not line or _NOISE.match(line)):
+            return
+        row = self.headings.match(line) if kind == "line" else None
+        self.settle(described=row is not None)
+        promoted, self.promoted = self.promoted, None
         if kind != "line":
             self.attach_line(start, end, text)
             return
-        line = text.strip()
-        if not line or _NOISE.match(line):
-            return
-        row = self.headings.match(line)
         if row is not None:
             self.enter(row.level, line)
             return
         if not self.stack:
             return  # before the first heading: TOC residue and the download line
+        if promoted is not None and promoted is self.current and has_han(line) and looks_like_headline(line):
+            self.pending, self.promoted = (start, end, line), promoted
+            return
+        self.read_line(start, end, line)
+
+    def read_line(self, start: int, end: int, line: str) -> None:
+        """A line under a heading that is not itself one."""
         bare = _BARE_URL.match(line)
         labelled = _LABELLED_URL.match(line)
         if bare or labelled:
@@ -214,6 +269,18 @@ class _Reader(Sections):
             return
         if looks_like_headline(line) and not _LIST_ITEM.match(line):
             plain = _plain(line)
+            section = self.current
+            if (
+                section is not None
+                and section.is_section
+                and section.links
+                and plain == line
+                and looks_like_paper_title(line)
+            ):
+                # a heading, its URL, then the paper's title: the title names the entry the URL began
+                self.promoted = self.promote(line, start, end)
+                if self.promoted is not None:
+                    return
             if self.headline_only() and self.current is not None and _pairs(self.current.title, plain):
                 self.current.alt_titles.append(plain)
                 self.current.line_end = end
