@@ -207,10 +207,18 @@ class LexicalScores:
         """Each question word's idf; words the collection never uses weigh the most."""
         return {t: self.idf.get(t, self.max_idf) for t in self.query_tokens}
 
+    @functools.cached_property
+    def _total_weight(self) -> float:
+        return sum(self.weights.values())
+
+    @functools.cached_property
+    def _matched(self) -> dict[int, set[str]]:
+        return {}  # document index -> matched tokens: coverage and the refusal signals ask for the same ones
+
     def coverage(self, index: int) -> float:
         """The idf-weighted share of the question's words that occur in document `index`: a question
         about sourdough is not answered by an entry that shares only the word "home"."""
-        total = sum(self.weights.values())
+        total = self._total_weight
         return sum(self.weights[t] for t in self.matched(index)) / total if total else 0.0
 
     def known(self, token: str) -> bool:
@@ -219,10 +227,15 @@ class LexicalScores:
 
     def matched(self, index: int) -> set[str]:
         """The query tokens document `index` contains, itself or translated (computed for candidates only)."""
-        if not len(self.scores) or self.scores[index] <= 0:
-            return set()
-        document = self.documents[index]
-        return {token for token in self.query_tokens if self.alternatives[token] & document}
+        found = self._matched.get(index)
+        if found is None:
+            if not len(self.scores) or self.scores[index] <= 0:
+                found = set()
+            else:
+                document = self.documents[index]
+                found = {token for token in self.query_tokens if self.alternatives[token] & document}
+            self._matched[index] = found
+        return found
 
 
 class LexicalIndex:
