@@ -95,7 +95,9 @@ class IndexWriter:
             pointer = self.generations.pointer()
             active = self.generations.open(pointer)
             self.generations.drop_orphans(keep=active.name if active is not None else None)
-            rows = get_all(active, include=["metadatas", "documents"]) if active is not None else []
+            # The documents serve only the incremental comparison; a rebuild needs the metadata alone.
+            include = ["metadatas"] if rebuild else ["metadatas", "documents"]
+            rows = get_all(active, include=include) if active is not None else []
             kept = self._retained(rows, entries, retain)
             entries += kept
             removed = len({str(metadata["entry_id"]) for _, metadata, _ in rows} - {entry.id for entry in entries})
