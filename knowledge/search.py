@@ -32,6 +32,16 @@ class SearchResult:
     signals: Signals | None = None  # what the refusal decision read (hybrid search only)
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """A question's candidates in fused order, with the evidence the refusal decision reads."""
+
+    hits: tuple[Hit, ...]
+    lexical: LexicalScores
+    dense: dict[str, DenseHit]
+    timings: dict[str, float]
+
+
 def clean_query(text: str, limit: int) -> tuple[str, bool]:
     """NFKC, control and zero-width characters removed, whitespace collapsed, cut to `limit`: (text, was cut)."""
     text = text.encode("utf-8", "replace").decode("utf-8")
@@ -81,6 +91,24 @@ class Searcher:
         if not query:
             return SearchResult(question, (), refused=True, truncated=truncated)
         self.index.refresh_soon()
+        ranking = self.candidates(query, mode=mode, where=where, vector=vector)
+        t = time.perf_counter()
+        evidence = (
+            signals(ranking.hits, ranking.lexical, ranking.dense, han=has_han(query)) if mode == "hybrid" else None
+        )
+        hits, refused = decide(list(ranking.hits), mode, self.config, evidence, self.refusal)
+        timings = ranking.timings
+        timings["rank"] += time.perf_counter() - t
+        timings["total"] = time.perf_counter() - started
+        return SearchResult(
+            question, tuple(hits[:k]), refused=refused, truncated=truncated, timings=timings, signals=evidence
+        )
+
+    def candidates(
+        self, query: str, *, mode: Mode = "hybrid", where: Where | None = None, vector: np.ndarray | None = None
+    ) -> Ranking:
+        """Every candidate for a cleaned `query`, in fused order, before the floor or the refusal decision
+        (`search` is this plus `decide`; `eval/tune_fusion.py` scores it alone)."""
         timings: dict[str, float] = {}
         where = where or Where()
         snapshot = self.index.snapshot
@@ -116,13 +144,8 @@ class Searcher:
             allowed=snapshot.allowed(where),
             position=snapshot.position,
         )
-        evidence = signals(ranked, lexical, dense, han=has_han(query)) if mode == "hybrid" else None
-        hits, refused = decide(ranked, mode, self.config, evidence, self.refusal)
         timings["rank"] = time.perf_counter() - t
-        timings["total"] = time.perf_counter() - started
-        return SearchResult(
-            question, tuple(hits[:k]), refused=refused, truncated=truncated, timings=timings, signals=evidence
-        )
+        return Ranking(tuple(ranked), lexical, dense, timings)
 
     def close(self) -> None:
         self._embedding.shutdown(wait=False)
