@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +19,17 @@ from knowledge.errors import KnowledgeError, StorageError
 from knowledge.filters import Where
 from knowledge.lexical import tokenize
 from knowledge.live import LiveIndex
+from knowledge.locations import Locator
 from knowledge.parse import ParseResult, parse_sources
 from knowledge.ranking import Mode, RankingConfig, RefusalModel
 from knowledge.reader import StoreStats
 from knowledge.records import PassageText, default_passage_text
 from knowledge.search import Searcher, SearchResult, clean_query
+from knowledge.seen import Digest, DigestLog, NewEntry, new_entries
 from knowledge.settings import Settings
+from knowledge.source_spec import SourceSpec, as_specs
 from knowledge.store import ChromaStore
+from knowledge.sync import SourceSet, SourceStatus, SyncReport
 from knowledge.upsert import Progress
 from knowledge.writer import IngestSummary
 
@@ -48,6 +53,8 @@ class IngestReport:
             "seconds": s.seconds,
             "collection": s.collection,
             "kept": s.kept,
+            "updated": s.updated,
+            "added": s.added,
             "duplicates_merged": self.parsed.merged,
             "skipped": [vars(skip) for skip in self.parsed.skipped],
             "unlisted": list(self.parsed.unlisted),
@@ -66,10 +73,17 @@ class Health:
     embedder: str
     stats: StoreStats | None  # None: the store is unreachable
     answerable_offline: int  # entries answered from memory while the store is unreachable (0: none)
+    sources: tuple[SourceStatus, ...] = ()  # each source's last sync (names, never server paths)
 
     @property
     def store_reachable(self) -> bool:
         return self.stats is not None
+
+    @property
+    def sync_failure(self) -> str | None:
+        """One line naming the sources whose last sync failed and why (the index keeps serving); None if none."""
+        failed = [f"{source.name}: {source.error}" for source in self.sources if source.error]
+        return "; ".join(failed) if failed else None
 
 
 REFUSAL_MODEL = Path(__file__).resolve().parent / "refusal.json"
@@ -112,6 +126,8 @@ class KnowledgeBase:
         one shipped with the package; False: none, the relevance floor decides)."""
         self.settings = settings
         self.read_only = read_only
+        self.sources = SourceSet(settings.sources, settings.data_dir)
+        self.digests = DigestLog(settings.data_dir / "digests.sqlite")
         self.embedder = embedder or load_embedder(settings.embedder, threads=settings.embed_threads)
         try:
             if not read_only:
@@ -166,18 +182,108 @@ class KnowledgeBase:
         """
         if self.read_only:
             raise StorageError("this knowledge base is read-only (a replica): ingest from the indexer instead")
-        paths = list(sources or self.settings.sources)
-        parsed = parse_sources(paths)
+        specs = as_specs(list(sources)) if sources else self.sources.specs
+        with self.sources.locked(any(spec.is_git for spec in specs)):
+            return self._ingest(specs, rebuild, progress, allow_mass_removal)
+
+    def _ingest(
+        self, specs: list[SourceSpec], rebuild: bool, progress: Progress | None, allow_mass_removal: bool
+    ) -> IngestReport:
+        """Read the sources (git sources from their mirrors, as they are), locate the entries, store them."""
+        roots = self.sources.roots(specs)
+        parsed = parse_sources([root.path for root in roots])
+        parsed.entries = Locator(roots).locate(parsed.entries)
         summary = self.store.ingest(
             parsed.entries,
             rebuild=rebuild,
             progress=progress,
-            sources=[str(path) for path in paths],
+            sources=[root.label for root in roots],
             retain=lambda entry: not parsed.may_remove(entry.source.file),
             max_removal=None if allow_mass_removal else self.settings.max_removal_share,
         )
+        self.sources.indexed(roots)
         self.index.refresh(force=True)
         return IngestReport(summary, parsed)
+
+    def sync(
+        self,
+        *,
+        force: bool = False,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+        allow_mass_removal: bool = False,
+    ) -> SyncReport:
+        """Fetch every git source and, when one moved (or `force`, or a folder source may have changed),
+        ingest incrementally; answers switch to the new index when it is stored. Blocking: run it in a
+        thread (`KB_SYNC_INTERVAL` ticks, and `/reindex`, which passes `force=True`).
+
+        A git source that cannot be fetched (unreachable, refused, a broken mirror that cannot be cloned
+        again) is reported in `SyncReport.failed` and in `source_status()` / `health()`, and its entries
+        keep serving as they were; the other sources sync. A history rewrite is followed. Raises what
+        `ingest` raises (IngestLocked when another sync or ingest runs, MassRemoval, KnowledgeUnavailable),
+        after recording it as the moved sources' failure.
+        """
+        if self.read_only:
+            raise StorageError("this knowledge base is read-only (a replica): sync from the indexer instead")
+        started = time.monotonic()
+        specs = self.sources.specs
+        with self.sources.locked():
+            fetched = self.sources.fetch()
+            report = None
+            plain = any(not spec.is_git for spec in specs)
+            if force or rebuild or plain or self.sources.behind():
+                try:
+                    report = self._ingest(specs, rebuild, progress, allow_mass_removal)
+                except KnowledgeError as error:
+                    self.sources.failed_ingest([source for source in fetched if source.moved], error)
+                    raise
+        sync = SyncReport(tuple(fetched), report, round(time.monotonic() - started, 3), self.sources.key())
+        _log.info(
+            "sync: %d embedded, %d added%s",
+            sync.embedded,
+            sync.added,
+            f"; failed: {sync.failure()}" if sync.failed else "",
+        )
+        return sync
+
+    def source_status(self) -> list[SourceStatus]:
+        """Each source for `/stats`: its name or public URL, its indexed commit and that commit's date, the
+        last successful sync, and the last failure."""
+        return self.sources.status()
+
+    def new_entries(self, since: datetime | timedelta, *, limit: int | None = None) -> list[NewEntry]:
+        """The entries first seen after `since` (a time, or a window ending now: `timedelta(days=7)` for
+        `/new 7`), newest first, never the ones the index started with. Reads the store:
+        KnowledgeUnavailable when it cannot be reached."""
+        start = datetime.now(UTC) - since if isinstance(since, timedelta) else since
+        generations = self.store.generations
+        return self.store.client.read(
+            "new entries", lambda: new_entries(generations.active(), start, limit), on_retry=generations.forget
+        )
+
+    def pending_digest(self, target: str) -> Digest | None:
+        """The digest `target` (e.g. `discord:<channel id>`) has not had yet: the entries first seen since the
+        last digest posted there, up to the state the last sync reached. None when that state's digest was
+        posted, or when no entry was added since. Post it only if `claim_digest` says so."""
+        key = self.sources.key() or self._index_key()
+        last = self.digests.last(target)
+        if last is not None and last.key == key:
+            return None
+        since = last.through if last is not None else datetime.fromtimestamp(0, UTC)
+        entries = tuple(self.new_entries(since))
+        return Digest(target, key, last.through if last else None, entries) if entries else None
+
+    def claim_digest(self, digest: Digest) -> bool:
+        """Record `digest` as posted; False when it already was (by this or another process): do not post it.
+        Call `release_digest` when the post then fails, so that it is tried again."""
+        return self.digests.claim(digest)
+
+    def release_digest(self, digest: Digest) -> None:
+        self.digests.release(digest)
+
+    def _index_key(self) -> str:
+        indexed_at = self.store.stats().indexed_at
+        return f"index@{indexed_at.isoformat() if indexed_at else '-'}"
 
     def load(self) -> int:
         """Load the active index from the store without writing to it (a replica that does not ingest,
@@ -222,8 +328,8 @@ class KnowledgeBase:
             stats = self.store.stats()
         except KnowledgeError as error:
             _log.warning("health check: %s", error)
-            return Health(self.embedder.name, None, self.index.answerable_offline)
-        return Health(self.embedder.name, stats, self.index.answerable_offline)
+            return Health(self.embedder.name, None, self.index.answerable_offline, tuple(self.source_status()))
+        return Health(self.embedder.name, stats, self.index.answerable_offline, tuple(self.source_status()))
 
     def close(self) -> None:
         if "async_embedder" in self.__dict__:

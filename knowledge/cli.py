@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -19,11 +20,14 @@ from knowledge.entry import Entry
 from knowledge.errors import KnowledgeError, SettingsError
 from knowledge.evaluate import KS, evaluate, load_questions
 from knowledge.filters import SECTION_KEY_SEPARATOR, parse_section, section_key
+from knowledge.locations import Locator
 from knowledge.logs import configure_logging
 from knowledge.parse import ParseResult, parse_sources
 from knowledge.ranking import Hit, Mode
 from knowledge.search import SearchResult
 from knowledge.settings import Settings, load_settings
+from knowledge.source_spec import as_specs
+from knowledge.sync import SourceSet
 from knowledge.upsert import Progress
 
 _log = logging.getLogger(__name__)
@@ -78,6 +82,14 @@ def _parser() -> argparse.ArgumentParser:
 
     commands.add_parser("prompt", help="ingest, then ask questions interactively")
 
+    sync = commands.add_parser("sync", help="fetch the git sources and index what changed")
+    sync.add_argument("--force", action="store_true", help="index even when no source moved")
+    sync.add_argument("--json", action="store_true", help="print the report as a JSON object")
+
+    new = commands.add_parser("new", help="the entries first seen in the last days, newest first")
+    new.add_argument("--days", type=_positive, default=7, help="the window, in days (default 7)")
+    new.add_argument("--json", action="store_true", help="write the entries as JSON lines")
+
     return parser
 
 
@@ -103,7 +115,13 @@ def print_parse_summary(result: ParseResult, out: object = None) -> None:
 
 
 def run_parse(settings: Settings, sources: list[Path] | None, as_json: bool) -> int:
-    result = parse_sources(sources or settings.sources)
+    """Parse the sources (git sources from their mirrors, cloned when missing) and locate their entries."""
+    source_set = SourceSet(settings.sources, settings.data_dir)
+    specs = as_specs(list(sources)) if sources else source_set.specs
+    with source_set.locked(any(spec.is_git for spec in specs)):
+        roots = source_set.roots(specs)
+        result = parse_sources([root.path for root in roots])
+        result.entries = Locator(roots).locate(result.entries)
     if as_json:
         for entry in result.entries:
             sys.stdout.write(entry.model_dump_json() + "\n")
@@ -280,6 +298,41 @@ def run_prompt(kb: KnowledgeBase) -> int:
     return 0
 
 
+def run_sync(kb: KnowledgeBase, force: bool, as_json: bool) -> int:
+    """Exit 0 when every source synced, 1 when one could not be fetched (the index kept its entries)."""
+    with contextlib.contextmanager(_progress)(sys.stderr.isatty() and not as_json) as progress:
+        report = kb.sync(force=force, progress=progress)
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        for source in report.sources:
+            moved = f"{(source.before or 'none')[:12]} -> {(source.after or 'none')[:12]}"
+            moved = moved if source.moved else "unchanged"
+            print(f"{source.name}: {source.error or moved}{' (history rewritten)' if source.rewritten else ''}")
+        summary = report.ingest.summary if report.ingest is not None else None
+        indexed = (
+            f"entries {summary.entries}, embedded {summary.embedded}, added {summary.added}, removed {summary.removed}"
+            if summary is not None
+            else "nothing to index"
+        )
+        print(f"{indexed}; {report.seconds} s")
+    return 1 if report.failed else 0
+
+
+def run_new(kb: KnowledgeBase, days: int, as_json: bool) -> int:
+    found = kb.new_entries(timedelta(days=days))
+    for new in found:
+        if as_json:
+            data = new.entry.model_dump(mode="json", exclude={"also_in", "body"})
+            print(json.dumps({**data, "first_seen": new.first_seen.isoformat()}, ensure_ascii=False))
+        else:
+            link = new.entry.main_link
+            print(f"{new.first_seen:%Y-%m-%d %H:%M}  {new.entry.title}  {link.url if link else new.entry.place}")
+    if not as_json:
+        print(f"{len(found)} new entries in the last {days} days")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
@@ -310,6 +363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_eval(kb, args)
         if args.command == "prompt":
             return run_prompt(kb)
+        if args.command == "sync":
+            return run_sync(kb, args.force, args.json)
+        if args.command == "new":
+            return run_new(kb, args.days, args.json)
     except KnowledgeError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 Format = Literal["markdown", "pdf_text", "qa"]
 Lang = Literal["zh-Hans", "zh-Hant", "en"]
-LinkRole = Literal["primary", "code", "extra"]
+LinkRole = Literal["primary", "code", "extra", "location"]
 
 SUMMARY_LIMIT = 400
 CHUNK_LIMIT = 1500
@@ -20,7 +20,8 @@ class _Frozen(BaseModel):
 
 
 class Link(_Frozen):
-    """One URL of an entry; `role` says whether it is the entry's own page, its code, or extra."""
+    """One URL of an entry; `role` says whether it is the entry's own page, its code, or extra (or, for
+    `Entry.location`, the entry's place in the collection)."""
 
     url: str
     text: str = ""
@@ -65,6 +66,7 @@ class Entry(_Frozen):
     source: SourceRef
     lang: Lang
     also_in: tuple[SourceRef, ...] = ()
+    location: Link | None = None  # its place in the collection on the web, filled at ingest (knowledge.locations)
 
     @field_validator("title")
     @classmethod
@@ -88,6 +90,18 @@ class Entry(_Frozen):
     @property
     def code_link(self) -> Link | None:
         return next((link for link in self.links if link.role == "code"), None)
+
+    @property
+    def main_link(self) -> Link | None:
+        """The link an answer gives the entry: its own primary link, else its place in the collection
+        (`location`, whose text says where: "§3.24 …"); None when neither is known, and then `place`
+        says where it sits."""
+        return self.primary_link or self.location
+
+    @property
+    def place(self) -> str:
+        """Where the entry sits in the collection, as text: its file and section (`notes.md › 推荐 › 召回`)."""
+        return " › ".join((self.source.file, *self.section_path))
 
     def search_text(self) -> str:
         """Everything a reader could match on: titles, summary, body, URLs and section path."""

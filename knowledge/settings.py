@@ -6,9 +6,10 @@ the setting, so the command lines can say it and exit 2 instead of printing a tr
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -25,6 +26,7 @@ from pydantic_settings import SettingsError as SourceError
 from knowledge.chroma import parse_chroma_url
 from knowledge.embed import check_spec
 from knowledge.errors import SettingsError
+from knowledge.source_spec import Source, missing_sources, parse_source, split_sources
 
 BUNDLED_SOURCES = Path(__file__).resolve().parent / "sources"
 CONFIG_DIR = Path(os.environ.get("KB_CONFIG_DIR", "config"))
@@ -45,9 +47,15 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    sources: Annotated[list[Path], NoDecode] = Field(
-        default_factory=lambda: [BUNDLED_SOURCES],
-        description="Files or folders of the collection; folders are searched for .md, .markdown and .txt.",
+    sources: Annotated[list[Source], NoDecode] = Field(
+        default_factory=lambda: list[Source]([BUNDLED_SOURCES]),
+        description="Files or folders of the collection (folders are searched for .md, .markdown and .txt), "
+        "or git repositories followed in a mirror; see knowledge.source_spec for the syntax.",
+    )
+    sync_interval: timedelta | None = Field(
+        default=None,
+        description="How often the bot syncs its sources (fetches git sources and indexes what changed), "
+        "e.g. `30m`, `1h`, `1d`; off when unset.",
     )
     data_dir: Path = Field(default=Path("data"), description="Where indexes and state live.")
     embedder: str = Field(
@@ -64,7 +72,7 @@ class Settings(BaseSettings):
         le=1,
         description="An ingest that would remove more than this share of the index refuses (--allow-mass-removal).",
     )
-    rrf_k: int = Field(default=10, ge=1, description="Reciprocal rank fusion constant.")
+    rrf_k: int = Field(default=5, ge=1, description="Reciprocal rank fusion constant.")
     dense_weight: float = Field(default=0.5, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
     memory_vectors: int = Field(
@@ -100,24 +108,29 @@ class Settings(BaseSettings):
     @field_validator("sources", mode="before")
     @classmethod
     def _split_sources(cls, value: object) -> object:
-        """Accept a JSON list, or paths separated by commas or the OS path separator."""
-        if isinstance(value, str):
-            text = value.strip()
-            if text.startswith("["):
-                try:
-                    return json.loads(text)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"not a JSON list of paths ({error.msg} at character {error.pos + 1})") from None
-            parts = text.replace(os.pathsep, ",").split(",")
-            return [part.strip() for part in parts if part.strip()]
-        return value
+        """Accept a JSON list, or items separated by commas (plain paths also by the OS path separator);
+        each item a path, a git spec (`URL#branch:folder`) or a table (see knowledge.source_spec)."""
+        value = split_sources(value)
+        return [parse_source(item) for item in value] if isinstance(value, list) else value
 
     @field_validator("sources")
     @classmethod
-    def _sources_exist(cls, value: list[Path]) -> list[Path]:
-        missing = [str(path) for path in value if not path.exists()]
+    def _sources_exist(cls, value: list[Source]) -> list[Source]:
+        missing = missing_sources(value)
         if missing:
             raise ValueError(f"no such file or folder: {', '.join(missing)}")
+        return value
+
+    @field_validator("sync_interval", mode="before")
+    @classmethod
+    def _parse_interval(cls, value: object) -> object:
+        return parse_interval(value) if isinstance(value, str | int | float) else value
+
+    @field_validator("sync_interval")
+    @classmethod
+    def _interval_not_too_short(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < MIN_SYNC_INTERVAL:
+            raise ValueError(f"must be at least {MIN_SYNC_INTERVAL.seconds} seconds, or off")
         return value
 
     @classmethod
@@ -135,6 +148,23 @@ class Settings(BaseSettings):
             dotenv_settings,
             TomlConfigSettingsSource(settings_cls),
         )
+
+
+MIN_SYNC_INTERVAL = timedelta(seconds=10)
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(value: str | float) -> timedelta | None:
+    """`"90s"`, `"30m"`, `"1h"`, `"1d"` or a number of seconds; `"off"`, `"0"` or empty: None (no syncing)."""
+    text = str(value).strip().lower()
+    if text in ("", "off", "none", "false", "0", "never"):
+        return None
+    match = _INTERVAL.match(text)
+    if not match:
+        raise ValueError(f"{value!r} is not an interval such as 30m, 1h or 1d (or off)")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
+    return timedelta(seconds=seconds) if seconds else None
 
 
 def load_settings(cls: type[_S], **values: Any) -> _S:

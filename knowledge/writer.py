@@ -22,6 +22,7 @@ from knowledge.errors import MassRemoval
 from knowledge.generations import Generations, Pointer
 from knowledge.lock import ingest_lock
 from knowledge.records import PassageText, Record, default_passage_text, entries_from, to_records
+from knowledge.seen import seen_fields, stamp_first_seen
 from knowledge.upsert import Progress, embed_and_upsert
 
 if TYPE_CHECKING:
@@ -37,7 +38,9 @@ class IngestSummary:
     """What one ingest did; `embedded`, `unchanged`, `removed` and `kept` count entries, not chunks.
 
     `kept` entries were in the index but not in the new list, and stayed because nothing showed
-    that they are gone (their source could not be read).
+    that they are gone (their source could not be read). `updated` entries changed only in what is
+    not embedded (their lines moved, their body or links changed): their records were rewritten and
+    their vectors kept. `added` entries were not in the index before.
     """
 
     entries: int
@@ -47,6 +50,8 @@ class IngestSummary:
     seconds: float
     collection: str
     kept: int = 0
+    updated: int = 0
+    added: int = 0
 
 
 class IndexWriter:
@@ -104,14 +109,15 @@ class IndexWriter:
             stored = sum(1 for _, metadata, _ in rows if metadata.get("chunk") == 0)
             if max_removal is not None and stored and removed > max_removal * stored:
                 raise MassRemoval(removed, stored, max_removal)
-            records = to_records(entries, self.passage_text)
+            records = stamp_first_seen(to_records(entries, self.passage_text), rows, time.time(), baseline=not stored)
+            added = len({entry.id for entry in entries} - {str(metadata["entry_id"]) for _, metadata, _ in rows})
             recorded = tuple(sources) if sources is not None else tuple(sorted({e.source.file for e in entries}))
             if active is None or rebuild:
                 name = self._rebuild(records, pointer, active, progress, recorded, len(entries))
-                embedded, unchanged = len(entries), 0
+                embedded, unchanged, updated = len(entries), 0, 0
             else:
                 name = active.name
-                embedded, unchanged = self._update(active, rows, records, progress)
+                embedded, unchanged, updated = self._update(active, rows, records, progress)
                 self.generations.point_to(active, len(entries), recorded)
         summary = IngestSummary(
             entries=len(entries),
@@ -121,6 +127,8 @@ class IndexWriter:
             seconds=round(time.monotonic() - started, 3),
             collection=name,
             kept=len(kept),
+            updated=updated,
+            added=added,
         )
         _log.info("ingest into %s: %s", name, summary)
         return summary
@@ -142,27 +150,39 @@ class IndexWriter:
 
     def _update(
         self, active: Collection, rows: list[Row], records: list[Record], progress: Progress | None
-    ) -> tuple[int, int]:
-        """Embed the entries whose records differ from the stored `rows`; delete records no entry has.
-        Returns (entries embedded, entries unchanged)."""
-        stored: dict[str, dict[str, tuple[str, str]]] = {}
+    ) -> tuple[int, int, int]:
+        """Embed the entries whose records differ from the stored `rows` in what is embedded, rewrite the
+        metadata of those that differ only in the rest; delete records no entry has.
+        Returns (entries embedded, entries unchanged, entries updated without embedding)."""
+        stored: dict[str, dict[str, tuple[str, str, object]]] = {}
         for record_id, metadata, document in rows:
             chunks = stored.setdefault(str(metadata["entry_id"]), {})
-            chunks[record_id] = (str(metadata["content_hash"]), document or "")
-        wanted: dict[str, dict[str, tuple[str, str]]] = {}
+            chunks[record_id] = (str(metadata["content_hash"]), document or "", seen_fields(metadata))
+        wanted: dict[str, dict[str, tuple[str, str, object]]] = {}
         for record in records:
-            wanted.setdefault(record.entry_id, {})[record.id] = (record.content_hash, record.document)
+            fields = (record.content_hash, record.document, seen_fields(record.metadata))
+            wanted.setdefault(record.entry_id, {})[record.id] = fields
         changed = {entry_id for entry_id, chunks in wanted.items() if stored.get(entry_id) != chunks}
+
+        def texts(chunks: dict[str, tuple[str, str, object]]) -> dict[str, str]:
+            return {record_id: document for record_id, (_, document, _) in chunks.items()}
+
+        # The same records with the same embedded texts keep their vectors: only their metadata changes.
+        relabelled = {entry_id for entry_id in changed if texts(stored.get(entry_id, {})) == texts(wanted[entry_id])}
         stale = [
             record_id
             for entry_id, chunks in stored.items()
             for record_id in chunks
             if record_id not in wanted.get(entry_id, {})
         ]
-        self._write(active, [record for record in records if record.entry_id in changed], progress)
+        self._write(active, [r for r in records if r.entry_id in changed and r.entry_id not in relabelled], progress)
+        relabel = [record for record in records if record.entry_id in relabelled]
+        for start in range(0, len(relabel), _DELETE_BATCH):
+            batch = relabel[start : start + _DELETE_BATCH]
+            active.update(ids=[record.id for record in batch], metadatas=[record.metadata for record in batch])
         for start in range(0, len(stale), _DELETE_BATCH):
             active.delete(ids=stale[start : start + _DELETE_BATCH])
-        return len(changed), len(wanted) - len(changed)
+        return len(changed) - len(relabelled), len(wanted) - len(changed), len(relabelled)
 
     def _rebuild(
         self,

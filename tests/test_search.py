@@ -365,6 +365,7 @@ def test_cli_ingest_search_and_batch(cli_env: Path, capsys: pytest.CaptureFixtur
         "section_path",
         "source",
         "lang",
+        "location",
         "score",
         "match",
     }
