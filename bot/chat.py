@@ -16,14 +16,15 @@ import secrets
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Literal, Protocol
 
-from bot import texts
+from bot import i18n, texts
 from bot.errors import AlreadyRunning, BotError, Cooldown, EmptyQuestion, NothingMore, ReadOnlyReplica, UnknownAnswer
+from bot.i18n import Locale, Texts, texts_for
 from bot.metrics import Metrics
 from bot.settings import BotSettings
 from knowledge import Entry, Health, IngestReport, KnowledgeError, SearchResult, StoreStats
@@ -96,6 +97,7 @@ class Answer:
     pages: int = 1
     truncated: bool = False  # the question was cut to the length limit
     refused: bool = False
+    locale: Locale = "en"  # the language of the reply's fixed texts
 
     @property
     def has_more(self) -> bool:
@@ -119,6 +121,7 @@ class _Session:
     question: str
     items: list[AnswerItem]
     truncated: bool
+    locale: Locale = "en"
     shown: int = 1  # pages shown so far
 
 
@@ -180,10 +183,29 @@ class ChatCore:
         self._clock = clock
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
         self._last: dict[str, str] = {}  # conversation -> answer id
+        self._locales: OrderedDict[str, Locale] = OrderedDict()  # conversation -> the language of its last reply
         self._asked: dict[str, float] = {}  # user -> when they last asked
         self._reindex: asyncio.Task[IngestReport] | None = None
         self._feedback_lock = asyncio.Lock()
         self.feedback_path: Path = settings.data_dir / "feedback.jsonl"
+
+    # -- the reply's language ----------------------------------------------------------------------
+    def locale_for(self, conversation: str, *, text: str = "", tags: Iterable[str | None] = ()) -> Locale:
+        """The language to reply in (see `bot.i18n.choose`): `KB_LOCALE` unless it is `auto`, else the
+        platform's language `tags`, else the language of `text`, else the conversation's last reply's."""
+        text = text[
+            : self.settings.max_question_chars
+        ]  # as much as is searched: the language of a long text is clear by then
+        locale = i18n.choose(self.settings.locale, tags=tags, text=text, last=self._locales.get(conversation))
+        self._locales[conversation] = locale
+        self._locales.move_to_end(conversation)
+        if len(self._locales) > MAX_SESSIONS:
+            self._locales.popitem(last=False)
+        return locale
+
+    def texts(self, locale: Locale) -> Texts:
+        """The bot's texts in `locale`."""
+        return texts_for(locale)
 
     # -- asking ----------------------------------------------------------------------------------
     def read_question(self, text: str) -> Question:
@@ -210,8 +232,10 @@ class ChatCore:
         if len(self._asked) > 10 * MAX_SESSIONS:  # forget users who asked long ago
             self._asked = {u: t for u, t in self._asked.items() if now - t < wait}
 
-    async def answer(self, conversation: str, question: Question) -> Answer:
-        """Search the collection for an admitted question and return the first page of the answer."""
+    async def answer(self, conversation: str, question: Question, *, locale: Locale | None = None) -> Answer:
+        """Search the collection for an admitted question and return the first page of the answer, its
+        fixed texts in `locale` (by default, the question's language: `locale_for`)."""
+        locale = locale or self.locale_for(conversation, text=question.text)
         size = self.settings.answer_size
         started = time.perf_counter()
         self.inflight += 1
@@ -229,16 +253,16 @@ class ChatCore:
         self.metrics.latency.observe(time.perf_counter() - started)
         items = [to_item(hit.entry, weak=not hit.confident) for hit in result.hits]
         truncated = question.truncated or result.truncated  # told, even if the retriever cut it shorter
-        answer_id = self._remember(conversation, _Session(question.text, items, truncated))
+        answer_id = self._remember(conversation, _Session(question.text, items, truncated, locale))
         if not items:
             self.metrics.refusals.inc()
-            return Answer(answer_id, question.text, (), truncated=truncated, refused=True)
+            return Answer(answer_id, question.text, (), truncated=truncated, refused=True, locale=locale)
         return self._page(answer_id, 1)
 
-    async def ask(self, conversation: str, user: str, text: str) -> Answer:
+    async def ask(self, conversation: str, user: str, text: str, *, locale: Locale | None = None) -> Answer:
         """`admit` then `answer`: raises EmptyQuestion for a blank question and Cooldown when `user`
         asks too quickly."""
-        return await self.answer(conversation, self.admit(user, text))
+        return await self.answer(conversation, self.admit(user, text), locale=locale)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no question is being answered (at most `timeout` s); True when idle."""
@@ -250,8 +274,9 @@ class ChatCore:
             return False
         return True
 
-    async def more(self, conversation: str, answer_id: str | None = None) -> Answer:
-        """The next page of `answer_id`, or of the conversation's last answer."""
+    async def more(self, conversation: str, answer_id: str | None = None, *, locale: Locale | None = None) -> Answer:
+        """The next page of `answer_id`, or of the conversation's last answer; its fixed texts in `locale`,
+        by default in the answer's own language."""
         answer_id = answer_id or self._last.get(conversation)
         session = self._sessions.get(answer_id) if answer_id else None
         if answer_id is None or session is None:
@@ -260,7 +285,7 @@ class ChatCore:
         if session.shown >= pages:
             raise NothingMore()
         session.shown += 1
-        return self._page(answer_id, session.shown)
+        return self._page(answer_id, session.shown, locale)
 
     def _remember(self, conversation: str, session: _Session) -> str:
         answer_id = secrets.token_hex(6)
@@ -275,17 +300,20 @@ class ChatCore:
         size = self.settings.answer_size
         return max(1, -(-len(session.items) // size))
 
-    def _page(self, answer_id: str, page: int) -> Answer:
+    def _page(self, answer_id: str, page: int, locale: Locale | None = None) -> Answer:
         session = self._sessions[answer_id]
         size = self.settings.answer_size
         items = tuple(session.items[(page - 1) * size : page * size])
-        return Answer(answer_id, session.question, items, page, self._pages(session), session.truncated)
+        pages = self._pages(session)
+        return Answer(
+            answer_id, session.question, items, page, pages, session.truncated, locale=locale or session.locale
+        )
 
     # -- feedback --------------------------------------------------------------------------------
-    async def record_vote(self, answer_id: str, vote: Vote, user: str, platform: str) -> str:
+    async def record_vote(self, answer_id: str, vote: Vote, user: str, platform: str, *, locale: Locale = "en") -> str:
         """Store a 👍/👎 on an answer (question, entry ids shown, vote, time) for later evaluation, and
-        return the thanks to show; UnknownAnswer when the answer is forgotten. The file is written in a
-        thread, one vote at a time."""
+        return the thanks to show, in `locale`; UnknownAnswer when the answer is forgotten. The file is
+        written in a thread, one vote at a time."""
         session = self._sessions.get(answer_id)
         if session is None:
             raise UnknownAnswer()
@@ -301,13 +329,13 @@ class ChatCore:
         line = json.dumps(row, ensure_ascii=False)
         if not self.settings.ingest_on_start:  # a read-only replica never writes: the log keeps the vote
             _log.info("vote (not stored: read-only replica): %s", line)
-            return texts.THANKS
+            return texts_for(locale)(texts.THANKS)
         async with self._feedback_lock:
             try:
                 await asyncio.to_thread(self._append_feedback, line)
             except OSError as error:
                 _log.warning("could not store a vote in %s (%s): %s", self.feedback_path, error.strerror or error, line)
-        return texts.THANKS
+        return texts_for(locale)(texts.THANKS)
 
     def _append_feedback(self, line: str) -> None:
         self.feedback_path.parent.mkdir(parents=True, exist_ok=True)
@@ -340,9 +368,9 @@ class ChatCore:
         return task
 
     @staticmethod
-    def reindex_started(*, full: bool) -> str:
+    def reindex_started(*, full: bool, locale: Locale = "en") -> str:
         """What to tell the user who just started a reindex."""
-        return texts.FULL_REBUILD_STARTED if full else texts.REINDEX_STARTED
+        return texts_for(locale)(texts.FULL_REBUILD_STARTED if full else texts.REINDEX_STARTED)
 
     async def _run_reindex(self, user: str, full: bool) -> IngestReport:
         self.metrics.reindex_runs.inc()
@@ -362,18 +390,21 @@ class ChatCore:
         return report
 
     @staticmethod
-    async def reindex_outcome(task: asyncio.Task[IngestReport]) -> str:
-        """Wait for the reindex `task` to finish and say how it went: its summary, or why it failed (never
-        the exception's text). Cancelling this wait does not cancel the reindex."""
+    async def reindex_outcome(task: asyncio.Task[IngestReport], locale: Locale = "en") -> str:
+        """Wait for the reindex `task` to finish and say how it went, in `locale`: its summary, or why it
+        failed (never the exception's text). Cancelling this wait does not cancel the reindex."""
         await asyncio.wait([task])
+        t = texts_for(locale)
         if task.cancelled():
-            return texts.REINDEX_FAILED
+            return t(texts.REINDEX_FAILED)
         error = task.exception()
         if error is None:
-            return reindex_summary(task.result())
-        if isinstance(error, BotError | KnowledgeError):
-            return error.user_message
-        return texts.REINDEX_FAILED
+            return reindex_summary(task.result(), t)
+        if isinstance(error, BotError):
+            return error.message_in(t)
+        if isinstance(error, KnowledgeError):
+            return t(error.user_message)
+        return t(texts.REINDEX_FAILED)
 
     async def stats(self) -> Stats:
         """What the index holds, and whether a reindex is running; KnowledgeError when unreachable."""
@@ -388,19 +419,55 @@ class ChatCore:
         return self.retriever.embedder_name
 
     @staticmethod
-    def help() -> str:
-        return texts.HELP
+    def help(locale: Locale = "en", commands: Commands | None = None, *, mentions: bool = False) -> str:
+        """How to use the bot, in `locale`, naming the platform's `commands`; `mentions`: the platform
+        answers mentions and direct messages too."""
+        return help_text(texts_for(locale), commands or Commands(), mentions=mentions)
 
 
-def reindex_summary(report: IngestReport) -> str:
-    """One line for the chat when a reindex finishes."""
+@dataclass(frozen=True)
+class Commands:
+    """How a platform spells the bot's commands, for its help and hints."""
+
+    ask: str = "/ask"
+    more: str = "/more"
+    stats: str = "/stats"
+    reindex: str = "/reindex"
+    help: str = "/help"
+
+
+def help_text(t: Texts, commands: Commands, *, mentions: bool = False) -> str:
+    """The help in `t`'s language, naming `commands`."""
+    names = vars(commands)
+    lines = [
+        t(texts.HELP_INTRO),
+        "",
+        t(texts.HELP_ASK, ask=commands.ask, usage=t(texts.USAGE, ask=commands.ask)),
+        t(texts.HELP_MORE, **names),
+        t(texts.HELP_STATS, **names),
+        t(texts.HELP_REINDEX, **names),
+        t(texts.HELP_HELP, **names),
+    ]
+    if mentions:
+        lines.append(t(texts.HELP_MENTION))
+    return "\n".join(lines)
+
+
+def reindex_summary(report: IngestReport, t: Texts | None = None) -> str:
+    """One line for the chat when a reindex finishes, in `t`'s language (English by default)."""
+    t = t or texts_for("en")
     s = report.summary
-    text = texts.REINDEX_DONE.format(
-        seconds=s.seconds, entries=s.entries, embedded=s.embedded, unchanged=s.unchanged, removed=s.removed
+    text = t(
+        texts.REINDEX_DONE,
+        seconds=s.seconds,
+        entries=s.entries,
+        embedded=s.embedded,
+        unchanged=s.unchanged,
+        removed=s.removed,
     )
     skipped = len(report.parsed.skipped)
-    text += texts.REINDEX_SKIPPED.format(skipped=skipped) if skipped else ""
-    return text + (texts.REINDEX_KEPT.format(kept=s.kept) if s.kept else "")
+    text += t(texts.REINDEX_SKIPPED, skipped=skipped) if skipped else ""
+    return text + (t(texts.REINDEX_KEPT, kept=s.kept) if s.kept else "")
 
 
 def unread_sources(report: IngestReport) -> str:
@@ -419,15 +486,17 @@ def source_name(source: str) -> str:
     return PurePath(source).name or source
 
 
-def stats_text(stats: Stats) -> str:
-    """One line for the chat: what the index holds, since when, and whether a reindex is running. Sources
-    are shown by name only: chat replies never show server paths."""
+def stats_text(stats: Stats, t: Texts | None = None) -> str:
+    """One line for the chat, in `t`'s language (English by default): what the index holds, since when,
+    and whether a reindex is running. Sources are shown by name only: chat replies never show server paths."""
+    t = t or texts_for("en")
     index = stats.index
-    return texts.STATS.format(
+    return t(
+        texts.STATS,
         entries=index.entries,
         source_count=len(index.sources),
-        sources=", ".join(source_name(source) for source in index.sources) or texts.STATS_NO_SOURCES,
-        when=index.indexed_at.strftime("%Y-%m-%d %H:%M UTC") if index.indexed_at else texts.STATS_NEVER,
+        sources=", ".join(source_name(source) for source in index.sources) or t(texts.STATS_NO_SOURCES),
+        when=index.indexed_at.strftime("%Y-%m-%d %H:%M UTC") if index.indexed_at else t(texts.STATS_NEVER),
         embedder=index.embedder,
-        running=texts.STATS_REINDEX_RUNNING if stats.reindex_running else "",
+        running=t(texts.STATS_REINDEX_RUNNING) if stats.reindex_running else "",
     )

@@ -24,6 +24,7 @@ from rich.text import Text
 from bot import texts
 from bot.chat import Answer, ChatCore, stats_text
 from bot.errors import user_message_for
+from bot.i18n import Locale, texts_for
 from bot.render import render_text
 from knowledge import IngestReport
 
@@ -33,7 +34,6 @@ CONVERSATION = "console"
 USER = "console"
 PROMPT = "? "
 _NUMBERED = re.compile(r"^\d+\. ")
-_SECTION_LINE = "   " + texts.IN_SECTION.format(section="")
 # C0 and C1 controls (ESC, BEL, CR, backspace, CSI …) and DEL; newline and tab stay.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _READ_SIZE = 65536
@@ -49,9 +49,10 @@ def render_console(answer: Answer, page_size: int = 5) -> Text:
     rendered = printable(render_text(answer, page_size))
     if answer.refused:
         return Text(rendered, style="yellow")
+    section_line = "   " + texts_for(answer.locale)(texts.IN_SECTION, section="")
     text = Text()
     for line in rendered.splitlines():
-        style = "bold cyan" if _NUMBERED.match(line) else "dim" if line.startswith(_SECTION_LINE) else ""
+        style = "bold cyan" if _NUMBERED.match(line) else "dim" if line.startswith(section_line) else ""
         text.append(line + "\n", style=style)
     text.rstrip()
     return text
@@ -134,7 +135,10 @@ class ConsoleChat:
 
     async def run(self) -> None:
         """Until end of input, /quit, or `stop()`."""
-        self.say(texts.CONSOLE_BANNER, style="dim")
+        setting = self.core.settings.locale
+        # Before the first question the reader's language is unknown: the banner in English and Chinese.
+        for locale in ("en", "zh-Hans") if setting == "auto" else (setting,):
+            self.say(texts_for(locale)(texts.CONSOLE_BANNER), style="dim")
         reader = _LineReader(self.stdin, asyncio.get_running_loop())
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
@@ -159,34 +163,35 @@ class ConsoleChat:
                 await self._reindex  # let a running reindex report before leaving
 
     async def handle(self, line: str) -> None:
-        """One line: a /command or a question."""
+        """One line: a /command or a question. Replies are in the language of the question, else of the
+        last reply (`ChatCore.locale_for`)."""
         command, _, rest = line.strip().partition(" ")
+        if not command.startswith("/"):
+            command, rest = "", line
+        locale = self.core.locale_for(CONVERSATION, text=rest if command in ("", "/ask") else "")
+        t = texts_for(locale)
         try:
             if not line.strip():
                 return
-            if command == "/ask":
-                await self._answer(rest)
+            if command in ("", "/ask"):
+                answer = await self.core.answer(CONVERSATION, self.core.read_question(rest), locale=locale)
+                self.console.print(render_console(answer, self.core.settings.answer_size))
             elif command == "/more":
-                self.console.print(render_console(await self.core.more(CONVERSATION), self.core.settings.answer_size))
+                answer = await self.core.more(CONVERSATION)
+                self.console.print(render_console(answer, self.core.settings.answer_size))
             elif command == "/stats":
-                self.say(stats_text(await self.core.stats()))
+                self.say(stats_text(await self.core.stats(), t))
             elif command == "/help":
-                self.say(self.core.help())
+                self.say(self.core.help(locale))
             elif command == "/reindex":
                 full = rest.strip() == "full"
                 task = self.core.start_reindex(USER, full=full)
-                self.say(self.core.reindex_started(full=full))
-                self._reindex = asyncio.get_running_loop().create_task(self._report(task))
-            elif command.startswith("/"):
-                self.say(texts.UNKNOWN_COMMAND.format(command=command))
+                self.say(self.core.reindex_started(full=full, locale=locale))
+                self._reindex = asyncio.get_running_loop().create_task(self._report(task, locale))
             else:
-                await self._answer(line)
+                self.say(t(texts.UNKNOWN_COMMAND, command=command))
         except Exception as error:  # noqa: BLE001 - every failure becomes a friendly line
-            self.say(user_message_for(error), style="red")
+            self.say(user_message_for(error, t), style="red")
 
-    async def _answer(self, text: str) -> None:
-        answer = await self.core.answer(CONVERSATION, self.core.read_question(text))
-        self.console.print(render_console(answer, self.core.settings.answer_size))
-
-    async def _report(self, task: asyncio.Task[IngestReport]) -> None:
-        self.say(await self.core.reindex_outcome(task))
+    async def _report(self, task: asyncio.Task[IngestReport], locale: Locale) -> None:
+        self.say(await self.core.reindex_outcome(task, locale))

@@ -13,8 +13,9 @@ import yarl
 from discord import app_commands
 
 from bot import texts
-from bot.chat import Answer, ChatCore, Vote, stats_text
-from bot.errors import NotAdmin, user_message_for
+from bot.chat import Answer, ChatCore, Commands, Vote, stats_text
+from bot.errors import EmptyQuestion, NotAdmin, user_message_for
+from bot.i18n import Locale, Texts, locale_of_tag, texts_for
 from bot.render import DiscordMessage, escape_discord, render_discord
 from bot.settings import BotSettings
 from knowledge import IngestReport
@@ -60,11 +61,9 @@ def user_key(user: discord.abc.User) -> str:
 class MoreButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"kb:more:(?P<answer>[0-9a-f]+)"):
     """ "More results" under an answer that has further pages."""
 
-    def __init__(self, answer_id: str) -> None:
+    def __init__(self, answer_id: str, label: str = texts.MORE_BUTTON) -> None:
         super().__init__(
-            discord.ui.Button(
-                label=texts.MORE_BUTTON, style=discord.ButtonStyle.primary, custom_id=f"kb:more:{answer_id}"
-            )
+            discord.ui.Button(label=label, style=discord.ButtonStyle.primary, custom_id=f"kb:more:{answer_id}")
         )
         self.answer_id = answer_id
 
@@ -109,7 +108,7 @@ def answer_view(answer: Answer) -> discord.ui.View:
     """The buttons under an answer's last message: "More results" when there is a next page, 👍, 👎."""
     view = discord.ui.View(timeout=None)
     if answer.has_more:
-        view.add_item(MoreButton(answer.id))
+        view.add_item(MoreButton(answer.id, texts_for(answer.locale)(texts.MORE_BUTTON)))
     view.add_item(VoteButton(answer.id, "up"))
     view.add_item(VoteButton(answer.id, "down"))
     return view
@@ -124,6 +123,61 @@ def _knowledge_bot(interaction: discord.Interaction) -> KnowledgeBot:
 
 # -- slash commands ------------------------------------------------------------------------------------
 
+_CONTEXTS = {
+    app_commands.TranslationContextLocation.command_name: texts.COMMAND,
+    app_commands.TranslationContextLocation.command_description: texts.DESCRIPTION,
+    app_commands.TranslationContextLocation.parameter_name: texts.OPTION,
+    app_commands.TranslationContextLocation.parameter_description: texts.OPTION_DESCRIPTION,
+    app_commands.TranslationContextLocation.choice_name: texts.CHOICE,
+}
+
+
+class CatalogueTranslator(app_commands.Translator):
+    """The slash commands' names, descriptions, options and choices in Discord's Chinese locales (zh-CN,
+    zh-TW), from the bot's gettext catalogue; other locales show the English names."""
+
+    async def translate(
+        self, string: app_commands.locale_str, locale: discord.Locale, context: app_commands.TranslationContextTypes
+    ) -> str | None:
+        ours = locale_of_tag(locale.value)
+        where = _CONTEXTS.get(context.location)
+        if ours is None or ours == "en" or where is None:
+            return None
+        return texts_for(ours).lookup(string.message, where)
+
+
+def command_name(t: Texts, name: str) -> str:
+    """A slash command as a user of `t`'s language sees it: `/ask`, or `/提问` in Chinese."""
+    return "/" + (t.lookup(name, texts.COMMAND) or name)
+
+
+def discord_commands(t: Texts) -> Commands:
+    """The slash commands' names in `t`'s language, for the help."""
+    return Commands(
+        ask=command_name(t, texts.ASK),
+        more=command_name(t, texts.MORE),
+        stats=command_name(t, texts.STATS_COMMAND),
+        reindex=command_name(t, texts.REINDEX),
+        help=command_name(t, texts.HELP),
+    )
+
+
+def interaction_locale(interaction: discord.Interaction, text: str = "") -> Locale:
+    """The language to answer `interaction` in: the user's Discord language, else the server's, else that
+    of `text` (a question), else the channel's last (unless KB_LOCALE fixes it)."""
+    bot = _knowledge_bot(interaction)
+    guild = interaction.guild_locale.value if interaction.guild_locale else None
+    tags = (interaction.locale.value, guild)
+    return bot.core.locale_for(conversation_key(interaction.channel_id), tags=tags, text=text)
+
+
+def message_for(error: BaseException, t: Texts) -> str:
+    """What a Discord user sees for `error`, in `t`'s language: the usage hint names `/ask` as their
+    client shows it."""
+    if isinstance(error, EmptyQuestion):
+        error = EmptyQuestion(command_name(t, texts.ASK))
+    return user_message_for(error, t)
+
 
 class KnowledgeTree(app_commands.CommandTree["KnowledgeBot"]):
     """The slash-command tree. Every command error ends in `on_error` and becomes a private reply."""
@@ -132,11 +186,12 @@ class KnowledgeTree(app_commands.CommandTree["KnowledgeBot"]):
         self, interaction: discord.Interaction[KnowledgeBot], error: app_commands.AppCommandError, /
     ) -> None:
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        t = texts_for(interaction_locale(interaction))
         # Only /reindex has checks (admin, in a server), so a failed check means "not an admin here".
         if isinstance(original, app_commands.CheckFailure):
-            text = NotAdmin.user_message
+            text = NotAdmin().message_in(t)
         else:
-            text = user_message_for(original)
+            text = message_for(original, t)
         await self.client.reply_privately(interaction, text)
 
 
@@ -150,50 +205,57 @@ def _is_admin(interaction: discord.Interaction) -> bool:
 def _add_commands(bot: KnowledgeBot) -> None:
     tree = bot.tree
 
-    @tree.command(name="ask")
-    @app_commands.describe(question="What to look for, in Chinese or English")
+    # Names and descriptions are the catalogue's msgids: CatalogueTranslator gives them in Chinese.
+    @tree.command(name=texts.ASK, description=texts.ASK_DESCRIPTION)
+    @app_commands.describe(question=texts.QUESTION_DESCRIPTION)
     async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, OPTION_MAX_CHARS]) -> None:
         """Ask the collection of ML reading notes a question."""
+        locale = interaction_locale(interaction, question)
         # Admitted before deferring: "please wait" and the usage hint are then private responses,
         # with no "thinking…" message shown to the channel first.
         admitted = bot.core.admit(user_key(interaction.user), question)
         await interaction.response.defer(thinking=True)
-        answer = await bot.core.answer(conversation_key(interaction.channel_id), admitted)
+        answer = await bot.core.answer(conversation_key(interaction.channel_id), admitted, locale=locale)
         await bot.send_answer(interaction, answer)
 
-    @tree.command(name="more")
+    @tree.command(name=texts.MORE, description=texts.MORE_DESCRIPTION)
     async def more(interaction: discord.Interaction) -> None:
         """Show the next results for the last question asked in this channel."""
+        locale = interaction_locale(interaction)
         await interaction.response.defer(thinking=True)
-        answer = await bot.core.more(conversation_key(interaction.channel_id))
+        answer = await bot.core.more(conversation_key(interaction.channel_id), locale=locale)
         await bot.send_answer(interaction, answer)
 
-    @tree.command(name="stats")
+    @tree.command(name=texts.STATS_COMMAND, description=texts.STATS_DESCRIPTION)
     async def stats(interaction: discord.Interaction) -> None:
         """What the index holds and when it was built."""
+        t = texts_for(interaction_locale(interaction))
         await interaction.response.defer(thinking=True)
-        await bot.say(interaction, escape_discord(stats_text(await bot.core.stats())))
+        await bot.say(interaction, escape_discord(stats_text(await bot.core.stats(), t)))
 
-    @tree.command(name="help")
+    @tree.command(name=texts.HELP, description=texts.HELP_DESCRIPTION)
     async def help_(interaction: discord.Interaction) -> None:
         """How to ask this bot about the reading notes."""
+        locale = interaction_locale(interaction)
         await interaction.response.defer(thinking=True)
-        await bot.say(interaction, bot.core.help())
+        await bot.say(interaction, bot.core.help(locale, discord_commands(texts_for(locale)), mentions=True))
 
-    @tree.command(name="reindex")
-    @app_commands.describe(full="Rebuild the index from scratch instead of updating what changed")
+    @tree.command(name=texts.REINDEX, description=texts.REINDEX_DESCRIPTION)
+    @app_commands.describe(full=texts.FULL_DESCRIPTION)
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
     @app_commands.check(_is_admin)
     async def reindex(interaction: discord.Interaction, full: bool = False) -> None:
         """Re-read the collection (server managers only); answers keep coming meanwhile."""
+        locale = interaction_locale(interaction)
         user = interaction.user
         # Starting is instant, so no defer: "already running" can then be a private response.
         task = bot.core.start_reindex(f"{user_key(user)} ({user})", full=full)
         try:
-            await interaction.response.send_message(bot.core.reindex_started(full=full), allowed_mentions=NO_MENTIONS)
+            started = bot.core.reindex_started(full=full, locale=locale)
+            await interaction.response.send_message(started, allowed_mentions=NO_MENTIONS)
         finally:
-            bot.spawn(bot.post_reindex_result(interaction, task))
+            bot.spawn(bot.post_reindex_result(interaction, task, locale))
 
 
 # -- the client ----------------------------------------------------------------------------------------
@@ -222,8 +284,10 @@ class KnowledgeBot(discord.Client):
         _add_commands(self)
 
     async def setup_hook(self) -> None:
-        """Register the button templates and, when asked, sync the slash commands (after login)."""
+        """Register the button templates and the commands' translator and, when asked, sync the slash
+        commands (after login)."""
         self.add_dynamic_items(MoreButton, VoteButton)
+        await self.tree.set_translator(CatalogueTranslator())
         if self.sync_on_start:
             try:
                 await sync_commands(self)
@@ -296,27 +360,32 @@ class KnowledgeBot(discord.Client):
 
     async def show_more(self, interaction: discord.Interaction, answer_id: str) -> None:
         """The "More results" button: the next page of that answer."""
+        locale = interaction_locale(interaction)
         try:
             await interaction.response.defer(thinking=True)
-            answer = await self.core.more(conversation_key(interaction.channel_id), answer_id)
+            answer = await self.core.more(conversation_key(interaction.channel_id), answer_id, locale=locale)
             await self.send_answer(interaction, answer)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
-            await self.reply_privately(interaction, user_message_for(error))
+            await self.reply_privately(interaction, message_for(error, texts_for(locale)))
 
     async def record_vote(self, interaction: discord.Interaction, answer_id: str, vote: Vote) -> None:
         """A 👍/👎 button: store the vote for evaluation and thank the user privately."""
+        locale = interaction_locale(interaction)
         try:
-            text = await self.core.record_vote(answer_id, vote, user_key(interaction.user), "discord")
+            user = user_key(interaction.user)
+            text = await self.core.record_vote(answer_id, vote, user, "discord", locale=locale)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
-            text = user_message_for(error)
+            text = message_for(error, texts_for(locale))
         await self.reply_privately(interaction, text)
 
-    async def post_reindex_result(self, interaction: discord.Interaction, task: asyncio.Task[IngestReport]) -> None:
+    async def post_reindex_result(
+        self, interaction: discord.Interaction, task: asyncio.Task[IngestReport], locale: Locale = "en"
+    ) -> None:
         """When the reindex finishes, post its summary (or that it failed) to whoever asked for it.
 
         Cancelling this post (on close) does not cancel the reindex.
         """
-        text = await self.core.reindex_outcome(task)
+        text = await self.core.reindex_outcome(task, locale)
         try:
             await interaction.followup.send(text, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as error:
@@ -339,10 +408,13 @@ class KnowledgeBot(discord.Client):
         question = self._question_in(message, me)
         if question is None:
             return
+        conversation = conversation_key(message.channel.id)
+        locale = self.core.locale_for(conversation, text=question)
         try:
-            answer = await self.core.ask(conversation_key(message.channel.id), user_key(message.author), question)
+            answer = await self.core.ask(conversation, user_key(message.author), question, locale=locale)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
-            await self._reply(message, DiscordMessage(user_message_for(error), True), None, first=True)
+            text = message_for(error, texts_for(locale))
+            await self._reply(message, DiscordMessage(text, True), None, first=True)
             return
         parts = render_discord(answer, self.core.settings.answer_size)
         view = answer_view(answer)

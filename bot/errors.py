@@ -6,52 +6,73 @@ from __future__ import annotations
 import logging
 
 from bot import texts
+from bot.i18n import Texts, texts_for
 from knowledge import KnowledgeError
 
 _log = logging.getLogger(__name__)
 
 
 class BotError(Exception):
-    """An error whose `user_message` is safe and useful to show in the chat."""
+    """An error whose message is safe and useful to show in the chat: `message` is a template of the
+    catalogue (`bot.texts`) and `values` fill it; `user_message` is it in English, `message_in(t)` in
+    the reply's language."""
 
-    user_message = texts.APOLOGY
+    message = texts.APOLOGY
 
-    def __init__(self, user_message: str | None = None) -> None:
-        super().__init__(user_message or self.user_message)
-        if user_message:
-            self.user_message = user_message
+    def __init__(self, message: str | None = None, **values: object) -> None:
+        if message:
+            self.message = message
+        self.values = values
+        super().__init__(self.user_message)
+
+    @property
+    def user_message(self) -> str:
+        return self.message_in(texts_for("en"))
+
+    def message_in(self, t: Texts) -> str:
+        return t(self.message, **self.values)
 
 
 class EmptyQuestion(BotError):
-    user_message = texts.EMPTY_QUESTION
+    """A question with nothing to search for; the usage hint names the platform's ask command."""
+
+    message = texts.EMPTY_QUESTION
+
+    def __init__(self, ask: str = "/ask") -> None:
+        super().__init__(ask=ask)
+
+    def message_in(self, t: Texts) -> str:
+        return t(self.message, usage=t(texts.USAGE, ask=self.values["ask"]))
 
 
 class NotAdmin(BotError):
-    user_message = texts.NOT_ADMIN
+    message = texts.NOT_ADMIN
 
 
 class Cooldown(BotError):
+    message = texts.COOLDOWN
+
     def __init__(self, retry_after: float) -> None:
-        super().__init__(texts.COOLDOWN.format(seconds=max(1, round(retry_after))))
+        super().__init__(seconds=max(1, round(retry_after)))
         self.retry_after = retry_after
 
 
 class AlreadyRunning(BotError):
-    user_message = texts.ALREADY_RUNNING
+    message = texts.ALREADY_RUNNING
 
 
 class NothingMore(BotError):
-    user_message = texts.NOTHING_MORE
+    message = texts.NOTHING_MORE
 
 
 class UnknownAnswer(BotError):
-    user_message = texts.UNKNOWN_ANSWER
+    message = texts.UNKNOWN_ANSWER
 
 
 class ReadOnlyReplica(BotError):
     """A reindex asked of a replica that never writes (KB_INGEST_ON_START=false)."""
 
-    user_message = texts.READ_ONLY_REPLICA
+    message = texts.READ_ONLY_REPLICA
 
 
 class CannotStart(Exception):
@@ -59,12 +80,16 @@ class CannotStart(Exception):
     the operator, naming the setting or the path; `python -m bot` exits 1."""
 
 
-def user_message_for(error: BaseException) -> str:
-    """What the user sees for `error`: its own message when it has one, else a short apology.
+def user_message_for(error: BaseException, t: Texts | None = None) -> str:
+    """What the user sees for `error`, in `t`'s language (English by default): its own message when it
+    has one, else a short apology.
 
     Unexpected errors are logged with their traceback here, so adapters need not repeat it.
     """
-    if isinstance(error, BotError | KnowledgeError):
-        return error.user_message
+    t = t or texts_for("en")
+    if isinstance(error, BotError):
+        return error.message_in(t)
+    if isinstance(error, KnowledgeError):
+        return t(error.user_message)  # the core's messages are in the catalogue (texts.KNOWLEDGE_MESSAGES)
     _log.error("unexpected error while answering", exc_info=error)
-    return texts.APOLOGY
+    return t(texts.APOLOGY)

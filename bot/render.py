@@ -8,6 +8,7 @@ from typing import Any
 
 from bot import texts
 from bot.chat import Answer, AnswerItem
+from bot.i18n import Texts, texts_for
 
 DISCORD_LIMIT = 2000
 SLACK_SECTION_LIMIT = 3000
@@ -66,16 +67,16 @@ def _safe_url(url: str) -> str:
     return url.replace(" ", "%20").replace(">", "%3E").replace("<", "%3C").replace("|", "%7C")
 
 
-def _refusal(answer: Answer) -> str:
-    cut = texts.QUESTION_CUT if answer.truncated else ""
-    return texts.REFUSAL.format(question=answer.question, cut=cut, hint=answer.hint)
+def _refusal(answer: Answer, t: Texts) -> str:
+    cut = t(texts.QUESTION_CUT) if answer.truncated else ""
+    return t(texts.REFUSAL, question=answer.question, cut=cut, hint=t(answer.hint) if answer.hint else "")
 
 
-def _header(answer: Answer) -> str:
-    pages = texts.PAGE_OF.format(page=answer.page, pages=answer.pages) if answer.pages > 1 else ""
-    cut = texts.QUESTION_CUT if answer.truncated else ""
+def _header(answer: Answer, t: Texts) -> str:
+    pages = t(texts.PAGE_OF, page=answer.page, pages=answer.pages) if answer.pages > 1 else ""
+    cut = t(texts.QUESTION_CUT) if answer.truncated else ""
     header = texts.WEAK_HEADER if answer.items and all(item.weak for item in answer.items) else texts.RESULTS_HEADER
-    return header.format(question=answer.question, pages=pages, cut=cut)
+    return t(header, question=answer.question, pages=pages, cut=cut)
 
 
 def _weak_marked(answer: Answer, item: AnswerItem) -> bool:
@@ -87,27 +88,28 @@ def _weak_marked(answer: Answer, item: AnswerItem) -> bool:
 # -- plain text (console, logs) ---------------------------------------------------------------------
 
 
-def render_text(answer: Answer, page_size: int = 5) -> str:
-    """Plain text for the console and logs."""
+def render_text(answer: Answer, page_size: int = 5, *, more: str = "/more") -> str:
+    """Plain text for the console and logs; `more` is the command that shows the next page."""
+    t = texts_for(answer.locale)
     if answer.refused:
-        return _refusal(answer)
-    lines = [_header(answer)]
+        return _refusal(answer, t)
+    lines = [_header(answer, t)]
     for number, item in enumerate(answer.items, (answer.page - 1) * page_size + 1):
         lines.append(f"{number}. {item.title}")
         if item.other_title:
             lines.append(f"   {item.other_title}")
         if _weak_marked(answer, item):
-            lines.append(f"   ({texts.WEAK_MATCH})")
+            lines.append(f"   ({t(texts.WEAK_MATCH)})")
         if item.summary:
             lines.append(f"   {item.summary}")
         if item.url:
             lines.append(f"   {item.url}")
         if item.code_url:
-            lines.append(f"   {texts.CODE_LINK}: {item.code_url}")
+            lines.append(f"   {t(texts.CODE_LINK)}: {item.code_url}")
         if item.section:
-            lines.append("   " + texts.IN_SECTION.format(section=SECTION_SEPARATOR.join(item.section)))
+            lines.append("   " + t(texts.IN_SECTION, section=SECTION_SEPARATOR.join(item.section)))
     if answer.has_more:
-        lines.append(texts.MORE_HINT)
+        lines.append(t(texts.MORE_HINT, more=more))
     return "\n".join(lines)
 
 
@@ -122,7 +124,7 @@ class DiscordMessage:
     suppress_embeds: bool
 
 
-def _discord_item(number: int, item: AnswerItem, weak: bool) -> str:
+def _discord_item(number: int, item: AnswerItem, weak: bool, t: Texts) -> str:
     title = escape_discord(item.title)
     head = f"**{number}. [{title}](<{_safe_url(item.url)}>)**" if item.url else f"**{number}. {title}**"
     lines = [head]
@@ -130,9 +132,9 @@ def _discord_item(number: int, item: AnswerItem, weak: bool) -> str:
         lines.append(f"*{escape_discord(item.other_title)}*")
     if item.summary:
         lines.append(escape_discord(item.summary))
-    extra = [texts.WEAK_MATCH] if weak else []
+    extra = [t(texts.WEAK_MATCH)] if weak else []
     if item.code_url:
-        extra.append(f"[{texts.CODE_LINK}](<{_safe_url(item.code_url)}>)")
+        extra.append(f"[{t(texts.CODE_LINK)}](<{_safe_url(item.code_url)}>)")
     if item.section:
         extra.append("📂 " + escape_discord(SECTION_SEPARATOR.join(item.section)))
     if extra:
@@ -142,12 +144,13 @@ def _discord_item(number: int, item: AnswerItem, weak: bool) -> str:
 
 def render_discord(answer: Answer, page_size: int = 5) -> list[DiscordMessage]:
     """Messages for Discord, split at its 2,000-character limit; links never unfurl."""
+    t = texts_for(answer.locale)
     if answer.refused:
-        return [DiscordMessage(escape_discord(_refusal(answer)), True)]
-    blocks = [escape_discord(_header(answer))]
+        return [DiscordMessage(escape_discord(_refusal(answer, t)), True)]
+    blocks = [escape_discord(_header(answer, t))]
     first = (answer.page - 1) * page_size + 1
     blocks += [
-        _discord_item(number, item, _weak_marked(answer, item)) for number, item in enumerate(answer.items, first)
+        _discord_item(number, item, _weak_marked(answer, item), t) for number, item in enumerate(answer.items, first)
     ]
     pieces = [piece for block in blocks for piece in split(block, DISCORD_LIMIT)]
     return [DiscordMessage(content, True) for content in _pack(pieces, DISCORD_LIMIT, "\n\n") if content]
@@ -164,9 +167,10 @@ def _section(text: str) -> list[dict[str, Any]]:
 
 def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
     """Block Kit blocks: a section per entry, a context with its section path, then buttons."""
+    t = texts_for(answer.locale)
     if answer.refused:
-        return _section(escape_mrkdwn(_refusal(answer)))
-    blocks: list[dict[str, Any]] = _section(escape_mrkdwn(_header(answer)))
+        return _section(escape_mrkdwn(_refusal(answer, t)))
+    blocks: list[dict[str, Any]] = _section(escape_mrkdwn(_header(answer, t)))
     first = (answer.page - 1) * page_size + 1
     for number, item in enumerate(answer.items, first):
         title = escape_mrkdwn(item.title)
@@ -175,16 +179,16 @@ def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
             head += f"\n_{escape_mrkdwn(item.other_title)}_"
         body = f"{head}\n{escape_mrkdwn(item.summary)}" if item.summary else head
         blocks += _section(body)
-        context = [texts.WEAK_MATCH] if _weak_marked(answer, item) else []
+        context = [t(texts.WEAK_MATCH)] if _weak_marked(answer, item) else []
         if item.section:
             context.append("📂 " + escape_mrkdwn(SECTION_SEPARATOR.join(item.section)))
         if item.code_url:
-            context.append(f"<{_safe_url(item.code_url)}|{texts.CODE_LINK}>")
+            context.append(f"<{_safe_url(item.code_url)}|{t(texts.CODE_LINK)}>")
         if context:
             blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:2000]}]})
     buttons: list[dict[str, Any]] = []
     if answer.has_more:
-        buttons.append(_button(texts.MORE_BUTTON, "kb_more", answer.id))
+        buttons.append(_button(t(texts.MORE_BUTTON), "kb_more", answer.id))
     buttons.append(_button("👍", "kb_vote_up", answer.id))
     buttons.append(_button("👎", "kb_vote_down", answer.id))
     blocks = blocks[: SLACK_BLOCK_LIMIT - 1]
@@ -203,6 +207,7 @@ def _button(text: str, action_id: str, value: str) -> dict[str, Any]:
 
 def slack_fallback_text(answer: Answer) -> str:
     """The notification text Slack shows beside blocks; mentions defused like the blocks."""
+    t = texts_for(answer.locale)
     if answer.refused:
-        return escape_mrkdwn(_refusal(answer))[:300]
-    return escape_mrkdwn(texts.RESULT_COUNT.format(count=len(answer.items), question=answer.question))[:300]
+        return escape_mrkdwn(_refusal(answer, t))[:300]
+    return escape_mrkdwn(t(texts.RESULT_COUNT, count=len(answer.items), question=answer.question))[:300]

@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from bot.i18n import LocaleSetting, locale_of_tag
 from knowledge import Settings
 
 DISCORD_API = "https://discord.com/api/v10"
@@ -27,6 +28,19 @@ def _split_list(value: object) -> object:
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
     return value
+
+
+def _check_locale(value: object) -> object:
+    """`auto`, or a language the bot speaks, in any usual spelling (`zh-Hans`, `zh_CN`, `zh-TW`, `EN`)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.lower() in ("", "auto"):
+        return "auto"
+    locale = locale_of_tag(text)
+    if locale is None:
+        raise ValueError(f"expected auto, zh-Hans, zh-Hant or en (got {value!r})")
+    return locale
 
 
 def _check_host(value: str) -> str:
@@ -83,6 +97,12 @@ class BotSettings(Settings):
     http_host: str = Field(default="127.0.0.1", description="Host of /healthz, /metrics and /slack/events.")
     http_port: int = Field(default=8080, ge=0, le=65535, description="Port of the HTTP server (0: any free one).")
 
+    locale: LocaleSetting = Field(
+        default="auto",
+        description="The language of the bot's own texts: auto (each reply: the Discord user's or server's "
+        "language, else the question's), or zh-Hans, zh-Hant or en for every reply.",
+    )
+
     ingest_on_start: bool = Field(
         default=True,
         description="Index the sources at start-up. False: a read-only replica that loads the current index "
@@ -91,6 +111,7 @@ class BotSettings(Settings):
 
     _split_channels = field_validator("discord_channels", "slack_admins", mode="before")(_split_list)
     _valid_host = field_validator("http_host")(_check_host)
+    _valid_locale = field_validator("locale", mode="before")(_check_locale)
 
     @property
     def discord_enabled(self) -> bool:

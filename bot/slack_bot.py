@@ -32,9 +32,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import texts
-from bot.chat import Answer, ChatCore, Vote, stats_text
+from bot.chat import Answer, ChatCore, Commands, Vote, stats_text
 from bot.errors import BotError, NotAdmin, user_message_for
+from bot.i18n import Locale, Texts, texts_for
 from bot.render import escape_mrkdwn, render_slack, slack_fallback_text
 from bot.settings import BotSettings
 
@@ -46,6 +46,7 @@ SEEN_MESSAGES = 4096
 MANIFEST = "slack-manifest.yaml"  # package data of `bot`: the Slack app to create for this bot
 
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
+COMMANDS = Commands(ask="/ask", more="/more", stats="/kb-stats", reindex="/kb-reindex", help="/kb-help")
 
 
 def slack_manifest() -> str:
@@ -113,12 +114,12 @@ def _action_thread(body: dict[str, Any]) -> str | None:
     return str(thread) if thread else None
 
 
-async def _attempt(work: Awaitable[T]) -> T | str:
-    """`work`'s result, or what to tell the user when it failed."""
+async def _attempt(work: Awaitable[T], t: Texts) -> T | str:
+    """`work`'s result, or what to tell the user when it failed, in `t`'s language."""
     try:
         return await work
     except Exception as error:  # noqa: BLE001 - user_message_for logs unexpected errors with their traceback
-        return user_message_for(error)
+        return user_message_for(error, t)
 
 
 class SlackFrontEnd:
@@ -169,49 +170,60 @@ class SlackFrontEnd:
             await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=escape_mrkdwn(result))
 
     # -- slash commands ----------------------------------------------------------------------------------
+    def _locale(self, command: dict[str, Any], *, text: str = "") -> Locale:
+        """The language of the reply to `command`: that of `text` (the question), else the channel's last."""
+        return self.core.locale_for(conversation_key(command["channel_id"]), text=text)
+
     async def ask(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """/ask <question>: search the collection."""
         await ack()
         question = slack_question(command.get("text", ""))
         conversation, user = conversation_key(command["channel_id"]), user_key(command["user_id"])
-        await self._respond(respond, await _attempt(self.core.ask(conversation, user, question)))
+        locale = self._locale(command, text=question)
+        asked = self.core.ask(conversation, user, question, locale=locale)
+        await self._respond(respond, await _attempt(asked, texts_for(locale)))
 
     async def more(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """/more: the next results for the last question in this channel."""
         await ack()
-        await self._respond(respond, await _attempt(self.core.more(conversation_key(command["channel_id"]))))
+        t = texts_for(self._locale(command))
+        await self._respond(respond, await _attempt(self.core.more(conversation_key(command["channel_id"])), t))
 
-    async def stats(self, ack: AsyncAck, respond: AsyncRespond) -> None:
+    async def stats(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """/kb-stats: what the index holds and when it was built."""
         await ack()
+        t = texts_for(self._locale(command))
 
         async def text() -> str:
-            return stats_text(await self.core.stats())
+            return stats_text(await self.core.stats(), t)
 
-        await self._respond(respond, await _attempt(text()))
+        await self._respond(respond, await _attempt(text(), t))
 
-    async def help(self, ack: AsyncAck) -> None:
-        """/kb-help: how to use the bot (only the asker sees it)."""
-        await ack(text=escape_mrkdwn(f"{self.core.help()}\n\n{texts.SLACK_HELP}"))
+    async def help(self, ack: AsyncAck, command: dict[str, Any]) -> None:
+        """/kb-help [中文]: how to use the bot (only the asker sees it), in the language of its text if any."""
+        locale = self._locale(command, text=command.get("text", ""))
+        await ack(text=escape_mrkdwn(self.core.help(locale, COMMANDS, mentions=True)))
 
     async def reindex(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         """/kb-reindex [full]: re-read the collection (admins only); the summary follows when it is done."""
         await ack()
+        locale = self._locale(command)
+        t = texts_for(locale)
         user = command["user_id"]
         if user not in self.settings.slack_admins:
-            await self._respond(respond, NotAdmin().user_message)
+            await self._respond(respond, NotAdmin().message_in(t))
             return
         full = "full" in command.get("text", "").lower().split()
         try:
             task = self.core.start_reindex(user_key(user), full=full)
         except BotError as error:  # already running, or a read-only replica
-            await self._respond(respond, error.user_message)
+            await self._respond(respond, error.message_in(t))
             return
-        await self._respond(respond, self.core.reindex_started(full=full))
+        await self._respond(respond, self.core.reindex_started(full=full, locale=locale))
         # Should this listener be cancelled (shutdown), the reindex itself carries on.
-        await self._tell_later(respond, client, user, await self.core.reindex_outcome(task))
+        await self._tell_later(respond, client, user, await self.core.reindex_outcome(task, locale))
 
     async def _tell_later(self, respond: AsyncRespond, client: AsyncWebClient, user: str, text: str) -> None:
         """An ephemeral reply through the response_url, or a DM to `user` once that has expired."""
@@ -248,8 +260,9 @@ class SlackFrontEnd:
             return
         channel = event["channel"]
         question = slack_question(event.get("text") or "")
-        result = await _attempt(self.core.ask(conversation_key(channel), user_key(event["user"]), question))
-        await self._post(client, channel, result, thread_ts=thread_ts)
+        locale = self.core.locale_for(conversation_key(channel), text=question)
+        asked = self.core.ask(conversation_key(channel), user_key(event["user"]), question, locale=locale)
+        await self._post(client, channel, await _attempt(asked, texts_for(locale)), thread_ts=thread_ts)
 
     # -- buttons -----------------------------------------------------------------------------------------
     async def more_button(
@@ -257,7 +270,9 @@ class SlackFrontEnd:
     ) -> None:
         """The "More results" button: the next page of the answer the button belongs to, in the same thread."""
         await ack()
-        result = await _attempt(self.core.more(conversation_key(_action_channel(body)), action.get("value") or None))
+        conversation = conversation_key(_action_channel(body))
+        t = texts_for(self.core.locale_for(conversation))
+        result = await _attempt(self.core.more(conversation, action.get("value") or None), t)
         await self._respond(respond, result, thread_ts=_action_thread(body))
 
     async def vote_button(
@@ -267,8 +282,9 @@ class SlackFrontEnd:
         await ack()
         vote: Vote = "up" if action["action_id"] == "kb_vote_up" else "down"
         user = user_key(body.get("user", {}).get("id", ""))
-        recorded = self.core.record_vote(str(action.get("value") or ""), vote, user, "slack")
-        await self._respond(respond, await _attempt(recorded))
+        locale = self.core.locale_for(conversation_key(_action_channel(body)))
+        recorded = self.core.record_vote(str(action.get("value") or ""), vote, user, "slack", locale=locale)
+        await self._respond(respond, await _attempt(recorded, texts_for(locale)))
 
 
 def create_slack_app(core: ChatCore, settings: BotSettings, *, client: AsyncWebClient | None = None) -> AsyncApp:

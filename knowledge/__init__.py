@@ -16,6 +16,7 @@ from knowledge.errors import (
 )
 from knowledge.filters import Where
 from knowledge.logs import configure_logging
+from knowledge.normalize import detect_lang
 from knowledge.ranking import Hit
 from knowledge.reader import StoreStats
 from knowledge.search import SearchResult
@@ -43,5 +44,6 @@ __all__ = [
     "StoreStats",
     "Where",
     "configure_logging",
+    "detect_lang",
     "load_settings",
 ]

@@ -153,9 +153,18 @@ def member_payload(user_id: int = ALICE, permissions: int | None = None) -> dict
 
 
 def interaction_payload(
-    kind: int, data: dict[str, Any], *, permissions: int = VIEW_AND_SEND, dm: bool = False, **extra: Any
+    kind: int,
+    data: dict[str, Any],
+    *,
+    permissions: int = VIEW_AND_SEND,
+    dm: bool = False,
+    locale: str = "en-US",
+    guild_locale: str = "en-US",
+    channel_id: int = GENERAL,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """An INTERACTION_CREATE payload as the gateway delivers it, in the test guild's #general or a DM."""
+    """An INTERACTION_CREATE payload as the gateway delivers it, in the test guild's #general (unless
+    `channel_id`) or a DM, from a user whose Discord speaks `locale` in a server that prefers `guild_locale`."""
     payload: dict[str, Any] = {
         "id": snowflake(),
         "application_id": str(APP_ID),
@@ -163,7 +172,7 @@ def interaction_payload(
         "data": data,
         "token": f"token-{snowflake()}",
         "version": 1,
-        "locale": "en-US",
+        "locale": locale,
         "app_permissions": str(VIEW_AND_SEND),
         "entitlements": [],
         "attachment_size_limit": 10 * 1024 * 1024,
@@ -180,9 +189,9 @@ def interaction_payload(
     else:
         payload |= {
             "guild_id": str(GUILD_ID),
-            "guild_locale": "en-US",
-            "channel_id": str(GENERAL),
-            "channel": text_channel(GENERAL, "general"),
+            "guild_locale": guild_locale,
+            "channel_id": str(channel_id),
+            "channel": text_channel(channel_id, "general" if channel_id == GENERAL else "off-topic"),
             "member": member_payload(permissions=permissions),
             "context": 0,
             "authorizing_integration_owners": {"0": str(GUILD_ID)},
@@ -190,21 +199,33 @@ def interaction_payload(
     return payload
 
 
-def command_payload(name: str, *, permissions: int = VIEW_AND_SEND, dm: bool = False, **options: Any) -> dict[str, Any]:
-    """A chat-input command (`/name option:value …`)."""
-    option_type = {str: 3, bool: 5}
+def command_payload(
+    name: str,
+    *,
+    permissions: int = VIEW_AND_SEND,
+    dm: bool = False,
+    locale: str = "en-US",
+    guild_locale: str = "en-US",
+    channel_id: int = GENERAL,
+    **options: Any,
+) -> dict[str, Any]:
+    """A chat-input command (`/name option:value …`); Discord sends the English names of commands and
+    options whatever the user's language."""
+    option_type = {str: 3, bool: 5, int: 4}
     data = {
         "id": snowflake(),
         "name": name,
         "type": 1,
         "options": [{"name": key, "type": option_type[type(value)], "value": value} for key, value in options.items()],
     }
-    return interaction_payload(2, data, permissions=permissions, dm=dm)
+    where = {"locale": locale, "guild_locale": guild_locale, "channel_id": channel_id}
+    return interaction_payload(2, data, permissions=permissions, dm=dm, **where)
 
 
-def button_payload(custom_id: str, message: dict[str, Any]) -> dict[str, Any]:
-    """A click on the button `custom_id` under `message` (Discord sends the message with the click)."""
-    return interaction_payload(3, {"custom_id": custom_id, "component_type": 2}, message=message)
+def button_payload(custom_id: str, message: dict[str, Any], **where: Any) -> dict[str, Any]:
+    """A click on the button `custom_id` under `message` (Discord sends the message with the click);
+    `where`: `locale`, `guild_locale`, `channel_id` as for `interaction_payload`."""
+    return interaction_payload(3, {"custom_id": custom_id, "component_type": 2}, message=message, **where)
 
 
 def message_payload(

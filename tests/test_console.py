@@ -41,12 +41,12 @@ async def test_commands_and_plain_questions(core: ChatCore) -> None:
     output = await run_lines(
         core,
         "Which paper fixes weight decay in Adam?\n"
-        "/ask 召回\n"
+        "/ask bert transformers pre-training\n"
         "/more\n"
         "/more\n/more\n/more\n"
         "/stats\n"
         "/help\n"
-        "今天北京的天气怎么样\n"
+        "How do I bake sourdough bread at home?\n"
         "/ask\n"
         "/nonsense\n"
         "/reindex\n",
@@ -57,17 +57,37 @@ async def test_commands_and_plain_questions(core: ChatCore) -> None:
     assert "(page 2/" in output
     assert "There are no more results" in output
     assert "10 entries from 1 source(s)" in output
-    assert "more: the next results" in output
-    assert "I found nothing in the collection about “今天北京的天气怎么样”" in output
+    assert "/more: the next results" in output
+    assert "I found nothing in the collection about “How do I bake sourdough bread at home?”" in output
     assert "There is no question to answer" in output
     assert "Unknown command /nonsense" in output
     assert "Reindex started" in output and "Reindex done in" in output  # the loop waits for the report
 
 
+async def test_replies_follow_the_language_of_the_question(core: ChatCore) -> None:
+    """A Chinese question gets Chinese fixed texts, and so do the commands after it, until an English
+    question comes; a Traditional question gets Traditional texts."""
+    output = await run_lines(
+        core,
+        "召回\n/more\n/stats\n/help\n今天北京的天气怎么样\n/ask\nattention transformer\n/stats\n非自回歸的機器翻譯\n",
+    )
+    chinese, english = output.split("Results for “attention transformer”", 1)
+    english, traditional = english.split("“非自回歸的機器翻譯”", 1)
+    assert "“召回”的结果（第 1/" in chinese and "（更多结果：/more）" in chinese
+    assert "“召回”的结果（第 2/" in chinese
+    assert "位于 推荐 › 召回" in chinese and "共 10 个条目，来自 1 个来源" in chinese
+    assert "• /more：上一个问题的下一页结果" in chinese
+    assert "合集中没有找到关于“今天北京的天气怎么样”的内容" in chinese and "没有可回答的问题" in chinese
+    assert "Results for" not in chinese and "entries from" not in chinese
+    assert "in NLP" in english and "10 entries from 1 source(s)" in english
+    assert "的結果" in traditional and "位於 NLP" in traditional
+
+
 async def test_hostile_lines_get_clear_replies(core: ChatCore) -> None:
     output = await run_lines(core, "@everyone <@&123> [x](y)\n\u202e\u200b\n" + "长" * 5000 + "\n")
     assert "Traceback" not in output
-    assert output.count("I found nothing") + output.count("Results for") >= 2
+    replies = ("I found nothing", "Results for", "Closest matches", "合集中没有找到", "的结果")
+    assert sum(output.count(reply) for reply in replies) >= 2
 
 
 @pytest.mark.parametrize(
@@ -98,9 +118,9 @@ async def test_escape_sequences_in_questions_and_commands_are_not_printed(core: 
     )
     assert_no_controls(output)
     assert "1. Fixing Weight Decay Regularization in Adam" in output
-    assert "I found nothing in the collection" in output
-    assert "Unknown command /unknown[31m" in output  # shown, harmless without its ESC
-    assert "Unknown command /nonsense]0;evil" in output
+    assert "合集中没有找到关于" in output  # the Chinese question is answered in Chinese, and so is what follows
+    assert "未知命令 /unknown[31m" in output  # shown, harmless without its ESC
+    assert "未知命令 /nonsense]0;evil" in output
 
 
 async def test_escape_sequences_in_an_entry_are_not_printed(tmp_path: Path) -> None:

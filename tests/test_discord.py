@@ -246,7 +246,7 @@ async def test_a_question_with_nothing_to_search_gets_the_usage_hint_privately_a
 
     (hint,) = fake.requests  # no "thinking…" first
     assert hint in fake.callbacks and hint.body["type"] == 4 and hint.private
-    assert hint.content == EmptyQuestion.user_message
+    assert hint.content == EmptyQuestion().user_message
 
 
 async def test_an_unexpected_error_gets_an_apology_not_the_error(
@@ -257,7 +257,7 @@ async def test_an_unexpected_error_gets_an_apology_not_the_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     class BrokenCore(ChatCore):
-        async def answer(self, conversation: str, question: Question) -> Answer:
+        async def answer(self, conversation: str, question: Question, **options: Any) -> Answer:
             raise RuntimeError("secret detail: /srv/kb/chroma.sqlite3 is locked")
 
     client = await start_client(BrokenCore(kb, make_settings()))
@@ -288,7 +288,7 @@ async def test_reindex_is_refused_to_members_without_manage_server(
     assert len(fake.requests) == 2 and fake.followups == []
     for refusal in fake.callbacks:  # answered at once, privately, without deferring
         assert refusal.body["type"] == 4
-        assert refusal.content == NotAdmin.user_message and refusal.private
+        assert refusal.content == NotAdmin().user_message and refusal.private
     assert not core.reindex_running
 
 
@@ -299,7 +299,7 @@ async def test_a_read_only_replica_tells_an_admin_it_does_not_index(
     client = await start_client(core)
     await run_command(client, command_payload("reindex", permissions=VIEW_AND_SEND | MANAGE_GUILD))
     (refusal,) = fake.callbacks
-    assert refusal.content == ReadOnlyReplica.user_message and refusal.private
+    assert refusal.content == ReadOnlyReplica().user_message and refusal.private
     assert not core.reindex_running and fake.followups == []
 
 
@@ -317,7 +317,7 @@ async def test_an_admin_s_reindex_reports_when_done_and_a_second_one_waits(
 
     started, already = fake.callbacks  # both answered at once: starting a reindex does not wait for it
     assert started.body["type"] == 4 and started.content == REINDEX_STARTED and not started.private
-    assert already.body["type"] == 4 and already.content == AlreadyRunning.user_message and already.private
+    assert already.body["type"] == 4 and already.content == AlreadyRunning().user_message and already.private
     assert fake.followups == [summary]
     assert "8 entries" in summary.content and "0 embedded, 8 unchanged" in summary.content
     assert not core.reindex_running
@@ -444,7 +444,7 @@ async def test_more_results_button_shows_the_next_page(client: KnowledgeBot, fak
     assert not any(cid.startswith("kb:more:") for cid in custom_ids(second))  # the last page
 
     await run_command(client, command_payload("more"))
-    assert fake.followups[-1].content == NothingMore.user_message and fake.followups[-1].private
+    assert fake.followups[-1].content == NothingMore().user_message and fake.followups[-1].private
 
 
 async def test_slash_more_pages_the_channel_s_last_answer(client: KnowledgeBot, fake: FakeDiscord) -> None:
@@ -488,8 +488,8 @@ async def test_buttons_of_a_forgotten_answer_say_so(client: KnowledgeBot, fake: 
     vote = await fake.wait_for(lambda r: r.path.endswith("/callback") and r.body["type"] == 4)
     more = await fake.wait_for(lambda r: r in fake.followups)
 
-    assert vote.content == UnknownAnswer.user_message and vote.private
-    assert more.content == UnknownAnswer.user_message and more.private
+    assert vote.content == UnknownAnswer().user_message and vote.private
+    assert more.content == UnknownAnswer().user_message and more.private
 
 
 # -- @mentions and DMs ---------------------------------------------------------------------------------
@@ -556,7 +556,7 @@ async def test_an_empty_mention_gets_the_usage_hint(client: KnowledgeBot, fake: 
     await deliver(client, message_payload(f"  <@{BOT_ID}>  ", mentions=[BOT_USER]))
 
     (reply,) = fake.requests
-    assert reply.content == EmptyQuestion.user_message
+    assert reply.content == EmptyQuestion().user_message
     assert reply.body["message_reference"] and reply.body["allowed_mentions"] == {"parse": [], "replied_user": False}
 
 
@@ -574,3 +574,111 @@ async def test_a_long_answer_is_split_with_the_buttons_under_the_last_message(
     assert len(fake.followups) > 1
     assert all(len(r.content) <= 2000 for r in fake.followups)
     assert [bool(custom_ids(r)) for r in fake.followups] == [False] * (len(fake.followups) - 1) + [True]
+
+
+# -- the reply's language ------------------------------------------------------------------------------
+
+
+async def test_a_chinese_discord_gets_chinese_texts_whatever_the_question_s_language(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    await run_command(client, command_payload("ask", question="optimizer", locale="zh-CN"))
+    await run_command(client, command_payload("help", locale="zh-CN"))
+    await run_command(client, command_payload("stats", locale="zh-TW"))
+
+    answer, help_text, stats = fake.followups
+    assert answer.content.startswith("“optimizer”的结果（第 1/2 页）：")
+    assert "Lookahead Optimizer" in answer.content or "Adam" in answer.content  # the entries as they are
+    more, up, down = (button for row in answer.body["components"] for button in row["components"])
+    assert more["label"] == "更多结果" and up["emoji"]["name"] == "👍" and down["emoji"]["name"] == "👎"
+    # The help names the commands as a Chinese Discord shows them.
+    assert help_text.content.startswith("我根据一份精选的机器学习阅读笔记合集")
+    assert "• /提问：向我提一个关于合集的问题，例如 `/提问 对比学习的论文`" in help_text.content
+    assert "• /重建索引：" in help_text.content and "/ask" not in help_text.content
+    assert stats.content.startswith("共 8 個條目，來自 1 個來源")
+
+    first = fake.followups[0]
+    click(client, button_payload(f"kb:more:{answer_id_of(first)}", first.response, locale="zh-CN"))
+    second = await fake.wait_for(lambda r: "第 2/2 页" in r.content)
+    assert second.content.startswith("“optimizer”的结果")
+
+
+async def test_an_english_discord_gets_english_texts_for_a_chinese_question(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    await run_command(client, command_payload("ask", question="哪篇论文修正了 Adam 的 weight decay?"))
+    (answer,) = fake.followups
+    assert answer.content.startswith("Results for “哪篇论文修正了 Adam 的 weight decay?”")
+    assert ADAM_W in answer.content
+
+
+async def test_the_server_s_language_counts_when_the_bot_does_not_speak_the_user_s(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    await run_command(client, command_payload("ask", question="Adam", locale="fr", guild_locale="zh-TW"))
+    await run_command(client, command_payload("ask", question="Adam", locale="fr", guild_locale="de"))
+
+    chinese, english = fake.followups
+    assert chinese.content.startswith("“Adam”的結果")
+    assert english.content.startswith("Results for “Adam”")  # neither: the question's language
+
+
+async def test_private_replies_are_in_the_user_s_language(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="?!", locale="zh-CN"))
+    await run_command(client, command_payload("reindex", locale="zh-TW"))
+
+    usage, not_admin = fake.callbacks
+    assert usage.private and usage.content.startswith("没有可回答的问题。向我提一个关于合集的问题，例如 `/提问 ")
+    assert not_admin.private and not_admin.content == "只有機器人的管理員才能重建索引。"
+
+
+async def test_mentions_follow_the_language_of_the_question(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await deliver(client, message_payload(f"<@{BOT_ID}> 哪篇论文修正了 Adam 的 weight decay?", mentions=[BOT_USER]))
+    await deliver(client, message_payload(f"<@{BOT_ID}> Which paper fixes weight decay in Adam?", mentions=[BOT_USER]))
+    await deliver(client, message_payload(f"<@{BOT_ID}>", mentions=[BOT_USER]))  # the channel's last language
+
+    chinese, english, usage = fake.channel_messages
+    assert chinese.content.startswith("“哪篇论文修正了 Adam 的 weight decay?”的结果")
+    assert english.content.startswith("Results for “Which paper fixes weight decay in Adam?”")
+    assert usage.content.startswith("There is no question to answer.")
+
+
+async def test_kb_locale_fixes_the_language_of_every_reply(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    client = await start_client(ChatCore(kb, make_settings(locale="zh-Hant")))
+    await run_command(client, command_payload("ask", question="Which paper fixes weight decay in Adam?"))
+    await deliver(client, message_payload(f"<@{BOT_ID}> Adam weight decay", mentions=[BOT_USER]))
+
+    (answer,) = fake.followups
+    (reply,) = fake.channel_messages
+    assert answer.content.startswith("“Which paper fixes weight decay in Adam?”的結果")
+    assert reply.content.startswith("“Adam weight decay”的結果")
+
+
+async def test_slash_commands_are_localised_for_chinese_discord(
+    core: ChatCore, make_settings: Callable[..., BotSettings], fake: FakeDiscord
+) -> None:
+    client = create_discord_client(core, make_settings(discord_guild_id=GUILD_ID))
+    try:
+        await client.login("test-token")
+    finally:
+        await client.close()
+
+    (sync,) = fake.find("PUT", r"/applications/\d+(/guilds/\d+)?/commands")
+    commands = {command["name"]: command for command in sync.body}
+    assert {name: c["name_localizations"] for name, c in commands.items()} == {
+        "ask": {"zh-CN": "提问", "zh-TW": "提問"},
+        "more": {"zh-CN": "更多", "zh-TW": "更多"},
+        "stats": {"zh-CN": "统计", "zh-TW": "統計"},
+        "help": {"zh-CN": "帮助", "zh-TW": "幫助"},
+        "reindex": {"zh-CN": "重建索引", "zh-TW": "重建索引"},
+    }
+    for command in commands.values():  # every description, in both Chinese locales
+        assert set(command["description_localizations"]) == {"zh-CN", "zh-TW"}, command["name"]
+        for option in command["options"]:
+            assert set(option["name_localizations"]) == {"zh-CN", "zh-TW"}, option["name"]
+            assert set(option["description_localizations"]) == {"zh-CN", "zh-TW"}, option["name"]
+    assert commands["ask"]["description_localizations"]["zh-CN"] == "向机器学习阅读笔记合集提问。"
+    (question,) = commands["ask"]["options"]
+    assert question["name"] == "question" and question["name_localizations"]["zh-CN"] == "问题"

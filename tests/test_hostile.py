@@ -45,9 +45,11 @@ from fake_discord import (
 from fake_slack import BOT_USER_ID, CHANNEL, TEAM_ID, Call, Slack, mention, serve
 from rich.console import Console
 
+from bot import texts
 from bot.chat import ChatCore, clean_question
 from bot.console import ConsoleChat
 from bot.discord_bot import OPTION_MAX_CHARS, KnowledgeBot
+from bot.i18n import LOCALES, texts_for
 from bot.settings import BotSettings
 from bot.texts import APOLOGY
 from knowledge import KnowledgeBase
@@ -224,8 +226,18 @@ QUESTIONS: list[Hostile] = LITERAL + list(generated())
 
 # -- judging one delivery ------------------------------------------------------------------------------
 
-TRUNCATION_NOTE = "(your question was long, so I used its beginning)"
-KINDS = {"Results for": ANSWER, "I found nothing in the collection": REFUSAL, "There is no question to answer": USAGE}
+# Replies follow the question's language: a Chinese question gets the Chinese texts.
+TRUNCATION_NOTES = tuple(texts_for(locale)(texts.QUESTION_CUT).strip() for locale in LOCALES)
+KINDS = {
+    "Results for": ANSWER,
+    "I found nothing in the collection": REFUSAL,
+    "There is no question to answer": USAGE,
+    "合集中没有找到": REFUSAL,
+    "合集中沒有找到": REFUSAL,
+    "没有可回答的问题": USAGE,
+    "沒有可回答的問題": USAGE,
+}
+CHINESE_RESULTS = re.compile(r"(与|與)?“[^”]*”(最接近)?的(结果|結果)")  # the question may wrap on the console
 EXCEPTION_TEXT = re.compile(r"Traceback|Exception\b|Error\b|File \"")
 # Bidi embeddings, overrides and isolates reorder what follows them: none may reach a reply.
 REORDERING = re.compile("[\u202a-\u202e\u2066-\u2069]")
@@ -236,6 +248,8 @@ MAX_QUESTION_CHARS = 500  # the default of KB_MAX_QUESTION_CHARS, set explicitly
 
 
 def kind_of(text: str) -> str | None:
+    if CHINESE_RESULTS.match(text.lstrip()):
+        return ANSWER
     return next((kind for start, kind in KINDS.items() if text.lstrip().startswith(start)), None)
 
 
@@ -297,7 +311,8 @@ def judge_replies(delivery: Delivery) -> None:
     if len(delivery.replies) > 1 and (kind != ANSWER or any(kind_of(part) for part in delivery.replies[1:])):
         delivery.problems.append(f"{len(delivery.replies)} replies")
     whole = "\n".join(delivery.replies)
-    if kind == ANSWER and clean_question(delivery.sent, MAX_QUESTION_CHARS)[1] and TRUNCATION_NOTE not in whole:
+    cut = clean_question(delivery.sent, MAX_QUESTION_CHARS)[1]
+    if kind == ANSWER and cut and not any(note in whole for note in TRUNCATION_NOTES):
         delivery.problems.append("a cut question's answer does not say it was cut")
     expected = delivery.hostile.expected(delivery.path)
     if expected in (USAGE, REFUSAL, ANSWER):
@@ -349,7 +364,8 @@ async def test_console(kb: KnowledgeBase, tmp_path: Path, caplog: pytest.LogCapt
             await ConsoleChat(core, stdin=io.StringIO(line + "\n"), console=console).run()
         except Exception as error:  # noqa: BLE001 - a crash is what this test looks for
             delivery.crashes.append(f"{type(error).__name__}: {error}"[:300])
-        _banner, _, reply = out.getvalue().partition("\n")
+        banners = {texts_for(locale)(texts.CONSOLE_BANNER) for locale in LOCALES}
+        reply = "\n".join(line for line in out.getvalue().split("\n") if line not in banners)
         if reply.strip():
             delivery.replies.append(reply)
         if match := TERMINAL_CONTROLS.search(reply):

@@ -4,6 +4,7 @@ installs the way CI does."""
 from __future__ import annotations
 
 import email
+import os
 import subprocess
 import sys
 import zipfile
@@ -42,6 +43,28 @@ def test_the_wheel_ships_the_collection_and_glossary(wheel: zipfile.ZipFile) -> 
     if (ROOT / "bot" / "slack-manifest.yaml").exists():
         assert "bot/slack-manifest.yaml" in names
     assert not any(name.startswith("tests/") for name in names)
+
+
+def test_the_wheel_ships_the_compiled_catalogues_and_speaks_from_them(wheel: zipfile.ZipFile, tmp_path: Path) -> None:
+    names = set(wheel.namelist())
+    for language in ("zh_Hans", "zh_Hant", "en"):
+        assert f"bot/locale/{language}/LC_MESSAGES/messages.mo" in names
+    assert not any(name.endswith((".po", ".pot")) for name in names)  # the sources stay in the repository
+    wheel.extractall(tmp_path)
+    speak = (
+        f"import bot, bot.i18n as i; assert bot.__file__.startswith({str(tmp_path)!r}), bot.__file__; "
+        "print(i.texts_for('zh-Hans')('More results'), i.texts_for('zh-Hant')('More results'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", speak],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["更多结果", "更多結果"]
 
 
 def test_the_wheel_ships_no_benchmarks(wheel: zipfile.ZipFile) -> None:

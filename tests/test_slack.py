@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -38,7 +39,7 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
 from bot.chat import ChatCore
-from bot.errors import AlreadyRunning, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
+from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.render import SLACK_SECTION_LIMIT, escape_mrkdwn
 from bot.service import start, stop
 from bot.settings import BotSettings
@@ -53,7 +54,7 @@ from bot.slack_bot import (
     start_socket_mode,
     user_key,
 )
-from bot.texts import APOLOGY, USAGE
+from bot.texts import APOLOGY
 from knowledge import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +63,7 @@ ADAMW_URL = "https://arxiv.org/abs/1711.05101"
 QUESTION = "Which paper fixes weight decay in Adam?"
 TWO_PAGES = "Adam"  # AdamW first, then the Adam paper: one entry a page
 PINGS = ("<!channel>", "<!here>", "<!everyone>")
+HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
 @pytest.fixture
@@ -100,7 +102,7 @@ async def test_an_empty_ask_gets_the_usage_hint_only_the_asker_sees(slack: Slack
     _, _, response_url = await slack.command("/ask", "   ")
     [reply] = await slack.reply_to(response_url)
     assert reply.data["response_type"] == "ephemeral"
-    assert escape_mrkdwn(USAGE) in reply.text
+    assert reply.text == escape_mrkdwn(EmptyQuestion().user_message)
     assert "blocks" not in reply.data
 
 
@@ -118,7 +120,7 @@ async def test_more_command_pages_through_the_last_answer_in_the_channel(slack: 
     _, _, elsewhere = await slack.command("/more", channel="COTHER")
     [nothing] = await slack.reply_to(elsewhere)
     assert nothing.data["response_type"] == "ephemeral"
-    assert nothing.text == escape_mrkdwn(NothingMore.user_message)
+    assert nothing.text == escape_mrkdwn(NothingMore().user_message)
 
 
 async def test_asking_again_too_soon_is_told_to_wait(kb: KnowledgeBase, tmp_path: Path) -> None:
@@ -334,7 +336,7 @@ async def test_reindex_is_for_admins_only(slack: Slack) -> None:
     _, _, response_url = await slack.command("/kb-reindex", "full", user=USER)
     [reply] = await slack.reply_to(response_url)
     assert reply.data["response_type"] == "ephemeral"
-    assert reply.text == escape_mrkdwn(NotAdmin.user_message)
+    assert reply.text == escape_mrkdwn(NotAdmin().user_message)
     assert not slack.core.reindex_running
 
 
@@ -343,7 +345,7 @@ async def test_a_read_only_replica_tells_an_admin_it_does_not_index(kb: Knowledg
         _, _, response_url = await slack.command("/kb-reindex", "", user=ADMIN)
         [reply] = await slack.reply_to(response_url)
         assert reply.data["response_type"] == "ephemeral"
-        assert reply.text == escape_mrkdwn(ReadOnlyReplica.user_message)
+        assert reply.text == escape_mrkdwn(ReadOnlyReplica().user_message)
         assert not slack.core.reindex_running
 
 
@@ -367,7 +369,7 @@ async def test_an_admin_reindex_reports_start_then_summary_and_refuses_a_second(
 
         _, _, second = await slack.command("/kb-reindex", user=ADMIN)
         [refused] = await slack.reply_to(second)
-        assert refused.text == escape_mrkdwn(AlreadyRunning.user_message)
+        assert refused.text == escape_mrkdwn(AlreadyRunning().user_message)
     finally:
         gate.set()
     [_, summary] = await slack.reply_to(first, count=2)
@@ -432,7 +434,7 @@ async def test_buttons_of_a_forgotten_answer_say_so(slack: Slack, action_id: str
     _, clicked = await slack.action(action_id, "0123456789ab")
     [reply] = await slack.reply_to(clicked)
     assert reply.data["response_type"] == "ephemeral"
-    assert reply.text == escape_mrkdwn(UnknownAnswer.user_message)
+    assert reply.text == escape_mrkdwn(UnknownAnswer().user_message)
 
 
 # -- safety ----------------------------------------------------------------------------------------------
@@ -542,6 +544,16 @@ def test_the_manifest_declares_what_the_app_handles() -> None:
     assert manifest["settings"]["socket_mode_enabled"] is True
 
 
+def test_the_manifest_keeps_english_commands_with_chinese_hints() -> None:
+    yaml = pytest.importorskip("yaml")
+    commands = yaml.safe_load(slack_manifest())["features"]["slash_commands"]
+    for command in commands:
+        assert command["command"].isascii(), command
+        assert HAN.search(command["description"]) and re.search("[A-Za-z]{3}", command["description"]), command
+        if "usage_hint" in command:
+            assert HAN.search(command["usage_hint"]), command
+
+
 def test_recent_keys_forget_the_oldest() -> None:
     seen = RecentKeys(size=2)
     assert seen.first_time("a") and seen.first_time("b")
@@ -584,3 +596,51 @@ def test_python_m_bot_slack_manifest_prints_it(capsys: pytest.CaptureFixture[str
 
 def test_one_pair_of_keys_for_slack_channels_and_users() -> None:
     assert conversation_key("C1") == "slack:C1" and user_key("U1") == "slack:U1"
+
+
+# -- the reply's language --------------------------------------------------------------------------------
+
+
+async def test_replies_follow_the_language_of_the_question(slack: Slack) -> None:
+    _, _, chinese = await slack.command("/ask", "哪篇论文修正了 Adam 的 weight decay?")
+    [zh] = await slack.reply_to(chinese)
+    _, _, stats = await slack.command("/kb-stats")  # no question: the channel's last language
+    [zh_stats] = await slack.reply_to(stats)
+    _, zh_help, _ = await slack.command("/kb-help")
+    _, _, english = await slack.command("/ask", QUESTION)
+    [en] = await slack.reply_to(english)
+    _, en_help, _ = await slack.command("/kb-help")
+    _, zh_help_asked, _ = await slack.command("/kb-help", "中文")
+
+    assert zh.blocks[0]["text"]["text"].startswith("“哪篇论文修正了 Adam 的 weight decay?”的结果")
+    assert zh.text.startswith("“哪篇论文修正了 Adam 的 weight decay?”的 ")  # the notification too
+    buttons = [
+        element["text"]["text"] for block in zh.blocks if block["type"] == "actions" for element in block["elements"]
+    ]
+    assert buttons == ["更多结果", "👍", "👎"]
+    assert zh_stats.text.startswith("共 10 个条目，来自 1 个来源")
+    assert zh_help.startswith("我根据") and "• /kb-reindex：" in zh_help and "• 也可以 @我 提问" in zh_help
+    assert en.blocks[0]["text"]["text"].startswith("Results for “Which paper fixes weight decay in Adam?”")
+    assert en_help.startswith("I answer questions") and "• /kb-stats: what the index holds" in en_help
+    assert zh_help_asked.startswith("我根据")
+
+
+async def test_mentions_and_dms_follow_the_language_of_the_question(slack: Slack) -> None:
+    await slack.event(mention("1700001000.000100", f"<@{BOT_USER_ID}> 非自回歸的機器翻譯"))
+    await slack.event(dm("DALICE", "1700001000.000200", "attention only transformer"))
+    await slack.event(dm("DBOB", "1700001000.000300", "   "))
+    posts = await slack.fake.wait_for(count=3)
+    by_channel = {post.data["channel"]: post for post in posts}
+    assert by_channel[CHANNEL].blocks[0]["text"]["text"].startswith("“非自回歸的機器翻譯”的結果")
+    assert by_channel["DALICE"].blocks[0]["text"]["text"].startswith("Results for “attention only transformer”")
+    assert by_channel["DBOB"].text.startswith("There is no question to answer.")  # nothing to tell: English
+
+
+async def test_kb_locale_fixes_the_language_of_every_reply(kb: KnowledgeBase, tmp_path: Path) -> None:
+    async with serve(kb, tmp_path, locale="zh-Hans") as slack:
+        _, _, asked = await slack.command("/ask", QUESTION)
+        [reply] = await slack.reply_to(asked)
+        _, _, refused = await slack.command("/kb-reindex", user=USER)
+        [not_admin] = await slack.reply_to(refused)
+    assert reply.blocks[0]["text"]["text"].startswith("“Which paper fixes weight decay in Adam?”的结果")
+    assert not_admin.text == "只有机器人的管理员才能重建索引。"
