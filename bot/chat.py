@@ -27,11 +27,12 @@ from bot.errors import AlreadyRunning, BotError, Cooldown, EmptyQuestion, Nothin
 from bot.i18n import Locale, Texts, texts_for
 from bot.metrics import Metrics
 from bot.settings import BotSettings
-from knowledge import Entry, Health, IngestReport, KnowledgeError, SearchResult, StoreStats
+from knowledge import Entry, Health, IngestReport, KnowledgeError, SearchResult, StoreStats, arxiv_id
 
 _log = logging.getLogger(__name__)
 
 SUMMARY_CHARS = 180
+TITLE_CHARS = 300  # a title longer than this (a parse gone wrong) is cut: a reply stays readable
 MAX_SESSIONS = 2000
 # Controls, zero-width characters, and bidi marks, embeddings, overrides and isolates.
 _INVISIBLE = re.compile(
@@ -84,6 +85,7 @@ class AnswerItem:
     section: tuple[str, ...]
     other_title: str | None = None  # the entry's title in the other language (its English paper title, say)
     weak: bool = False  # a closest match that may not be what was asked
+    arxiv_id: str | None = None  # `1711.05101`, when the entry is an arXiv paper: readers cite it
 
 
 @dataclass(frozen=True)
@@ -140,26 +142,32 @@ def _summary(entry: Entry) -> str:
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rstrip() + "…"
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def other_title(entry: Entry) -> str | None:
     """The first alternative title written in the other script: readers search in Chinese but cite in
     English, so a Chinese headline shows its English paper title, and the other way round."""
     chinese = bool(_HAN.search(entry.title))
-    return next((alt for alt in entry.alt_titles if bool(_HAN.search(alt)) != chinese), None)
+    alt = next((alt for alt in entry.alt_titles if bool(_HAN.search(alt)) != chinese), None)
+    return _cut(alt, TITLE_CHARS) if alt else None
 
 
 def to_item(entry: Entry, *, weak: bool = False) -> AnswerItem:
     """How an entry is shown: its primary link (else its code link), a short summary, its section, its
-    title in the other language, and whether it is only a closest match."""
+    title in the other language, its arXiv id, and whether it is only a closest match."""
     primary, code = entry.primary_link, entry.code_link
     return AnswerItem(
         entry_id=entry.id,
-        title=entry.title,
+        title=_cut(entry.title, TITLE_CHARS),
         summary=_summary(entry),
         url=primary.url if primary else (code.url if code else None),
         code_url=code.url if code and primary else None,
         section=entry.section_path,
         other_title=other_title(entry),
         weak=weak,
+        arxiv_id=arxiv_id(entry),
     )
 
 

@@ -67,6 +67,16 @@ def _safe_url(url: str) -> str:
     return url.replace(" ", "%20").replace(">", "%3E").replace("<", "%3C").replace("|", "%7C")
 
 
+def arxiv_url(paper_id: str) -> str:
+    """The arXiv abstract page of a paper id."""
+    return f"https://arxiv.org/abs/{paper_id}"
+
+
+def arxiv_label(paper_id: str) -> str:
+    """How replies name an arXiv paper: `arXiv:1711.05101`."""
+    return f"arXiv:{paper_id}"
+
+
 def _refusal(answer: Answer, t: Texts) -> str:
     cut = t(texts.QUESTION_CUT) if answer.truncated else ""
     return t(texts.REFUSAL, question=answer.question, cut=cut, hint=t(answer.hint) if answer.hint else "")
@@ -98,6 +108,8 @@ def render_text(answer: Answer, page_size: int = 5, *, more: str = "/more") -> s
         lines.append(f"{number}. {item.title}")
         if item.other_title:
             lines.append(f"   {item.other_title}")
+        if item.arxiv_id:
+            lines.append(f"   {arxiv_label(item.arxiv_id)}")
         if _weak_marked(answer, item):
             lines.append(f"   ({t(texts.WEAK_MATCH)})")
         if item.summary:
@@ -133,6 +145,8 @@ def _discord_item(number: int, item: AnswerItem, weak: bool, t: Texts) -> str:
     if item.summary:
         lines.append(escape_discord(item.summary))
     extra = [t(texts.WEAK_MATCH)] if weak else []
+    if item.arxiv_id:
+        extra.append(f"[{arxiv_label(item.arxiv_id)}](<{arxiv_url(item.arxiv_id)}>)")
     if item.code_url:
         extra.append(f"[{t(texts.CODE_LINK)}](<{_safe_url(item.code_url)}>)")
     if item.section:
@@ -180,6 +194,8 @@ def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
         body = f"{head}\n{escape_mrkdwn(item.summary)}" if item.summary else head
         blocks += _section(body)
         context = [t(texts.WEAK_MATCH)] if _weak_marked(answer, item) else []
+        if item.arxiv_id:
+            context.append(f"<{arxiv_url(item.arxiv_id)}|{arxiv_label(item.arxiv_id)}>")
         if item.section:
             context.append("📂 " + escape_mrkdwn(SECTION_SEPARATOR.join(item.section)))
         if item.code_url:

@@ -16,6 +16,7 @@ from knowledge.errors import (
 )
 from knowledge.filters import Where
 from knowledge.logs import configure_logging
+from knowledge.lookup import Identifier, arxiv_id, identifiers_in, without_identifiers
 from knowledge.normalize import detect_lang
 from knowledge.ranking import Hit
 from knowledge.reader import StoreStats
@@ -28,6 +29,7 @@ __all__ = [
     "Entry",
     "Health",
     "Hit",
+    "Identifier",
     "IngestLocked",
     "IngestReport",
     "IngestSummary",
@@ -43,7 +45,10 @@ __all__ = [
     "StorageError",
     "StoreStats",
     "Where",
+    "arxiv_id",
     "configure_logging",
     "detect_lang",
+    "identifiers_in",
     "load_settings",
+    "without_identifiers",
 ]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.chat import Answer, AnswerItem
+from bot.chat import TITLE_CHARS, Answer, AnswerItem, to_item
+from bot.i18n import Locale
 from bot.render import (
     DISCORD_LIMIT,
+    SLACK_BLOCK_LIMIT,
     SLACK_SECTION_LIMIT,
     defuse_mentions,
     escape_discord,
@@ -17,6 +19,10 @@ from bot.render import (
     slack_fallback_text,
     split,
 )
+from knowledge import Entry, Link, SourceRef
+from knowledge.normalize import has_han
+from knowledge.parse import parse_sources
+from knowledge.settings import BUNDLED_SOURCES
 
 ADAMW = AnswerItem(
     entry_id="e1",
@@ -211,3 +217,82 @@ def test_weak_matches_are_marked_and_an_all_weak_answer_says_so_once() -> None:
     ):
         assert "Closest matches for “weight decay”; they may not be exactly what you asked:" in rendered
         assert "(closest match" not in rendered
+
+
+PAPER = AnswerItem(
+    "e5",
+    "权重无关神经网络",
+    "不训练权重，只搜索结构。",
+    "https://weightagnostic.github.io/",
+    None,
+    ("3 DL 基础研究", "3.40 权重无关"),
+    other_title="Weight Agnostic Neural Networks",
+    arxiv_id="1906.04358",
+)
+
+
+def test_an_item_shows_both_titles_and_its_arxiv_id() -> None:
+    text = render_text(answer(PAPER))
+    assert "1. 权重无关神经网络\n   Weight Agnostic Neural Networks\n   arXiv:1906.04358\n" in text
+    (message,) = render_discord(answer(PAPER))
+    assert "**1. [权重无关神经网络](<https://weightagnostic.github.io/>)**\n*Weight Agnostic Neural Networks*\n" in (
+        message.content
+    )
+    assert (
+        "-# [arXiv:1906.04358](<https://arxiv.org/abs/1906.04358>) · 📂 3 DL 基础研究 › 3.40 权重无关"
+        in message.content
+    )
+    blocks = render_slack(answer(PAPER))
+    assert blocks[1]["text"]["text"].startswith(
+        "*1. <https://weightagnostic.github.io/|权重无关神经网络>*\n_Weight Agnostic"
+    )
+    assert blocks[2]["elements"][0]["text"].startswith("<https://arxiv.org/abs/1906.04358|arXiv:1906.04358> · 📂")
+
+
+def _huge_entry(number: int) -> Entry:
+    return Entry(
+        id=f"huge{number}",
+        title="超长标题" * 600,
+        alt_titles=("An Extremely Long English Paper Title " * 80,),
+        summary="摘要" * 150,
+        links=(Link(url=f"https://arxiv.org/abs/1906.0435{number}", role="primary"),),
+        section_path=("很长的章节名" * 100, "Sub section " * 100),
+        source=SourceRef(file="notes.md", line_start=1, line_end=2, format="markdown"),
+        lang="zh-Hans",
+    )
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-Hans"])
+def test_no_line_grows_past_the_platform_limits(locale: Locale) -> None:
+    """Entries with absurd titles, English titles and sections: titles are cut, Discord messages stay within
+    2,000 characters, Slack sections within 3,000 and context lines within 2,000, with at most 50 blocks."""
+    items = tuple(to_item(_huge_entry(number)) for number in range(5))
+    assert all(len(item.title) <= TITLE_CHARS and len(item.other_title or "") <= TITLE_CHARS for item in items)
+    long_answer = Answer("a1b2", "问题" * 300, items, page=1, pages=3, locale=locale)
+    messages = render_discord(long_answer)
+    assert all(0 < len(message.content) <= DISCORD_LIMIT for message in messages)
+    joined = "\n".join(message.content for message in messages)
+    assert all(f"arXiv:1906.0435{number}" in joined for number in range(5))
+    blocks = render_slack(long_answer)
+    assert len(blocks) <= SLACK_BLOCK_LIMIT
+    for block in blocks:
+        if block["type"] == "section":
+            assert len(block["text"]["text"]) <= SLACK_SECTION_LIMIT
+        if block["type"] == "context":
+            assert all(len(element["text"]) <= 2000 for element in block["elements"])
+    assert len(slack_fallback_text(long_answer)) <= 300
+
+
+def test_on_the_bundled_collection_entries_with_an_english_and_a_chinese_title_show_both() -> None:
+    entries = parse_sources([BUNDLED_SOURCES]).entries
+    bilingual = [e for e in entries if any(has_han(alt) != has_han(e.title) for alt in e.alt_titles)]
+    assert len(bilingual) >= 80
+    for entry in bilingual:
+        item = to_item(entry)
+        assert item.other_title and has_han(item.other_title) != has_han(item.title), entry.id
+        (message,) = render_discord(answer(item))
+        assert escape_discord(item.title) in message.content and escape_discord(item.other_title) in message.content
+        text = render_text(answer(item))
+        assert f"1. {item.title}\n   {item.other_title}\n" in text
+    with_arxiv = [to_item(e) for e in entries if to_item(e).arxiv_id]
+    assert {item.arxiv_id for item in with_arxiv} >= {"1711.05101", "1910.05446", "2007.12865"}

@@ -1,0 +1,144 @@
+"""Papers and code by identifier: arXiv ids and URLs, OpenReview links, GitHub repositories, any URL.
+
+A question that is, or contains, an identifier is looked up exactly before it is searched. Both sides
+are normalised to the same key: http and https, `www.`, trailing slashes, `/abs/` or `/pdf/`, a `.pdf`
+suffix and a version (`v2`) all give `arxiv:1711.05101`; a GitHub link to a file of a repository gives
+the repository, `github:owner/repo` (lower case, no `.git`); an OpenReview forum or pdf link gives
+`openreview:<id>`; any other URL gives `url:<host without www><path without trailing slash><query>`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+from knowledge.entry import Entry
+from knowledge.normalize import url_key
+
+Kind = Literal["arxiv", "openreview", "github", "url"]
+
+# A new-style arXiv id is YYMM.NNNN(N); the month keeps decimals such as 2019.1234 out.
+_NEW_ID = r"\d{2}(?:0[1-9]|1[0-2])\.\d{4,5}"
+_OLD_ID = r"[a-z][a-z\-]+(?:\.[A-Z]{2})?/\d{7}"
+_ARXIV_URL = re.compile(
+    rf"(?:https?://)?(?:www\.|export\.)?arxiv\.org/(?:abs|pdf|html|format)/(?P<id>{_NEW_ID}|{_OLD_ID})"
+    r"(?:v\d+)?(?:\.pdf)?",
+    re.I,
+)
+_ARXIV_NAMED = re.compile(rf"\barxiv\s*[:：]?\s*(?P<id>{_NEW_ID}|{_OLD_ID})(?:v\d+)?", re.I)
+_ARXIV_BARE = re.compile(rf"(?<![\w./-])(?P<id>{_NEW_ID})(?:v\d+)?(?![\w/-]|\.\d)")
+_ARXIV_BRACKETED = re.compile(rf"\[(?P<id>{_NEW_ID})(?:v\d+)?\]")
+_URL = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"'`，。、；）)\]}]+|(?:arxiv\.org|github\.com|openreview\.net)/[^\s<>\"'`，。、；）)\]}]+",
+    re.I,
+)
+_GITHUB_RESERVED = frozenset(
+    "about apps collections contact customer-stories enterprise events explore features issues login marketplace "
+    "new notifications orgs pricing pulls search security settings sponsors topics trending".split()
+)
+
+
+@dataclass(frozen=True)
+class Identifier:
+    """A paper or code identifier, normalised: `key` is what entries are matched on, `label` how a reply
+    names it (`arXiv:1711.05101`, `github.com/owner/repo`, `openreview.net/forum?id=…`, the URL)."""
+
+    kind: Kind
+    key: str
+    label: str
+
+
+def _arxiv(paper_id: str) -> Identifier:
+    return Identifier("arxiv", f"arxiv:{paper_id.lower()}", f"arXiv:{paper_id}")
+
+
+def identify_url(url: str) -> Identifier | None:
+    """The identifier a URL stands for, or None when it is not a web address."""
+    text = url.strip().rstrip(".,;:!?")
+    if not re.match(r"https?://", text, re.I):
+        text = "https://" + text
+    if arxiv := _ARXIV_URL.match(text):
+        return _arxiv(arxiv["id"])
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        return None
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    if not host or "." not in host:
+        return None
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if host == "github.com" and len(segments) >= 2 and segments[0].lower() not in _GITHUB_RESERVED:
+        owner, repo = segments[0], segments[1].removesuffix(".git")
+        return Identifier("github", f"github:{owner.lower()}/{repo.lower()}", f"github.com/{owner}/{repo}")
+    if host == "openreview.net" and (paper := parse_qs(parts.query).get("id")):
+        return Identifier("openreview", f"openreview:{paper[0]}", f"openreview.net/forum?id={paper[0]}")
+    key = url_key(text)
+    return Identifier("url", f"url:{key}", text) if key else None
+
+
+def identifiers_in(text: str) -> list[Identifier]:
+    """The identifiers a question is or contains, in the order it names them, each once: URLs, and arXiv
+    ids written out (`arXiv:1711.05101`, `1711.05101v2`)."""
+    found: list[tuple[int, Identifier]] = []
+    rest = text
+    for match in _URL.finditer(text):
+        if identifier := identify_url(match[0]):
+            found.append((match.start(), identifier))
+        rest = rest[: match.start()] + " " * len(match[0]) + rest[match.end() :]  # positions kept
+    for pattern in (_ARXIV_NAMED, _ARXIV_BARE):
+        found += [(match.start(), _arxiv(match["id"])) for match in pattern.finditer(rest)]
+    unique: dict[str, Identifier] = {}
+    for _, identifier in sorted(found, key=lambda pair: pair[0]):
+        unique.setdefault(identifier.key, identifier)
+    return list(unique.values())
+
+
+def without_identifiers(text: str) -> str:
+    """`text` with its identifiers (URLs, arXiv ids and an `arXiv:` before them) taken out: the words left
+    to search for related entries."""
+    text = _URL.sub(" ", text)
+    text = _ARXIV_NAMED.sub(" ", text)
+    text = _ARXIV_BARE.sub(" ", text)
+    return " ".join(text.split())
+
+
+def entry_identifiers(entry: Entry) -> list[Identifier]:
+    """What identifies `entry`: its links (primary first), then arXiv ids its titles and text name
+    (`arXiv:1711.05101`, `[1711.05101]`)."""
+    found: dict[str, Identifier] = {}
+    links = sorted(entry.links, key=lambda link: link.role != "primary")
+    for link in links:
+        if identifier := identify_url(link.url):
+            found.setdefault(identifier.key, identifier)
+    text = "\n".join((entry.title, *entry.alt_titles, entry.summary, entry.body))
+    for pattern in (_ARXIV_URL, _ARXIV_NAMED, _ARXIV_BRACKETED):
+        for match in pattern.finditer(text):
+            identifier = _arxiv(match["id"])
+            found.setdefault(identifier.key, identifier)
+    return list(found.values())
+
+
+def arxiv_id(entry: Entry) -> str | None:
+    """The entry's arXiv id (`1711.05101`), from its primary link first, or None when it has none."""
+    return next((i.key.removeprefix("arxiv:") for i in entry_identifiers(entry) if i.kind == "arxiv"), None)
+
+
+class IdentifierIndex:
+    """Which entries each identifier names, for exact lookup; built once per loaded version of the index."""
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        self._entries: dict[str, list[Entry]] = {}
+        for entry in entries:
+            for identifier in entry_identifiers(entry):
+                self._entries.setdefault(identifier.key, []).append(entry)
+
+    def find(self, identifiers: Iterable[Identifier]) -> list[Entry]:
+        """The entries any of `identifiers` names, in the order of the identifiers, each once."""
+        found: dict[str, Entry] = {}
+        for identifier in identifiers:
+            for entry in self._entries.get(identifier.key, ()):
+                found.setdefault(entry.id, entry)
+        return list(found.values())
