@@ -21,10 +21,14 @@ from knowledge.normalize import detect_lang
 from knowledge.ranking import Hit
 from knowledge.reader import StoreStats
 from knowledge.search import SearchResult
+from knowledge.seen import Digest, NewEntry
 from knowledge.settings import Settings, load_settings
+from knowledge.source_spec import SourceSpec
+from knowledge.sync import SourceStatus, SourceSync, SyncReport
 from knowledge.writer import IngestSummary
 
 __all__ = [
+    "Digest",
     "EmbedderUnavailable",
     "Entry",
     "Health",
@@ -38,12 +42,17 @@ __all__ = [
     "KnowledgeUnavailable",
     "Link",
     "MassRemoval",
+    "NewEntry",
     "SearchResult",
     "Settings",
     "SettingsError",
     "SourceRef",
+    "SourceSpec",
+    "SourceStatus",
+    "SourceSync",
     "StorageError",
     "StoreStats",
+    "SyncReport",
     "Where",
     "arxiv_id",
     "configure_logging",

@@ -75,7 +75,9 @@ def new_entries(collection: Collection | None, since: datetime, limit: int | Non
     (then in collection order: file and line)."""
     if collection is None:
         return []
-    where = {"$and": [{"chunk": 0}, {BASELINE: False}, {FIRST_SEEN: {"$gt": since.timestamp()}}]}
+    # First-seen times are whole milliseconds: `since` is compared at that precision, so that an entry
+    # first seen at a digest's `through` time is not listed again.
+    where = {"$and": [{"chunk": 0}, {BASELINE: False}, {FIRST_SEEN: {"$gt": round(since.timestamp(), 3)}}]}
     rows = get_all(collection, where=where, include=["metadatas"])
     found = [
         NewEntry(Entry.model_validate_json(str(metadata["entry"])), _when(metadata[FIRST_SEEN]))

@@ -109,7 +109,8 @@ class IndexWriter:
             stored = sum(1 for _, metadata, _ in rows if metadata.get("chunk") == 0)
             if max_removal is not None and stored and removed > max_removal * stored:
                 raise MassRemoval(removed, stored, max_removal)
-            records = stamp_first_seen(to_records(entries, self.passage_text), rows, time.time(), baseline=not stored)
+            now = round(time.time(), 3)  # whole milliseconds survive the trip through a datetime exactly
+            records = stamp_first_seen(to_records(entries, self.passage_text), rows, now, baseline=not stored)
             added = len({entry.id for entry in entries} - {str(metadata["entry_id"]) for _, metadata, _ in rows})
             recorded = tuple(sources) if sources is not None else tuple(sorted({e.source.file for e in entries}))
             if active is None or rebuild:
