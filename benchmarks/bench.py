@@ -75,6 +75,16 @@ VARIANT_WORDS = (
 )
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: VmHWM, which, unlike `ru_maxrss`, does not carry over the peak of
+    the parent that spawned it (Linux keeps the larger across fork and exec, so a child of a bench that
+    holds a torch model would report the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -256,7 +266,7 @@ def _parse_child(kind: str, size: int, rounds: int) -> dict[str, Any]:
     """In a fresh process: the best of `rounds` parses of the generated file (CPU and wall seconds),
     and the peak RSS."""
     text = heading_notes(size) if kind == "headings" else repeated_heading(size)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = peak_rss_mb()
     cpu, wall, entries = float("inf"), float("inf"), 0
     for _ in range(rounds):
         started, started_cpu = time.perf_counter(), time.process_time()
@@ -270,8 +280,8 @@ def _parse_child(kind: str, size: int, rounds: int) -> dict[str, Any]:
         "entries": entries,
         "seconds": round(cpu, 3),
         "wall_seconds": round(wall, 3),
-        "rss_before_mb": round(before / 1024, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -332,8 +342,7 @@ def _child(role: str, *args: str) -> None:
         for question in QUESTIONS:
             kb.search(question)
     kb.close()
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"role": role, "peak_rss_mb": round(peak_kb / 1024, 1)}))
+    print(json.dumps({"role": role, "peak_rss_mb": peak_rss_mb()}))
 
 
 def _scale_point(
@@ -471,6 +480,41 @@ def run_bench(
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return result
+
+
+# (label, (group, key) in each run's result): the figures `compare` gives as ratios to the first run's.
+COMPARED = (
+    ("cold_ingest_seconds", ("cold_ingest", "seconds")),
+    ("pure_embedding_seconds", ("cold_ingest", "pure_embedding_seconds")),
+    ("encode_p50_ms", ("query", "encode_p50_ms")),
+    ("search_p50_ms", ("query", "search_p50_ms")),
+    ("concurrency_seconds", ("concurrency", "seconds")),
+    ("ingest_peak_rss_mb", ("memory", "ingest_peak_rss_mb")),
+    ("serving_peak_rss_mb", ("memory", "serving_peak_rss_mb")),
+    ("big_collection_seconds", ("big_collection", "cold_ingest_seconds")),
+)
+
+
+def compare(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Each later run's figures as ratios to the first run's (below 1: less time or memory), and every
+    run's own search p50 / encode p50 and cold ingest / pure embedding."""
+    first = runs[0]
+    ratios: dict[str, dict[str, float]] = {}
+    for run in runs[1:]:
+        row = {}
+        for label, (group, key) in COMPARED:
+            mine, base = run.get(group, {}).get(key), first.get(group, {}).get(key)
+            if mine is not None and base:
+                row[label] = round(mine / base, 3)
+        ratios[f"{run['embedder']} / {first['embedder']}"] = row
+    own = {
+        run["embedder"]: {
+            "search_p50_over_encode_p50": run.get("query", {}).get("ratio_p50"),
+            "cold_ingest_over_pure_embedding": run.get("cold_ingest", {}).get("ratio"),
+        }
+        for run in runs
+    }
+    return {"embedders": [run["embedder"] for run in runs], "ratios": ratios, "own": own}
 
 
 if __name__ == "__main__":  # the child processes of the memory and parse measurements

