@@ -16,18 +16,41 @@ import secrets
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import Literal, Protocol
 
 from bot import i18n, texts
-from bot.errors import AlreadyRunning, BotError, Cooldown, EmptyQuestion, NothingMore, ReadOnlyReplica, UnknownAnswer
+from bot.errors import (
+    AlreadyRunning,
+    BotError,
+    Cooldown,
+    EmptyQuestion,
+    NoSuchItem,
+    NothingMore,
+    ReadOnlyReplica,
+    UnknownAnswer,
+    UnknownSection,
+)
 from bot.i18n import Locale, Texts, texts_for
 from bot.metrics import Metrics
+from bot.request import LANGS, read_request
 from bot.settings import BotSettings
-from knowledge import Entry, Health, IngestReport, KnowledgeError, SearchResult, StoreStats, arxiv_id
+from knowledge import (
+    Entry,
+    Health,
+    IngestReport,
+    KnowledgeError,
+    Lookup,
+    Neighbour,
+    SearchResult,
+    SectionTree,
+    StoreStats,
+    arxiv_id,
+    without_identifiers,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -48,8 +71,25 @@ class Retriever(Protocol):
     @property
     def embedder_name(self) -> str: ...
 
-    async def asearch(self, question: str, k: int | None = None) -> SearchResult:
-        """The best `k` entries for `question`, or a refusal; never blocks the event loop."""
+    async def asearch(
+        self, question: str, k: int | None = None, *, section: Sequence[str] = (), lang: str | None = None
+    ) -> SearchResult:
+        """The best `k` entries for `question` (under `section`, in `lang`), or a refusal; never blocks
+        the event loop."""
+        ...
+
+    def lookup(self, text: str) -> Lookup:
+        """The paper and code identifiers `text` names, and the entries they name exactly (blocking)."""
+        ...
+
+    def sections(self) -> SectionTree:
+        """The collection's sections with their entry counts (blocking)."""
+        ...
+
+    def similar(
+        self, entry_id: str, k: int | None = None, *, section: Sequence[str] = (), lang: str | None = None
+    ) -> list[Neighbour] | None:
+        """The entries nearest to `entry_id` by its stored vector, never itself; None when unknown (blocking)."""
         ...
 
     def ingest(self, *, rebuild: bool = False) -> IngestReport:
@@ -74,6 +114,15 @@ class Question:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """Where an answer looks (a section, an entry language: `bot.request.LANGS`) and who sees it."""
+
+    section: tuple[str, ...] = ()
+    lang: str | None = None
+    private: bool = False  # only the asker sees the answer (Discord: ephemeral; Slack: an ephemeral reply)
+
+
+@dataclass(frozen=True)
 class AnswerItem:
     """One entry as a reply shows it."""
 
@@ -86,11 +135,22 @@ class AnswerItem:
     other_title: str | None = None  # the entry's title in the other language (its English paper title, say)
     weak: bool = False  # a closest match that may not be what was asked
     arxiv_id: str | None = None  # `1711.05101`, when the entry is an arXiv paper: readers cite it
+    related: bool = False  # near what was asked, not what it named (a paper the collection lacks)
+
+
+AnswerKind = Literal["search", "found", "missing", "similar"]
 
 
 @dataclass(frozen=True)
 class Answer:
-    """A page of results for a question, or a clear refusal with a hint."""
+    """A page of results for a question, or a clear refusal with a hint.
+
+    `kind` says what the items are: the search's results; `found`: the entries a paper or code identifier
+    of the question names exactly (`subject` is the identifier, `subject_section` where the first one
+    sits), then related ones; `missing`: the question named a paper the collection lacks (`subject`), and
+    the items are only related; `similar`: the entries nearest to item `number` of an answer (`subject`,
+    its title).
+    """
 
     id: str
     question: str
@@ -100,6 +160,11 @@ class Answer:
     truncated: bool = False  # the question was cut to the length limit
     refused: bool = False
     locale: Locale = "en"  # the language of the reply's fixed texts
+    scope: Scope = Scope()
+    kind: AnswerKind = "search"
+    subject: str = ""
+    subject_section: tuple[str, ...] = ()
+    number: int = 0
 
     @property
     def has_more(self) -> bool:
@@ -108,6 +173,10 @@ class Answer:
     @property
     def hint(self) -> str:
         return texts.REFUSAL_HINT if self.refused else ""
+
+    @property
+    def private(self) -> bool:
+        return self.scope.private
 
 
 @dataclass(frozen=True)
@@ -120,10 +189,7 @@ class Stats:
 
 @dataclass
 class _Session:
-    question: str
-    items: list[AnswerItem]
-    truncated: bool
-    locale: Locale = "en"
+    answer: Answer  # every item, as page 1 would show them
     shown: int = 1  # pages shown so far
 
 
@@ -201,9 +267,7 @@ class ChatCore:
     def locale_for(self, conversation: str, *, text: str = "", tags: Iterable[str | None] = ()) -> Locale:
         """The language to reply in (see `bot.i18n.choose`): `KB_LOCALE` unless it is `auto`, else the
         platform's language `tags`, else the language of `text`, else the conversation's last reply's."""
-        text = text[
-            : self.settings.max_question_chars
-        ]  # as much as is searched: the language of a long text is clear by then
+        text = text[: self.settings.max_question_chars]  # as much as is searched: its language is clear by then
         locale = i18n.choose(self.settings.locale, tags=tags, text=text, last=self._locales.get(conversation))
         self._locales[conversation] = locale
         self._locales.move_to_end(conversation)
@@ -240,16 +304,62 @@ class ChatCore:
         if len(self._asked) > 10 * MAX_SESSIONS:  # forget users who asked long ago
             self._asked = {u: t for u, t in self._asked.items() if now - t < wait}
 
-    async def answer(self, conversation: str, question: Question, *, locale: Locale | None = None) -> Answer:
-        """Search the collection for an admitted question and return the first page of the answer, its
-        fixed texts in `locale` (by default, the question's language: `locale_for`)."""
+    async def sections(self) -> SectionTree:
+        """The collection's sections with their entry counts."""
+        return await asyncio.to_thread(self.retriever.sections)
+
+    async def scope(self, section: str | None = None, lang: str | None = None, *, private: bool = False) -> Scope:
+        """The scope a reader asks for: `section` as they name it (part of a section's name in either
+        language, its number, or its path: `SectionTree.find`), resolved to the best match (UnknownSection
+        when none matches), `lang` (`bot.request.LANGS`), and whether the answer is private."""
+        path: tuple[str, ...] = ()
+        if section and section.strip():
+            found = (await self.sections()).resolve(section)
+            if found is None:
+                raise UnknownSection(section.strip())
+            path = found.path
+        return Scope(path, LANGS.get(lang.lower(), lang) if lang else None, private)
+
+    async def prepare(
+        self,
+        user: str | None,
+        text: str,
+        *,
+        section: str | None = None,
+        lang: str | None = None,
+        private: bool = False,
+    ) -> tuple[Question, Scope]:
+        """The question `text` asks and its scope: options written in it (`bot.request`) and those given
+        (which win). EmptyQuestion when no question is left, Cooldown when `user` (None: nobody, as on the
+        console) asks too quickly, UnknownSection when the section matches none."""
+        request = read_request(text)
+        question = self.admit(user, request.text) if user is not None else self.read_question(request.text)
+        scope = await self.scope(section or request.section, lang or request.lang, private=private or request.private)
+        return question, scope
+
+    async def answer(
+        self, conversation: str, question: Question, *, locale: Locale | None = None, scope: Scope = Scope()
+    ) -> Answer:
+        """Answer an admitted question with the first page of its answer, its fixed texts in `locale` (by
+        default, the question's language: `locale_for`).
+
+        A question that names papers or code (an arXiv id or link, OpenReview, a GitHub repository) is
+        looked up exactly first: the entries found come first (`found`), whatever the scope; one that
+        names a paper the collection lacks gets only related entries, searched with the rest of its words
+        (`missing`). Anything else is searched within `scope`.
+        """
         locale = locale or self.locale_for(conversation, text=question.text)
         size = self.settings.answer_size
         started = time.perf_counter()
         self.inflight += 1
         self._idle.clear()
         try:
-            result = await self.retriever.asearch(question.text, size * self.settings.max_pages)
+            lookup = await asyncio.to_thread(self.retriever.lookup, question.text)
+            text = without_identifiers(question.text) if lookup.identifiers else question.text
+            result = None
+            if any(ch.isalnum() for ch in text):
+                k = size * self.settings.max_pages
+                result = await self.retriever.asearch(text, k, section=scope.section, lang=scope.lang)
         except BaseException:
             self.metrics.errors.inc()
             raise
@@ -259,18 +369,83 @@ class ChatCore:
                 self._idle.set()
         self.metrics.questions.inc()
         self.metrics.latency.observe(time.perf_counter() - started)
-        items = [to_item(hit.entry, weak=not hit.confident) for hit in result.hits]
-        truncated = question.truncated or result.truncated  # told, even if the retriever cut it shorter
-        answer_id = self._remember(conversation, _Session(question.text, items, truncated, locale))
+        truncated = question.truncated or bool(result and result.truncated)  # told, even if the retriever cut it
+        template = Answer("", question.text, (), truncated=truncated, locale=locale, scope=scope)
+        hits = [to_item(hit.entry, weak=not hit.confident) for hit in result.hits] if result else []
+        if lookup.entries:
+            exact = [to_item(entry) for entry in lookup.entries]
+            shown = {item.entry_id for item in exact}
+            related = [replace(item, related=True, weak=False) for item in hits if item.entry_id not in shown]
+            labels = ", ".join(identifier.label for identifier in lookup.found)
+            first = lookup.entries[0].section_path
+            template = replace(template, kind="found", subject=labels, subject_section=first)
+            items = exact + related
+        elif lookup.papers:
+            labels = ", ".join(identifier.label for identifier in lookup.papers)
+            template = replace(template, kind="missing", subject=labels)
+            items = [replace(item, related=True, weak=False) for item in hits]
+        else:
+            items = hits
+        items = items[: size * self.settings.max_pages]
+        answer_id = self._remember(conversation, _Session(replace(template, items=tuple(items))))
         if not items:
             self.metrics.refusals.inc()
-            return Answer(answer_id, question.text, (), truncated=truncated, refused=True, locale=locale)
+            return replace(template, id=answer_id, refused=template.kind == "search")
         return self._page(answer_id, 1)
 
-    async def ask(self, conversation: str, user: str, text: str, *, locale: Locale | None = None) -> Answer:
-        """`admit` then `answer`: raises EmptyQuestion for a blank question and Cooldown when `user`
-        asks too quickly."""
-        return await self.answer(conversation, self.admit(user, text), locale=locale)
+    async def ask(
+        self,
+        conversation: str,
+        user: str | None,
+        text: str,
+        *,
+        locale: Locale | None = None,
+        section: str | None = None,
+        lang: str | None = None,
+        private: bool = False,
+    ) -> Answer:
+        """`prepare` then `answer`: raises EmptyQuestion for a blank question, Cooldown when `user` asks
+        too quickly, UnknownSection for a section that matches none."""
+        question, scope = await self.prepare(user, text, section=section, lang=lang, private=private)
+        return await self.answer(conversation, question, locale=locale, scope=scope)
+
+    async def similar(
+        self, conversation: str, target: int | str, *, answer_id: str | None = None, locale: Locale | None = None
+    ) -> Answer:
+        """The entries nearest to one item of an answer, by the entry's stored vector (nothing is embedded),
+        never the entry itself: `target` is the item's number in `answer_id` (by default the conversation's
+        last answer; NoSuchItem when it has no such item), or its entry id (a button's value). The answer
+        keeps the first one's privacy, not its filters: "more like this" looks in the entry's section and
+        beyond."""
+        answer_id = answer_id or self._last.get(conversation)
+        session = self._sessions.get(answer_id) if answer_id else None
+        if session is None:
+            raise UnknownAnswer() if answer_id else NoSuchItem(number=target)
+        items = session.answer.items
+        if isinstance(target, int):
+            number = target
+        else:
+            number = next((at for at, item in enumerate(items, 1) if item.entry_id == target), 0)
+        if not 1 <= number <= len(items):
+            raise NoSuchItem(number=number) if isinstance(target, int) else UnknownAnswer()
+        item = items[number - 1]
+        neighbours = await asyncio.to_thread(self.retriever.similar, item.entry_id, self.settings.answer_size * 2)
+        if neighbours is None:  # the entry left the collection since
+            raise UnknownAnswer()
+        template = Answer(
+            "",
+            session.answer.question,
+            tuple(to_item(neighbour.entry) for neighbour in neighbours),
+            locale=locale or session.answer.locale,
+            scope=Scope(private=session.answer.private),
+            kind="similar",
+            subject=item.title,
+            number=number,
+        )
+        answer_id = self._remember(conversation, _Session(template))
+        if not template.items:
+            return replace(template, id=answer_id)
+        return self._page(answer_id, 1)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no question is being answered (at most `timeout` s); True when idle."""
@@ -281,6 +456,11 @@ class ChatCore:
         except TimeoutError:
             return False
         return True
+
+    def is_private(self, answer_id: str) -> bool:
+        """Whether the answer `answer_id` is shown to its asker only (False when it is forgotten)."""
+        session = self._sessions.get(answer_id)
+        return session is not None and session.answer.private
 
     async def more(self, conversation: str, answer_id: str | None = None, *, locale: Locale | None = None) -> Answer:
         """The next page of `answer_id`, or of the conversation's last answer; its fixed texts in `locale`,
@@ -298,7 +478,8 @@ class ChatCore:
     def _remember(self, conversation: str, session: _Session) -> str:
         answer_id = secrets.token_hex(6)
         self._sessions[answer_id] = session
-        self._last[conversation] = answer_id
+        if not session.answer.private:  # someone's private answer is not the channel's to page
+            self._last[conversation] = answer_id
         while len(self._sessions) > MAX_SESSIONS:
             old, _ = self._sessions.popitem(last=False)
             self._last = {c: a for c, a in self._last.items() if a != old}
@@ -306,15 +487,19 @@ class ChatCore:
 
     def _pages(self, session: _Session) -> int:
         size = self.settings.answer_size
-        return max(1, -(-len(session.items) // size))
+        return max(1, -(-len(session.answer.items) // size))
 
     def _page(self, answer_id: str, page: int, locale: Locale | None = None) -> Answer:
         session = self._sessions[answer_id]
         size = self.settings.answer_size
-        items = tuple(session.items[(page - 1) * size : page * size])
-        pages = self._pages(session)
-        return Answer(
-            answer_id, session.question, items, page, pages, session.truncated, locale=locale or session.locale
+        items = session.answer.items[(page - 1) * size : page * size]
+        return replace(
+            session.answer,
+            id=answer_id,
+            items=items,
+            page=page,
+            pages=self._pages(session),
+            locale=locale or session.answer.locale,
         )
 
     # -- feedback --------------------------------------------------------------------------------
@@ -325,12 +510,12 @@ class ChatCore:
         session = self._sessions.get(answer_id)
         if session is None:
             raise UnknownAnswer()
-        shown = session.items[: session.shown * self.settings.answer_size]
+        shown = session.answer.items[: session.shown * self.settings.answer_size]
         row = {
             "time": datetime.now(UTC).isoformat(timespec="seconds"),
             "platform": platform,
             "user": user,
-            "question": session.question,
+            "question": session.answer.question,
             "entry_ids": [item.entry_id for item in shown],
             "vote": vote,
         }
@@ -435,23 +620,29 @@ class ChatCore:
 
 @dataclass(frozen=True)
 class Commands:
-    """How a platform spells the bot's commands, for its help and hints."""
+    """How a platform spells the bot's commands, for its help and hints; `options`: its ask command has
+    real options (Discord) rather than inline ones."""
 
     ask: str = "/ask"
     more: str = "/more"
+    similar: str = "/similar"
     stats: str = "/stats"
     reindex: str = "/reindex"
     help: str = "/help"
+    options: bool = False
 
 
 def help_text(t: Texts, commands: Commands, *, mentions: bool = False) -> str:
     """The help in `t`'s language, naming `commands`."""
-    names = vars(commands)
+    names = {name: value for name, value in vars(commands).items() if isinstance(value, str)}
     lines = [
         t(texts.HELP_INTRO),
         "",
         t(texts.HELP_ASK, ask=commands.ask, usage=t(texts.USAGE, ask=commands.ask)),
+        t(texts.HELP_DISCORD_FILTERS if commands.options else texts.HELP_FILTERS, **names),
+        t(texts.HELP_LOOKUP),
         t(texts.HELP_MORE, **names),
+        t(texts.HELP_SIMILAR, **names),
         t(texts.HELP_STATS, **names),
         t(texts.HELP_REINDEX, **names),
         t(texts.HELP_HELP, **names),

@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import threading
+from dataclasses import replace
 from typing import TextIO
 
 from rich.console import Console
@@ -26,6 +27,7 @@ from bot.chat import Answer, ChatCore, stats_text
 from bot.errors import user_message_for
 from bot.i18n import Locale, texts_for
 from bot.render import render_text
+from bot.request import read_request
 from knowledge import IngestReport
 
 _log = logging.getLogger(__name__)
@@ -168,14 +170,23 @@ class ConsoleChat:
         command, _, rest = line.strip().partition(" ")
         if not command.startswith("/"):
             command, rest = "", line
-        locale = self.core.locale_for(CONVERSATION, text=rest if command in ("", "/ask") else "")
+        locale = self.core.locale_for(CONVERSATION, text=read_request(rest).text if command in ("", "/ask") else "")
         t = texts_for(locale)
+        size = self.core.settings.answer_size
         try:
             if not line.strip():
                 return
             if command in ("", "/ask"):
-                answer = await self.core.answer(CONVERSATION, self.core.read_question(rest), locale=locale)
-                self.console.print(render_console(answer, self.core.settings.answer_size))
+                question, scope = await self.core.prepare(None, rest)  # no cooldown for the local user
+                scope = replace(scope, private=False)  # nobody else reads this terminal
+                answer = await self.core.answer(CONVERSATION, question, locale=locale, scope=scope)
+                self.console.print(render_console(answer, size))
+            elif command == "/similar":
+                number = rest.strip().lstrip("#")
+                if not number.isdigit():
+                    self.say(t(texts.USAGE_SIMILAR, similar="/similar"))
+                else:
+                    self.console.print(render_console(await self.core.similar(CONVERSATION, int(number)), size))
             elif command == "/more":
                 answer = await self.core.more(CONVERSATION)
                 self.console.print(render_console(answer, self.core.settings.answer_size))

@@ -14,11 +14,12 @@ from discord import app_commands
 
 from bot import texts
 from bot.chat import Answer, ChatCore, Commands, Vote, stats_text
-from bot.errors import EmptyQuestion, NotAdmin, user_message_for
+from bot.errors import EmptyQuestion, NotAdmin, NotHere, user_message_for
 from bot.i18n import Locale, Texts, locale_of_tag, texts_for
-from bot.render import DiscordMessage, escape_discord, render_discord
+from bot.render import DiscordMessage, escape_discord, render_discord, similar_options
+from bot.request import read_request
 from bot.settings import BotSettings
-from knowledge import IngestReport
+from knowledge import IngestReport, KnowledgeError
 
 _log = logging.getLogger(__name__)
 
@@ -104,13 +105,51 @@ class VoteButton(
         await _knowledge_bot(interaction).record_vote(interaction, self.answer_id, self.vote)
 
 
-def answer_view(answer: Answer) -> discord.ui.View:
-    """The buttons under an answer's last message: "More results" when there is a next page, 👍, 👎."""
+class SimilarSelect(
+    discord.ui.DynamicItem[discord.ui.Select[discord.ui.View]], template=r"kb:similar:(?P<answer>[0-9a-f]+)"
+):
+    """ "Similar to…" under an answer: one option per item of the page, its value the entry's id."""
+
+    def __init__(
+        self, answer_id: str, options: list[discord.SelectOption] | None = None, placeholder: str = ""
+    ) -> None:
+        super().__init__(
+            discord.ui.Select(
+                custom_id=f"kb:similar:{answer_id}",
+                placeholder=placeholder or None,
+                options=options or [discord.SelectOption(label="-", value="-")],
+            )
+        )
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["answer"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        values: list[str] = list(self.item.values)  # what the user picked, read from the interaction
+        entry_id = values[0] if values else ""
+        await _knowledge_bot(interaction).show_similar(interaction, entry_id, self.answer_id)
+
+
+SELECT_LABEL_LIMIT = 100  # Discord's limit for a select option's label
+
+
+def answer_view(answer: Answer, page_size: int = 5) -> discord.ui.View:
+    """The buttons under an answer's last message: "More results" when there is a next page, 👍, 👎, and
+    "Similar to…" with one option per item."""
+    t = texts_for(answer.locale)
     view = discord.ui.View(timeout=None)
     if answer.has_more:
-        view.add_item(MoreButton(answer.id, texts_for(answer.locale)(texts.MORE_BUTTON)))
+        view.add_item(MoreButton(answer.id, t(texts.MORE_BUTTON)))
     view.add_item(VoteButton(answer.id, "up"))
     view.add_item(VoteButton(answer.id, "down"))
+    choices = similar_options(answer, t, SELECT_LABEL_LIMIT, page_size)
+    if choices:
+        options = [discord.SelectOption(label=label, value=entry_id) for label, entry_id in choices]
+        view.add_item(SimilarSelect(answer.id, options, t(texts.SIMILAR_PICK)))
     return view
 
 
@@ -156,9 +195,11 @@ def discord_commands(t: Texts) -> Commands:
     return Commands(
         ask=command_name(t, texts.ASK),
         more=command_name(t, texts.MORE),
+        similar=command_name(t, texts.SIMILAR),
         stats=command_name(t, texts.STATS_COMMAND),
         reindex=command_name(t, texts.REINDEX),
         help=command_name(t, texts.HELP),
+        options=True,
     )
 
 
@@ -179,8 +220,44 @@ def message_for(error: BaseException, t: Texts) -> str:
     return user_message_for(error, t)
 
 
+CHOICE_LIMIT = 25  # Discord shows at most 25 suggestions
+CHOICE_CHARS = 100  # and each one's name and value within 100 characters
+
+
+async def section_choices(core: ChatCore, typed: str) -> list[app_commands.Choice[str]]:
+    """The sections matching what is typed (in either language; the top-level ones when nothing is),
+    with their entry counts: at most 25, as Discord allows. A value is the section's path, or its short
+    id when the path is longer than Discord allows."""
+    try:
+        found = (await core.sections()).find(typed, CHOICE_LIMIT)
+    except KnowledgeError as error:
+        _log.info("no section suggestions: %s", error)
+        return []
+    choices = []
+    for section in found:
+        name = f"{section.key} ({section.count})"
+        if len(name) > CHOICE_CHARS:  # keep the end: the section's own name and its count
+            name = "…" + name[-(CHOICE_CHARS - 1) :]
+        value = section.key if len(section.key) <= CHOICE_CHARS else section.id
+        choices.append(app_commands.Choice(name=name, value=value))
+    return choices
+
+
 class KnowledgeTree(app_commands.CommandTree["KnowledgeBot"]):
     """The slash-command tree. Every command error ends in `on_error` and becomes a private reply."""
+
+    async def interaction_check(self, interaction: discord.Interaction[KnowledgeBot], /) -> bool:
+        """Commands outside the channel allowlist (KB_DISCORD_CHANNELS) get a private "not in this
+        channel" and do nothing; their suggestions are empty."""
+        if self.client.answers_in(interaction.channel_id, interaction.channel):
+            return True
+        if interaction.type is discord.InteractionType.autocomplete:
+            await interaction.response.autocomplete([])
+        else:
+            await self.client.reply_privately(
+                interaction, NotHere().message_in(texts_for(interaction_locale(interaction)))
+            )
+        return False
 
     async def on_error(
         self, interaction: discord.Interaction[KnowledgeBot], error: app_commands.AppCommandError, /
@@ -207,15 +284,51 @@ def _add_commands(bot: KnowledgeBot) -> None:
 
     # Names and descriptions are the catalogue's msgids: CatalogueTranslator gives them in Chinese.
     @tree.command(name=texts.ASK, description=texts.ASK_DESCRIPTION)
-    @app_commands.describe(question=texts.QUESTION_DESCRIPTION)
-    async def ask(interaction: discord.Interaction, question: app_commands.Range[str, 1, OPTION_MAX_CHARS]) -> None:
+    @app_commands.describe(
+        question=texts.QUESTION_DESCRIPTION,
+        section=texts.SECTION_DESCRIPTION,
+        lang=texts.LANG_DESCRIPTION,
+        private=texts.PRIVATE_DESCRIPTION,
+    )
+    @app_commands.choices(
+        lang=[
+            app_commands.Choice(name=texts.CHOICE_EN, value="en"),
+            app_commands.Choice(name=texts.CHOICE_ZH, value="zh"),
+            app_commands.Choice(name=texts.CHOICE_ZH_HANS, value="zh-Hans"),
+            app_commands.Choice(name=texts.CHOICE_ZH_HANT, value="zh-Hant"),
+        ]
+    )
+    async def ask(
+        interaction: discord.Interaction,
+        question: app_commands.Range[str, 1, OPTION_MAX_CHARS],
+        section: app_commands.Range[str, 1, 100] | None = None,
+        lang: str | None = None,
+        private: bool = False,
+    ) -> None:
         """Ask the collection of ML reading notes a question."""
         locale = interaction_locale(interaction, question)
-        # Admitted before deferring: "please wait" and the usage hint are then private responses,
-        # with no "thinking…" message shown to the channel first.
-        admitted = bot.core.admit(user_key(interaction.user), question)
-        await interaction.response.defer(thinking=True)
-        answer = await bot.core.answer(conversation_key(interaction.channel_id), admitted, locale=locale)
+        # Prepared before deferring: "please wait", the usage hint and an unknown section are then
+        # private responses, with no "thinking…" message shown to the channel first.
+        asked, scope = await bot.core.prepare(
+            user_key(interaction.user), question, section=section, lang=lang, private=private
+        )
+        await interaction.response.defer(thinking=True, ephemeral=scope.private)
+        answer = await bot.core.answer(conversation_key(interaction.channel_id), asked, locale=locale, scope=scope)
+        await bot.send_answer(interaction, answer)
+
+    @ask.autocomplete("section")
+    async def suggest_sections(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The sections whose names match what is typed, in either language, with their entry counts."""
+        return await section_choices(bot.core, current)
+
+    @tree.command(name=texts.SIMILAR, description=texts.SIMILAR_DESCRIPTION)
+    @app_commands.describe(number=texts.NUMBER_DESCRIPTION)
+    async def similar(interaction: discord.Interaction, number: app_commands.Range[int, 1, 100]) -> None:
+        """Entries like one of the last answer in this channel."""
+        locale = interaction_locale(interaction)
+        conversation = conversation_key(interaction.channel_id)
+        answer = await bot.core.similar(conversation, number, locale=locale)
+        await interaction.response.defer(thinking=True, ephemeral=answer.private)
         await bot.send_answer(interaction, answer)
 
     @tree.command(name=texts.MORE, description=texts.MORE_DESCRIPTION)
@@ -286,7 +399,7 @@ class KnowledgeBot(discord.Client):
     async def setup_hook(self) -> None:
         """Register the button templates and the commands' translator and, when asked, sync the slash
         commands (after login)."""
-        self.add_dynamic_items(MoreButton, VoteButton)
+        self.add_dynamic_items(MoreButton, VoteButton, SimilarSelect)
         await self.tree.set_translator(CatalogueTranslator())
         if self.sync_on_start:
             try:
@@ -314,22 +427,27 @@ class KnowledgeBot(discord.Client):
 
     async def send_answer(self, interaction: discord.Interaction, answer: Answer) -> None:
         """An answer as followups, split at Discord's limit; the buttons go under the last message."""
-        messages = render_discord(answer, self.core.settings.answer_size)
-        view = answer_view(answer)
+        size = self.core.settings.answer_size
+        messages = render_discord(answer, size)
+        view = answer_view(answer, size)
         for index, message in enumerate(messages, 1):
-            await self._followup(interaction, message, view if index == len(messages) else None)
+            await self._followup(interaction, message, view if index == len(messages) else None, answer.private)
 
     async def _followup(
-        self, interaction: discord.Interaction, message: DiscordMessage, view: discord.ui.View | None
+        self,
+        interaction: discord.Interaction,
+        message: DiscordMessage,
+        view: discord.ui.View | None,
+        private: bool = False,
     ) -> None:
-        if view is None:
-            await interaction.followup.send(
-                message.content, allowed_mentions=NO_MENTIONS, suppress_embeds=message.suppress_embeds
-            )
-        else:
-            await interaction.followup.send(
-                message.content, allowed_mentions=NO_MENTIONS, suppress_embeds=message.suppress_embeds, view=view
-            )
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
+        await interaction.followup.send(
+            message.content,
+            allowed_mentions=NO_MENTIONS,
+            suppress_embeds=message.suppress_embeds,
+            ephemeral=private,
+            **extra,
+        )
         interaction.extras[_FOLLOWED_UP] = True
 
     async def say(self, interaction: discord.Interaction, text: str) -> None:
@@ -358,11 +476,41 @@ class KnowledgeBot(discord.Client):
         except discord.HTTPException as error:
             _log.warning("could not send a reply to interaction %s: HTTP %s", interaction.id, error.status)
 
-    async def show_more(self, interaction: discord.Interaction, answer_id: str) -> None:
-        """The "More results" button: the next page of that answer."""
+    def answers_in(self, channel_id: int | None, channel: object) -> bool:
+        """Whether the bot answers in this channel: any DM; in a server, the channels of the allowlist
+        (KB_DISCORD_CHANNELS; empty: all), a thread counting as its channel."""
+        allowed = self.settings.discord_channels
+        if not allowed or isinstance(channel, discord.DMChannel | discord.GroupChannel):
+            return True
+        return channel_id in allowed or getattr(channel, "parent_id", None) in allowed
+
+    async def _allowed(self, interaction: discord.Interaction) -> bool:
+        """Whether a button or menu may act here; if not, the user is told privately."""
+        if self.answers_in(interaction.channel_id, interaction.channel):
+            return True
+        await self.reply_privately(interaction, NotHere().message_in(texts_for(interaction_locale(interaction))))
+        return False
+
+    async def show_similar(self, interaction: discord.Interaction, entry_id: str, answer_id: str) -> None:
+        """ "Similar to…": the entries nearest to the one picked, privately when its answer was private."""
+        if not await self._allowed(interaction):
+            return
         locale = interaction_locale(interaction)
         try:
-            await interaction.response.defer(thinking=True)
+            await interaction.response.defer(thinking=True, ephemeral=self.core.is_private(answer_id))
+            conversation = conversation_key(interaction.channel_id)
+            answer = await self.core.similar(conversation, entry_id, answer_id=answer_id, locale=locale)
+            await self.send_answer(interaction, answer)
+        except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
+            await self.reply_privately(interaction, message_for(error, texts_for(locale)))
+
+    async def show_more(self, interaction: discord.Interaction, answer_id: str) -> None:
+        """The "More results" button: the next page of that answer (privately when it was private)."""
+        if not await self._allowed(interaction):
+            return
+        locale = interaction_locale(interaction)
+        try:
+            await interaction.response.defer(thinking=True, ephemeral=self.core.is_private(answer_id))
             answer = await self.core.more(conversation_key(interaction.channel_id), answer_id, locale=locale)
             await self.send_answer(interaction, answer)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
@@ -370,6 +518,8 @@ class KnowledgeBot(discord.Client):
 
     async def record_vote(self, interaction: discord.Interaction, answer_id: str, vote: Vote) -> None:
         """A 👍/👎 button: store the vote for evaluation and thank the user privately."""
+        if not await self._allowed(interaction):
+            return
         locale = interaction_locale(interaction)
         try:
             user = user_key(interaction.user)
@@ -409,17 +559,21 @@ class KnowledgeBot(discord.Client):
         if question is None:
             return
         conversation = conversation_key(message.channel.id)
-        locale = self.core.locale_for(conversation, text=question)
+        locale = self.core.locale_for(conversation, text=read_request(question).text)
         try:
             answer = await self.core.ask(conversation, user_key(message.author), question, locale=locale)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
             text = message_for(error, texts_for(locale))
             await self._reply(message, DiscordMessage(text, True), None, first=True)
             return
-        parts = render_discord(answer, self.core.settings.answer_size)
-        view = answer_view(answer)
+        size = self.core.settings.answer_size
+        parts = render_discord(answer, size)
+        view = answer_view(answer, size)
+        private = answer.private and not isinstance(message.channel, discord.DMChannel)
         for index, part in enumerate(parts):
-            await self._reply(message, part, view if index == len(parts) - 1 else None, first=index == 0)
+            last = view if index == len(parts) - 1 else None
+            # Only an interaction can answer privately in a channel: a private mention is answered in a DM.
+            await self._reply(message, part, last, first=index == 0, direct=private)
 
     def _question_in(self, message: discord.Message, me: discord.ClientUser) -> str | None:
         """The question a message asks the bot, or None when it is not for the bot."""
@@ -432,22 +586,28 @@ class KnowledgeBot(discord.Client):
                 tokens.append(rf"<@&{role.id}>")
             if not role_mentioned and all(user.id != me.id for user in message.mentions):
                 return None
-            allowed = self.settings.discord_channels
-            parent = getattr(message.channel, "parent_id", None)  # a thread counts as its channel
-            if allowed and message.channel.id not in allowed and parent not in allowed:
-                return None
+            if not self.answers_in(message.channel.id, message.channel):
+                return None  # outside the allowlist, a mention gets no reply
         return re.sub("|".join(tokens), " ", message.content).strip()
 
     async def _reply(
-        self, message: discord.Message, part: DiscordMessage, view: discord.ui.View | None, *, first: bool
+        self,
+        message: discord.Message,
+        part: DiscordMessage,
+        view: discord.ui.View | None,
+        *,
+        first: bool,
+        direct: bool = False,
     ) -> None:
+        """One message of the answer to `message`: a reply in its channel, or (`direct`) a DM to its author."""
         extra: dict[str, Any] = {"view": view} if view is not None else {}
-        if first:
+        if first and not direct:
             # A reply, like message.reply(), but one that still goes out if the question was deleted.
             extra["reference"] = message.to_reference(fail_if_not_exists=False)
             extra["mention_author"] = False
         try:
-            await message.channel.send(
+            channel = await message.author.create_dm() if direct else message.channel
+            await channel.send(
                 part.content, allowed_mentions=NO_MENTIONS, suppress_embeds=part.suppress_embeds, **extra
             )
         except discord.HTTPException as error:

@@ -75,6 +75,27 @@ class ReadOnlyReplica(BotError):
     message = texts.READ_ONLY_REPLICA
 
 
+class UnknownSection(BotError):
+    """`in:` or the `section` option names no section of the collection."""
+
+    message = texts.UNKNOWN_SECTION
+
+    def __init__(self, section: str) -> None:
+        super().__init__(section=section)
+
+
+class NoSuchItem(BotError):
+    """ "Similar to #N" for an N the answer does not have."""
+
+    message = texts.NO_SUCH_ITEM
+
+
+class NotHere(BotError):
+    """A command in a channel outside the platform's allowlist (KB_DISCORD_CHANNELS, KB_SLACK_CHANNELS)."""
+
+    message = texts.NOT_HERE
+
+
 class CannotStart(Exception):
     """The service cannot start for a reason in its environment (e.g. its port is in use): one line for
     the operator, naming the setting or the path; `python -m bot` exits 1."""

@@ -83,7 +83,8 @@ class BotSettings(Settings):
     discord_gateway_url: str = Field(default=DISCORD_GATEWAY, description="Discord gateway (tests use a fake).")
     discord_guild_id: int | None = Field(default=None, description="Sync slash commands to this guild only.")
     discord_channels: Annotated[list[int], NoDecode] = Field(
-        default_factory=list, description="Channel ids the bot answers mentions in; empty means all."
+        default_factory=list,
+        description="Channel ids the bot answers in (slash commands and mentions); empty means all.",
     )
 
     slack_bot_token: SecretStr | None = Field(default=None, description="Slack bot token (xoxb-…).")
@@ -91,6 +92,10 @@ class BotSettings(Settings):
     slack_app_token: SecretStr | None = Field(default=None, description="Slack app token (xapp-…): Socket Mode.")
     slack_admins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Slack user ids allowed to /kb-reindex."
+    )
+    slack_channels: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Slack channel ids the bot answers in (commands and mentions); empty means all.",
     )
     slack_api_url: str = Field(default=SLACK_API, description="Slack Web API base (tests point it at a fake).")
 
@@ -109,7 +114,7 @@ class BotSettings(Settings):
         "and never ingests (not at start-up, not from chat) nor stores votes; its data dir may be read-only.",
     )
 
-    _split_channels = field_validator("discord_channels", "slack_admins", mode="before")(_split_list)
+    _split_channels = field_validator("discord_channels", "slack_admins", "slack_channels", mode="before")(_split_list)
     _valid_host = field_validator("http_host")(_check_host)
     _valid_locale = field_validator("locale", mode="before")(_check_locale)
 

@@ -32,10 +32,12 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncResp
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import texts
 from bot.chat import Answer, ChatCore, Commands, Vote, stats_text
-from bot.errors import BotError, NotAdmin, user_message_for
+from bot.errors import BotError, NotAdmin, NotHere, user_message_for
 from bot.i18n import Locale, Texts, texts_for
 from bot.render import escape_mrkdwn, render_slack, slack_fallback_text
+from bot.request import read_request
 from bot.settings import BotSettings
 
 _log = logging.getLogger(__name__)
@@ -46,7 +48,9 @@ SEEN_MESSAGES = 4096
 MANIFEST = "slack-manifest.yaml"  # package data of `bot`: the Slack app to create for this bot
 
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
-COMMANDS = Commands(ask="/ask", more="/more", stats="/kb-stats", reindex="/kb-reindex", help="/kb-help")
+COMMANDS = Commands(
+    ask="/ask", more="/more", similar="/kb-similar", stats="/kb-stats", reindex="/kb-reindex", help="/kb-help"
+)
 
 
 def slack_manifest() -> str:
@@ -137,11 +141,27 @@ class SlackFrontEnd:
         app.command("/kb-stats")(self.stats)
         app.command("/kb-help")(self.help)
         app.command("/kb-reindex")(self.reindex)
+        app.command("/kb-similar")(self.similar)
         app.event("app_mention")(self.on_mention)
         # Registered for every message event so that unwanted ones are acknowledged, not answered 404.
         app.event("message")(self.on_message)
         app.action("kb_more")(self.more_button)
         app.action(re.compile(r"^kb_vote_(up|down)$"))(self.vote_button)
+        app.action("kb_similar")(self.similar_menu)
+
+    # -- where the bot answers -------------------------------------------------------------------------
+    def answers_in(self, channel: str, channel_type: str | None = None) -> bool:
+        """Whether the bot answers in `channel`: any DM; elsewhere, the channels of the allowlist
+        (KB_SLACK_CHANNELS; empty: all)."""
+        allowed = self.settings.slack_channels
+        return not allowed or channel in allowed or channel_type == "im" or channel.startswith("D")
+
+    async def _command_here(self, ack: AsyncAck, command: dict[str, Any]) -> bool:
+        """Acknowledge a command outside the allowlist with a private "not in this channel"; False then."""
+        if self.answers_in(command.get("channel_id", "")):
+            return True
+        await ack(text=escape_mrkdwn(NotHere().message_in(texts_for(self._locale(command)))))
+        return False
 
     # -- replies ---------------------------------------------------------------------------------------
     def _answer_message(self, answer: Answer) -> dict[str, Any]:
@@ -153,18 +173,30 @@ class SlackFrontEnd:
         }
 
     async def _respond(self, respond: AsyncRespond, result: Answer | str, *, thread_ts: str | None = None) -> None:
-        """An answer for everyone in the channel, or a message only the asker sees."""
+        """An answer for everyone in the channel (only for the asker when private), or a message only the
+        asker sees."""
         if isinstance(result, Answer):
             reply = await respond(
-                **self._answer_message(result), response_type="in_channel", replace_original=False, thread_ts=thread_ts
+                **self._answer_message(result),
+                response_type="ephemeral" if result.private else "in_channel",
+                replace_original=False,
+                thread_ts=thread_ts,
             )
         else:
             reply = await respond(text=escape_mrkdwn(result), response_type="ephemeral", replace_original=False)
         if reply.status_code != 200:
             _log.warning("Slack refused a reply to its response_url: HTTP %s %s", reply.status_code, reply.body)
 
-    async def _post(self, client: AsyncWebClient, channel: str, result: Answer | str, *, thread_ts: str | None) -> None:
-        if isinstance(result, Answer):
+    async def _post(
+        self, client: AsyncWebClient, channel: str, user: str, result: Answer | str, *, thread_ts: str | None
+    ) -> None:
+        """A reply to a message: an answer in the thread (seen by the asker only when private), or text."""
+        if isinstance(result, Answer) and result.private:
+            message = self._answer_message(result)
+            await client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=thread_ts, blocks=message["blocks"], text=message["text"]
+            )
+        elif isinstance(result, Answer):
             await client.chat_postMessage(channel=channel, thread_ts=thread_ts, **self._answer_message(result))
         else:
             await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=escape_mrkdwn(result))
@@ -175,22 +207,41 @@ class SlackFrontEnd:
         return self.core.locale_for(conversation_key(command["channel_id"]), text=text)
 
     async def ask(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
-        """/ask <question>: search the collection."""
+        """/ask [in:SECTION] [lang:en|zh] [-p] <question>: search the collection (`bot.request`)."""
+        if not await self._command_here(ack, command):
+            return
         await ack()
         question = slack_question(command.get("text", ""))
         conversation, user = conversation_key(command["channel_id"]), user_key(command["user_id"])
-        locale = self._locale(command, text=question)
+        locale = self._locale(command, text=read_request(question).text)
         asked = self.core.ask(conversation, user, question, locale=locale)
         await self._respond(respond, await _attempt(asked, texts_for(locale)))
 
+    async def similar(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        """/kb-similar N: entries like the Nth of the last answer in this channel."""
+        if not await self._command_here(ack, command):
+            return
+        await ack()
+        t = texts_for(self._locale(command))
+        text = command.get("text", "").strip().lstrip("#")
+        if not text.isdigit():
+            await self._respond(respond, t(texts.USAGE_SIMILAR, similar=COMMANDS.similar))
+            return
+        found = self.core.similar(conversation_key(command["channel_id"]), int(text))
+        await self._respond(respond, await _attempt(found, t))
+
     async def more(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """/more: the next results for the last question in this channel."""
+        if not await self._command_here(ack, command):
+            return
         await ack()
         t = texts_for(self._locale(command))
         await self._respond(respond, await _attempt(self.core.more(conversation_key(command["channel_id"])), t))
 
     async def stats(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """/kb-stats: what the index holds and when it was built."""
+        if not await self._command_here(ack, command):
+            return
         await ack()
         t = texts_for(self._locale(command))
 
@@ -201,6 +252,8 @@ class SlackFrontEnd:
 
     async def help(self, ack: AsyncAck, command: dict[str, Any]) -> None:
         """/kb-help [中文]: how to use the bot (only the asker sees it), in the language of its text if any."""
+        if not await self._command_here(ack, command):
+            return
         locale = self._locale(command, text=command.get("text", ""))
         await ack(text=escape_mrkdwn(self.core.help(locale, COMMANDS, mentions=True)))
 
@@ -208,6 +261,8 @@ class SlackFrontEnd:
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, client: AsyncWebClient
     ) -> None:
         """/kb-reindex [full]: re-read the collection (admins only); the summary follows when it is done."""
+        if not await self._command_here(ack, command):
+            return
         await ack()
         locale = self._locale(command)
         t = texts_for(locale)
@@ -253,16 +308,18 @@ class SlackFrontEnd:
     ) -> None:
         if not _from_a_person(event, context.bot_user_id):
             return
+        if not self.answers_in(event.get("channel", ""), event.get("channel_type")):
+            return  # outside the allowlist, a mention gets no reply
         key = message_key(event)
         # Claimed before the first await, so concurrent deliveries of one message cannot both pass.
         if key is None or not self.seen.first_time(key):
             _log.debug("not answering %s again", key)
             return
-        channel = event["channel"]
+        channel, user = event["channel"], event["user"]
         question = slack_question(event.get("text") or "")
-        locale = self.core.locale_for(conversation_key(channel), text=question)
-        asked = self.core.ask(conversation_key(channel), user_key(event["user"]), question, locale=locale)
-        await self._post(client, channel, await _attempt(asked, texts_for(locale)), thread_ts=thread_ts)
+        locale = self.core.locale_for(conversation_key(channel), text=read_request(question).text)
+        asked = self.core.ask(conversation_key(channel), user_key(user), question, locale=locale)
+        await self._post(client, channel, user, await _attempt(asked, texts_for(locale)), thread_ts=thread_ts)
 
     # -- buttons -----------------------------------------------------------------------------------------
     async def more_button(
@@ -272,8 +329,25 @@ class SlackFrontEnd:
         await ack()
         conversation = conversation_key(_action_channel(body))
         t = texts_for(self.core.locale_for(conversation))
+        if not self.answers_in(_action_channel(body)):
+            await self._respond(respond, NotHere().message_in(t))
+            return
         result = await _attempt(self.core.more(conversation, action.get("value") or None), t)
         await self._respond(respond, result, thread_ts=_action_thread(body))
+
+    async def similar_menu(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """ "Similar to…": the entries nearest to the one picked (value `<answer id>:<entry id>`)."""
+        await ack()
+        conversation = conversation_key(_action_channel(body))
+        t = texts_for(self.core.locale_for(conversation))
+        if not self.answers_in(_action_channel(body)):
+            await self._respond(respond, NotHere().message_in(t))
+            return
+        answer_id, _, entry_id = str((action.get("selected_option") or {}).get("value") or "").partition(":")
+        found = self.core.similar(conversation, entry_id, answer_id=answer_id or None)
+        await self._respond(respond, await _attempt(found, t), thread_ts=_action_thread(body))
 
     async def vote_button(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
@@ -283,6 +357,9 @@ class SlackFrontEnd:
         vote: Vote = "up" if action["action_id"] == "kb_vote_up" else "down"
         user = user_key(body.get("user", {}).get("id", ""))
         locale = self.core.locale_for(conversation_key(_action_channel(body)))
+        if not self.answers_in(_action_channel(body)):
+            await self._respond(respond, NotHere().message_in(texts_for(locale)))
+            return
         recorded = self.core.record_vote(str(action.get("value") or ""), vote, user, "slack", locale=locale)
         await self._respond(respond, await _attempt(recorded, texts_for(locale)))
 

@@ -21,18 +21,38 @@ NOTHING_MORE = N_("There are no more results for that question. Ask another one!
 UNKNOWN_ANSWER = N_("That answer is too old for buttons now; please ask the question again.")
 
 # -- answers (rendering) ---------------------------------------------------------------------------------
-RESULTS_HEADER = N_("Results for “{question}”{pages}{cut}:")
-WEAK_HEADER = N_("Closest matches for “{question}”{pages}{cut}; they may not be exactly what you asked:")
+RESULTS_HEADER = N_("Results for “{question}”{scope}{pages}{cut}:")
+WEAK_HEADER = N_("Closest matches for “{question}”{scope}{pages}{cut}; they may not be exactly what you asked:")
 WEAK_MATCH = N_("closest match, may not be exactly what you asked")
 PAGE_OF = N_(" (page {page}/{pages})")
 QUESTION_CUT = N_(" (your question was long, so I used its beginning)")
-REFUSAL = N_("I found nothing in the collection about “{question}”{cut}. {hint}")
+REFUSAL = N_("I found nothing in the collection about “{question}”{scope}{cut}. {hint}")
 REFUSAL_HINT = N_("Try the other language (中文 / English), or broader words.")
 MORE_HINT = N_("(more results: {more})")
 MORE_BUTTON = N_("More results")
 CODE_LINK = N_("code")
 IN_SECTION = N_("in {section}")  # under an entry in plain text
 RESULT_COUNT = N_("{count} result(s) for “{question}”")
+
+# -- filters, lookups and "more like this" --------------------------------------------------------------
+SCOPE_SECTION = N_(" in §{section}")
+SCOPE_LANG = N_(" ({lang})")
+LANG_EN = N_("English entries")
+LANG_ZH = N_("Chinese entries")
+LANG_ZH_HANS = N_("Simplified Chinese entries")
+LANG_ZH_HANT = N_("Traditional Chinese entries")
+UNKNOWN_SECTION = N_("No section of the collection matches “{section}”. Try part of its name, in Chinese or English.")
+FOUND_HEADER = N_("In the collection: {identifier}{where}{pages}:")
+MISSING_HEADER = N_("Not in the collection: {identifier}. Related entries, not the one you asked for{scope}{pages}:")
+MISSING_NOTHING = N_("Not in the collection: {identifier}, and I found nothing related{scope}.")
+RELATED = N_("related, not the one you asked for")
+SIMILAR_HEADER = N_("Entries like #{number} “{title}”{pages}:")
+SIMILAR_NONE = N_("I found no entries like #{number} “{title}”.")
+SIMILAR_PICK = N_("Similar to…")
+SIMILAR_OPTION = N_("Similar to #{number}")
+NO_SUCH_ITEM = N_("The last answer here has no entry #{number}.")
+USAGE_SIMILAR = N_("Give the number of an entry of the last answer here, e.g. `{similar} 2`.")
+NOT_HERE = N_("I don't answer in this channel. Ask me in a channel where I answer, or in a direct message.")
 
 # -- feedback --------------------------------------------------------------------------------------------
 THANKS = N_("Thanks for the feedback!")
@@ -55,6 +75,18 @@ HELP_STATS = N_("• {stats}: what the index holds and when it was built")
 HELP_REINDEX = N_("• {reindex}: re-read the collection (admins only); answers keep coming meanwhile")
 HELP_HELP = N_("• {help}: this text")
 HELP_MENTION = N_("• Or mention me with a question, or send me a direct message.")
+HELP_SIMILAR = N_("• {similar} N: entries like the Nth of the last answer (or pick “Similar to…” under an answer)")
+HELP_FILTERS = N_(
+    "• In a question: in:SECTION (part of a section's name, in Chinese or English) and lang:en or lang:zh "
+    "narrow the search, e.g. `{ask} in:推荐 lang:en 召回`; -p answers only you"
+)
+HELP_DISCORD_FILTERS = N_(
+    "• {ask} has options: section (suggested as you type, in Chinese or English), lang, and private (only you see "
+    "the answer)"
+)
+HELP_LOOKUP = N_(
+    "• Paste an arXiv id or link, an OpenReview link or a GitHub repository: I say first whether the collection has it"
+)
 
 # -- reindex ---------------------------------------------------------------------------------------------
 NOT_ADMIN = N_("Only the bot's admins can reindex the collection.")
@@ -122,5 +154,19 @@ REINDEX = NP_("command name", "reindex")
 REINDEX_DESCRIPTION = NP_(
     "command description", "Re-read the collection (server managers only); answers keep coming meanwhile."
 )
+SECTION_OPTION = NP_("option name", "section")
+SECTION_DESCRIPTION = NP_("option description", "Only entries under this section (type part of its name)")
+LANG_OPTION = NP_("option name", "lang")
+LANG_DESCRIPTION = NP_("option description", "Only entries in this language")
+CHOICE_EN = NP_("option choice", "English")
+CHOICE_ZH = NP_("option choice", "Chinese (either script)")
+CHOICE_ZH_HANS = NP_("option choice", "Simplified Chinese")
+CHOICE_ZH_HANT = NP_("option choice", "Traditional Chinese")
+PRIVATE_OPTION = NP_("option name", "private")
+PRIVATE_DESCRIPTION = NP_("option description", "Show the answer to you only")
+SIMILAR = NP_("command name", "similar")
+SIMILAR_DESCRIPTION = NP_("command description", "Entries like one of the last answer in this channel.")
+NUMBER_OPTION = NP_("option name", "number")
+NUMBER_DESCRIPTION = NP_("option description", "The number of the entry in the last answer")
 FULL_OPTION = NP_("option name", "full")
 FULL_DESCRIPTION = NP_("option description", "Rebuild the index from scratch instead of updating what changed")

@@ -4,6 +4,7 @@ This is the public API that the chat front-ends (`bot/`) use; everything else is
 """
 
 from knowledge.base import Health, IngestReport, KnowledgeBase
+from knowledge.browse import Section, SectionTree
 from knowledge.entry import Entry, Link, SourceRef
 from knowledge.errors import (
     EmbedderUnavailable,
@@ -16,7 +17,8 @@ from knowledge.errors import (
 )
 from knowledge.filters import Where
 from knowledge.logs import configure_logging
-from knowledge.lookup import Identifier, arxiv_id, identifiers_in, without_identifiers
+from knowledge.lookup import Identifier, Lookup, arxiv_id, identifiers_in, without_identifiers
+from knowledge.neighbours import Neighbour
 from knowledge.normalize import detect_lang
 from knowledge.ranking import Hit
 from knowledge.reader import StoreStats
@@ -41,9 +43,13 @@ __all__ = [
     "KnowledgeError",
     "KnowledgeUnavailable",
     "Link",
+    "Lookup",
     "MassRemoval",
+    "Neighbour",
     "NewEntry",
     "SearchResult",
+    "Section",
+    "SectionTree",
     "Settings",
     "SettingsError",
     "SourceRef",

@@ -11,15 +11,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
+from knowledge.browse import SectionTree
 from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
+from knowledge.entry import Entry
 from knowledge.errors import KnowledgeError, StorageError
 from knowledge.filters import Where
 from knowledge.lexical import tokenize
 from knowledge.live import LiveIndex
 from knowledge.locations import Locator
+from knowledge.lookup import IdentifierIndex, Lookup
+from knowledge.neighbours import Neighbour, neighbours
 from knowledge.parse import ParseResult, parse_sources
 from knowledge.ranking import Mode, RankingConfig, RefusalModel
 from knowledge.reader import StoreStats
@@ -27,6 +32,7 @@ from knowledge.records import PassageText, default_passage_text
 from knowledge.search import Searcher, SearchResult, clean_query
 from knowledge.seen import Digest, DigestLog, NewEntry, new_entries
 from knowledge.settings import Settings
+from knowledge.snapshot import Snapshot
 from knowledge.source_spec import SourceSpec, as_specs
 from knowledge.store import ChromaStore
 from knowledge.sync import SourceSet, SourceStatus, SyncReport
@@ -34,6 +40,7 @@ from knowledge.upsert import Progress
 from knowledge.writer import IngestSummary
 
 _log = logging.getLogger(__name__)
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -318,6 +325,48 @@ class KnowledgeBase:
     @functools.cached_property
     def async_embedder(self) -> AsyncEmbedder:
         return AsyncEmbedder(self.embedder)
+
+    # -- browsing, exact lookup and neighbours of the loaded index (knowledge.browse, .lookup, .neighbours) --
+    def sections(self) -> SectionTree:
+        """The sections of the index with their entry counts (built once per version of the index)."""
+        snapshot = self._snapshot()
+        return self._derived("sections", snapshot, lambda: SectionTree(snapshot.entries))
+
+    def lookup(self, text: str) -> Lookup:
+        """The paper and code identifiers `text` names (arXiv, OpenReview, GitHub, URLs), and the entries
+        of the index they name exactly."""
+        snapshot = self._snapshot()
+        return self._derived("identifiers", snapshot, lambda: IdentifierIndex(snapshot.entries)).lookup(text)
+
+    def entry(self, entry_id: str) -> Entry | None:
+        """The entry `entry_id` of the index, or None."""
+        snapshot = self._snapshot()
+        position = snapshot.position.get(entry_id)
+        return None if position is None else snapshot.entries[position]
+
+    def similar(
+        self, entry_id: str, k: int | None = None, *, section: Sequence[str] = (), lang: str | None = None
+    ) -> list[Neighbour] | None:
+        """The `k` entries nearest to entry `entry_id` by its stored vector (nothing is embedded), never
+        itself; None when the index has no such entry."""
+        where = Where(lang=lang, section_prefix=tuple(section))
+        k = k or self.settings.answer_size
+        return neighbours(self._snapshot(), self.store.reader, entry_id, k, where)
+
+    def _snapshot(self) -> Snapshot:
+        self.index.refresh_soon()  # loads the index when nothing is loaded yet, as a search does
+        return self.index.snapshot
+
+    @functools.cached_property
+    def _derived_values(self) -> dict[str, tuple[Snapshot, object]]:
+        return {}
+
+    def _derived(self, name: str, snapshot: Snapshot, build: Callable[[], _V]) -> _V:
+        """`build()` for `snapshot`, kept until the index changes."""
+        cached = self._derived_values.get(name)
+        if cached is None or cached[0] is not snapshot:
+            cached = self._derived_values[name] = (snapshot, build())
+        return cached[1]  # type: ignore[return-value]
 
     def stats(self) -> StoreStats:
         return self.store.stats()

@@ -21,12 +21,24 @@ def parse_section(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(SECTION_KEY_SEPARATOR.strip()) if part.strip())
 
 
+LANG_GROUPS = {"zh": ("zh-Hans", "zh-Hant")}
+"""Languages a filter may name that stand for several entry languages: `zh` is either Chinese script."""
+
+
 @dataclass(frozen=True)
 class Where:
-    """A search filter: an entry language, and/or a section path the entry must lie under."""
+    """A search filter: an entry language (`zh`: either Chinese script), and/or a section path the entry
+    must lie under."""
 
     lang: str | None = None
     section_prefix: tuple[str, ...] = ()
+
+    @property
+    def langs(self) -> tuple[str, ...]:
+        """The entry languages the filter lets through (empty: all)."""
+        if not self.lang:
+            return ()
+        return LANG_GROUPS.get(self.lang, (self.lang,))
 
     @property
     def everything(self) -> bool:
@@ -42,6 +54,6 @@ class Where:
 
     def allows(self, entry: Entry) -> bool:
         """Whether `entry` passes the filter."""
-        if self.lang and entry.lang != self.lang:
+        if self.lang and entry.lang not in self.langs:
             return False
         return self.matches_section(section_key(entry.section_path))

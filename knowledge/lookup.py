@@ -126,6 +126,21 @@ def arxiv_id(entry: Entry) -> str | None:
     return next((i.key.removeprefix("arxiv:") for i in entry_identifiers(entry) if i.kind == "arxiv"), None)
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """What a question names (`identifiers`: papers and code first, then other URLs) and the entries
+    those name exactly."""
+
+    identifiers: tuple[Identifier, ...]
+    entries: tuple[Entry, ...]
+    found: tuple[Identifier, ...] = ()  # the identifiers that named an entry
+
+    @property
+    def papers(self) -> tuple[Identifier, ...]:
+        """The identifiers of papers and code (arXiv, OpenReview, GitHub): a reply says when they are missing."""
+        return tuple(identifier for identifier in self.identifiers if identifier.kind != "url")
+
+
 class IdentifierIndex:
     """Which entries each identifier names, for exact lookup; built once per loaded version of the index."""
 
@@ -142,3 +157,9 @@ class IdentifierIndex:
             for entry in self._entries.get(identifier.key, ()):
                 found.setdefault(entry.id, entry)
         return list(found.values())
+
+    def lookup(self, text: str) -> Lookup:
+        """The identifiers `text` names and the entries they name."""
+        identifiers = identifiers_in(text)
+        found = tuple(identifier for identifier in identifiers if identifier.key in self._entries)
+        return Lookup(tuple(identifiers), tuple(self.find(identifiers)), found)

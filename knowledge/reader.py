@@ -14,7 +14,7 @@ from knowledge.entry import Entry
 from knowledge.filters import Where
 from knowledge.generations import Generations, Pointer
 from knowledge.ranking import DenseHit
-from knowledge.records import ENTRY_RECORDS, entries_from, split_record_id
+from knowledge.records import ENTRY_RECORDS, entries_from, record_id, split_record_id
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -124,6 +124,22 @@ class IndexReader:
 
         return self._read("stats", read)
 
+    def vector(self, entry_id: str) -> np.ndarray | None:
+        """The vector stored for the first chunk of entry `entry_id` (its titles and summary), or None when
+        the active collection has no such record."""
+
+        def read() -> np.ndarray | None:
+            active = self.generations.active()
+            if active is None:
+                return None
+            found = active.get(ids=[record_id(entry_id, 0)], include=["embeddings"])  # type: ignore[list-item]
+            embeddings = found.get("embeddings")
+            if embeddings is None or len(embeddings) == 0:
+                return None
+            return np.asarray(embeddings[0], dtype=np.float32)
+
+        return self._read("read a vector", read)
+
     def query(self, vector: ArrayLike, k: int = 10, where: Where | None = None) -> list[DenseHit]:
         """The `k` entries nearest to `vector` by Chroma's index, best first, each scored by its best chunk.
 
@@ -145,7 +161,7 @@ class IndexReader:
 
 def _nearest(active: Collection, vector: np.ndarray, k: int, where: Where) -> list[DenseHit]:
     fetch = k * 10 if where.section_prefix else k + k // 2  # a few entries have several chunks
-    chroma_where = {"lang": where.lang} if where.lang else None
+    chroma_where = {"lang": {"$in": list(where.langs)}} if where.lang else None
     # Metadata is fetched only to filter on the section: the record id already names the entry and chunk.
     include = ["metadatas", "distances"] if where.section_prefix else ["distances"]
     while True:

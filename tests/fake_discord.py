@@ -222,6 +222,28 @@ def command_payload(
     return interaction_payload(2, data, permissions=permissions, dm=dm, **where)
 
 
+def autocomplete_payload(
+    name: str, focused: str, typed: str, *, channel_id: int = GENERAL, **options: Any
+) -> dict[str, Any]:
+    """What Discord sends while a user types option `focused` of `/name` (the other options as typed)."""
+    data = {
+        "id": snowflake(),
+        "name": name,
+        "type": 1,
+        "options": [
+            *({"name": key, "type": 3, "value": value} for key, value in options.items()),
+            {"name": focused, "type": 3, "value": typed, "focused": True},
+        ],
+    }
+    return interaction_payload(4, data, channel_id=channel_id)
+
+
+def select_payload(custom_id: str, values: Sequence[str], message: dict[str, Any], **where: Any) -> dict[str, Any]:
+    """A choice in the select menu `custom_id` under `message`."""
+    data = {"custom_id": custom_id, "component_type": 3, "values": list(values)}
+    return interaction_payload(3, data, message=message, **where)
+
+
 def button_payload(custom_id: str, message: dict[str, Any], **where: Any) -> dict[str, Any]:
     """A click on the button `custom_id` under `message` (Discord sends the message with the click);
     `where`: `locale`, `guild_locale`, `channel_id` as for `interaction_payload`."""
@@ -620,6 +642,9 @@ class FakeDiscord:
             if m[2] == "@original":
                 self.public_defers.discard(m[1])
             return 204, None
+        if route == "POST /users/@me/channels":  # a DM channel with a user
+            recipient = user_payload(int(body.get("recipient_id") or ALICE))
+            return 200, {"id": str(DM_CHANNEL), "type": 1, "recipients": [recipient], "last_message_id": None}
         if m := re.fullmatch(r"POST /channels/(\d+)/messages", route):
             extra: dict[str, Any] = {}
             if "message_reference" in body:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from knowledge import (
@@ -23,10 +24,15 @@ from knowledge import (
     IngestSummary,
     KnowledgeUnavailable,
     Link,
+    Lookup,
+    Neighbour,
     SearchResult,
+    SectionTree,
     SourceRef,
     StoreStats,
+    Where,
 )
+from knowledge.lookup import IdentifierIndex
 from knowledge.parse import ParseResult, Skipped
 
 EMBEDDER = "fake-embedder"
@@ -154,21 +160,50 @@ class FakeRetriever:
         self.unreadable: list[Skipped] = []  # files the next ingest cannot read
         self.kept = 0  # entries of theirs kept as they were
 
-    async def asearch(self, question: str, k: int | None = None) -> SearchResult:
-        """The entries sharing words with `question`, most first; a refusal when none does."""
+    async def asearch(
+        self, question: str, k: int | None = None, *, section: Sequence[str] = (), lang: str | None = None
+    ) -> SearchResult:
+        """The entries (under `section`, in `lang`) sharing words with `question`, most first; a refusal
+        when none does."""
         await asyncio.sleep(0)  # as the real one, it lets other questions run meanwhile
         self.questions.append(question)
         truncated = len(question) > self.max_question_chars
         query = question[: self.max_question_chars]
         asked = words(query)
+        where = Where(lang=lang, section_prefix=tuple(section))
         scored = []
         for entry in self.entries:
+            if not where.allows(entry):
+                continue
             shared = len(asked & words(" ".join((entry.title, entry.summary, *entry.section_path))))
             if shared:
                 scored.append((shared, entry))
         scored.sort(key=lambda pair: -pair[0])  # stable: ties keep the collection's order
         hits = tuple(_hit(entry, shared) for shared, entry in scored[: k or 5])
         return SearchResult(query, hits, refused=not hits, truncated=truncated)
+
+    def lookup(self, text: str) -> Lookup:
+        """The entries `text` names by identifier, as the real one finds them."""
+        return IdentifierIndex(self.entries).lookup(text)
+
+    def sections(self) -> SectionTree:
+        return SectionTree(self.entries)
+
+    def similar(
+        self, entry_id: str, k: int | None = None, *, section: Sequence[str] = (), lang: str | None = None
+    ) -> list[Neighbour] | None:
+        """The other entries sharing words with `entry_id`'s title, summary and section, most first."""
+        entry = next((entry for entry in self.entries if entry.id == entry_id), None)
+        if entry is None:
+            return None
+        own = words(" ".join((entry.title, entry.summary, *entry.section_path)))
+        scored = [
+            (len(own & words(" ".join((other.title, other.summary, *other.section_path)))), other)
+            for other in self.entries
+            if other.id != entry_id and Where(lang=lang, section_prefix=tuple(section)).allows(other)
+        ]
+        scored.sort(key=lambda pair: -pair[0])
+        return [Neighbour(other, float(shared)) for shared, other in scored[: k or 5] if shared]
 
     def ingest(self, *, rebuild: bool = False) -> IngestReport:
         """Nothing to read: reports every entry as embedded on a rebuild, else as unchanged."""

@@ -286,9 +286,16 @@ class Slack:
         return status
 
     async def action(
-        self, action_id: str, value: str, *, channel: str = CHANNEL, thread_ts: str | None = None
+        self,
+        action_id: str,
+        value: str,
+        *,
+        channel: str = CHANNEL,
+        thread_ts: str | None = None,
+        selected: dict[str, Any] | None = None,
     ) -> tuple[int, str]:
-        """A click on a button; (status, its response_url)."""
+        """A click on a button, or (`selected`: the option picked) a choice in a static_select; (status,
+        its response_url)."""
         response_url = self.fake.response_url()
         container = {"type": "message", "message_ts": "1700000000.000100", "channel_id": channel, "is_ephemeral": False}
         if thread_ts:
@@ -310,6 +317,14 @@ class Slack:
                     "action_id": action_id,
                     "block_id": "kb_actions",
                     "value": value,
+                    "action_ts": f"{time.time():.6f}",
+                }
+                if selected is None
+                else {
+                    "type": "static_select",
+                    "action_id": action_id,
+                    "block_id": "kb_actions",
+                    "selected_option": selected,
                     "action_ts": f"{time.time():.6f}",
                 }
             ],

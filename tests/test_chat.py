@@ -12,17 +12,20 @@ import pytest
 from fake_retriever import EMBEDDER, FakeRetriever
 
 from bot import texts
-from bot.chat import MAX_SESSIONS, ChatCore, Retriever, clean_question, reindex_summary, stats_text
+from bot.chat import MAX_SESSIONS, ChatCore, Retriever, Scope, clean_question, reindex_summary, stats_text
 from bot.errors import (
     AlreadyRunning,
     Cooldown,
     EmptyQuestion,
+    NoSuchItem,
     NothingMore,
     ReadOnlyReplica,
     UnknownAnswer,
+    UnknownSection,
     user_message_for,
 )
 from bot.render import render_text
+from bot.request import Request, read_request
 from bot.settings import BotSettings
 from bot.texts import APOLOGY
 from knowledge import IngestLocked, KnowledgeUnavailable, MassRemoval
@@ -333,9 +336,9 @@ async def test_twenty_questions_at_once(retriever: FakeRetriever, tmp_path: Path
 
 def test_sessions_are_bounded(retriever: FakeRetriever, tmp_path: Path) -> None:
     core = core_for(retriever, tmp_path)
-    from bot.chat import _Session
+    from bot.chat import Answer, _Session
 
-    ids = [core._remember(f"c{i}", _Session("q", [], False)) for i in range(MAX_SESSIONS + 5)]
+    ids = [core._remember(f"c{i}", _Session(Answer("", "q", ()))) for i in range(MAX_SESSIONS + 5)]
     assert len(core._sessions) == MAX_SESSIONS
     assert ids[0] not in core._sessions and ids[-1] in core._sessions
     assert "c0" not in core._last
@@ -346,3 +349,91 @@ def test_user_messages_never_leak_exception_text(caplog: pytest.LogCaptureFixtur
     assert "secret stack detail" in caplog.text  # logged for operators, with its traceback
     assert "unavailable" in user_message_for(KnowledgeUnavailable("connection refused to 10.0.0.1"))
     assert user_message_for(EmptyQuestion()).startswith("There is no question")
+
+
+# -- filters, privacy, papers by identifier, "more like this" -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "question", "section", "lang", "private"),
+    [
+        ("in:推荐 召回", "召回", "推荐", None, False),
+        ('in:"9 推荐系统" lang:en -p two tower', "two tower", "9 推荐系统", "en", True),
+        ("in：推荐 lang:中文 召回 --private", "召回", "推荐", "zh", True),
+        ("lang:zh-TW 翻譯 --私密", "翻譯", None, "zh-Hant", True),
+        ("within:x lang:klingon -pp what", "within:x lang:klingon -pp what", None, None, False),
+    ],
+)
+def test_options_written_in_a_question(
+    text: str, question: str, section: str | None, lang: str | None, private: bool
+) -> None:
+    assert read_request(text) == Request(question, section, lang, private)
+
+
+async def test_a_filtered_ask_searches_only_that_section_and_language(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path)
+    answer = await core.ask("c", "u", "in:recommend 召回 排序 Adam")
+    assert answer.scope == Scope(("推荐",), None, False)
+    assert answer.items and all(item.section[0] == "推荐" for item in answer.items)
+    assert "（§推荐）" in render_text(await core.ask("c", "u2", "in:推荐 召回"))
+
+    english = await core.ask("c", "u3", "Adam attention", lang="en")
+    assert english.items and all(item.entry_id in ("e08", "e09") for item in english.items)
+    refused = await core.ask("c", "u4", "Adam optimizer", section="NLP")  # filtered: the refusal says where
+    assert refused.refused and "in §NLP" in render_text(refused)
+    with pytest.raises(UnknownSection) as unknown:
+        await core.ask("c", "u5", "in:天文学 Adam")
+    assert unknown.value.user_message.startswith("No section of the collection matches “天文学”.")
+
+
+async def test_a_private_answer_is_not_the_conversation_s_to_page(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path, answer_size=1)
+    public = await core.ask("chan", "u1", "召回")
+    private = await core.ask("chan", "u2", "-p 召回")
+    assert private.private and not public.private and core.is_private(private.id) and not core.is_private(public.id)
+    assert (await core.more("chan")).id == public.id  # the channel's /more pages the public one
+    assert (await core.more("chan", private.id)).private  # the private one's own button pages it, privately
+
+
+async def test_a_paper_named_by_identifier_comes_first_and_a_missing_one_is_said(
+    retriever: FakeRetriever, tmp_path: Path
+) -> None:
+    core = core_for(retriever, tmp_path)
+    found = await core.ask("c", "u1", "https://arxiv.org/pdf/1911.05722v3.pdf 对比学习")
+    assert (
+        found.kind == "found"
+        and found.subject == "arXiv:1911.05722"
+        and found.subject_section == ("深度学习", "自监督")
+    )
+    assert found.items[0].entry_id == "e03" and not found.items[0].related
+    assert found.items[1:] and all(item.related for item in found.items[1:])  # SimCLR, by the words
+    text = render_text(found)
+    assert text.startswith("合集中有：arXiv:1911.05722（§深度学习 › 自监督）：")  # the question is Chinese
+    assert text.count("(相关条目，不是你要找的那一篇)") == len(found.items) - 1
+    english = render_text(await core.ask("c", "u5", "is 1911.05722 in there?"))
+    assert english.startswith("In the collection: arXiv:1911.05722 in §深度学习 › 自监督:\n1. Momentum Contrast")
+
+    missing = await core.ask("c", "u2", "arXiv:2106.09685 attention transformer")
+    assert missing.kind == "missing" and missing.items and all(item.related for item in missing.items)
+    assert render_text(missing).startswith("Not in the collection: arXiv:2106.09685. Related entries, not the one")
+    alone = await core.ask("c", "u3", "2106.09685")
+    assert alone.kind == "missing" and not alone.items and not alone.refused
+    assert render_text(alone) == "Not in the collection: arXiv:2106.09685, and I found nothing related."
+    chinese = await core.ask("c", "u4", "有 2106.09685 这篇吗")
+    assert render_text(chinese).startswith("合集中没有：arXiv:2106.09685")
+
+
+async def test_similar_to_an_item_never_returns_it(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path, answer_size=2)
+    answer = await core.ask("c", "u", "召回 双塔")
+    picked = answer.items[0]
+    similar = await core.similar("c", 1)
+    assert similar.kind == "similar" and similar.subject == picked.title and similar.number == 1
+    assert similar.items and picked.entry_id not in {item.entry_id for item in similar.items}
+    assert render_text(similar).startswith(f"与第 1 条“{picked.title}”相似的条目")
+    by_id = await core.similar("elsewhere", answer.items[1].entry_id, answer_id=answer.id)
+    assert by_id.number == 2 and answer.items[1].entry_id not in {item.entry_id for item in by_id.items}
+    with pytest.raises(NoSuchItem):
+        await core.similar("c", 99)
+    with pytest.raises(UnknownAnswer):
+        await core.similar("c", "e01", answer_id="forgotten")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,55 @@ def test_python_m_bot_console_with_piped_stdin(small_notes: Path, tmp_path: Path
     )
     assert "Momentum Contrast for Unsupervised Visual Representation Learning" in done.stdout
     assert "Traceback" not in done.stderr
+
+
+async def test_filters_written_in_the_question(core: ChatCore) -> None:
+    output = await run_lines(core, "in:推荐 召回 位置偏置\nlang:en attention transformer 优化\nin:天文学 Adam\n")
+    assert "“召回 位置偏置”的结果（§推荐）" in output
+    sections = [line.strip() for line in output.splitlines() if line.strip().startswith(("位于 ", "in "))]
+    assert sections and all(line.startswith("位于 推荐") for line in sections[: output.count("位于 ")])
+    assert "“attention transformer 优化”的结果（英文条目）" in output or "合集中没有找到" in output
+    assert "No section of the collection matches “天文学”." in output  # the question, "Adam", is English
+
+
+async def test_similar_to_an_item_of_the_last_answer(core: ChatCore) -> None:
+    output = await run_lines(
+        core, "Which paper proposed MoCo, momentum contrast?\n/similar 1\n/similar 42\n/similar x\n"
+    )
+    answer, similar = output.split("Entries like #1 ", 1)
+    assert "1. Momentum Contrast for Unsupervised Visual Representation Learning" in answer
+    header, rest = similar.split("\n", 1)
+    assert header.startswith("“Momentum Contrast for Unsupervised Visual Representation Learning”")
+    items = [line for line in rest.splitlines() if re.match(r"\d+\. ", line)]
+    assert items and not any("Momentum Contrast" in item for item in items)  # never the entry itself
+    assert "The last answer here has no entry #42." in output
+    assert "Give the number of an entry of the last answer here, e.g. `/similar 2`." in output
+
+
+@pytest.mark.parametrize(
+    ("asked", "title"),
+    [
+        ("1910.05446", "On Empirical Comparisons of Optimizers for Deep Learning"),
+        ("https://arxiv.org/pdf/2007.12865v1.pdf", "Self-supervised Learning for Large-scale Item Recommendations"),
+        ("Is http://www.github.com/Luolc/AdaBound/ in there?", "AdaBound: 一种基于 PyTorch 实现的优化器"),
+    ],
+)
+async def test_a_paper_or_repository_of_the_bundled_collection_comes_first(
+    bundled_kb: KnowledgeBase, tmp_path: Path, asked: str, title: str
+) -> None:
+    core = ChatCore(bundled_kb, BotSettings(_env_file=None, data_dir=tmp_path))
+    output = await run_lines(core, asked + "\n")
+    header, first = [line for line in output.splitlines() if line.startswith(("In the collection", "1. "))][:2]
+    assert header.startswith("In the collection: ") and " in §" in header
+    assert first.startswith(f"1. {title}")
+
+
+async def test_a_paper_the_bundled_collection_lacks_gets_related_entries_marked_as_such(
+    bundled_kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    core = ChatCore(bundled_kb, BotSettings(_env_file=None, data_dir=tmp_path))
+    output = await run_lines(core, "arXiv:2106.09685 LoRA: low-rank adaptation of large language models\n2106.09685\n")
+    related, bare = output.split("Not in the collection: arXiv:2106.09685", 2)[1:]
+    assert related.startswith(". Related entries, not the one you asked for")
+    assert re.search(r"^1\. ", related, re.M)  # entries near the rest of the question
+    assert bare.startswith(", and I found nothing related.")  # an id alone: nothing to relate it to

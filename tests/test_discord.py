@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -21,6 +22,7 @@ from fake_discord import (
     BOT_ROLE,
     BOT_USER,
     DM_CHANNEL,
+    EPHEMERAL,
     GENERAL,
     GUILD_ID,
     MANAGE_GUILD,
@@ -31,6 +33,7 @@ from fake_discord import (
     VIEW_AND_SEND,
     FakeDiscord,
     answer_id_of,
+    autocomplete_payload,
     button_payload,
     click,
     command_payload,
@@ -39,6 +42,7 @@ from fake_discord import (
     endpoints_restored,
     message_payload,
     run_command,
+    select_payload,
     start_client,
     user_payload,
 )
@@ -364,10 +368,13 @@ async def test_commands_sync_to_the_guild_on_start_when_one_is_set(
     (sync,) = fake.find("PUT", r"/applications/\d+(/guilds/\d+)?/commands")
     assert sync.path == f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands"
     commands = {command["name"]: command for command in sync.body}
-    assert set(commands) == {"ask", "more", "stats", "help", "reindex"}
+    assert set(commands) == {"ask", "more", "similar", "stats", "help", "reindex"}
     assert int(commands["reindex"]["default_member_permissions"]) == MANAGE_GUILD
     assert commands["ask"]["description"] == "Ask the collection of ML reading notes a question."
-    (question,) = commands["ask"]["options"]
+    question, section, lang, private = commands["ask"]["options"]
+    assert (section["name"], section["required"], section["autocomplete"]) == ("section", False, True)
+    assert [choice["value"] for choice in lang["choices"]] == ["en", "zh", "zh-Hans", "zh-Hant"]
+    assert (private["name"], private["type"], private["required"]) == ("private", 5, False)
     # Discord's own maximum: the core cuts at max_question_chars, and says so (see the next test).
     assert (
         question["name"] == "question" and question["required"] and question["max_length"] == OPTION_MAX_CHARS == 6000
@@ -405,7 +412,7 @@ async def test_commands_sync_globally_only_when_asked(
 
     (sync,) = fake.find("PUT", r".*")
     assert sync.path == f"/applications/{APP_ID}/commands"
-    assert sorted(command.name for command in synced) == ["ask", "help", "more", "reindex", "stats"]
+    assert sorted(command.name for command in synced) == ["ask", "help", "more", "reindex", "similar", "stats"]
 
 
 async def test_sync_only_logs_in_with_the_token_syncs_and_never_logs_the_token(
@@ -589,8 +596,9 @@ async def test_a_chinese_discord_gets_chinese_texts_whatever_the_question_s_lang
     answer, help_text, stats = fake.followups
     assert answer.content.startswith("“optimizer”的结果（第 1/2 页）：")
     assert "Lookahead Optimizer" in answer.content or "Adam" in answer.content  # the entries as they are
-    more, up, down = (button for row in answer.body["components"] for button in row["components"])
+    more, up, down, similar = (item for row in answer.body["components"] for item in row["components"])
     assert more["label"] == "更多结果" and up["emoji"]["name"] == "👍" and down["emoji"]["name"] == "👎"
+    assert similar["placeholder"] == "找相似…" and similar["options"][0]["label"].startswith("与第 1 条相似 · ")
     # The help names the commands as a Chinese Discord shows them.
     assert help_text.content.startswith("我根据一份精选的机器学习阅读笔记合集")
     assert "• /提问：向我提一个关于合集的问题，例如 `/提问 对比学习的论文`" in help_text.content
@@ -673,6 +681,7 @@ async def test_slash_commands_are_localised_for_chinese_discord(
         "stats": {"zh-CN": "统计", "zh-TW": "統計"},
         "help": {"zh-CN": "帮助", "zh-TW": "幫助"},
         "reindex": {"zh-CN": "重建索引", "zh-TW": "重建索引"},
+        "similar": {"zh-CN": "相似", "zh-TW": "相似"},
     }
     for command in commands.values():  # every description, in both Chinese locales
         assert set(command["description_localizations"]) == {"zh-CN", "zh-TW"}, command["name"]
@@ -680,5 +689,184 @@ async def test_slash_commands_are_localised_for_chinese_discord(
             assert set(option["name_localizations"]) == {"zh-CN", "zh-TW"}, option["name"]
             assert set(option["description_localizations"]) == {"zh-CN", "zh-TW"}, option["name"]
     assert commands["ask"]["description_localizations"]["zh-CN"] == "向机器学习阅读笔记合集提问。"
-    (question,) = commands["ask"]["options"]
+    question, section, lang, private = commands["ask"]["options"]
     assert question["name"] == "question" and question["name_localizations"]["zh-CN"] == "问题"
+    assert section["name_localizations"] == {"zh-CN": "分类", "zh-TW": "分類"}
+    assert [choice["name_localizations"]["zh-CN"] for choice in lang["choices"]] == [
+        "英文",
+        "中文（简繁皆可）",
+        "简体中文",
+        "繁体中文",
+    ]
+    assert private["name_localizations"]["zh-TW"] == "私密"
+
+
+# -- where the bot answers, and private answers --------------------------------------------------------
+
+
+async def test_the_channel_allowlist_applies_to_slash_commands_suggestions_and_buttons(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    client = await start_client(ChatCore(kb, make_settings(discord_channels=str(GENERAL))))
+    await run_command(client, command_payload("ask", question="optimizer"))
+    (answer,) = fake.followups
+    fake.requests.clear()
+
+    await run_command(client, command_payload("ask", question="optimizer", channel_id=OTHER_CHANNEL))
+    await run_command(client, command_payload("help", channel_id=OTHER_CHANNEL, locale="zh-CN"))
+    await run_command(client, autocomplete_payload("ask", "section", "优化", channel_id=OTHER_CHANNEL))
+    click(client, button_payload(f"kb:more:{answer_id_of(answer)}", answer.response, channel_id=OTHER_CHANNEL))
+    await fake.wait_for(lambda r: len(fake.callbacks) == 4)
+
+    ask, help_, suggestions, more = fake.callbacks
+    for refusal in (ask, more):  # answered at once, privately, and nothing else happens
+        assert refusal.body["type"] == 4 and refusal.private
+        assert (
+            refusal.content
+            == "I don't answer in this channel. Ask me in a channel where I answer, or in a direct message."
+        )
+    assert help_.private and help_.content.startswith("我不在这个频道回答")
+    assert suggestions.body == {"type": 8, "data": {"choices": []}}
+    assert fake.followups == [] and fake.channel_messages == []
+
+    await run_command(client, command_payload("ask", question="optimizer", dm=True))  # a DM is always fine
+    assert "Lookahead" in fake.followups[0].content or "Adam" in fake.followups[0].content
+
+
+async def test_a_private_ask_and_its_pages_are_seen_by_the_asker_only(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="optimizer", private=True))
+
+    defer, *_ = fake.callbacks
+    assert defer.body == {"type": 5, "data": {"flags": EPHEMERAL}}
+    (first,) = fake.followups
+    assert first.private and first.content.startswith("Results for “optimizer” (page 1/2):")
+    click(client, button_payload(f"kb:more:{answer_id_of(first)}", first.response))
+    second = await fake.wait_for(lambda r: "page 2/2" in r.content)
+    assert second.private and fake.callbacks[-1].body == {"type": 5, "data": {"flags": EPHEMERAL}}
+
+    # Someone's private answer is not the channel's last answer: /more does not page it for others.
+    await run_command(client, command_payload("more"))
+    assert fake.followups[-1].content == NothingMore().user_message and fake.followups[-1].private
+
+
+async def test_a_private_mention_is_answered_in_a_dm(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await deliver(
+        client, message_payload(f"<@{BOT_ID}> -p which paper fixes weight decay in Adam?", mentions=[BOT_USER])
+    )
+
+    (opened,) = fake.find("POST", r"/users/@me/channels")
+    assert opened.body == {"recipient_id": ALICE} or int(opened.body["recipient_id"]) == ALICE
+    (reply,) = fake.channel_messages
+    assert reply.path == f"/channels/{DM_CHANNEL}/messages" and "message_reference" not in reply.body
+    assert reply.content.startswith("Results for “which paper fixes weight decay in Adam?”")  # without the -p
+    assert ADAM_W in reply.content
+
+
+# -- filters -------------------------------------------------------------------------------------------
+
+
+async def test_a_filtered_ask_returns_only_entries_under_that_section(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="optimizer Adam 召回 位置偏置", section="推荐"))
+    await run_command(client, command_payload("ask", question="学习 in:自监督"))  # inline, as on Slack
+    await run_command(client, command_payload("ask", question="Adam", lang="zh-Hant"))  # no Traditional entry
+
+    in_recommendation, in_self_supervised, refused = fake.followups
+    assert in_recommendation.content.startswith("Results for “optimizer Adam 召回 位置偏置” in §推荐")
+    titles = re.findall(r"\*\*\d+\. \[([^\]]+)\]", in_recommendation.content)
+    assert titles and set(titles) <= {"深度检索：字节跳动提出可学习的召回结构", "CTR 预估中的位置偏置消除框架 PAL"}
+    assert in_self_supervised.content.startswith("Results for “学习” in §深度学习 › 自监督")
+    assert "Adam" not in in_self_supervised.content and "Momentum Contrast" in in_self_supervised.content
+    assert refused.content.startswith("I found nothing in the collection about “Adam” (Traditional Chinese entries)")
+
+
+async def test_an_unknown_section_is_told_privately_at_once(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="Adam", section="天文学", locale="zh-CN"))
+
+    (refusal,) = fake.requests  # no "thinking…" first
+    assert refusal.body["type"] == 4 and refusal.private
+    assert refusal.content == "合集中没有与“天文学”匹配的分类。试试分类名称的一部分，中英文皆可。"
+
+
+@pytest.mark.parametrize(
+    ("typed", "suggested"),
+    [
+        ("推荐", ["推荐 (2)"]),
+        ("recommend", ["推荐 (2)"]),
+        ("优化", ["深度学习 / 优化器 (4)"]),
+        ("optim", ["深度学习 / 优化器 (4)"]),
+        ("self-supervised", ["深度学习 / 自监督 (2)"]),
+        ("", ["深度学习 (6)", "推荐 (2)"]),
+        ("天文学", []),
+    ],
+)
+async def test_section_suggestions_match_either_language_with_counts(
+    client: KnowledgeBot, fake: FakeDiscord, typed: str, suggested: list[str]
+) -> None:
+    await run_command(client, autocomplete_payload("ask", "section", typed, question="Adam"))
+
+    (suggestions,) = fake.callbacks
+    assert suggestions.body["type"] == 8
+    choices = suggestions.body["data"]["choices"]
+    assert [choice["name"] for choice in choices] == suggested
+    assert all(choice["value"] == choice["name"].rsplit(" (", 1)[0] for choice in choices)
+
+
+async def test_section_suggestions_stay_within_discord_s_limits_on_the_bundled_collection() -> None:
+    from fake_retriever import FakeRetriever
+
+    from bot.discord_bot import section_choices
+    from knowledge.parse import parse_sources
+    from knowledge.settings import BUNDLED_SOURCES
+
+    entries = tuple(parse_sources([BUNDLED_SOURCES]).entries)
+    core = ChatCore(FakeRetriever(entries), BotSettings(_env_file=None))
+    tree = await core.sections()
+    for typed in ("", "1", "推荐", "recommend", "graph", "图", "nlp", "a", "强化学习"):
+        choices = await section_choices(core, typed)
+        assert 0 < len(choices) <= 25, typed
+        assert all(len(c.name) <= 100 and len(c.value) <= 100 for c in choices)
+        assert all(tree.resolve(c.value) is not None for c in choices)  # each value names its section
+    assert len(await section_choices(core, "")) == 25 < len(tree.roots)
+    chinese = [c.value for c in await section_choices(core, "推荐")]
+    english = [c.value for c in await section_choices(core, "recommend")]
+    assert chinese[0] == english[0] == "9 推荐系统"
+
+
+# -- papers by identifier, and "more like this" ----------------------------------------------------------
+
+
+async def test_a_paper_link_is_looked_up_exactly_first(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    await run_command(client, command_payload("ask", question="https://arxiv.org/pdf/1711.05101v2.pdf"))
+    await run_command(client, command_payload("ask", question="arXiv:2106.09685 low-rank adaptation of Adam optimizer"))
+
+    found, missing = fake.followups
+    assert found.content.startswith("In the collection: arXiv:1711.05101 in §深度学习 › 优化器:")
+    assert re.search(r"\*\*1\. \[Fixing Weight Decay Regularization in Adam\]", found.content)
+    assert missing.content.startswith(
+        "Not in the collection: arXiv:2106.09685. Related entries, not the one you asked for"
+    )
+    assert "Adam" in missing.content  # the related entries, found with the rest of the question
+
+
+async def test_similar_to_an_item_shows_its_neighbours_and_never_itself(
+    client: KnowledgeBot, core: ChatCore, fake: FakeDiscord
+) -> None:
+    await run_command(client, command_payload("ask", question="Which paper fixes weight decay in Adam?"))
+    (answer,) = fake.followups
+    (menu,) = [item for row in answer.body["components"] for item in row["components"] if item["type"] == 3]
+    assert menu["custom_id"] == f"kb:similar:{answer_id_of(answer)}"
+    first = menu["options"][0]
+    assert first["label"] == "Similar to #1 · Fixing Weight Decay Regularization in Adam"
+
+    click(client, select_payload(menu["custom_id"], [first["value"]], answer.response))
+    similar = await fake.wait_for(lambda r: r.content.startswith("Entries like #1"))
+    assert similar.content.startswith("Entries like #1 “Fixing Weight Decay Regularization in Adam”")
+    assert "Fixing Weight Decay" not in similar.content.split("\n", 1)[1]  # never the entry itself
+    assert "Adam: A Method for Stochastic Optimization" in similar.content  # its neighbour
+    assert not similar.private
+
+    await run_command(client, command_payload("similar", number=2))
+    again = fake.followups[-1]
+    assert again.content.startswith("Entries like #2 “")
+    await run_command(client, command_payload("similar", number=9))
+    assert fake.callbacks[-1].content == "The last answer here has no entry #9." and fake.callbacks[-1].private

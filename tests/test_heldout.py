@@ -8,7 +8,6 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import MakeKb
 from rich.console import Console
 
 from bot.chat import ChatCore
@@ -23,11 +22,10 @@ README_ROW = re.compile(r"^\| held-out half of `eval/questions\.jsonl`[^|]*\| ([
 
 
 @pytest.fixture(scope="module")
-def bundled(make_kb: MakeKb, tmp_path_factory: pytest.TempPathFactory) -> KnowledgeBase:
-    """The bundled collection, ingested with the default embedder and the shipped refusal model."""
-    kb = make_kb([BUNDLED_SOURCES], tmp_path_factory.mktemp("bundled"))
-    kb.ingest()
-    return kb
+def bundled(bundled_kb: KnowledgeBase) -> KnowledgeBase:
+    """The bundled collection, ingested with the default embedder and the shipped refusal model (once a
+    session: conftest's `bundled_kb`)."""
+    return bundled_kb
 
 
 def test_the_held_out_half_holds_the_readme_s_figures(bundled: KnowledgeBase) -> None:

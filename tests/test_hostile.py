@@ -232,6 +232,10 @@ KINDS = {
     "Results for": ANSWER,
     "I found nothing in the collection": REFUSAL,
     "There is no question to answer": USAGE,
+    "In the collection: ": ANSWER,  # a paper the question names, found exactly
+    "Not in the collection: ": REFUSAL,
+    "合集中有：": ANSWER,
+    "合集中没有：": REFUSAL,
     "合集中没有找到": REFUSAL,
     "合集中沒有找到": REFUSAL,
     "没有可回答的问题": USAGE,

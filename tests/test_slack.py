@@ -39,7 +39,7 @@ from pydantic import SecretStr
 from slack_sdk.errors import SlackApiError
 
 from bot.chat import ChatCore
-from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
+from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NotHere, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.render import SLACK_SECTION_LIMIT, escape_mrkdwn
 from bot.service import start, stop
 from bot.settings import BotSettings
@@ -530,7 +530,7 @@ def test_the_manifest_declares_what_the_app_handles() -> None:
     yaml = pytest.importorskip("yaml")
     manifest = yaml.safe_load(slack_manifest())
     commands = {command["command"] for command in manifest["features"]["slash_commands"]}
-    assert commands == {"/ask", "/more", "/kb-stats", "/kb-help", "/kb-reindex"}
+    assert commands == {"/ask", "/more", "/kb-stats", "/kb-help", "/kb-reindex", "/kb-similar"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read",
         "chat:write",
@@ -614,10 +614,12 @@ async def test_replies_follow_the_language_of_the_question(slack: Slack) -> None
 
     assert zh.blocks[0]["text"]["text"].startswith("“哪篇论文修正了 Adam 的 weight decay?”的结果")
     assert zh.text.startswith("“哪篇论文修正了 Adam 的 weight decay?”的 ")  # the notification too
-    buttons = [
-        element["text"]["text"] for block in zh.blocks if block["type"] == "actions" for element in block["elements"]
-    ]
-    assert buttons == ["更多结果", "👍", "👎"]
+    (actions,) = [block for block in zh.blocks if block["type"] == "actions"]
+    more, up, down, similar = actions["elements"]
+    assert [more["text"]["text"], up["text"]["text"], down["text"]["text"]] == ["更多结果", "👍", "👎"]
+    assert similar["placeholder"]["text"] == "找相似…" and similar["options"][0]["text"]["text"].startswith(
+        "与第 1 条相似 · "
+    )
     assert zh_stats.text.startswith("共 10 个条目，来自 1 个来源")
     assert zh_help.startswith("我根据") and "• /kb-reindex：" in zh_help and "• 也可以 @我 提问" in zh_help
     assert en.blocks[0]["text"]["text"].startswith("Results for “Which paper fixes weight decay in Adam?”")
@@ -644,3 +646,102 @@ async def test_kb_locale_fixes_the_language_of_every_reply(kb: KnowledgeBase, tm
         [not_admin] = await slack.reply_to(refused)
     assert reply.blocks[0]["text"]["text"].startswith("“Which paper fixes weight decay in Adam?”的结果")
     assert not_admin.text == "只有机器人的管理员才能重建索引。"
+
+
+# -- where the bot answers, and private answers ----------------------------------------------------------
+
+
+async def test_the_channel_allowlist_applies_to_commands_mentions_and_buttons(
+    kb: KnowledgeBase, tmp_path: Path
+) -> None:
+    async with serve(kb, tmp_path, slack_channels=CHANNEL) as slack:
+        _, _, asked = await slack.command("/ask", QUESTION)
+        [answer] = await slack.reply_to(asked)
+        status, outside, _ = await slack.command("/ask", QUESTION, channel="COTHER")
+        _, outside_help, _ = await slack.command("/kb-help", channel="COTHER")
+        await slack.event(mention("1700002000.000100", f"<@{BOT_USER_ID}> {QUESTION}", channel="COTHER"))
+        _, clicked = await slack.action("kb_more", answer_id(answer), channel="COTHER")
+        [more] = await slack.reply_to(clicked)
+        await slack.event(dm("DALICE", "1700002000.000200", QUESTION))  # a DM is always fine
+        await slack.sentinel()
+        posts = slack.posts()
+    not_here = escape_mrkdwn(NotHere().user_message)
+    assert status == 200 and outside == not_here and outside_help == not_here  # an ephemeral acknowledgement
+    assert more.data["response_type"] == "ephemeral" and more.text == not_here
+    assert [post.data["channel"] for post in posts] == ["DALICE"]  # the mention got no reply
+    assert answer.data["response_type"] == "in_channel"
+
+
+async def test_a_private_ask_is_an_ephemeral_reply(slack: Slack) -> None:
+    _, _, asked = await slack.command("/ask", f"-p {QUESTION}")
+    [reply] = await slack.reply_to(asked)
+    await slack.event(mention("1700002100.000100", f"<@{BOT_USER_ID}> --private {QUESTION}"))
+    replies = await slack.fake.wait_for(lambda replies: any(r.name == "chat.postEphemeral" for r in replies))
+    [ephemeral] = [call for call in replies if call.name == "chat.postEphemeral"]
+
+    assert reply.data["response_type"] == "ephemeral"
+    assert reply.blocks[0]["text"]["text"].startswith(f"Results for “{QUESTION}”")  # the flag is not the question
+    assert ADAMW_TITLE in reply.everything
+    assert ephemeral.name == "chat.postEphemeral"
+    assert ephemeral.data["channel"] == CHANNEL and ephemeral.data["user"] == USER
+    assert ephemeral.data["thread_ts"] == "1700002100.000100" and ADAMW_TITLE in ephemeral.everything
+    assert slack.fake.named("chat.postMessage") == []
+
+
+# -- filters, papers by identifier, "more like this" -----------------------------------------------------
+
+
+async def test_inline_filters_narrow_the_search(slack: Slack) -> None:
+    _, _, in_section = await slack.command("/ask", "in:推荐 召回 位置偏置 attention")
+    _, _, in_english = await slack.command("/ask", "lang:en 优化 attention transformer")
+    _, _, unknown = await slack.command("/ask", "in:天文学 Adam")
+    [section_reply] = await slack.reply_to(in_section)
+    [english_reply] = await slack.reply_to(in_english)
+    [unknown_reply] = await slack.reply_to(unknown)
+
+    assert section_reply.blocks[0]["text"]["text"].startswith("“召回 位置偏置 attention”的结果（§推荐）")
+    contexts = [b["elements"][0]["text"] for b in section_reply.blocks if b["type"] == "context"]
+    assert contexts and all("📂 推荐" in context for context in contexts)
+    assert english_reply.blocks[0]["text"]["text"].startswith("“优化 attention transformer”的结果（英文条目）")
+    assert "Attention Is All You Need" in english_reply.everything and "非自回歸" not in english_reply.everything
+    assert unknown_reply.data["response_type"] == "ephemeral" and "天文学" in unknown_reply.text
+
+
+async def test_a_paper_is_looked_up_exactly_and_a_missing_one_said_so(slack: Slack) -> None:
+    _, _, found = await slack.command("/ask", "http://www.arxiv.org/abs/1711.05101v3/")
+    _, _, missing = await slack.command("/ask", "2106.09685 attention transformer")
+    [found_reply] = await slack.reply_to(found)
+    [missing_reply] = await slack.reply_to(missing)
+
+    header = found_reply.blocks[0]["text"]["text"]
+    assert header == "In the collection: arXiv:1711.05101 in §深度学习 › 优化:"
+    assert ADAMW_TITLE in found_reply.blocks[1]["text"]["text"]
+    assert missing_reply.blocks[0]["text"]["text"].startswith(
+        "Not in the collection: arXiv:2106.09685. Related entries"
+    )
+    assert "Attention Is All You Need" in missing_reply.everything
+
+
+async def test_similar_to_an_item_from_its_menu_and_its_command(slack: Slack) -> None:
+    _, _, asked = await slack.command("/ask", "Which paper proposed MoCo, momentum contrast?")
+    [answer] = await slack.reply_to(asked)
+    (actions,) = [block for block in answer.blocks if block["type"] == "actions"]
+    (menu,) = [element for element in actions["elements"] if element["type"] == "static_select"]
+    picked = menu["options"][0]
+    assert picked["text"]["text"].startswith("Similar to #1 · Momentum Contrast")
+    _, clicked = await slack.action("kb_similar", "", selected=picked)
+    [similar] = await slack.reply_to(clicked)
+    _, _, by_number = await slack.command("/kb-similar", "1")
+    [again] = await slack.reply_to(by_number)
+
+    header, *items = [b["text"]["text"] for b in similar.blocks if b["type"] == "section"]
+    assert header.startswith("Entries like #1 “Momentum Contrast for Unsupervised Visual Representation Learning”")
+    assert items and not any("Momentum Contrast" in item for item in items)  # never the entry itself
+    # The channel's last answer is now that one: its #1 is another entry, and it is not among its neighbours.
+    header, *items = [b["text"]["text"] for b in again.blocks if b["type"] == "section"]
+    subject = header.split("“", 1)[1].split("”", 1)[0]
+    assert header.startswith("Entries like #1 “") and subject not in "".join(items)
+    assert similar.data["response_type"] == again.data["response_type"] == "in_channel"
+    _, _, nothing = await slack.command("/kb-similar", "seven")
+    [usage] = await slack.reply_to(nothing)
+    assert usage.text == escape_mrkdwn("Give the number of an entry of the last answer here, e.g. `/kb-similar 2`.")
