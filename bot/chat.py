@@ -46,9 +46,11 @@ from knowledge import (
     Lookup,
     Neighbour,
     SearchResult,
+    Section,
     SectionTree,
     StoreStats,
     arxiv_id,
+    section_id,
     without_identifiers,
 )
 
@@ -179,6 +181,41 @@ class Answer:
         return self.scope.private
 
 
+CHILDREN_PER_PAGE = 25  # subsections a browse page lists: as many as one Discord select menu holds
+TOP = "top"  # the id of the collection's top level in browse state
+
+
+@dataclass(frozen=True)
+class BrowsePage:
+    """One page of a walk through the collection's sections: a section (`path`, `()` for the top level)
+    with its entry count, some of its subsections, and some of its own entries. The state is all here:
+    front-ends put `section_id` and `page` in their buttons."""
+
+    path: tuple[str, ...]
+    count: int  # entries under the section, subsections included
+    children: tuple[Section, ...]
+    items: tuple[AnswerItem, ...]
+    page: int = 1
+    pages: int = 1
+    first: int = 1  # the number of the page's first entry (entries are numbered across pages)
+    locale: Locale = "en"
+
+    @property
+    def section_id(self) -> str:
+        return section_id(self.path) if self.path else TOP
+
+    @property
+    def parent_id(self) -> str | None:
+        """Where "up" goes: the parent section's id, `top`, or None at the top level."""
+        if not self.path:
+            return None
+        return section_id(self.path[:-1]) if len(self.path) > 1 else TOP
+
+    @property
+    def has_more(self) -> bool:
+        return self.page < self.pages
+
+
 @dataclass(frozen=True)
 class Stats:
     """What the index holds (the store's own stats), and whether a reindex is running."""
@@ -307,6 +344,35 @@ class ChatCore:
     async def sections(self) -> SectionTree:
         """The collection's sections with their entry counts."""
         return await asyncio.to_thread(self.retriever.sections)
+
+    async def browse(self, section: str | None = None, page: int = 1, *, locale: Locale = "en") -> BrowsePage:
+        """A page of the walk through the sections: the top level (no `section`, or `top`), else the
+        section `section` names (its id, path or part of its name: UnknownSection when none matches).
+        Its subsections come first, up to 25 a page; then its own entries, `answer_size` a page; when the
+        subsections fit on one page, its first entries share it. `page` is kept within the pages."""
+        tree = await self.sections()
+        if section and section.strip() and section.strip() != TOP:
+            found = tree.resolve(section)
+            if found is None:
+                raise UnknownSection(section.strip())
+            path, count, children = found.path, found.count, found.children
+        else:
+            path, count, children = (), tree.total, tree.roots
+        entries = tree.entries_in(path)
+        size = self.settings.answer_size
+        child_pages = [children[at : at + CHILDREN_PER_PAGE] for at in range(0, len(children), CHILDREN_PER_PAGE)]
+        entry_pages = [tuple(entries[at : at + size]) for at in range(0, len(entries), size)]
+        layout: list[tuple[tuple[Section, ...], tuple[Entry, ...]]]
+        if len(child_pages) == 1 and entry_pages:
+            layout = [(child_pages[0], entry_pages[0]), *(((), chunk) for chunk in entry_pages[1:])]
+        else:
+            layout = [(chunk, ()) for chunk in child_pages] + [((), chunk) for chunk in entry_pages]
+        layout = layout or [((), ())]
+        page = min(max(page, 1), len(layout))
+        shown, listed = layout[page - 1]
+        first = 1 + sum(len(chunk) for _, chunk in layout[: page - 1])
+        items = tuple(to_item(entry) for entry in listed)
+        return BrowsePage(path, count, shown, items, page, len(layout), first, locale)
 
     async def scope(self, section: str | None = None, lang: str | None = None, *, private: bool = False) -> Scope:
         """The scope a reader asks for: `section` as they name it (part of a section's name in either
@@ -626,6 +692,7 @@ class Commands:
     ask: str = "/ask"
     more: str = "/more"
     similar: str = "/similar"
+    browse: str = "/browse"
     stats: str = "/stats"
     reindex: str = "/reindex"
     help: str = "/help"
@@ -643,6 +710,7 @@ def help_text(t: Texts, commands: Commands, *, mentions: bool = False) -> str:
         t(texts.HELP_LOOKUP),
         t(texts.HELP_MORE, **names),
         t(texts.HELP_SIMILAR, **names),
+        t(texts.HELP_BROWSE, **names),
         t(texts.HELP_STATS, **names),
         t(texts.HELP_REINDEX, **names),
         t(texts.HELP_HELP, **names),

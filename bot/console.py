@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.text import Text
 
 from bot import texts
-from bot.chat import Answer, ChatCore, stats_text
+from bot.chat import TOP, Answer, ChatCore, stats_text
 from bot.errors import user_message_for
 from bot.i18n import Locale, texts_for
-from bot.render import render_text
+from bot.render import render_browse_text, render_text
 from bot.request import read_request
 from knowledge import IngestReport
 
@@ -39,6 +39,17 @@ _NUMBERED = re.compile(r"^\d+\. ")
 # C0 and C1 controls (ESC, BEL, CR, backspace, CSI …) and DEL; newline and tab stay.
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _READ_SIZE = 65536
+
+
+_PAGE = re.compile(r"(?:^|\s)page[:：](\d{1,4})\s*$", re.I)
+
+
+def browse_arguments(text: str) -> tuple[str, int]:
+    """`/browse 9 推荐系统 page:2` → ("9 推荐系统", 2): the section as written, and the page (1 by default)."""
+    found = _PAGE.search(text)
+    if found is None:
+        return text.strip(), 1
+    return text[: found.start()].strip(), int(found[1])
 
 
 def printable(text: str) -> str:
@@ -170,6 +181,7 @@ class ConsoleChat:
         command, _, rest = line.strip().partition(" ")
         if not command.startswith("/"):
             command, rest = "", line
+        # A question's words tell its language; a command's arguments (a section's name, `full`) do not.
         locale = self.core.locale_for(CONVERSATION, text=read_request(rest).text if command in ("", "/ask") else "")
         t = texts_for(locale)
         size = self.core.settings.answer_size
@@ -181,6 +193,9 @@ class ConsoleChat:
                 scope = replace(scope, private=False)  # nobody else reads this terminal
                 answer = await self.core.answer(CONVERSATION, question, locale=locale, scope=scope)
                 self.console.print(render_console(answer, size))
+            elif command == "/browse":
+                section, page = browse_arguments(rest)
+                self.say(render_browse_text(await self.core.browse(section or TOP, page, locale=locale)))
             elif command == "/similar":
                 number = rest.strip().lstrip("#")
                 if not number.isdigit():

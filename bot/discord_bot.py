@@ -13,10 +13,18 @@ import yarl
 from discord import app_commands
 
 from bot import texts
-from bot.chat import Answer, ChatCore, Commands, Vote, stats_text
+from bot.chat import TOP, Answer, BrowsePage, ChatCore, Commands, Vote, stats_text
 from bot.errors import EmptyQuestion, NotAdmin, NotHere, user_message_for
 from bot.i18n import Locale, Texts, locale_of_tag, texts_for
-from bot.render import DiscordMessage, escape_discord, render_discord, similar_options
+from bot.render import (
+    DiscordMessage,
+    browse_buttons,
+    child_label,
+    escape_discord,
+    render_browse_discord,
+    render_discord,
+    similar_options,
+)
 from bot.request import read_request
 from bot.settings import BotSettings
 from knowledge import IngestReport, KnowledgeError
@@ -134,6 +142,69 @@ class SimilarSelect(
         await _knowledge_bot(interaction).show_similar(interaction, entry_id, self.answer_id)
 
 
+class BrowseButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"kb:browse:(?P<section>top|[0-9a-f]{12}):(?P<page>[0-9]{1,4})",
+):
+    """Up, Previous or Next on a browse page: the section and page to show live in the custom_id."""
+
+    def __init__(self, section: str, page: int, label: str = "") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label or None, style=discord.ButtonStyle.secondary, custom_id=f"kb:browse:{section}:{page}"
+            )
+        )
+        self.section = section
+        self.page = page
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(match["section"], int(match["page"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _knowledge_bot(interaction).show_browse(interaction, self.section, self.page)
+
+
+class BrowseSelect(discord.ui.DynamicItem[discord.ui.Select[discord.ui.View]], template=r"kb:browse:open"):
+    """ "Open a section…" on a browse page: one option per subsection shown, its value the section's id."""
+
+    def __init__(self, options: list[discord.SelectOption] | None = None, placeholder: str = "") -> None:
+        super().__init__(
+            discord.ui.Select(
+                custom_id="kb:browse:open",
+                placeholder=placeholder or None,
+                options=options or [discord.SelectOption(label="-", value="-")],
+            )
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        values: list[str] = list(self.item.values)
+        await _knowledge_bot(interaction).show_browse(interaction, values[0] if values else TOP, 1)
+
+
+def browse_view(page: BrowsePage) -> discord.ui.View:
+    """Under a browse page: "Open a section…" with its subsections, then Up, Previous and Next."""
+    t = texts_for(page.locale)
+    view = discord.ui.View(timeout=None)
+    if page.children:
+        options = [
+            discord.SelectOption(label=child_label(child, t, SELECT_LABEL_LIMIT), value=child.id)
+            for child in page.children
+        ]
+        view.add_item(BrowseSelect(options, t(texts.BROWSE_PICK)))
+    for label, section, number in browse_buttons(page):
+        view.add_item(BrowseButton(section, number, t(label)))
+    return view
+
+
 SELECT_LABEL_LIMIT = 100  # Discord's limit for a select option's label
 
 
@@ -196,6 +267,7 @@ def discord_commands(t: Texts) -> Commands:
         ask=command_name(t, texts.ASK),
         more=command_name(t, texts.MORE),
         similar=command_name(t, texts.SIMILAR),
+        browse=command_name(t, texts.BROWSE),
         stats=command_name(t, texts.STATS_COMMAND),
         reindex=command_name(t, texts.REINDEX),
         help=command_name(t, texts.HELP),
@@ -321,6 +393,17 @@ def _add_commands(bot: KnowledgeBot) -> None:
         """The sections whose names match what is typed, in either language, with their entry counts."""
         return await section_choices(bot.core, current)
 
+    @tree.command(name=texts.BROWSE, description=texts.BROWSE_DESCRIPTION)
+    @app_commands.describe(section=texts.BROWSE_SECTION_DESCRIPTION)
+    async def browse(interaction: discord.Interaction, section: app_commands.Range[str, 1, 100] | None = None) -> None:
+        """Walk through the collection's sections, with their entry counts (only the user sees the walk)."""
+        await bot.show_browse(interaction, section or TOP, 1)
+
+    @browse.autocomplete("section")
+    async def suggest_browse_sections(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        """The sections whose names match what is typed, in either language, with their entry counts."""
+        return await section_choices(bot.core, current)
+
     @tree.command(name=texts.SIMILAR, description=texts.SIMILAR_DESCRIPTION)
     @app_commands.describe(number=texts.NUMBER_DESCRIPTION)
     async def similar(interaction: discord.Interaction, number: app_commands.Range[int, 1, 100]) -> None:
@@ -399,7 +482,7 @@ class KnowledgeBot(discord.Client):
     async def setup_hook(self) -> None:
         """Register the button templates and the commands' translator and, when asked, sync the slash
         commands (after login)."""
-        self.add_dynamic_items(MoreButton, VoteButton, SimilarSelect)
+        self.add_dynamic_items(MoreButton, VoteButton, SimilarSelect, BrowseButton, BrowseSelect)
         await self.tree.set_translator(CatalogueTranslator())
         if self.sync_on_start:
             try:
@@ -490,6 +573,21 @@ class KnowledgeBot(discord.Client):
             return True
         await self.reply_privately(interaction, NotHere().message_in(texts_for(interaction_locale(interaction))))
         return False
+
+    async def show_browse(self, interaction: discord.Interaction, section: str, page: int) -> None:
+        """A page of the walk through the sections, seen by the user only: it is their own navigation."""
+        if not await self._allowed(interaction):
+            return
+        locale = interaction_locale(interaction)
+        try:
+            shown = await self.core.browse(section, page, locale=locale)
+            await interaction.response.defer(thinking=True, ephemeral=True)
+            messages = render_browse_discord(shown)
+            view = browse_view(shown)
+            for index, message in enumerate(messages, 1):
+                await self._followup(interaction, message, view if index == len(messages) else None, private=True)
+        except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
+            await self.reply_privately(interaction, message_for(error, texts_for(locale)))
 
     async def show_similar(self, interaction: discord.Interaction, entry_id: str, answer_id: str) -> None:
         """ "Similar to…": the entries nearest to the one picked, privately when its answer was private."""

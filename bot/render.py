@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import texts
-from bot.chat import Answer, AnswerItem
+from bot.chat import Answer, AnswerItem, BrowsePage
 from bot.i18n import Texts, texts_for
+from knowledge import Section, section_key
 
 DISCORD_LIMIT = 2000
 SLACK_SECTION_LIMIT = 3000
@@ -152,6 +153,25 @@ def similar_options(answer: Answer, t: Texts, limit: int, page_size: int = 5) ->
 # -- plain text (console, logs) ---------------------------------------------------------------------
 
 
+def _text_item(number: int, item: AnswerItem, mark: str | None, t: Texts) -> list[str]:
+    lines = [f"{number}. {item.title}"]
+    if item.other_title:
+        lines.append(f"   {item.other_title}")
+    if item.arxiv_id:
+        lines.append(f"   {arxiv_label(item.arxiv_id)}")
+    if mark:
+        lines.append(f"   ({mark})")
+    if item.summary:
+        lines.append(f"   {item.summary}")
+    if item.url:
+        lines.append(f"   {item.url}")
+    if item.code_url:
+        lines.append(f"   {t(texts.CODE_LINK)}: {item.code_url}")
+    if item.section:
+        lines.append("   " + t(texts.IN_SECTION, section=SECTION_SEPARATOR.join(item.section)))
+    return lines
+
+
 def render_text(answer: Answer, page_size: int = 5, *, more: str = "/more") -> str:
     """Plain text for the console and logs; `more` is the command that shows the next page."""
     t = texts_for(answer.locale)
@@ -159,21 +179,7 @@ def render_text(answer: Answer, page_size: int = 5, *, more: str = "/more") -> s
         return empty
     lines = [_header(answer, t)]
     for number, item in enumerate(answer.items, first_number(answer, page_size)):
-        lines.append(f"{number}. {item.title}")
-        if item.other_title:
-            lines.append(f"   {item.other_title}")
-        if item.arxiv_id:
-            lines.append(f"   {arxiv_label(item.arxiv_id)}")
-        if mark := _mark(answer, item, t):
-            lines.append(f"   ({mark})")
-        if item.summary:
-            lines.append(f"   {item.summary}")
-        if item.url:
-            lines.append(f"   {item.url}")
-        if item.code_url:
-            lines.append(f"   {t(texts.CODE_LINK)}: {item.code_url}")
-        if item.section:
-            lines.append("   " + t(texts.IN_SECTION, section=SECTION_SEPARATOR.join(item.section)))
+        lines += _text_item(number, item, _mark(answer, item, t), t)
     if answer.has_more:
         lines.append(t(texts.MORE_HINT, more=more))
     return "\n".join(lines)
@@ -233,6 +239,25 @@ def _section(text: str) -> list[dict[str, Any]]:
     ]
 
 
+def _slack_item(number: int, item: AnswerItem, mark: str | None, t: Texts) -> list[dict[str, Any]]:
+    """A section with the entry's titles and summary, and a context line with what else there is to say."""
+    title = escape_mrkdwn(item.title)
+    head = f"*{number}. <{_safe_url(item.url)}|{title}>*" if item.url else f"*{number}. {title}*"
+    if item.other_title:
+        head += f"\n_{escape_mrkdwn(item.other_title)}_"
+    blocks = _section(f"{head}\n{escape_mrkdwn(item.summary)}" if item.summary else head)
+    context = [escape_mrkdwn(mark)] if mark else []
+    if item.arxiv_id:
+        context.append(f"<{arxiv_url(item.arxiv_id)}|{arxiv_label(item.arxiv_id)}>")
+    if item.section:
+        context.append("📂 " + escape_mrkdwn(SECTION_SEPARATOR.join(item.section)))
+    if item.code_url:
+        context.append(f"<{_safe_url(item.code_url)}|{t(texts.CODE_LINK)}>")
+    if context:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:2000]}]})
+    return blocks
+
+
 def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
     """Block Kit blocks: a section per entry, a context with its section path, then buttons."""
     t = texts_for(answer.locale)
@@ -240,22 +265,7 @@ def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
         return _section(escape_mrkdwn(empty))
     blocks: list[dict[str, Any]] = _section(escape_mrkdwn(_header(answer, t)))
     for number, item in enumerate(answer.items, first_number(answer, page_size)):
-        title = escape_mrkdwn(item.title)
-        head = f"*{number}. <{_safe_url(item.url)}|{title}>*" if item.url else f"*{number}. {title}*"
-        if item.other_title:
-            head += f"\n_{escape_mrkdwn(item.other_title)}_"
-        body = f"{head}\n{escape_mrkdwn(item.summary)}" if item.summary else head
-        blocks += _section(body)
-        mark = _mark(answer, item, t)
-        context = [escape_mrkdwn(mark)] if mark else []
-        if item.arxiv_id:
-            context.append(f"<{arxiv_url(item.arxiv_id)}|{arxiv_label(item.arxiv_id)}>")
-        if item.section:
-            context.append("📂 " + escape_mrkdwn(SECTION_SEPARATOR.join(item.section)))
-        if item.code_url:
-            context.append(f"<{_safe_url(item.code_url)}|{t(texts.CODE_LINK)}>")
-        if context:
-            blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:2000]}]})
+        blocks += _slack_item(number, item, _mark(answer, item, t), t)
     buttons: list[dict[str, Any]] = []
     if answer.has_more:
         buttons.append(_button(t(texts.MORE_BUTTON), "kb_more", answer.id))
@@ -292,3 +302,107 @@ def slack_fallback_text(answer: Answer) -> str:
     if answer.kind != "search":
         return escape_mrkdwn(_header(answer, t))[:300]
     return escape_mrkdwn(t(texts.RESULT_COUNT, count=len(answer.items), question=answer.question))[:300]
+
+
+# -- browsing ------------------------------------------------------------------------------------------
+
+
+def _browse_header(page: BrowsePage, t: Texts) -> str:
+    pages = t(texts.PAGE_OF, page=page.page, pages=page.pages) if page.pages > 1 else ""
+    if not page.path:
+        return t(texts.BROWSE_TOP, count=page.count, pages=pages)
+    return t(texts.BROWSE_SECTION, section=SECTION_SEPARATOR.join(page.path), count=page.count, pages=pages)
+
+
+def child_label(section: Section, t: Texts, limit: int | None = None) -> str:
+    """A subsection as a list or menu shows it: `9.29 CTR 预估 (22)`, cut at its start to fit `limit`."""
+    label = t(texts.BROWSE_CHILD, name=section.name, count=section.count)
+    return label if limit is None or len(label) <= limit else "…" + label[-(limit - 1) :]
+
+
+def browse_command(page: BrowsePage, number: int, browse: str = "/browse") -> str:
+    """The console command that shows page `number` of the same section."""
+    where = f" {section_key(page.path)}" if page.path else ""
+    return f"{browse}{where} page:{number}"
+
+
+def render_browse_text(page: BrowsePage, *, browse: str = "/browse") -> str:
+    """A browse page as plain text: the header, the subsections with their counts, the entries, and the
+    commands that go on."""
+    t = texts_for(page.locale)
+    lines = [_browse_header(page, t)]
+    if page.children:
+        lines.append(t(texts.BROWSE_SUBSECTIONS))
+        lines += [f"  • {child_label(child, t)}" for child in page.children]
+    if page.items:
+        lines.append(t(texts.BROWSE_ENTRIES))
+        for number, item in enumerate(page.items, page.first):
+            lines += _text_item(number, item, None, t)
+    if page.children:
+        lines.append(t(texts.BROWSE_OPEN_HINT, browse=browse))
+    if page.has_more:
+        lines.append(t(texts.BROWSE_NEXT_HINT, command=browse_command(page, page.page + 1, browse)))
+    return "\n".join(lines)
+
+
+def render_browse_discord(page: BrowsePage) -> list[DiscordMessage]:
+    """A browse page as Discord messages within 2,000 characters (the menu and buttons are the front-end's)."""
+    t = texts_for(page.locale)
+    blocks = [escape_discord(_browse_header(page, t))]
+    if page.children:
+        children = "\n".join(f"• {escape_discord(child_label(child, t))}" for child in page.children)
+        blocks.append(f"**{escape_discord(t(texts.BROWSE_SUBSECTIONS))}**\n{children}")
+    if page.items:
+        blocks.append(f"**{escape_discord(t(texts.BROWSE_ENTRIES))}**")
+        blocks += [_discord_item(number, item, None, t) for number, item in enumerate(page.items, page.first)]
+    pieces = [piece for block in blocks for piece in split(block, DISCORD_LIMIT)]
+    return [DiscordMessage(content, True) for content in _pack(pieces, DISCORD_LIMIT, "\n\n") if content]
+
+
+def browse_buttons(page: BrowsePage) -> list[tuple[str, str, int]]:
+    """The moves from a browse page, as (label msgid, section id, page): up, previous, next."""
+    moves = []
+    if page.parent_id is not None:
+        moves.append((texts.BROWSE_UP, page.parent_id, 1))
+    if page.page > 1:
+        moves.append((texts.BROWSE_PREVIOUS, page.section_id, page.page - 1))
+    if page.has_more:
+        moves.append((texts.BROWSE_NEXT, page.section_id, page.page + 1))
+    return moves
+
+
+def render_browse_slack(page: BrowsePage) -> list[dict[str, Any]]:
+    """A browse page as Block Kit: the header, the subsections, the entries, and an actions block with a
+    static_select to open a subsection and up / previous / next buttons (values `<section id>:<page>`)."""
+    t = texts_for(page.locale)
+    blocks: list[dict[str, Any]] = _section(escape_mrkdwn(_browse_header(page, t)))
+    if page.children:
+        children = "\n".join(f"• {escape_mrkdwn(child_label(child, t))}" for child in page.children)
+        blocks += _section(f"*{escape_mrkdwn(t(texts.BROWSE_SUBSECTIONS))}*\n{children}")
+    for number, item in enumerate(page.items, page.first):
+        blocks += _slack_item(number, item, None, t)
+    elements: list[dict[str, Any]] = []
+    if page.children:
+        options = [
+            {
+                "text": {"type": "plain_text", "text": plain(child_label(child, t, SLACK_OPTION_LIMIT))},
+                "value": child.id,
+            }
+            for child in page.children
+        ]
+        placeholder = {"type": "plain_text", "text": t(texts.BROWSE_PICK)}
+        elements.append(
+            {"type": "static_select", "action_id": "kb_browse_pick", "placeholder": placeholder, "options": options}
+        )
+    for label, section, number in browse_buttons(page):
+        action = {texts.BROWSE_UP: "up", texts.BROWSE_PREVIOUS: "previous", texts.BROWSE_NEXT: "next"}[label]
+        elements.append(_button(t(label), f"kb_browse_{action}", f"{section}:{number}"))
+    blocks = blocks[: SLACK_BLOCK_LIMIT - 1]
+    if elements:
+        blocks.append({"type": "actions", "block_id": f"kb_browse_{page.section_id}_{page.page}", "elements": elements})
+    return blocks
+
+
+def browse_fallback_text(page: BrowsePage) -> str:
+    """The notification text beside a browse page's blocks."""
+    return escape_mrkdwn(_browse_header(page, texts_for(page.locale)))[:300]

@@ -33,10 +33,10 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import texts
-from bot.chat import Answer, ChatCore, Commands, Vote, stats_text
+from bot.chat import TOP, Answer, ChatCore, Commands, Vote, stats_text
 from bot.errors import BotError, NotAdmin, NotHere, user_message_for
 from bot.i18n import Locale, Texts, texts_for
-from bot.render import escape_mrkdwn, render_slack, slack_fallback_text
+from bot.render import browse_fallback_text, escape_mrkdwn, render_browse_slack, render_slack, slack_fallback_text
 from bot.request import read_request
 from bot.settings import BotSettings
 
@@ -49,7 +49,13 @@ MANIFEST = "slack-manifest.yaml"  # package data of `bot`: the Slack app to crea
 
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
 COMMANDS = Commands(
-    ask="/ask", more="/more", similar="/kb-similar", stats="/kb-stats", reindex="/kb-reindex", help="/kb-help"
+    ask="/ask",
+    more="/more",
+    similar="/kb-similar",
+    browse="/kb-browse",
+    stats="/kb-stats",
+    reindex="/kb-reindex",
+    help="/kb-help",
 )
 
 
@@ -142,12 +148,15 @@ class SlackFrontEnd:
         app.command("/kb-help")(self.help)
         app.command("/kb-reindex")(self.reindex)
         app.command("/kb-similar")(self.similar)
+        app.command("/kb-browse")(self.browse)
         app.event("app_mention")(self.on_mention)
         # Registered for every message event so that unwanted ones are acknowledged, not answered 404.
         app.event("message")(self.on_message)
         app.action("kb_more")(self.more_button)
         app.action(re.compile(r"^kb_vote_(up|down)$"))(self.vote_button)
         app.action("kb_similar")(self.similar_menu)
+        app.action("kb_browse_pick")(self.browse_pick)
+        app.action(re.compile(r"^kb_browse_(up|previous|next)$"))(self.browse_move)
 
     # -- where the bot answers -------------------------------------------------------------------------
     def answers_in(self, channel: str, channel_type: str | None = None) -> bool:
@@ -229,6 +238,57 @@ class SlackFrontEnd:
             return
         found = self.core.similar(conversation_key(command["channel_id"]), int(text))
         await self._respond(respond, await _attempt(found, t))
+
+    async def browse(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        """/kb-browse [SECTION]: the sections with their entry counts, or one section's subsections and
+        entries, paged; only the asker sees the walk."""
+        if not await self._command_here(ack, command):
+            return
+        await ack()
+        section = slack_question(command.get("text", "")).strip()
+        locale = self._locale(command)  # a section's name does not tell the reader's language
+        await self._browse(respond, section or TOP, 1, texts_for(locale), replace_original=False)
+
+    async def _browse(
+        self, respond: AsyncRespond, section: str, page: int, t: Texts, *, replace_original: bool
+    ) -> None:
+        try:
+            shown = await self.core.browse(section, page, locale=t.locale)
+        except Exception as error:  # noqa: BLE001 - user_message_for logs unexpected errors with their traceback
+            await self._respond(respond, user_message_for(error, t))
+            return
+        reply = await respond(
+            blocks=render_browse_slack(shown),
+            text=browse_fallback_text(shown),
+            response_type="ephemeral",
+            replace_original=replace_original,
+        )
+        if reply.status_code != 200:
+            _log.warning("Slack refused a browse page: HTTP %s %s", reply.status_code, reply.body)
+
+    async def browse_pick(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """ "Open a section…": that subsection's first page, in place of the page it was picked on."""
+        await ack()
+        t = texts_for(self.core.locale_for(conversation_key(_action_channel(body))))
+        if not self.answers_in(_action_channel(body)):
+            await self._respond(respond, NotHere().message_in(t))
+            return
+        section = str((action.get("selected_option") or {}).get("value") or TOP)
+        await self._browse(respond, section, 1, t, replace_original=True)
+
+    async def browse_move(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """Up, Previous or Next on a browse page (value `<section id>:<page>`), in place of that page."""
+        await ack()
+        t = texts_for(self.core.locale_for(conversation_key(_action_channel(body))))
+        if not self.answers_in(_action_channel(body)):
+            await self._respond(respond, NotHere().message_in(t))
+            return
+        section, _, page = str(action.get("value") or "").partition(":")
+        await self._browse(respond, section or TOP, int(page) if page.isdigit() else 1, t, replace_original=True)
 
     async def more(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """/more: the next results for the last question in this channel."""

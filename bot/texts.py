@@ -54,6 +54,19 @@ NO_SUCH_ITEM = N_("The last answer here has no entry #{number}.")
 USAGE_SIMILAR = N_("Give the number of an entry of the last answer here, e.g. `{similar} 2`.")
 NOT_HERE = N_("I don't answer in this channel. Ask me in a channel where I answer, or in a direct message.")
 
+# -- browsing ------------------------------------------------------------------------------------------
+BROWSE_TOP = N_("The collection's sections, {count} entries in all{pages}:")
+BROWSE_SECTION = N_("§{section}, {count} entries{pages}:")
+BROWSE_SUBSECTIONS = N_("Subsections:")
+BROWSE_ENTRIES = N_("Entries:")
+BROWSE_CHILD = N_("{name} ({count})")
+BROWSE_PICK = N_("Open a section…")
+BROWSE_UP = N_("Up")
+BROWSE_PREVIOUS = N_("Previous")
+BROWSE_NEXT = N_("Next")
+BROWSE_OPEN_HINT = N_("(open one: {browse} NAME or NUMBER)")
+BROWSE_NEXT_HINT = N_("(next page: {command})")
+
 # -- feedback --------------------------------------------------------------------------------------------
 THANKS = N_("Thanks for the feedback!")
 
@@ -75,6 +88,10 @@ HELP_STATS = N_("• {stats}: what the index holds and when it was built")
 HELP_REINDEX = N_("• {reindex}: re-read the collection (admins only); answers keep coming meanwhile")
 HELP_HELP = N_("• {help}: this text")
 HELP_MENTION = N_("• Or mention me with a question, or send me a direct message.")
+HELP_BROWSE = N_(
+    "• {browse} [SECTION]: the collection's sections with their entry counts, or a section's subsections and "
+    "entries, page by page"
+)
 HELP_SIMILAR = N_("• {similar} N: entries like the Nth of the last answer (or pick “Similar to…” under an answer)")
 HELP_FILTERS = N_(
     "• In a question: in:SECTION (part of a section's name, in Chinese or English) and lang:en or lang:zh "
@@ -164,6 +181,9 @@ CHOICE_ZH_HANS = NP_("option choice", "Simplified Chinese")
 CHOICE_ZH_HANT = NP_("option choice", "Traditional Chinese")
 PRIVATE_OPTION = NP_("option name", "private")
 PRIVATE_DESCRIPTION = NP_("option description", "Show the answer to you only")
+BROWSE = NP_("command name", "browse")
+BROWSE_DESCRIPTION = NP_("command description", "Walk through the collection's sections, with their entry counts.")
+BROWSE_SECTION_DESCRIPTION = NP_("option description", "The section to open (type part of its name)")
 SIMILAR = NP_("command name", "similar")
 SIMILAR_DESCRIPTION = NP_("command description", "Entries like one of the last answer in this channel.")
 NUMBER_OPTION = NP_("option name", "number")

@@ -4,7 +4,7 @@ This is the public API that the chat front-ends (`bot/`) use; everything else is
 """
 
 from knowledge.base import Health, IngestReport, KnowledgeBase
-from knowledge.browse import Section, SectionTree
+from knowledge.browse import Section, SectionTree, section_id
 from knowledge.entry import Entry, Link, SourceRef
 from knowledge.errors import (
     EmbedderUnavailable,
@@ -15,7 +15,7 @@ from knowledge.errors import (
     SettingsError,
     StorageError,
 )
-from knowledge.filters import Where
+from knowledge.filters import Where, section_key
 from knowledge.logs import configure_logging
 from knowledge.lookup import Identifier, Lookup, arxiv_id, identifiers_in, without_identifiers
 from knowledge.neighbours import Neighbour
@@ -65,5 +65,7 @@ __all__ = [
     "detect_lang",
     "identifiers_in",
     "load_settings",
+    "section_id",
+    "section_key",
     "without_identifiers",
 ]

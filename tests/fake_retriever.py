@@ -159,6 +159,7 @@ class FakeRetriever:
         self.sources: tuple[str, ...] = (SOURCE,)  # what stats says the last ingest read
         self.unreadable: list[Skipped] = []  # files the next ingest cannot read
         self.kept = 0  # entries of theirs kept as they were
+        self._tree: tuple[tuple[Entry, ...], SectionTree] | None = None
 
     async def asearch(
         self, question: str, k: int | None = None, *, section: Sequence[str] = (), lang: str | None = None
@@ -187,7 +188,9 @@ class FakeRetriever:
         return IdentifierIndex(self.entries).lookup(text)
 
     def sections(self) -> SectionTree:
-        return SectionTree(self.entries)
+        if self._tree is None or self._tree[0] is not self.entries:  # built once per set of entries
+            self._tree = (self.entries, SectionTree(self.entries))
+        return self._tree[1]
 
     def similar(
         self, entry_id: str, k: int | None = None, *, section: Sequence[str] = (), lang: str | None = None

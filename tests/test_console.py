@@ -213,3 +213,17 @@ async def test_a_paper_the_bundled_collection_lacks_gets_related_entries_marked_
     assert related.startswith(". Related entries, not the one you asked for")
     assert re.search(r"^1\. ", related, re.M)  # entries near the rest of the question
     assert bare.startswith(", and I found nothing related.")  # an id alone: nothing to relate it to
+
+
+async def test_browse_descends_and_pages_in_plain_text(core: ChatCore) -> None:
+    output = await run_lines(core, "/browse\n/browse 深度学习\n/browse 自监督\n/browse 自监督 page:2\n/browse 天文学\n")
+    assert (
+        "The collection's sections, 10 entries in all:\nSubsections:\n  • 深度学习 (4)\n  • 推荐 (3)\n  • NLP (3)"
+        in output
+    )
+    assert "(open one: /browse NAME or NUMBER)" in output
+    assert "§深度学习, 4 entries:\nSubsections:\n  • 优化 (2)\n  • 自监督 (2)" in output
+    assert "§深度学习 › 自监督, 2 entries (page 1/2):\nEntries:\n1. " in output
+    assert "(next page: /browse 深度学习 / 自监督 page:2)" in output
+    assert "§深度学习 › 自监督, 2 entries (page 2/2):\nEntries:\n2. " in output
+    assert "No section of the collection matches “天文学”." in output

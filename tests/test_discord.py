@@ -368,7 +368,7 @@ async def test_commands_sync_to_the_guild_on_start_when_one_is_set(
     (sync,) = fake.find("PUT", r"/applications/\d+(/guilds/\d+)?/commands")
     assert sync.path == f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands"
     commands = {command["name"]: command for command in sync.body}
-    assert set(commands) == {"ask", "more", "similar", "stats", "help", "reindex"}
+    assert set(commands) == {"ask", "more", "similar", "browse", "stats", "help", "reindex"}
     assert int(commands["reindex"]["default_member_permissions"]) == MANAGE_GUILD
     assert commands["ask"]["description"] == "Ask the collection of ML reading notes a question."
     question, section, lang, private = commands["ask"]["options"]
@@ -412,7 +412,15 @@ async def test_commands_sync_globally_only_when_asked(
 
     (sync,) = fake.find("PUT", r".*")
     assert sync.path == f"/applications/{APP_ID}/commands"
-    assert sorted(command.name for command in synced) == ["ask", "help", "more", "reindex", "similar", "stats"]
+    assert sorted(command.name for command in synced) == [
+        "ask",
+        "browse",
+        "help",
+        "more",
+        "reindex",
+        "similar",
+        "stats",
+    ]
 
 
 async def test_sync_only_logs_in_with_the_token_syncs_and_never_logs_the_token(
@@ -682,6 +690,7 @@ async def test_slash_commands_are_localised_for_chinese_discord(
         "help": {"zh-CN": "帮助", "zh-TW": "幫助"},
         "reindex": {"zh-CN": "重建索引", "zh-TW": "重建索引"},
         "similar": {"zh-CN": "相似", "zh-TW": "相似"},
+        "browse": {"zh-CN": "浏览", "zh-TW": "瀏覽"},
     }
     for command in commands.values():  # every description, in both Chinese locales
         assert set(command["description_localizations"]) == {"zh-CN", "zh-TW"}, command["name"]
@@ -870,3 +879,65 @@ async def test_similar_to_an_item_shows_its_neighbours_and_never_itself(
     assert again.content.startswith("Entries like #2 “")
     await run_command(client, command_payload("similar", number=9))
     assert fake.callbacks[-1].content == "The last answer here has no entry #9." and fake.callbacks[-1].private
+
+
+# -- browsing ------------------------------------------------------------------------------------------
+
+
+def _components(recorded: Any) -> list[dict[str, Any]]:
+    return [item for row in (recorded.body or {}).get("components", []) for item in row["components"]]
+
+
+async def test_browse_descends_two_levels_and_pages_through_a_section(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    client = await start_client(ChatCore(kb, make_settings(answer_size=1)))
+    await run_command(client, command_payload("browse"))
+    (top,) = fake.followups
+    assert fake.callbacks[0].body == {"type": 5, "data": {"flags": EPHEMERAL}} and top.private  # the reader's own walk
+    assert top.content == "The collection's sections, 8 entries in all:\n\n**Subsections:**\n• 深度学习 (6)\n• 推荐 (2)"
+    (menu,) = _components(top)  # at the top, with one page: no buttons
+    assert menu["custom_id"] == "kb:browse:open" and [o["label"] for o in menu["options"]] == [
+        "深度学习 (6)",
+        "推荐 (2)",
+    ]
+
+    click(client, select_payload("kb:browse:open", [menu["options"][0]["value"]], top.response))
+    deep = await fake.wait_for(lambda r: r.content.startswith("§深度学习"))
+    assert deep.content.startswith("§深度学习, 6 entries:\n\n**Subsections:**\n• 优化器 (4)\n• 自监督 (2)")
+    menu, up = _components(deep)
+    assert up["label"] == "Up" and up["custom_id"] == "kb:browse:top:1"
+
+    click(client, select_payload("kb:browse:open", [menu["options"][0]["value"]], deep.response))
+    first = await fake.wait_for(lambda r: r.content.startswith("§深度学习 › 优化器"))
+    assert first.content.startswith("§深度学习 › 优化器, 4 entries (page 1/4):\n\n**Entries:**\n\n**1. [")
+    up, following = _components(first)
+    assert up["label"] == "Up" and following["label"] == "Next" and following["custom_id"].endswith(":2")
+
+    click(client, button_payload(following["custom_id"], first.response))
+    second = await fake.wait_for(lambda r: "(page 2/4)" in r.content)
+    assert re.search(r"\*\*2\. \[", second.content) and not re.search(r"\*\*1\. \[", second.content)
+    assert [c["label"] for c in _components(second)] == ["Up", "Previous", "Next"] and second.private
+    titles = {re.findall(r"\*\*\d\. \[([^\]]+)\]", r.content)[0] for r in (first, second)}
+    assert len(titles) == 2 and titles <= OPTIMIZERS  # two different optimizers, in the section's order
+
+    click(client, button_payload(up["custom_id"], second.response))
+    back = await fake.wait_for(lambda r: r is not deep and r.content.startswith("§深度学习, 6 entries"))
+    assert back.private
+
+
+async def test_browse_opens_a_section_named_in_either_language_and_speaks_the_user_s(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    await run_command(client, command_payload("browse", section="recommend", locale="zh-CN"))
+    await run_command(client, autocomplete_payload("browse", "section", "自监督"))
+    await run_command(client, command_payload("browse", section="天文学"))
+
+    (recommendation,) = fake.followups
+    assert recommendation.content.startswith("§推荐，共 2 个条目：\n\n**条目：**")
+    assert "深度检索" in recommendation.content and "位置偏置" in recommendation.content
+    assert [c["label"] for c in _components(recommendation)] == ["上一级"]
+    suggestions = fake.callbacks[1]
+    assert suggestions.body["data"]["choices"] == [{"name": "深度学习 / 自监督 (2)", "value": "深度学习 / 自监督"}]
+    unknown = fake.callbacks[-1]
+    assert unknown.private and unknown.content.startswith("No section of the collection matches “天文学”.")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot.chat import TITLE_CHARS, Answer, AnswerItem, to_item
-from bot.i18n import Locale
+from bot.i18n import Locale, texts_for
 from bot.render import (
     DISCORD_LIMIT,
     SLACK_BLOCK_LIMIT,
@@ -136,8 +138,14 @@ def test_slack_blocks() -> None:
     assert (
         contexts[0]["elements"][0]["text"] == "📂 ICLR 2018 › 优化 · <https://github.com/loshchil/AdamW-and-SGDW|code>"
     )
-    assert [e["action_id"] for e in actions["elements"]] == ["kb_more", "kb_vote_up", "kb_vote_down"]
-    assert {e["value"] for e in actions["elements"]} == {"a1b2"}
+    more, up, down, similar = actions["elements"]
+    assert [e["action_id"] for e in actions["elements"]] == ["kb_more", "kb_vote_up", "kb_vote_down", "kb_similar"]
+    assert {e["value"] for e in (more, up, down)} == {"a1b2"}
+    assert similar["type"] == "static_select" and similar["placeholder"]["text"] == "Similar to…"
+    assert [(o["text"]["text"], o["value"]) for o in similar["options"]] == [
+        ("Similar to #1 · Fixing Weight Decay Regularization in Adam", "a1b2:e1"),
+        ("Similar to #2 · 10亿照片训练，Facebook半弱监督训练方法刷新ResNet-50 ImageNet基准测试", "a1b2:e2"),
+    ]
     assert all(len(b["text"]["text"]) <= SLACK_SECTION_LIMIT for b in sections)
 
 
@@ -296,3 +304,46 @@ def test_on_the_bundled_collection_entries_with_an_english_and_a_chinese_title_s
         assert f"1. {item.title}\n   {item.other_title}\n" in text
     with_arxiv = [to_item(e) for e in entries if to_item(e).arxiv_id]
     assert {item.arxiv_id for item in with_arxiv} >= {"1711.05101", "1910.05446", "2007.12865"}
+
+
+async def test_every_browse_page_of_the_bundled_collection_stays_within_the_limits(tmp_path: Path) -> None:
+    """Walk every section of the bundled collection, every page, in English and Chinese: Discord messages
+    within 2,000 characters, at most 25 menu options of at most 100 characters, custom ids within 100;
+    Slack within 50 blocks, sections within 3,000 characters, option texts within 75."""
+    from fake_retriever import FakeRetriever
+
+    from bot.chat import ChatCore
+    from bot.render import browse_buttons, child_label, render_browse_discord, render_browse_slack
+    from bot.settings import BotSettings
+
+    entries = tuple(parse_sources([BUNDLED_SOURCES]).entries)
+    core = ChatCore(FakeRetriever(entries), BotSettings(_env_file=None, data_dir=tmp_path))
+    tree = await core.sections()
+    pages = 0
+    keys: list[str] = []
+    stack = list(tree.roots)
+    while stack:
+        node = stack.pop()
+        keys.append(node.key)
+        stack += node.children
+    assert len(keys) == len(tree)
+    for section in [None, *keys]:
+        for locale in ("en", "zh-Hans"):
+            first = await core.browse(section, 1, locale=locale)
+            for number in range(1, first.pages + 1):
+                page = await core.browse(section, number, locale=locale)
+                pages += 1
+                assert len(page.children) <= 25
+                assert all(0 < len(m.content) <= DISCORD_LIMIT for m in render_browse_discord(page))
+                assert all(len(child_label(c, texts_for(locale), 100)) <= 100 for c in page.children)
+                assert all(len(f"kb:browse:{s}:{n}") <= 100 for _, s, n in browse_buttons(page))
+                blocks = render_browse_slack(page)
+                assert len(blocks) <= SLACK_BLOCK_LIMIT
+                for block in blocks:
+                    if block["type"] == "section":
+                        assert len(block["text"]["text"]) <= SLACK_SECTION_LIMIT
+                    for element in block.get("elements", []):
+                        assert all(len(o["text"]["text"]) <= 75 for o in element.get("options", []))
+    assert pages > 2 * len(tree)
+    nlp = await core.browse("5 自然语言处理", 1)
+    assert nlp.pages == 2 and len(nlp.children) == 25  # 48 subsections: 25, then 23

@@ -530,7 +530,7 @@ def test_the_manifest_declares_what_the_app_handles() -> None:
     yaml = pytest.importorskip("yaml")
     manifest = yaml.safe_load(slack_manifest())
     commands = {command["command"] for command in manifest["features"]["slash_commands"]}
-    assert commands == {"/ask", "/more", "/kb-stats", "/kb-help", "/kb-reindex", "/kb-similar"}
+    assert commands == {"/ask", "/more", "/kb-stats", "/kb-help", "/kb-reindex", "/kb-similar", "/kb-browse"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read",
         "chat:write",
@@ -693,7 +693,7 @@ async def test_a_private_ask_is_an_ephemeral_reply(slack: Slack) -> None:
 
 async def test_inline_filters_narrow_the_search(slack: Slack) -> None:
     _, _, in_section = await slack.command("/ask", "in:推荐 召回 位置偏置 attention")
-    _, _, in_english = await slack.command("/ask", "lang:en 优化 attention transformer")
+    _, _, in_english = await slack.command("/ask", "lang:en attention transformer without recurrence")
     _, _, unknown = await slack.command("/ask", "in:天文学 Adam")
     [section_reply] = await slack.reply_to(in_section)
     [english_reply] = await slack.reply_to(in_english)
@@ -702,7 +702,8 @@ async def test_inline_filters_narrow_the_search(slack: Slack) -> None:
     assert section_reply.blocks[0]["text"]["text"].startswith("“召回 位置偏置 attention”的结果（§推荐）")
     contexts = [b["elements"][0]["text"] for b in section_reply.blocks if b["type"] == "context"]
     assert contexts and all("📂 推荐" in context for context in contexts)
-    assert english_reply.blocks[0]["text"]["text"].startswith("“优化 attention transformer”的结果（英文条目）")
+    header = english_reply.blocks[0]["text"]["text"]
+    assert header.startswith("Results for “attention transformer without recurrence” (English entries)")
     assert "Attention Is All You Need" in english_reply.everything and "非自回歸" not in english_reply.everything
     assert unknown_reply.data["response_type"] == "ephemeral" and "天文学" in unknown_reply.text
 
@@ -745,3 +746,57 @@ async def test_similar_to_an_item_from_its_menu_and_its_command(slack: Slack) ->
     _, _, nothing = await slack.command("/kb-similar", "seven")
     [usage] = await slack.reply_to(nothing)
     assert usage.text == escape_mrkdwn("Give the number of an entry of the last answer here, e.g. `/kb-similar 2`.")
+
+
+# -- browsing --------------------------------------------------------------------------------------------
+
+
+async def test_browse_descends_two_levels_and_pages_through_a_section(slack: Slack) -> None:
+    _, _, browsed = await slack.command("/kb-browse")
+    [top] = await slack.reply_to(browsed)
+    assert top.data["response_type"] == "ephemeral" and top.data["replace_original"] is False
+    assert top.blocks[0]["text"]["text"] == "The collection's sections, 10 entries in all:"
+    assert top.blocks[1]["text"]["text"] == "*Subsections:*\n• 深度学习 (4)\n• 推荐 (3)\n• NLP (3)"
+    (actions,) = [block for block in top.blocks if block["type"] == "actions"]
+    (menu,) = actions["elements"]
+    assert menu["action_id"] == "kb_browse_pick" and [o["text"]["text"] for o in menu["options"]] == [
+        "深度学习 (4)",
+        "推荐 (3)",
+        "NLP (3)",
+    ]
+
+    _, picked = await slack.action("kb_browse_pick", "", selected=menu["options"][0])
+    [deep] = await slack.reply_to(picked)
+    assert deep.data["replace_original"] is True and deep.data["response_type"] == "ephemeral"
+    assert deep.blocks[0]["text"]["text"] == "§深度学习, 4 entries:"
+    (actions,) = [block for block in deep.blocks if block["type"] == "actions"]
+    menu, up = actions["elements"]
+    assert [o["text"]["text"] for o in menu["options"]] == ["优化 (2)", "自监督 (2)"]
+    assert (up["action_id"], up["value"]) == ("kb_browse_up", "top:1")
+
+    _, picked = await slack.action("kb_browse_pick", "", selected=menu["options"][1])
+    [first] = await slack.reply_to(picked)
+    assert first.blocks[0]["text"]["text"] == "§深度学习 › 自监督, 2 entries (page 1/2):"
+    (actions,) = [block for block in first.blocks if block["type"] == "actions"]
+    up, following = actions["elements"]
+    assert following["action_id"] == "kb_browse_next" and following["value"].endswith(":2")
+    _, moved = await slack.action("kb_browse_next", following["value"])
+    [second] = await slack.reply_to(moved)
+    assert second.blocks[0]["text"]["text"] == "§深度学习 › 自监督, 2 entries (page 2/2):"
+    shown = [first.blocks[1]["text"]["text"], second.blocks[1]["text"]["text"]]
+    assert shown[0].startswith("*1. <") and shown[1].startswith("*2. <")
+    assert any("Momentum Contrast" in text for text in shown) and any("Simple Framework" in text for text in shown)
+    (actions,) = [block for block in second.blocks if block["type"] == "actions"]
+    assert [element["action_id"] for element in actions["elements"]] == ["kb_browse_up", "kb_browse_previous"]
+
+
+async def test_browse_speaks_the_channel_s_language_and_finds_sections_in_either(slack: Slack) -> None:
+    _, _, asked = await slack.command("/ask", "召回")  # the channel's last language is now Chinese
+    await slack.reply_to(asked)
+    _, _, browsed = await slack.command("/kb-browse", "recommend")
+    _, _, unknown = await slack.command("/kb-browse", "天文学")
+    [recommendation] = await slack.reply_to(browsed)
+    [refused] = await slack.reply_to(unknown)
+    assert recommendation.blocks[0]["text"]["text"] == "§推荐，共 3 个条目："
+    assert recommendation.blocks[1]["text"]["text"] == "*子分类：*\n• 召回（2）\n• 排序（1）"
+    assert refused.data["response_type"] == "ephemeral" and refused.text.startswith("合集中没有与“天文学”匹配的分类")
