@@ -1,9 +1,11 @@
-"""The transport-agnostic chat core: ask, more, reindex, stats, help, feedback. No platform imports.
+"""The transport-agnostic chat core: ask, more, similar, browse, reindex, stats, help, feedback. No platform
+imports.
 
 The core owns the policy every front-end shares: how a question is cleaned and cut (and that the user is
-told), the order of the checks before a question is answered, the cooldown, paging, vote recording, and
-what is said when a reindex starts and ends. Adapters turn platform events into these calls and render
-what comes back.
+told), its options and scope, the exact lookup of a paper it names before any search, the order of the
+checks before a question is answered, the cooldown, paging, privacy, the language of each reply, vote
+recording, and what is said when a reindex starts and ends. Adapters turn platform events into these calls
+and render what comes back.
 """
 
 from __future__ import annotations

@@ -103,6 +103,8 @@ class Texts:
         """The catalogue's translation of `message`, or None when it has none (unlike gettext, which
         falls back to the msgid): for callers that must tell the two apart, like Discord's translator."""
         key = message if context is None else f"{context}\x04{message}"  # how gettext keys a context
+        # GNUTranslations keeps the .mo's messages in `_catalog`; its public calls cannot tell a missing
+        # message from one translated as itself.
         catalogue = getattr(self._translations, "_catalog", None)
         found = catalogue.get(key) if isinstance(catalogue, dict) else None
         return found if isinstance(found, str) and found else None
