@@ -3,7 +3,7 @@ questions only, written to `knowledge/refusal.json` (which the search applies wi
 
     .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.015] [--out knowledge/refusal.json]
 
-Training questions: the `tune` half of `eval/questions.jsonl`, the shared dev set (when it is there) and
+Training questions: the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl`, the shared dev set (when it is there) and
 `tests/data/calibration.jsonl`. The held-out half is never read here. The threshold is the highest one whose
 out-of-fold false-refusal rate stays within `--false-refusal`: a false refusal costs more than a weak hit.
 """
@@ -32,6 +32,9 @@ FOLDS = 5
 
 def training_questions() -> list[Question]:
     questions = [q for q in load_questions(ROOT / "eval" / "questions.jsonl") if q.split == "tune"]
+    extra = ROOT / "eval" / "train.jsonl"  # questions written for training only (no held-out counterpart)
+    if extra.exists():
+        questions += load_questions(extra)
     dev = ROOT.parent / "shared" / "eval" / "questions.jsonl"
     if dev.exists():
         questions += load_questions(dev)

@@ -3,7 +3,8 @@
     .venv/bin/python eval/tune_fusion.py [--data DIR]
 
 A grid of reciprocal-rank-fusion constants and dense weights, scored by hybrid recall@5 and MRR@10 of the
-ranking alone (before any refusal), on the `tune` half of `eval/questions.jsonl` and the shared dev set
+ranking alone (before any refusal), on the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl` and the
+shared dev set
 (when it is there). The held-out half is never read here. Each question is embedded once.
 """
 
@@ -32,6 +33,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="the data dir to index into (default data)")
     args = parser.parse_args()
     questions = [q for q in load_questions(ROOT / "eval" / "questions.jsonl") if q.split == "tune"]
+    questions += load_questions(ROOT / "eval" / "train.jsonl")
     dev = ROOT.parent / "shared" / "eval" / "questions.jsonl"
     if dev.exists():
         questions += load_questions(dev)
@@ -57,7 +59,7 @@ def main() -> int:
     finally:
         kb.close()
     print(
-        f"{len(questions)} questions (tune half + dev set); current default k={default.rrf_k}, "
+        f"{len(questions)} questions (tune half, train.jsonl, dev set); current default k={default.rrf_k}, "
         f"dense weight {default.dense_weight}"
     )
     print("recall@5  MRR@10  k   dense weight")

@@ -22,7 +22,7 @@ Mode = Literal["hybrid", "dense", "bm25"]
 class RankingConfig:
     """Fusion and relevance parameters (from Settings); the defaults were tuned with `knowledge eval`."""
 
-    rrf_k: int = 10
+    rrf_k: int = 5
     dense_weight: float = 0.5
     bm25_weight: float = 1.0
     candidates: int = 50  # dense neighbours fetched: their cosines give the question's background

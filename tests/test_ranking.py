@@ -33,7 +33,7 @@ from knowledge.ranking import (
 from knowledge.reader import DenseVectors
 from knowledge.snapshot import MemoryVectors, Snapshot
 
-CONFIG = RankingConfig()  # rrf_k 10, dense 0.5, BM25 1.0, the tuned floor
+CONFIG = RankingConfig()  # rrf_k 5, dense 0.5, BM25 1.0, the tuned floor
 
 
 def entry(entry_id: str, *, lang: str = "zh-Hans", section: tuple[str, ...] = ("论文",)) -> Entry:
