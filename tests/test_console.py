@@ -164,12 +164,15 @@ def test_python_m_bot_console_with_piped_stdin(small_notes: Path, tmp_path: Path
 
 
 async def test_filters_written_in_the_question(core: ChatCore) -> None:
-    output = await run_lines(core, "in:推荐 召回 位置偏置\nlang:en attention transformer 优化\nin:天文学 Adam\n")
-    assert "“召回 位置偏置”的结果（§推荐）" in output
-    sections = [line.strip() for line in output.splitlines() if line.strip().startswith(("位于 ", "in "))]
-    assert sections and all(line.startswith("位于 推荐") for line in sections[: output.count("位于 ")])
-    assert "“attention transformer 优化”的结果（英文条目）" in output or "合集中没有找到" in output
-    assert "No section of the collection matches “天文学”." in output  # the question, "Adam", is English
+    in_section = await run_lines(core, "in:推荐 召回 位置偏置\n/more\n")
+    assert "“召回 位置偏置”的结果（§推荐）" in in_section
+    sections = [line.strip() for line in in_section.splitlines() if line.strip().startswith("位于 ")]
+    assert len(sections) == 2 and all(line.startswith("位于 推荐 › ") for line in sections)  # both pages
+    in_english = await run_lines(core, "lang:en attention transformer without recurrence\n")
+    assert "Results for “attention transformer without recurrence” (English entries)" in in_english
+    assert "1. Attention Is All You Need" in in_english
+    unknown = await run_lines(core, "in:天文学 Adam\n")
+    assert "No section of the collection matches “天文学”." in unknown  # the question, "Adam", is English
 
 
 async def test_similar_to_an_item_of_the_last_answer(core: ChatCore) -> None:
