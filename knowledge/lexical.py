@@ -222,8 +222,9 @@ class LexicalScores:
         return sum(self.weights[t] for t in self.matched(index)) / total if total else 0.0
 
     def known(self, token: str) -> bool:
-        """Whether the collection uses `token`."""
-        return token in self.idf
+        """Whether the collection uses `token`, itself or one of its glossary translations: an English question
+        about a Chinese collection knows "click-through rate" when the collection says 点击率."""
+        return any(alternative in self.idf for alternative in self.alternatives.get(token, (token,)))
 
     def matched(self, index: int) -> set[str]:
         """The query tokens document `index` contains, itself or translated (computed for candidates only)."""

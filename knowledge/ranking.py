@@ -63,7 +63,7 @@ class LexicalEvidence(Protocol):
         ...
 
     def known(self, token: str) -> bool:
-        """Whether the collection uses `token`."""
+        """Whether the collection uses `token` (itself or translated)."""
         ...
 
     def coverage(self, index: int) -> float:

@@ -100,7 +100,7 @@ ENTRIES = [entry(name) for name in "abcde"]
 @pytest.mark.parametrize(
     ("dense_ids", "bm25_ids", "mode", "expected"),
     [
-        # hybrid: 1.0/(10+r) for BM25 ranks, 0.5/(10+r) for dense ranks, summed
+        # hybrid with k = 10: 1.0/(10+r) for BM25 ranks, 0.5/(10+r) for dense ranks, summed
         (["a", "b"], ["b", "c"], "hybrid", [("b", 0.5 / 12 + 1 / 11), ("c", 1 / 12), ("a", 0.5 / 11)]),
         (["a", "b"], ["b", "c"], "dense", [("a", 1 / 11), ("b", 1 / 12)]),
         (["a", "b"], ["b", "c"], "bm25", [("b", 1 / 11), ("c", 1 / 12)]),
@@ -112,7 +112,7 @@ ENTRIES = [entry(name) for name in "abcde"]
 def test_fusion_scores_and_order(
     dense_ids: list[str], bm25_ids: list[str], mode: Mode, expected: list[tuple[str, float]]
 ) -> None:
-    fused = fuse(dense_ids, bm25_ids, CONFIG, mode)
+    fused = fuse(dense_ids, bm25_ids, RankingConfig(rrf_k=10), mode)
     assert [entry_id for entry_id, _ in fused] == [entry_id for entry_id, _ in expected]
     assert [score for _, score in fused] == pytest.approx([score for _, score in expected])
 

@@ -265,6 +265,14 @@ def test_glossary_bridges_languages() -> None:
     assert {"machin", "translat"} <= expand(tokenize("机器翻译")).extra
 
 
+def test_a_word_the_collection_has_only_in_translation_is_known() -> None:
+    """An English question about a Chinese collection: "click-through rate" is known through 点击率, while a
+    word in neither language is not (the refusal decision reads how much of a question the collection knows)."""
+    scores = LexicalIndex.build([_entry("消除点击率预估中的位置偏置")]).score("click-through rate sourdough")
+    assert scores.known("click") and scores.coverage(0) > 0
+    assert not scores.known("sourdough")
+
+
 def test_bm25_index_is_persisted_and_rebuilt_when_entries_change(tmp_path: Path) -> None:
     entries = [_entry("Alpha paper about graphs"), _entry("Beta paper about images")]
     path = tmp_path / "bm25.json"
