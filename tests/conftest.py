@@ -1,4 +1,5 @@
-"""Shared fixtures: the real embedders (loaded once per session) and real Chroma servers."""
+"""Shared fixtures: the real embedders (loaded once per session), real Chroma servers and real Valkey servers
+(tests/valkey_server.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from valkey_server import start_valkey_server, valkey_server  # noqa: F401 - fixtures for every module
 
 from bot.settings import BotSettings
 from knowledge.base import KnowledgeBase
