@@ -23,6 +23,7 @@ from knowledge.filters import Where
 from knowledge.lexical import tokenize
 from knowledge.live import LiveIndex
 from knowledge.locations import Locator
+from knowledge.lock import Fence
 from knowledge.lookup import IdentifierIndex, Lookup
 from knowledge.neighbours import Neighbour, neighbours
 from knowledge.parse import ParseResult, parse_sources
@@ -179,22 +180,28 @@ class KnowledgeBase:
         rebuild: bool = False,
         progress: Progress | None = None,
         allow_mass_removal: bool = False,
+        fence: Fence | None = None,
     ) -> IngestReport:
         """Parse the sources and bring the index up to date (or rebuild it); searches keep working.
 
         Nothing is removed without evidence: entries of a file that could not be read, or of a
         folder that could not be listed, stay as they were. An ingest that would remove more than
         `max_removal_share` of the index raises MassRemoval and changes nothing, unless
-        `allow_mass_removal`.
+        `allow_mass_removal`. `fence` is the check of a lease held across machines (`knowledge.lock`).
         """
         if self.read_only:
             raise StorageError("this knowledge base is read-only (a replica): ingest from the indexer instead")
         specs = as_specs(list(sources)) if sources else self.sources.specs
         with self.sources.locked(any(spec.is_git for spec in specs)):
-            return self._ingest(specs, rebuild, progress, allow_mass_removal)
+            return self._ingest(specs, rebuild, progress, allow_mass_removal, fence)
 
     def _ingest(
-        self, specs: list[SourceSpec], rebuild: bool, progress: Progress | None, allow_mass_removal: bool
+        self,
+        specs: list[SourceSpec],
+        rebuild: bool,
+        progress: Progress | None,
+        allow_mass_removal: bool,
+        fence: Fence | None = None,
     ) -> IngestReport:
         """Read the sources (git sources from their mirrors, as they are), locate the entries, store them."""
         roots = self.sources.roots(specs)
@@ -207,6 +214,7 @@ class KnowledgeBase:
             sources=[root.label for root in roots],
             retain=lambda entry: not parsed.may_remove(entry.source.file),
             max_removal=None if allow_mass_removal else self.settings.max_removal_share,
+            fence=fence,
         )
         self.sources.indexed(roots)
         self.index.refresh(force=True)
@@ -219,6 +227,7 @@ class KnowledgeBase:
         rebuild: bool = False,
         progress: Progress | None = None,
         allow_mass_removal: bool = False,
+        fence: Fence | None = None,
     ) -> SyncReport:
         """Fetch every git source and, when one moved (or `force`, or a folder source may have changed),
         ingest incrementally; answers switch to the new index when it is stored. Blocking: run it in a
@@ -240,7 +249,7 @@ class KnowledgeBase:
             plain = any(not spec.is_git for spec in specs)
             if force or rebuild or plain or self.sources.behind():
                 try:
-                    report = self._ingest(specs, rebuild, progress, allow_mass_removal)
+                    report = self._ingest(specs, rebuild, progress, allow_mass_removal, fence)
                 except KnowledgeError as error:
                     self.sources.failed_ingest([source for source in fetched if source.moved], error)
                     raise

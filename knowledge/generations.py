@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from knowledge.chroma import ChromaClient
+from knowledge.errors import IngestLocked
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -133,13 +134,24 @@ class Generations:
         """Drop the cached pointer, so the next read sees the stored one."""
         self._cached = None
 
-    def point_to(self, collection: Collection, entries: int, sources: Sequence[str]) -> None:
+    def point_to(
+        self, collection: Collection, entries: int, sources: Sequence[str], *, fence: int | None = None
+    ) -> None:
         """Mark `collection` complete and make it the active one.
 
         The mark lets a damaged pointer fall back to the newest complete generation. The pointer is
-        one record write: readers see the old or the new collection, never a mix.
+        one record write: readers see the old or the new collection, never a mix. `fence`, the fencing
+        token of the lease this ingest holds, is recorded in the pointer; a pointer already written under
+        a later lease is not replaced (IngestLocked).
         """
         self._cached = None
+        if fence is not None:
+            written = self.fence()
+            if written is not None and written > fence:
+                raise IngestLocked(
+                    f"the pointer was written under a later lease (fencing token {written} > {fence}); "
+                    f"{collection.name} is not switched to"
+                )
         indexed_at = time.time()
         collection.modify(
             metadata={**(collection.metadata or {}), "complete": True, "indexed_at": indexed_at, "entries": entries}
@@ -157,9 +169,18 @@ class Generations:
                     "indexed_at": indexed_at,
                     "entries": entries,
                     "sources": json.dumps(list(sources), ensure_ascii=False),
+                    "fence": fence if fence is not None else 0,
                 }
             ],
         )
+
+    def fence(self) -> int | None:
+        """The fencing token recorded in the stored pointer (None: no pointer, or none recorded)."""
+        got = self.client.open_or_create(META_COLLECTION).get(ids=[self._pointer_id], include=["metadatas"])
+        if not got["ids"] or not got["metadatas"]:
+            return None
+        value = got["metadatas"][0].get("fence")
+        return int(value) if isinstance(value, int | float) and value else None
 
     def open(self, pointer: Pointer | None) -> Collection | None:
         """The collection `pointer` names, or None (no pointer, or its collection is missing)."""

@@ -1,7 +1,9 @@
 """The writer's lock: one ingest at a time per data directory (flock, released by the kernel if we die).
 
-The lock is local to one machine: with a Chroma server shared by several machines, run ingests
-from a single indexer.
+The flock is local to one machine. Across machines the caller holds a lease elsewhere (the bot's shared
+state store) and passes its `Fence`: the writer checks it before it drops orphans and before it switches
+the pointer, and records the lease's fencing token in the pointer, so a writer whose lease was lost (and
+maybe taken by another) switches nothing, and none switches over a pointer written under a later lease.
 """
 
 from __future__ import annotations
@@ -9,10 +11,23 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from knowledge.errors import IngestLocked, StorageError
+
+Fence = Callable[[], int | None]
+"""The fencing check of a lease held for this ingest: its token while it is still held, else None."""
+
+
+def fenced(fence: Fence | None, before: str) -> int | None:
+    """The fencing token of `fence` (None without one); IngestLocked when the lease was lost."""
+    if fence is None:
+        return None
+    token = fence()
+    if token is None:
+        raise IngestLocked(f"the reindex lease was lost before {before}; another replica may be indexing")
+    return token
 
 
 @contextlib.contextmanager

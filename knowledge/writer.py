@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from knowledge.chroma import Row, get_all
 from knowledge.embed import Embedder
 from knowledge.entry import Entry
-from knowledge.errors import MassRemoval
+from knowledge.errors import IngestLocked, MassRemoval
 from knowledge.generations import Generations, Pointer
-from knowledge.lock import ingest_lock
+from knowledge.lock import Fence, fenced, ingest_lock
 from knowledge.records import PassageText, Record, default_passage_text, entries_from, to_records
 from knowledge.seen import seen_fields, stamp_first_seen
 from knowledge.upsert import Progress, embed_and_upsert
@@ -82,6 +82,7 @@ class IndexWriter:
         sources: Sequence[str] | None = None,
         retain: Callable[[Entry], bool] | None = None,
         max_removal: float | None = None,
+        fence: Fence | None = None,
     ) -> IngestSummary:
         """Make the index hold exactly `entries`, embedding only new or changed ones.
 
@@ -92,11 +93,15 @@ class IndexWriter:
         A stored entry missing from `entries` is kept when `retain(entry)` says so, and removed
         otherwise. When more than `max_removal` (a share) of the stored entries would be removed,
         nothing is written and MassRemoval is raised.
-        Raises IngestLocked when another ingest is running and KnowledgeUnavailable when Chroma is.
+        `fence` checks the lease held for this ingest across machines (`knowledge.lock`): before
+        orphans are dropped and before the pointer switch.
+        Raises IngestLocked when another ingest is running (or the lease was lost) and KnowledgeUnavailable
+        when Chroma is unavailable.
         """
         started = time.monotonic()
         entries = list(entries)
         with ingest_lock(self.lock_path), self.client.guard("ingest"):
+            fenced(fence, "the ingest started")
             pointer = self.generations.pointer()
             active = self.generations.open(pointer)
             self.generations.drop_orphans(keep=active.name if active is not None else None)
@@ -114,12 +119,12 @@ class IndexWriter:
             added = len({entry.id for entry in entries} - {str(metadata["entry_id"]) for _, metadata, _ in rows})
             recorded = tuple(sources) if sources is not None else tuple(sorted({e.source.file for e in entries}))
             if active is None or rebuild:
-                name = self._rebuild(records, pointer, active, progress, recorded, len(entries))
+                name = self._rebuild(records, pointer, active, progress, recorded, len(entries), fence)
                 embedded, unchanged, updated = len(entries), 0, 0
             else:
                 name = active.name
                 embedded, unchanged, updated = self._update(active, rows, records, progress)
-                self.generations.point_to(active, len(entries), recorded)
+                self.generations.point_to(active, len(entries), recorded, fence=fenced(fence, "the pointer switch"))
         summary = IngestSummary(
             entries=len(entries),
             embedded=embedded,
@@ -193,6 +198,7 @@ class IndexWriter:
         progress: Progress | None,
         sources: Sequence[str],
         entries: int,
+        fence: Fence | None = None,
     ) -> str:
         """Fill a new generation, switch the pointer to it, drop the old one; returns the new name."""
         fresh = self.generations.create_next(pointer)
@@ -206,7 +212,13 @@ class IndexWriter:
             raise
         # If this write fails, the new collection is an orphan that the next ingest drops, unless the
         # write did land, in which case the next ingest keeps it as the active collection.
-        self.generations.point_to(fresh, entries, sources)
+        try:
+            self.generations.point_to(fresh, entries, sources, fence=fenced(fence, "the pointer switch"))
+        except IngestLocked:
+            _log.warning(
+                "rebuild of %s done, but its lease was lost: not switched to; the next ingest drops it", fresh.name
+            )
+            raise
         if old is not None:
             try:
                 self.client.drop(old.name)

