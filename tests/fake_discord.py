@@ -9,7 +9,10 @@ discord.py `Client` to connect and become ready. It sends HELLO (op 10), records
 sends, answers IDENTIFY (op 2; refused with close code 4004 when `tokens` is set and lacks the token) with
 the READY dispatch and one GUILD_CREATE per guild in `guilds`, acknowledges heartbeats (op 1) with op 11,
 answers RESUME (op 6) with RESUMED, and lets the test push any dispatch (`MESSAGE_CREATE`,
-`INTERACTION_CREATE`, ...) to the connected client with `dispatch`. Frames are sent uncompressed: the
+`INTERACTION_CREATE`, ...) to the connected client with `dispatch`. For a sharded client it answers
+`GET /gateway/bot` with its URL, `shards` (the recommended count) and the session start limit, and takes
+one connection per shard, each IDENTIFY naming its `[shard_id, shard_count]` (READY says it back); a
+dispatch goes to the shard the test names. Frames are sent uncompressed: the
 client asks for `compress=zlib-stream`, but discord.py parses text frames as plain JSON.
 
 Also here, for every test that drives the Discord front-end: raw gateway payloads of the test guild
@@ -377,6 +380,7 @@ class GatewaySession:
     sequence: int = 0  # the last `s` sent
     token: str | None = None  # from IDENTIFY or RESUME
     ready: bool = False  # READY was sent (or RESUMED)
+    shard: tuple[int, int] | None = None  # [shard_id, shard_count] from IDENTIFY, for a sharded client
 
     @property
     def open(self) -> bool:
@@ -398,6 +402,8 @@ class FakeDiscord:
     expired_tokens: set[str] = field(default_factory=set)  # interaction tokens whose webhooks answer 401
     guilds: list[dict[str, Any]] = field(default_factory=list)  # GUILD_CREATE payloads sent after READY
     tokens: set[str] | None = None  # bot tokens the gateway accepts; None: any
+    shards: int = 1  # the shard count GET /gateway/bot recommends
+    max_concurrency: int = 1  # shards that may IDENTIFY together (session_start_limit.max_concurrency)
     sessions: list[GatewaySession] = field(default_factory=list)  # every gateway connection, oldest first
     # Tokens of interactions deferred publicly whose "thinking…" message still stands: their next
     # followup replaces it, and Discord then ignores the followup's ephemeral flag.
@@ -492,6 +498,12 @@ class FakeDiscord:
         """The newest open connection that got READY (or RESUMED)."""
         return next((s for s in reversed(self.sessions) if s.open and s.ready), None)
 
+    def shard_session(self, shard_id: int) -> GatewaySession | None:
+        """The newest open, READY connection of shard `shard_id`."""
+        return next(
+            (s for s in reversed(self.sessions) if s.open and s.ready and s.shard and s.shard[0] == shard_id), None
+        )
+
     async def wait_for_identify(self, timeout: float = 10.0) -> dict[str, Any]:
         """The first IDENTIFY's `d` (token, intents, properties, ...), waiting for it to arrive."""
         found: dict[str, Any] = await self.wait_until(
@@ -504,9 +516,13 @@ class FakeDiscord:
         found: GatewaySession = await self.wait_until(lambda: self.session, timeout, "a READY gateway session")
         return found
 
-    async def dispatch(self, event: str, data: Any, timeout: float = 10.0) -> int:
-        """Send the dispatch `event` (e.g. "MESSAGE_CREATE") with `data` to the connected client; its `s`."""
-        session = await self.wait_for_session(timeout)
+    async def dispatch(self, event: str, data: Any, timeout: float = 10.0, *, shard: int | None = None) -> int:
+        """Send the dispatch `event` (e.g. "MESSAGE_CREATE") with `data` to the connected client (on the
+        connection of `shard`, for a sharded client); its `s`."""
+        if shard is None:
+            session = await self.wait_for_session(timeout)
+        else:
+            session = await self.wait_until(lambda: self.shard_session(shard), timeout, f"shard {shard} READY")
         return await self._dispatch(session, event, data)
 
     async def _dispatch(self, session: GatewaySession, event: str, data: Any) -> int:
@@ -516,8 +532,9 @@ class FakeDiscord:
 
     # -- the gateway: the server -----------------------------------------------------------------------
 
-    def _ready(self, session_id: str) -> dict[str, Any]:
-        return {
+    def _ready(self, session_id: str, shard: tuple[int, int] | None = None) -> dict[str, Any]:
+        ready: dict[str, Any] = {"shard": list(shard)} if shard else {}
+        return ready | {
             "v": GATEWAY_VERSION,
             "user": BOT_USER,
             "guilds": [{"id": guild["id"], "unavailable": True} for guild in self.guilds],
@@ -569,8 +586,12 @@ class FakeDiscord:
                 session.ready = True
                 await self._dispatch(session, "RESUMED", {"_trace": ["fake-discord-gateway"]})
                 return
+            if op == IDENTIFY and data.get("shard"):
+                shard_id, shard_count = data["shard"]
+                session.shard = (int(shard_id), int(shard_count))
             session.ready = True
-            await self._dispatch(session, "READY", self._ready(f"fake-session-{next(self._sessions)}"))
+            ready = self._ready(f"fake-session-{next(self._sessions)}", session.shard)
+            await self._dispatch(session, "READY", ready)
             for guild in self.guilds:
                 await self._dispatch(session, "GUILD_CREATE", guild)
 
@@ -623,6 +644,14 @@ class FakeDiscord:
             return 200, BOT_USER
         if route == "GET /oauth2/applications/@me":
             return 200, _application()
+        if route == "GET /gateway/bot":
+            limit = {
+                "total": 1000,
+                "remaining": 999,
+                "reset_after": 14_400_000,
+                "max_concurrency": self.max_concurrency,
+            }
+            return 200, {"url": self.gateway_url, "shards": self.shards, "session_start_limit": limit}
         if m := re.fullmatch(r"POST /interactions/(\d+)/([^/]+)/callback", route):
             if body.get("type") == 5 and not int((body.get("data") or {}).get("flags") or 0) & EPHEMERAL:
                 self.public_defers.add(m[2])

@@ -211,6 +211,90 @@ def sign(body: str | bytes, timestamp: int, secret: str = SECRET) -> dict[str, s
     return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
 
 
+def event_body(event: dict[str, Any], number: int) -> str:
+    """The JSON body of an Events API delivery of `event`, as Slack posts it (a retry posts the same body)."""
+    return json.dumps(
+        {
+            "token": "legacy-verification-token",
+            "team_id": TEAM_ID,
+            "api_app_id": "AFAKE",
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{number:08d}",
+            "event_time": int(time.time()),
+            "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+        }
+    )
+
+
+def command_form(
+    command: str, text: str, response_url: str, number: int, *, user: str = USER, channel: str = CHANNEL
+) -> str:
+    """The form body of a slash command, as Slack posts it."""
+    form = {
+        "token": "legacy-verification-token",
+        "team_id": TEAM_ID,
+        "team_domain": "fake",
+        "channel_id": channel,
+        "channel_name": "general",
+        "user_id": user,
+        "user_name": user.lower(),
+        "command": command,
+        "text": text,
+        "api_app_id": "AFAKE",
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": f"{number}.1.abc",
+    }
+    return urlencode(form)
+
+
+def action_form(
+    action_id: str,
+    value: str,
+    response_url: str,
+    number: int,
+    *,
+    channel: str = CHANNEL,
+    thread_ts: str | None = None,
+    selected: dict[str, Any] | None = None,
+) -> str:
+    """The form body of a click on a button (or, `selected`, a choice in a static_select), as Slack posts it."""
+    container = {"type": "message", "message_ts": "1700000000.000100", "channel_id": channel, "is_ephemeral": False}
+    if thread_ts:
+        container["thread_ts"] = thread_ts
+    payload = {
+        "type": "block_actions",
+        "user": {"id": USER, "username": "alice", "name": "alice", "team_id": TEAM_ID},
+        "api_app_id": "AFAKE",
+        "token": "legacy-verification-token",
+        "container": container,
+        "trigger_id": f"{number}.1.abc",
+        "team": {"id": TEAM_ID, "domain": "fake"},
+        "channel": {"id": channel, "name": "general"},
+        "message": {"type": "message", "ts": "1700000000.000100", "bot_id": BOT_ID, "text": "results"},
+        "response_url": response_url,
+        "actions": [
+            {
+                "type": "button",
+                "action_id": action_id,
+                "block_id": "kb_actions",
+                "value": value,
+                "action_ts": f"{time.time():.6f}",
+            }
+            if selected is None
+            else {
+                "type": "static_select",
+                "action_id": action_id,
+                "block_id": "kb_actions",
+                "selected_option": selected,
+                "action_ts": f"{time.time():.6f}",
+            }
+        ],
+    }
+    return urlencode({"payload": json.dumps(payload)})
+
+
 @dataclass
 class Slack:
     """The app served over HTTP, the fake Slack it talks to, and helpers that send signed requests."""
@@ -246,38 +330,13 @@ class Slack:
     ) -> tuple[int, str, str]:
         """A slash command; (status, ack body, its response_url, good for `uses` replies)."""
         response_url = self.fake.response_url(uses)
-        form = {
-            "token": "legacy-verification-token",
-            "team_id": TEAM_ID,
-            "team_domain": "fake",
-            "channel_id": channel,
-            "channel_name": "general",
-            "user_id": user,
-            "user_name": user.lower(),
-            "command": command,
-            "text": text,
-            "api_app_id": "AFAKE",
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": f"{next(self._numbers)}.1.abc",
-        }
-        status, body, seconds = await self.post(urlencode(form), "application/x-www-form-urlencoded")
+        form = command_form(command, text, response_url, next(self._numbers), user=user, channel=channel)
+        status, body, seconds = await self.post(form, "application/x-www-form-urlencoded")
         assert seconds < ACK_LIMIT
         return status, body, response_url
 
     def event_body(self, event: dict[str, Any]) -> str:
-        return json.dumps(
-            {
-                "token": "legacy-verification-token",
-                "team_id": TEAM_ID,
-                "api_app_id": "AFAKE",
-                "event": event,
-                "type": "event_callback",
-                "event_id": f"Ev{next(self._numbers):08d}",
-                "event_time": int(time.time()),
-                "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
-            }
-        )
+        return event_body(event, next(self._numbers))
 
     async def event(self, event: dict[str, Any], *, retry: int | None = None, body: str | None = None) -> int:
         headers = {"X-Slack-Retry-Num": str(retry), "X-Slack-Retry-Reason": "http_timeout"} if retry else {}
@@ -297,41 +356,10 @@ class Slack:
         """A click on a button, or (`selected`: the option picked) a choice in a static_select; (status,
         its response_url)."""
         response_url = self.fake.response_url()
-        container = {"type": "message", "message_ts": "1700000000.000100", "channel_id": channel, "is_ephemeral": False}
-        if thread_ts:
-            container["thread_ts"] = thread_ts
-        payload = {
-            "type": "block_actions",
-            "user": {"id": USER, "username": "alice", "name": "alice", "team_id": TEAM_ID},
-            "api_app_id": "AFAKE",
-            "token": "legacy-verification-token",
-            "container": container,
-            "trigger_id": f"{next(self._numbers)}.1.abc",
-            "team": {"id": TEAM_ID, "domain": "fake"},
-            "channel": {"id": channel, "name": "general"},
-            "message": {"type": "message", "ts": "1700000000.000100", "bot_id": BOT_ID, "text": "results"},
-            "response_url": response_url,
-            "actions": [
-                {
-                    "type": "button",
-                    "action_id": action_id,
-                    "block_id": "kb_actions",
-                    "value": value,
-                    "action_ts": f"{time.time():.6f}",
-                }
-                if selected is None
-                else {
-                    "type": "static_select",
-                    "action_id": action_id,
-                    "block_id": "kb_actions",
-                    "selected_option": selected,
-                    "action_ts": f"{time.time():.6f}",
-                }
-            ],
-        }
-        status, _, seconds = await self.post(
-            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        form = action_form(
+            action_id, value, response_url, next(self._numbers), channel=channel, thread_ts=thread_ts, selected=selected
         )
+        status, _, seconds = await self.post(form, "application/x-www-form-urlencoded")
         assert seconds < ACK_LIMIT
         return status, response_url
 
