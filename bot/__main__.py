@@ -1,12 +1,15 @@
-"""`python -m bot run | console | discord [--sync] | slack-manifest`."""
+"""`python -m bot run | console | discord [--sync] | gaps [--since 30d] [--json] | slack-manifest`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 from bot.errors import CannotStart
 from bot.settings import BotSettings
@@ -24,7 +27,55 @@ def _parser() -> argparse.ArgumentParser:
     discord = commands.add_parser("discord", help="run only the Discord bot")
     discord.add_argument("--sync", action="store_true", help="sync the slash commands, then exit")
     commands.add_parser("slack-manifest", help="print the manifest to create the Slack app from")
+    gaps = commands.add_parser("gaps", help="what readers could not find: the most frequent unanswered questions")
+    gaps.add_argument(
+        "--since",
+        type=_since,
+        default="30d",
+        help="how far back: 30d (default), 2w, 12h, or a date such as 2026-01-31",
+    )
+    gaps.add_argument("--limit", type=int, default=30, help="groups to show (default 30)")
+    gaps.add_argument("--json", action="store_true", help="one JSON object: the window and the groups")
     return parser
+
+
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([hdw])\s*$", re.I)
+_SPAN_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
+
+
+def _since(text: str) -> datetime:
+    """`30d`, `2w`, `12h` (a window ending now) or a date or time in ISO form (UTC unless it says)."""
+    found = _SPAN.match(text)
+    if found:
+        return datetime.now(UTC) - timedelta(hours=float(found[1]) * _SPAN_HOURS[found[2].lower()])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 30d, 2w, 12h or a date such as 2026-01-31, got {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _gaps(settings: BotSettings, since: datetime, limit: int, as_json: bool) -> int:
+    """Print the gaps report from the records under KB_DATA_DIR (nothing else is opened: no index, no model)."""
+    from bot.gaps import find_gaps, gaps_text
+    from bot.records import DB_FILE, Records
+    from knowledge import tokenize
+
+    path = settings.data_dir / DB_FILE
+    if not path.exists() and not (settings.data_dir / "feedback.jsonl").exists():
+        asked, down = [], []
+    else:
+        records = Records(path)
+        asked, down = records.unanswered(since), records.votes(since, "down")
+    gaps = find_gaps(asked, down, tokenize)
+    total = sum(gap.count for gap in gaps)
+    shown = gaps[:limit]
+    if as_json:
+        report = {"since": since.isoformat(), "total": total, "groups": [gap.as_dict() for gap in shown]}
+        print(json.dumps(report, ensure_ascii=False, indent=1))
+    else:
+        print(gaps_text(shown, since, total))
+    return 0
 
 
 async def _console(settings: BotSettings) -> int:
@@ -48,10 +99,19 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
         if sync:
             await sync_only(client, settings)
         else:
-            from bot.service import prepare_index
+            from bot.discord_bot import DiscordDigestPoster
+            from bot.service import prepare_index, start_following
 
             await prepare_index(settings, kb)
-            await run_discord(client, settings)
+            if settings.discord_digest_channel is not None:
+                core.digest_posters.append(DiscordDigestPoster(client, settings.discord_digest_channel))
+            following = start_following(core, settings)
+            try:
+                await run_discord(client, settings)
+            finally:
+                for task in following:
+                    task.cancel()
+                await core.wait_for_sync(20.0)
     finally:
         kb.close()
     return 0
@@ -69,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         settings = load_settings(BotSettings)
+        if args.command == "gaps":
+            return _gaps(settings, args.since, args.limit, args.json)
         if args.command == "console":
             return asyncio.run(_console(settings))
         if args.command == "discord":

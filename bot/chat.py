@@ -1,11 +1,12 @@
-"""The transport-agnostic chat core: ask, more, similar, browse, reindex, stats, help, feedback. No platform
-imports.
+"""The transport-agnostic chat core: ask, more, similar, browse, new, reindex and sync, digests, stats, help,
+feedback. No platform imports.
 
 The core owns the policy every front-end shares: how a question is cleaned and cut (and that the user is
 told), its options and scope, the exact lookup of a paper it names before any search, the order of the
-checks before a question is answered, the cooldown, paging, privacy, the language of each reply, vote
-recording, and what is said when a reindex starts and ends. Adapters turn platform events into these calls
-and render what comes back.
+checks before a question is answered, the cooldown, paging, privacy, the language of each reply, what is
+recorded of questions and votes (`bot.records`), what is new and which digests are due, and what is said
+when a reindex starts and ends. Adapters turn platform events into these calls and render what comes back;
+they post digests through the `DigestPoster`s they give the core.
 """
 
 from __future__ import annotations
@@ -15,18 +16,19 @@ import json
 import logging
 import re
 import secrets
+import sqlite3
 import time
 import unicodedata
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from pathlib import Path, PurePath
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
 from bot import i18n, texts
 from bot.errors import (
     AlreadyRunning,
+    BadDays,
     BotError,
     Cooldown,
     EmptyQuestion,
@@ -38,19 +40,25 @@ from bot.errors import (
 )
 from bot.i18n import Locale, Texts, texts_for
 from bot.metrics import Metrics
+from bot.records import DB_FILE, Activity, Outcome, Records
 from bot.request import LANGS, read_request
 from bot.settings import BotSettings
 from knowledge import (
+    Digest,
     Entry,
     Health,
+    IngestLocked,
     IngestReport,
     KnowledgeError,
     Lookup,
     Neighbour,
+    NewEntry,
     SearchResult,
     Section,
     SectionTree,
+    SourceStatus,
     StoreStats,
+    SyncReport,
     arxiv_id,
     section_id,
     without_identifiers,
@@ -96,8 +104,29 @@ class Retriever(Protocol):
         """The entries nearest to `entry_id` by its stored vector, never itself; None when unknown (blocking)."""
         ...
 
-    def ingest(self, *, rebuild: bool = False) -> IngestReport:
-        """Bring the index up to date with the sources (blocking; the core runs it in a thread)."""
+    def sync(self, *, force: bool = False, rebuild: bool = False) -> SyncReport:
+        """Fetch the git sources and index what changed (everything when `force`; a new collection when
+        `rebuild`); blocking, the core runs it in a thread. IngestLocked when another sync runs."""
+        ...
+
+    def source_status(self) -> list[SourceStatus]:
+        """Each source's name (never a server path), commit and last sync (blocking)."""
+        ...
+
+    def new_entries(self, since: datetime | timedelta, *, limit: int | None = None) -> list[NewEntry]:
+        """The entries first seen since `since` (or within a window ending now), newest first (blocking)."""
+        ...
+
+    def pending_digest(self, target: str) -> Digest | None:
+        """The digest `target` has not had yet, or None (blocking)."""
+        ...
+
+    def claim_digest(self, digest: Digest) -> bool:
+        """Record `digest` as posted; False when it already was: do not post it (blocking)."""
+        ...
+
+    def release_digest(self, digest: Digest) -> None:
+        """Forget a claimed digest whose post failed (blocking)."""
         ...
 
     def stats(self) -> StoreStats:
@@ -115,6 +144,7 @@ class Question:
 
     text: str
     truncated: bool = False  # it was cut to `max_question_chars`
+    asker: str = ""  # who asks (the front-end's user key), for the records; "" when nobody (the console)
 
 
 @dataclass(frozen=True)
@@ -140,6 +170,17 @@ class AnswerItem:
     weak: bool = False  # a closest match that may not be what was asked
     arxiv_id: str | None = None  # `1711.05101`, when the entry is an arXiv paper: readers cite it
     related: bool = False  # near what was asked, not what it named (a paper the collection lacks)
+    # Without a primary link of its own, the entry's place in the collection on the web ("§3.24 …"); and
+    # when even that is unknown, where it sits as text (`notes.md › 推荐 › 召回`): every item shows one.
+    location_url: str | None = None
+    location_text: str = ""
+    place: str = ""
+    added: datetime | None = None  # when the collection gained it (lists of new entries)
+
+    @property
+    def links_somewhere(self) -> bool:
+        """Whether the item shows a URL: its own page or code, or its place in the collection."""
+        return bool(self.url or self.location_url)
 
 
 AnswerKind = Literal["search", "found", "missing", "similar"]
@@ -220,10 +261,71 @@ class BrowsePage:
 
 @dataclass(frozen=True)
 class Stats:
-    """What the index holds (the store's own stats), and whether a reindex is running."""
+    """What the index holds (the store's own stats), each source's state, whether a reindex is running,
+    and what readers did this week (None on a read-only replica, which records nothing)."""
 
     index: StoreStats
     reindex_running: bool
+    sources: tuple[SourceStatus, ...] = ()
+    activity: Activity | None = None
+
+
+NEW_DAYS = 7  # /new's window by default
+NEW_DAYS_MAX = 366
+NEW_PAGE_SIZE = 10  # entries a page of /new lists
+DIGEST_LISTED = 10  # entries a digest lists; the rest are counted, with a hint to use /new
+DIGEST_FIRST_WINDOW = timedelta(days=NEW_DAYS)  # a channel's first digest announces no older entries
+DIGEST_POST_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class NewGroup:
+    """The new entries of one section."""
+
+    section: tuple[str, ...]
+    items: tuple[AnswerItem, ...]
+
+
+@dataclass(frozen=True)
+class NewList:
+    """Entries the collection gained, grouped by section (the section of the newest first), newest first:
+    a page of `/new` (the last `days` days), or a digest (`digest`: the entries a sync added, at most
+    `DIGEST_LISTED` of them; `more` were not listed)."""
+
+    count: int  # entries in all (every page, or listed and not)
+    groups: tuple[NewGroup, ...]
+    days: int = NEW_DAYS
+    page: int = 1
+    pages: int = 1
+    more: int = 0
+    digest: bool = False
+    locale: Locale = "en"
+
+    @property
+    def items(self) -> tuple[AnswerItem, ...]:
+        return tuple(item for group in self.groups for item in group.items)
+
+    @property
+    def has_more(self) -> bool:
+        return self.page < self.pages
+
+
+class DigestPoster(Protocol):
+    """Posts digests to one channel of a platform (the front-ends make them)."""
+
+    @property
+    def target(self) -> str:
+        """The channel, as `discord:<channel id>` or `slack:<channel id>` (the digest log's key)."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """Whether it can post now (Discord: logged in); a digest waits, unclaimed, until it can."""
+        ...
+
+    def post(self, digest: NewList) -> Awaitable[None]:
+        """Post `digest`; raise when it could not be posted (it is then tried again after the next sync)."""
+        ...
 
 
 @dataclass
@@ -259,10 +361,12 @@ def other_title(entry: Entry) -> str | None:
     return _cut(alt, TITLE_CHARS) if alt else None
 
 
-def to_item(entry: Entry, *, weak: bool = False) -> AnswerItem:
+def to_item(entry: Entry, *, weak: bool = False, added: datetime | None = None) -> AnswerItem:
     """How an entry is shown: its primary link (else its code link), a short summary, its section, its
-    title in the other language, its arXiv id, and whether it is only a closest match."""
+    title in the other language, its arXiv id, and whether it is only a closest match. Without a primary
+    link, its place in the collection (`Entry.location`), and without that, where it sits as text."""
     primary, code = entry.primary_link, entry.code_link
+    location = entry.location if primary is None else None
     return AnswerItem(
         entry_id=entry.id,
         title=_cut(entry.title, TITLE_CHARS),
@@ -273,7 +377,19 @@ def to_item(entry: Entry, *, weak: bool = False) -> AnswerItem:
         other_title=other_title(entry),
         weak=weak,
         arxiv_id=arxiv_id(entry),
+        location_url=location.url if location else None,
+        location_text=_cut(location.text, TITLE_CHARS) if location else "",
+        place=_cut(entry.place, TITLE_CHARS) if entry.main_link is None else "",
+        added=added,
     )
+
+
+def group_new(items: Iterable[AnswerItem]) -> tuple[NewGroup, ...]:
+    """Items (newest first) grouped by section: each section where its newest item comes."""
+    groups: dict[tuple[str, ...], list[AnswerItem]] = {}
+    for item in items:
+        groups.setdefault(item.section, []).append(item)
+    return tuple(NewGroup(section, tuple(grouped)) for section, grouped in groups.items())
 
 
 class ChatCore:
@@ -298,9 +414,14 @@ class ChatCore:
         self._last: dict[str, str] = {}  # conversation -> answer id
         self._locales: OrderedDict[str, Locale] = OrderedDict()  # conversation -> the language of its last reply
         self._asked: dict[str, float] = {}  # user -> when they last asked
-        self._reindex: asyncio.Task[IngestReport] | None = None
-        self._feedback_lock = asyncio.Lock()
-        self.feedback_path: Path = settings.data_dir / "feedback.jsonl"
+        self._reindex: asyncio.Task[SyncReport] | None = None
+        # What readers asked and voted (KB_DATA_DIR/bot.sqlite); a read-only replica writes nothing.
+        self.records: Records | None = Records(settings.data_dir / DB_FILE) if settings.ingest_on_start else None
+        self.digest_posters: list[DigestPoster] = []  # where digests go: the front-ends add theirs
+        self._digests_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[object]] = set()
+        self._recording: set[asyncio.Task[None]] = set()  # questions being written to the records
+        self._syncing: asyncio.Future[SyncReport] | None = None  # a tick's sync, running in a thread
 
     # -- the reply's language ----------------------------------------------------------------------
     def locale_for(self, conversation: str, *, text: str = "", tags: Iterable[str | None] = ()) -> Locale:
@@ -403,7 +524,7 @@ class ChatCore:
         request = read_request(text)
         question = self.admit(user, request.text) if user is not None else self.read_question(request.text)
         scope = await self.scope(section or request.section, lang or request.lang, private=private or request.private)
-        return question, scope
+        return replace(question, asker=user or ""), scope
 
     async def answer(
         self, conversation: str, question: Question, *, locale: Locale | None = None, scope: Scope = Scope()
@@ -456,10 +577,54 @@ class ChatCore:
             items = hits
         items = items[: size * self.settings.max_pages]
         answer_id = self._remember(conversation, _Session(replace(template, items=tuple(items))))
+        refused = not items and template.kind == "search"
+        outcome: Outcome = "missing" if template.kind == "missing" else "refused" if refused else "answered"
+        self._record_question(conversation, question, outcome, template, items[:size])
         if not items:
             self.metrics.refusals.inc()
-            return replace(template, id=answer_id, refused=template.kind == "search")
+            return replace(template, id=answer_id, refused=refused)
         return self._page(answer_id, 1)
+
+    def _record_question(
+        self, conversation: str, question: Question, outcome: Outcome, answer: Answer, shown: Sequence[AnswerItem]
+    ) -> None:
+        """Record an answered question (`bot.records`) in the background, so the reply never waits for it
+        (`flush_records` waits); a failure to store it is one line in the log."""
+        records = self.records
+        if records is None:
+            return
+        platform = conversation.partition(":")[0]
+        write = self._store(
+            "a question",
+            lambda: records.add_question(
+                platform,
+                question.asker or conversation,
+                question.text,
+                outcome,
+                subject=answer.subject if outcome == "missing" else "",
+                section=answer.scope.section,
+                entry_ids=[item.entry_id for item in shown],
+            ),
+        )
+        task = asyncio.get_running_loop().create_task(write)
+        self._recording.add(task)
+        task.add_done_callback(self._recording.discard)
+
+    async def flush_records(self, timeout: float = 10.0) -> bool:
+        """Wait until the questions being recorded are stored (at most `timeout` s); True when they are."""
+        if not self._recording:
+            return True
+        _, pending = await asyncio.wait(set(self._recording), timeout=timeout)
+        return not pending
+
+    async def _store(self, what: str, write: Callable[[], None], row: str = "") -> None:
+        """Run `write` (a records call) in a thread; a failure is one line in the log (with `row`, what
+        was not stored), never raised."""
+        try:
+            await asyncio.to_thread(write)
+        except (OSError, sqlite3.Error) as error:
+            where = self.settings.data_dir / DB_FILE
+            _log.warning("could not record %s in %s (%s)%s", what, where, error, f": {row}" if row else "")
 
     async def ask(
         self,
@@ -516,14 +681,15 @@ class ChatCore:
         return self._page(answer_id, 1)
 
     async def drain(self, timeout: float) -> bool:
-        """Wait until no question is being answered (at most `timeout` s); True when idle."""
-        if self._idle.is_set():
-            return True
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        """Wait until no question is being answered and the questions answered are recorded (at most
+        `timeout` s); True when idle."""
+        started = time.monotonic()
+        if not self._idle.is_set():
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout)
+            except TimeoutError:
+                return False
+        return await self.flush_records(max(0.0, timeout - (time.monotonic() - started)))
 
     def is_private(self, answer_id: str) -> bool:
         """Whether the answer `answer_id` is shown to its asker only (False when it is forgotten)."""
@@ -572,47 +738,176 @@ class ChatCore:
 
     # -- feedback --------------------------------------------------------------------------------
     async def record_vote(self, answer_id: str, vote: Vote, user: str, platform: str, *, locale: Locale = "en") -> str:
-        """Store a 👍/👎 on an answer (question, entry ids shown, vote, time) for later evaluation, and
-        return the thanks to show, in `locale`; UnknownAnswer when the answer is forgotten. The file is
-        written in a thread, one vote at a time."""
+        """Store a 👍/👎 on an answer (question, the entries shown, vote, time) in the records, and return
+        the thanks to show, in `locale`; UnknownAnswer when the answer is forgotten. A read-only replica
+        writes the vote to its log instead."""
         session = self._sessions.get(answer_id)
         if session is None:
             raise UnknownAnswer()
         shown = session.answer.items[: session.shown * self.settings.answer_size]
-        row = {
-            "time": datetime.now(UTC).isoformat(timespec="seconds"),
-            "platform": platform,
-            "user": user,
-            "question": session.answer.question,
-            "entry_ids": [item.entry_id for item in shown],
-            "vote": vote,
-        }
-        line = json.dumps(row, ensure_ascii=False)
-        if not self.settings.ingest_on_start:  # a read-only replica never writes: the log keeps the vote
-            _log.info("vote (not stored: read-only replica): %s", line)
-            return texts_for(locale)(texts.THANKS)
-        async with self._feedback_lock:
-            try:
-                await asyncio.to_thread(self._append_feedback, line)
-            except OSError as error:
-                _log.warning("could not store a vote in %s (%s): %s", self.feedback_path, error.strerror or error, line)
+        entries = [(item.entry_id, item.title) for item in shown]
+        question = session.answer.question
+        records = self.records
+        row = json.dumps(
+            {"platform": platform, "question": question, "entries": entries, "vote": vote}, ensure_ascii=False
+        )
+        if records is None:  # a read-only replica never writes: the log keeps the vote
+            _log.info("vote (not stored: read-only replica): %s", row)
+        else:
+            await self._store(
+                "a vote", lambda: records.add_vote(platform, user, question, vote, entries, answer_id=answer_id), row
+            )
         return texts_for(locale)(texts.THANKS)
 
-    def _append_feedback(self, line: str) -> None:
-        self.feedback_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.feedback_path.open("a", encoding="utf-8") as out:
-            out.write(line + "\n")
+    async def activity(self, days: int = 7) -> Activity | None:
+        """What readers did in the last `days` days (None when nothing is recorded here, or it cannot be read)."""
+        records = self.records
+        if records is None:
+            return None
+        since = datetime.now(UTC) - timedelta(days=days)
+        await self.flush_records()
+        try:
+            return await asyncio.to_thread(records.activity, since)
+        except (OSError, sqlite3.Error) as error:
+            _log.warning("could not read the records in %s: %s", records.path, error)
+            return None
+
+    # -- what's new --------------------------------------------------------------------------------
+    async def new(self, days: int = NEW_DAYS, page: int = 1, *, locale: Locale = "en") -> NewList:
+        """A page of the entries the collection gained in the last `days` days (BadDays unless 1 to 366),
+        grouped by section, newest first, `NEW_PAGE_SIZE` a page; `page` is kept within the pages.
+        KnowledgeUnavailable when the store cannot be reached."""
+        if not 1 <= days <= NEW_DAYS_MAX:
+            raise BadDays(days)
+        found = await asyncio.to_thread(self.retriever.new_entries, timedelta(days=days))
+        items = [
+            item
+            for group in group_new(to_item(new.entry, added=new.first_seen) for new in found)
+            for item in group.items
+        ]
+        pages = max(1, -(-len(items) // NEW_PAGE_SIZE))
+        page = min(max(page, 1), pages)
+        shown = items[(page - 1) * NEW_PAGE_SIZE : page * NEW_PAGE_SIZE]
+        return NewList(len(items), group_new(shown), days, page, pages, locale=locale)
+
+    def digest_list(self, entries: Sequence[NewEntry], locale: Locale = "en") -> NewList:
+        """A digest of `entries` (newest first): the `DIGEST_LISTED` newest, grouped by section, and how
+        many more there are."""
+        listed = [to_item(new.entry, added=new.first_seen) for new in entries[:DIGEST_LISTED]]
+        return NewList(
+            len(entries), group_new(listed), more=max(0, len(entries) - DIGEST_LISTED), digest=True, locale=locale
+        )
+
+    async def post_digests(self) -> int:
+        """Post each channel's pending digest (`DigestPoster`s): the entries added since its last digest,
+        once per sync state, even across restarts: the digest is claimed in the digest log before it is
+        posted, and released when the post fails, so that the next sync tries again. A channel's first
+        digest announces only entries added in the last week. Returns how many were posted."""
+        posted = 0
+        async with self._digests_lock:
+            for poster in self.digest_posters:
+                target = poster.target
+                if not poster.ready:
+                    continue
+                try:
+                    digest = await asyncio.to_thread(self.retriever.pending_digest, target)
+                    if digest is None:
+                        continue
+                    entries = digest.entries
+                    if digest.since is None:
+                        start = datetime.now(UTC) - DIGEST_FIRST_WINDOW
+                        entries = tuple(new for new in entries if new.first_seen >= start)
+                    if not await asyncio.to_thread(self.retriever.claim_digest, digest):
+                        continue
+                except (KnowledgeError, OSError, sqlite3.Error) as error:
+                    _log.warning("no digest for %s now: %s", target, error)
+                    continue
+                if not entries:
+                    _log.info(
+                        "first digest for %s: %d entries added before the last week not announced",
+                        target,
+                        len(digest.entries),
+                    )
+                    continue
+                locale = i18n.choose(self.settings.locale, last=self._locales.get(target))
+                if await self._post_digest(poster, digest, self.digest_list(entries, locale)):
+                    posted += 1
+        return posted
+
+    async def _post_digest(self, poster: DigestPoster, digest: Digest, shown: NewList) -> bool:
+        try:
+            await asyncio.wait_for(poster.post(shown), DIGEST_POST_SECONDS)
+        except Exception as error:  # noqa: BLE001 - whatever the platform says, the digest is tried again
+            _log.warning(
+                "could not post the digest of %d new entries to %s (%s); it is tried again after the next sync",
+                shown.count,
+                poster.target,
+                f"{type(error).__name__}: {error}",
+            )
+            try:
+                await asyncio.to_thread(self.retriever.release_digest, digest)
+            except (KnowledgeError, OSError, sqlite3.Error) as again:
+                _log.warning("could not release the digest for %s: %s", poster.target, again)
+            return False
+        _log.info("posted a digest of %d new entries to %s", shown.count, poster.target)
+        return True
+
+    def _spawn(self, work: Awaitable[object]) -> None:
+        """Run `work` in the background, keeping a reference (the event loop keeps only weak ones)."""
+
+        async def run() -> object:
+            return await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def sync(self) -> SyncReport | None:
+        """One `KB_SYNC_INTERVAL` tick: fetch the git sources and index what changed, then post the digests
+        that are due. Skipped (None) when a reindex or another sync runs; a sync that fails (the store is
+        down, a mass removal refused) is one line in the log, and the current index keeps serving. A fetch
+        that fails is in the report, the sources' status and the log (one line, the knowledge core's)."""
+        if self.reindex_running:
+            _log.info("sync skipped: a reindex is running")
+            return None
+        if self._syncing is not None and not self._syncing.done():
+            return None
+        # Shielded: cancelling the tick (at shutdown) leaves the thread to finish; `wait_for_sync` waits for it.
+        self._syncing = asyncio.ensure_future(asyncio.to_thread(self.retriever.sync))
+        self._syncing.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved if unawaited
+        try:
+            report = await asyncio.shield(self._syncing)
+        except IngestLocked as error:
+            _log.info("sync skipped: %s", error)
+            return None
+        except KnowledgeError as error:
+            _log.warning("sync failed: %s; the current index keeps serving", error)
+            return None
+        if report.ingest is not None and not report.ingest.complete:
+            _log.warning("sync: %s", unread_sources(report.ingest))
+        await self.post_digests()
+        return report
+
+    async def wait_for_sync(self, timeout: float) -> bool:
+        """Wait until a tick's sync is no longer running (at most `timeout` s); True when none runs."""
+        syncing = self._syncing
+        if syncing is None or syncing.done():
+            return True
+        done, _ = await asyncio.wait({syncing}, timeout=timeout)
+        return bool(done)
 
     # -- admin -----------------------------------------------------------------------------------
     @property
     def reindex_running(self) -> bool:
         return self._reindex is not None and not self._reindex.done()
 
-    def start_reindex(self, user: str, *, full: bool = False) -> asyncio.Task[IngestReport]:
+    def start_reindex(self, user: str, *, full: bool = False) -> asyncio.Task[SyncReport]:
         """Start a reindex in the background; raises AlreadyRunning if one is running.
 
-        Answers keep coming from the current index meanwhile: an incremental ingest updates entries
-        in place, and a full rebuild switches to the new collection only once it is complete. Tell the
+        A reindex is a sync that indexes whatever changed: it fetches the git sources first, then
+        ingests every source (a full rebuild when `full`); the digests it makes due are posted after it.
+        Answers keep coming from the current index meanwhile: an incremental ingest updates entries in
+        place, and a full rebuild switches to the new collection only once it is complete. Tell the
         user `reindex_started(full=…)` now and `await reindex_outcome(task)` later. A read-only replica
         (`ingest_on_start` false) raises ReadOnlyReplica: it never writes.
         """
@@ -633,10 +928,10 @@ class ChatCore:
         """What to tell the user who just started a reindex."""
         return texts_for(locale)(texts.FULL_REBUILD_STARTED if full else texts.REINDEX_STARTED)
 
-    async def _run_reindex(self, user: str, full: bool) -> IngestReport:
+    async def _run_reindex(self, user: str, full: bool) -> SyncReport:
         self.metrics.reindex_runs.inc()
         try:
-            report = await asyncio.to_thread(self.retriever.ingest, rebuild=full)
+            report = await asyncio.to_thread(self.retriever.sync, force=True, rebuild=full)
         except KnowledgeError as error:  # expected (locked, unavailable, a mass removal): one line
             self.metrics.reindex_failures.inc()
             _log.warning("reindex requested by %s failed: %s", user, error)
@@ -645,13 +940,15 @@ class ChatCore:
             self.metrics.reindex_failures.inc()
             _log.exception("reindex requested by %s failed", user)
             raise
-        if not report.complete:
-            _log.warning("reindex requested by %s: %s", user, unread_sources(report))
+        if report.ingest is not None and not report.ingest.complete:
+            _log.warning("reindex requested by %s: %s", user, unread_sources(report.ingest))
         _log.info("reindex requested by %s done: %s", user, report.as_dict())
+        if self.digest_posters:
+            self._spawn(self.post_digests())  # the summary does not wait for the digests
         return report
 
     @staticmethod
-    async def reindex_outcome(task: asyncio.Task[IngestReport], locale: Locale = "en") -> str:
+    async def reindex_outcome(task: asyncio.Task[SyncReport], locale: Locale = "en") -> str:
         """Wait for the reindex `task` to finish and say how it went, in `locale`: its summary, or why it
         failed (never the exception's text). Cancelling this wait does not cancel the reindex."""
         await asyncio.wait([task])
@@ -668,8 +965,11 @@ class ChatCore:
         return t(texts.REINDEX_FAILED)
 
     async def stats(self) -> Stats:
-        """What the index holds, and whether a reindex is running; KnowledgeError when unreachable."""
-        return Stats(await asyncio.to_thread(self.retriever.stats), self.reindex_running)
+        """What the index holds, each source's state, whether a reindex is running, and this week's
+        questions and votes; KnowledgeError when the store is unreachable."""
+        index = await asyncio.to_thread(self.retriever.stats)
+        sources = await asyncio.to_thread(self.retriever.source_status)
+        return Stats(index, self.reindex_running, tuple(sources), await self.activity())
 
     async def health(self) -> Health:
         """Whether questions can be answered, and from what."""
@@ -695,6 +995,7 @@ class Commands:
     more: str = "/more"
     similar: str = "/similar"
     browse: str = "/browse"
+    new: str = "/new"
     stats: str = "/stats"
     reindex: str = "/reindex"
     help: str = "/help"
@@ -713,6 +1014,7 @@ def help_text(t: Texts, commands: Commands, *, mentions: bool = False) -> str:
         t(texts.HELP_MORE, **names),
         t(texts.HELP_SIMILAR, **names),
         t(texts.HELP_BROWSE, **names),
+        t(texts.HELP_NEW, **names),
         t(texts.HELP_STATS, **names),
         t(texts.HELP_REINDEX, **names),
         t(texts.HELP_HELP, **names),
@@ -722,21 +1024,27 @@ def help_text(t: Texts, commands: Commands, *, mentions: bool = False) -> str:
     return "\n".join(lines)
 
 
-def reindex_summary(report: IngestReport, t: Texts | None = None) -> str:
-    """One line for the chat when a reindex finishes, in `t`'s language (English by default)."""
+def reindex_summary(report: SyncReport, t: Texts | None = None) -> str:
+    """One line for the chat when a reindex finishes, in `t`'s language (English by default): what was
+    indexed (embedded + unchanged + updated entries make the index; removed ones left it), files skipped,
+    entries kept, and the sources that could not be fetched (by name)."""
     t = t or texts_for("en")
-    s = report.summary
+    failed = t(texts.REINDEX_FETCH_FAILED, sources=", ".join(s.name for s in report.failed)) if report.failed else ""
+    if report.ingest is None:
+        return t(texts.SYNC_NOTHING_CHANGED) + failed
+    s = report.ingest.summary
     text = t(
         texts.REINDEX_DONE,
-        seconds=s.seconds,
+        seconds=report.seconds,
         entries=s.entries,
         embedded=s.embedded,
         unchanged=s.unchanged,
+        updated=s.updated,
         removed=s.removed,
     )
-    skipped = len(report.parsed.skipped)
+    skipped = len(report.ingest.parsed.skipped)
     text += t(texts.REINDEX_SKIPPED, skipped=skipped) if skipped else ""
-    return text + (t(texts.REINDEX_KEPT, kept=s.kept) if s.kept else "")
+    return text + (t(texts.REINDEX_KEPT, kept=s.kept) if s.kept else "") + failed
 
 
 def unread_sources(report: IngestReport) -> str:
@@ -750,22 +1058,52 @@ def unread_sources(report: IngestReport) -> str:
     )
 
 
-def source_name(source: str) -> str:
-    """A source as chat replies show it: its file or folder name, never the server's path to it."""
-    return PurePath(source).name or source
+def _time(when: datetime | None, t: Texts) -> str:
+    return when.strftime("%Y-%m-%d %H:%M UTC") if when else t(texts.STATS_NEVER)
+
+
+def source_line(source: SourceStatus, t: Texts) -> str:
+    """A source as `/stats` shows it, by its name or public URL (never a path on the server): for a git
+    source its branch, the commit the index holds and that commit's date, and the last successful sync;
+    and when the last sync failed, when (the reason is for the log and /healthz, not the chat)."""
+    if source.kind != "git":
+        return f"• {source.name}"
+    branch = source.branch or "-"
+    if source.commit:
+        date = source.commit_date.strftime("%Y-%m-%d") if source.commit_date else "-"
+        line = t(
+            texts.STATS_GIT_SOURCE,
+            name=source.name,
+            branch=branch,
+            commit=source.commit[:10],
+            date=date,
+            synced=_time(source.synced_at, t),
+        )
+    else:
+        line = t(texts.STATS_GIT_NOT_INDEXED, name=source.name, branch=branch)
+    if source.error:
+        line += t(texts.STATS_SYNC_FAILED, when=_time(source.failed_at, t))
+    return line
 
 
 def stats_text(stats: Stats, t: Texts | None = None) -> str:
-    """One line for the chat, in `t`'s language (English by default): what the index holds, since when,
-    and whether a reindex is running. Sources are shown by name only: chat replies never show server paths."""
+    """For the chat, in `t`'s language (English by default): what the index holds, since when, whether a
+    reindex is running; each source (`source_line`); and this week's questions and votes."""
     t = t or texts_for("en")
     index = stats.index
-    return t(
-        texts.STATS,
-        entries=index.entries,
-        source_count=len(index.sources),
-        sources=", ".join(source_name(source) for source in index.sources) or t(texts.STATS_NO_SOURCES),
-        when=index.indexed_at.strftime("%Y-%m-%d %H:%M UTC") if index.indexed_at else t(texts.STATS_NEVER),
-        embedder=index.embedder,
-        running=t(texts.STATS_REINDEX_RUNNING) if stats.reindex_running else "",
-    )
+    lines = [
+        t(
+            texts.STATS,
+            entries=index.entries,
+            when=_time(index.indexed_at, t),
+            embedder=index.embedder,
+            running=t(texts.STATS_REINDEX_RUNNING) if stats.reindex_running else "",
+        )
+    ]
+    if stats.sources:
+        lines.append(t(texts.STATS_SOURCES, count=len(stats.sources)))
+        lines += [source_line(source, t) for source in stats.sources]
+    if stats.activity is not None:
+        a = stats.activity
+        lines.append(t(texts.STATS_ACTIVITY, answered=a.answered, refused=a.refused, up=a.up, down=a.down))
+    return "\n".join(lines)

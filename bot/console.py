@@ -23,12 +23,12 @@ from rich.console import Console
 from rich.text import Text
 
 from bot import texts
-from bot.chat import TOP, Answer, ChatCore, stats_text
-from bot.errors import user_message_for
+from bot.chat import NEW_DAYS, TOP, Answer, ChatCore, stats_text
+from bot.errors import BadDays, user_message_for
 from bot.i18n import Locale, texts_for
-from bot.render import render_browse_text, render_text
+from bot.render import render_browse_text, render_new_text, render_text
 from bot.request import read_request
-from knowledge import IngestReport
+from knowledge import SyncReport
 
 _log = logging.getLogger(__name__)
 
@@ -50,6 +50,17 @@ def browse_arguments(text: str) -> tuple[str, int]:
     if found is None:
         return text.strip(), 1
     return text[: found.start()].strip(), int(found[1])
+
+
+def new_arguments(text: str) -> tuple[int, int]:
+    """`/new 30 page:2` → (30, 2): the days (7 by default) and the page (1 by default); BadDays when the
+    days are not a number."""
+    rest, page = browse_arguments(text)
+    if not rest:
+        return NEW_DAYS, page
+    if not rest.isdigit():
+        raise BadDays(rest)
+    return int(rest), page
 
 
 def printable(text: str) -> str:
@@ -196,6 +207,9 @@ class ConsoleChat:
             elif command == "/browse":
                 section, page = browse_arguments(rest)
                 self.say(render_browse_text(await self.core.browse(section or TOP, page, locale=locale)))
+            elif command == "/new":
+                days, page = new_arguments(rest)
+                self.say(render_new_text(await self.core.new(days, page, locale=locale)))
             elif command == "/similar":
                 number = rest.strip().lstrip("#")
                 if not number.isdigit():
@@ -219,5 +233,5 @@ class ConsoleChat:
         except Exception as error:  # noqa: BLE001 - every failure becomes a friendly line
             self.say(user_message_for(error, t), style="red")
 
-    async def _report(self, task: asyncio.Task[IngestReport], locale: Locale) -> None:
+    async def _report(self, task: asyncio.Task[SyncReport], locale: Locale) -> None:
         self.say(await self.core.reindex_outcome(task, locale))

@@ -13,21 +13,23 @@ import yarl
 from discord import app_commands
 
 from bot import texts
-from bot.chat import TOP, Answer, BrowsePage, ChatCore, Commands, Vote, stats_text
-from bot.errors import EmptyQuestion, NotAdmin, NotHere, user_message_for
+from bot.chat import NEW_DAYS, NEW_DAYS_MAX, TOP, Answer, BrowsePage, ChatCore, Commands, NewList, Vote, stats_text
+from bot.errors import BadDays, EmptyQuestion, NotAdmin, NotHere, user_message_for
 from bot.i18n import Locale, Texts, locale_of_tag, texts_for
 from bot.render import (
     DiscordMessage,
     browse_buttons,
     child_label,
     escape_discord,
+    new_buttons,
     render_browse_discord,
     render_discord,
+    render_new_discord,
     similar_options,
 )
 from bot.request import read_request
 from bot.settings import BotSettings
-from knowledge import IngestReport, KnowledgeError
+from knowledge import KnowledgeError, SyncReport
 
 _log = logging.getLogger(__name__)
 
@@ -190,6 +192,43 @@ class BrowseSelect(discord.ui.DynamicItem[discord.ui.Select[discord.ui.View]], t
         await _knowledge_bot(interaction).show_browse(interaction, values[0] if values else TOP, 1)
 
 
+class NewPageButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"kb:new:(?P<days>[0-9]{1,3}):(?P<page>[0-9]{1,4})",
+):
+    """Previous or Next on a page of /new: the window and the page to show live in the custom_id."""
+
+    def __init__(self, days: int, page: int, label: str = "") -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label or None, style=discord.ButtonStyle.secondary, custom_id=f"kb:new:{days}:{page}"
+            )
+        )
+        self.days = days
+        self.page = page
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(int(match["days"]), int(match["page"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await _knowledge_bot(interaction).show_new(interaction, self.days, self.page)
+
+
+def new_view(new: NewList) -> discord.ui.View | None:
+    """Previous and Next under a page of /new (None when it has one page)."""
+    moves = new_buttons(new)
+    if not moves:
+        return None
+    t = texts_for(new.locale)
+    view = discord.ui.View(timeout=None)
+    for label, days, number in moves:
+        view.add_item(NewPageButton(days, number, t(label)))
+    return view
+
+
 def browse_view(page: BrowsePage) -> discord.ui.View:
     """Under a browse page: "Open a section…" with its subsections, then Up, Previous and Next."""
     t = texts_for(page.locale)
@@ -268,6 +307,7 @@ def discord_commands(t: Texts) -> Commands:
         more=command_name(t, texts.MORE),
         similar=command_name(t, texts.SIMILAR),
         browse=command_name(t, texts.BROWSE),
+        new=command_name(t, texts.NEW),
         stats=command_name(t, texts.STATS_COMMAND),
         reindex=command_name(t, texts.REINDEX),
         help=command_name(t, texts.HELP),
@@ -404,6 +444,12 @@ def _add_commands(bot: KnowledgeBot) -> None:
         """The sections whose names match what is typed, in either language, with their entry counts."""
         return await section_choices(bot.core, current)
 
+    @tree.command(name=texts.NEW, description=texts.NEW_DESCRIPTION)
+    @app_commands.describe(days=texts.DAYS_DESCRIPTION)
+    async def new(interaction: discord.Interaction, days: app_commands.Range[int, 1, NEW_DAYS_MAX] = NEW_DAYS) -> None:
+        """The entries added to the collection in the last days, by section (only the user sees the list)."""
+        await bot.show_new(interaction, days, 1)
+
     @tree.command(name=texts.SIMILAR, description=texts.SIMILAR_DESCRIPTION)
     @app_commands.describe(number=texts.NUMBER_DESCRIPTION)
     async def similar(interaction: discord.Interaction, number: app_commands.Range[int, 1, 100]) -> None:
@@ -482,7 +528,7 @@ class KnowledgeBot(discord.Client):
     async def setup_hook(self) -> None:
         """Register the button templates and the commands' translator and, when asked, sync the slash
         commands (after login)."""
-        self.add_dynamic_items(MoreButton, VoteButton, SimilarSelect, BrowseButton, BrowseSelect)
+        self.add_dynamic_items(MoreButton, VoteButton, SimilarSelect, BrowseButton, BrowseSelect, NewPageButton)
         await self.tree.set_translator(CatalogueTranslator())
         if self.sync_on_start:
             try:
@@ -491,8 +537,13 @@ class KnowledgeBot(discord.Client):
                 _log.exception("could not sync the slash commands; @mentions still work")
 
     async def on_ready(self) -> None:
-        """Log who we are connected as."""
+        """Log who we are connected as, and post the digests that are due (one may have waited for us)."""
         _log.info("connected to Discord as %s in %d server(s)", self.user, len(self.guilds))
+        if self.core.digest_posters:
+            self.spawn(self._post_digests())
+
+    async def _post_digests(self) -> None:
+        await self.core.post_digests()
 
     async def close(self) -> None:
         """Stop background posts (a running reindex itself goes on), then disconnect."""
@@ -589,6 +640,24 @@ class KnowledgeBot(discord.Client):
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
             await self.reply_privately(interaction, message_for(error, texts_for(locale)))
 
+    async def show_new(self, interaction: discord.Interaction, days: int, page: int) -> None:
+        """A page of the entries added in the last `days` days, seen by the user only, with Previous/Next."""
+        if not await self._allowed(interaction):
+            return
+        locale = interaction_locale(interaction)
+        t = texts_for(locale)
+        try:
+            if not 1 <= days <= NEW_DAYS_MAX:
+                raise BadDays(days, command_name(t, texts.NEW))
+            await interaction.response.defer(thinking=True, ephemeral=True)
+            shown = await self.core.new(days, page, locale=locale)
+            messages = render_new_discord(shown, command=command_name(t, texts.NEW))
+            view = new_view(shown)
+            for index, message in enumerate(messages, 1):
+                await self._followup(interaction, message, view if index == len(messages) else None, private=True)
+        except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
+            await self.reply_privately(interaction, message_for(error, t))
+
     async def show_similar(self, interaction: discord.Interaction, entry_id: str, answer_id: str) -> None:
         """ "Similar to…": the entries nearest to the one picked, privately when its answer was private."""
         if not await self._allowed(interaction):
@@ -627,7 +696,7 @@ class KnowledgeBot(discord.Client):
         await self.reply_privately(interaction, text)
 
     async def post_reindex_result(
-        self, interaction: discord.Interaction, task: asyncio.Task[IngestReport], locale: Locale = "en"
+        self, interaction: discord.Interaction, task: asyncio.Task[SyncReport], locale: Locale = "en"
     ) -> None:
         """When the reindex finishes, post its summary (or that it failed) to whoever asked for it.
 
@@ -710,6 +779,34 @@ class KnowledgeBot(discord.Client):
             )
         except discord.HTTPException as error:
             _log.warning("could not answer message %s: HTTP %s", message.id, error.status)
+
+
+# -- digests ------------------------------------------------------------------------------------------
+
+
+class DiscordDigestPoster:
+    """Posts digests to one channel (`KB_DISCORD_DIGEST_CHANNEL`) through the REST API, once the client
+    has logged in; `/new` in the hint is named in the digest's language."""
+
+    def __init__(self, client: KnowledgeBot, channel_id: int) -> None:
+        self.client = client
+        self.channel_id = channel_id
+
+    @property
+    def target(self) -> str:
+        return conversation_key(self.channel_id)
+
+    @property
+    def ready(self) -> bool:
+        """Logged in (the REST API answers); until then the digest waits, unclaimed."""
+        return self.client.user is not None and not self.client.is_closed()
+
+    async def post(self, digest: NewList) -> None:
+        """Send the digest as one or more messages; pings nobody, previews nothing."""
+        channel = self.client.get_partial_messageable(self.channel_id)
+        command = command_name(texts_for(digest.locale), texts.NEW)
+        for message in render_new_discord(digest, command=command):
+            await channel.send(message.content, allowed_mentions=NO_MENTIONS, suppress_embeds=message.suppress_embeds)
 
 
 # -- entry points --------------------------------------------------------------------------------------

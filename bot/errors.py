@@ -90,6 +90,15 @@ class NoSuchItem(BotError):
     message = texts.NO_SUCH_ITEM
 
 
+class BadDays(BotError):
+    """`/new` with a number of days outside 1 to 366 (or not a number)."""
+
+    message = texts.BAD_DAYS
+
+    def __init__(self, days: object, new: str = "/new") -> None:
+        super().__init__(days=days, new=new)
+
+
 class NotHere(BotError):
     """A command in a channel outside the platform's allowlist (KB_DISCORD_CHANNELS, KB_SLACK_CHANNELS)."""
 

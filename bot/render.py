@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import texts
-from bot.chat import Answer, AnswerItem, BrowsePage
+from bot.chat import Answer, AnswerItem, BrowsePage, NewList
 from bot.i18n import Texts, texts_for
 from knowledge import Section, section_key
 
@@ -167,9 +167,32 @@ def _text_item(number: int, item: AnswerItem, mark: str | None, t: Texts) -> lis
         lines.append(f"   {item.url}")
     if item.code_url:
         lines.append(f"   {t(texts.CODE_LINK)}: {item.code_url}")
-    if item.section:
+    if item.location_url:
+        lines.append(f"   {t(texts.IN_COLLECTION, place=item.location_text)} {item.location_url}")
+    elif item.place:
+        lines.append("   " + t(texts.IN_COLLECTION, place=item.place))
+    if item.section and not item.place:  # a place names the section already
         lines.append("   " + t(texts.IN_SECTION, section=SECTION_SEPARATOR.join(item.section)))
     return lines
+
+
+def _place_discord(item: AnswerItem, t: Texts) -> str | None:
+    """An item's place in the collection, for an item without a link of its own: linked, or as text."""
+    if item.location_url:
+        return (
+            f"📍 [{escape_discord(t(texts.IN_COLLECTION, place=item.location_text))}](<{_safe_url(item.location_url)}>)"
+        )
+    if item.place:
+        return "📍 " + escape_discord(t(texts.IN_COLLECTION, place=item.place))
+    return None
+
+
+def _place_slack(item: AnswerItem, t: Texts) -> str | None:
+    if item.location_url:
+        return f"📍 <{_safe_url(item.location_url)}|{escape_mrkdwn(t(texts.IN_COLLECTION, place=item.location_text))}>"
+    if item.place:
+        return "📍 " + escape_mrkdwn(t(texts.IN_COLLECTION, place=item.place))
+    return None
 
 
 def render_text(answer: Answer, page_size: int = 5, *, more: str = "/more") -> str:
@@ -209,7 +232,9 @@ def _discord_item(number: int, item: AnswerItem, mark: str | None, t: Texts) -> 
         extra.append(f"[{arxiv_label(item.arxiv_id)}](<{arxiv_url(item.arxiv_id)}>)")
     if item.code_url:
         extra.append(f"[{t(texts.CODE_LINK)}](<{_safe_url(item.code_url)}>)")
-    if item.section:
+    if place := _place_discord(item, t):
+        extra.append(place)
+    if item.section and not item.place:
         extra.append("📂 " + escape_discord(SECTION_SEPARATOR.join(item.section)))
     if extra:
         lines.append("-# " + " · ".join(extra))
@@ -249,7 +274,9 @@ def _slack_item(number: int, item: AnswerItem, mark: str | None, t: Texts) -> li
     context = [escape_mrkdwn(mark)] if mark else []
     if item.arxiv_id:
         context.append(f"<{arxiv_url(item.arxiv_id)}|{arxiv_label(item.arxiv_id)}>")
-    if item.section:
+    if place := _place_slack(item, t):
+        context.append(place)
+    if item.section and not item.place:
         context.append("📂 " + escape_mrkdwn(SECTION_SEPARATOR.join(item.section)))
     if item.code_url:
         context.append(f"<{_safe_url(item.code_url)}|{t(texts.CODE_LINK)}>")
@@ -406,3 +433,132 @@ def render_browse_slack(page: BrowsePage) -> list[dict[str, Any]]:
 def browse_fallback_text(page: BrowsePage) -> str:
     """The notification text beside a browse page's blocks."""
     return escape_mrkdwn(_browse_header(page, texts_for(page.locale)))[:300]
+
+
+# -- what's new: /new pages and digests -----------------------------------------------------------------
+
+
+def new_header(new: NewList, t: Texts) -> str:
+    """`12 new entries in the last 7 days, newest first (page 1/2):`, a digest's `3 new entries in the
+    collection:`, or that nothing was added."""
+    if new.digest:
+        return t(texts.DIGEST_HEADER, count=new.count)
+    if not new.count:
+        return t(texts.NEW_NONE, days=new.days)
+    pages = t(texts.PAGE_OF, page=new.page, pages=new.pages) if new.pages > 1 else ""
+    return t(texts.NEW_HEADER, count=new.count, days=new.days, pages=pages)
+
+
+def new_command(new: NewList, page: int, command: str = "/new") -> str:
+    """The console command that shows page `page` of the same list."""
+    return f"{command} {new.days} page:{page}"
+
+
+def new_buttons(new: NewList) -> list[tuple[str, int, int]]:
+    """The moves from a page of /new, as (label msgid, days, page): previous, next."""
+    moves = []
+    if new.page > 1 and not new.digest:
+        moves.append((texts.BROWSE_PREVIOUS, new.days, new.page - 1))
+    if new.has_more and not new.digest:
+        moves.append((texts.BROWSE_NEXT, new.days, new.page + 1))
+    return moves
+
+
+def _new_notes(item: AnswerItem, new: NewList, t: Texts) -> list[str]:
+    """What follows an item's title in a list of new entries: its other title, then its date (/new)."""
+    notes = [item.other_title] if item.other_title else []
+    if item.added and not new.digest:
+        notes.append(t(texts.NEW_ADDED, date=item.added.strftime("%Y-%m-%d")))
+    return notes
+
+
+def render_new_text(new: NewList, *, command: str = "/new") -> str:
+    """A page of /new or a digest as plain text: the header, then each section with its entries (title,
+    link or place in the collection), then how to go on. `command` is the platform's /new."""
+    t = texts_for(new.locale)
+    lines = [new_header(new, t)]
+    for group in new.groups:
+        if group.section:
+            lines.append("📂 " + SECTION_SEPARATOR.join(group.section))
+        for item in group.items:
+            lines.append(f"  • {item.title}")
+            lines += [f"    {note}" for note in _new_notes(item, new, t)]
+            if item.url:
+                lines.append(f"    {item.url}")
+            if item.location_url:
+                lines.append(f"    {t(texts.IN_COLLECTION, place=item.location_text)} {item.location_url}")
+            elif item.place:
+                lines.append("    " + t(texts.IN_COLLECTION, place=item.place))
+    if new.more:
+        lines.append(t(texts.DIGEST_MORE, more=new.more, new=command))
+    if new.has_more:
+        lines.append(t(texts.BROWSE_NEXT_HINT, command=new_command(new, new.page + 1, command)))
+    return "\n".join(lines)
+
+
+def _new_discord_item(item: AnswerItem, new: NewList, t: Texts) -> str:
+    title = escape_discord(item.title)
+    lines = [f"• **[{title}](<{_safe_url(item.url)}>)**" if item.url else f"• **{title}**"]
+    notes = [
+        f"*{escape_discord(note)}*" if note == item.other_title else escape_discord(note)
+        for note in _new_notes(item, new, t)
+    ]
+    if place := _place_discord(item, t):
+        notes.append(place)
+    if notes:
+        lines.append("-# " + " · ".join(notes))
+    return "\n".join(lines)
+
+
+def render_new_discord(new: NewList, *, command: str = "/new") -> list[DiscordMessage]:
+    """A page of /new or a digest as Discord messages within 2,000 characters; links never unfurl (the
+    Previous/Next buttons are the front-end's). `command`: /new as the reader's client names it."""
+    t = texts_for(new.locale)
+    blocks = [escape_discord(new_header(new, t))]
+    for group in new.groups:
+        items = [_new_discord_item(item, new, t) for item in group.items]
+        heading = f"**📂 {escape_discord(SECTION_SEPARATOR.join(group.section))}**" if group.section else ""
+        blocks.append("\n".join([heading, items[0]] if heading else items[:1]))
+        blocks += items[1:]
+    if new.more:
+        blocks.append(escape_discord(t(texts.DIGEST_MORE, more=new.more, new=command)))
+    pieces = [piece for block in blocks for piece in split(block, DISCORD_LIMIT)]
+    return [DiscordMessage(content, True) for content in _pack(pieces, DISCORD_LIMIT, "\n") if content]
+
+
+def _new_slack_item(item: AnswerItem, new: NewList, t: Texts) -> str:
+    title = escape_mrkdwn(item.title)
+    line = f"• <{_safe_url(item.url)}|{title}>" if item.url else f"• {title}"
+    notes = [
+        f"_{escape_mrkdwn(note)}_" if note == item.other_title else escape_mrkdwn(note)
+        for note in _new_notes(item, new, t)
+    ]
+    if place := _place_slack(item, t):
+        notes.append(place)
+    return line + ("\n      " + " · ".join(notes) if notes else "")
+
+
+def render_new_slack(new: NewList, *, command: str = "/kb-new") -> list[dict[str, Any]]:
+    """A page of /new or a digest as Block Kit: the header, a section per group of entries (split within
+    3,000 characters), the digest's "and N more", and Previous/Next buttons for /new (values `<days>:<page>`)."""
+    t = texts_for(new.locale)
+    blocks: list[dict[str, Any]] = _section(f"*{escape_mrkdwn(new_header(new, t))}*")
+    for group in new.groups:
+        heading = [f"*📂 {escape_mrkdwn(SECTION_SEPARATOR.join(group.section))}*"] if group.section else []
+        blocks += _section("\n".join(heading + [_new_slack_item(item, new, t) for item in group.items]))
+    if new.more:
+        more = escape_mrkdwn(t(texts.DIGEST_MORE, more=new.more, new=command))
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+    elements = [
+        _button(t(label), f"kb_new_{'previous' if label == texts.BROWSE_PREVIOUS else 'next'}", f"{days}:{page}")
+        for label, days, page in new_buttons(new)
+    ]
+    blocks = blocks[: SLACK_BLOCK_LIMIT - 1]
+    if elements:
+        blocks.append({"type": "actions", "block_id": f"kb_new_{new.days}_{new.page}", "elements": elements})
+    return blocks
+
+
+def new_fallback_text(new: NewList) -> str:
+    """The notification text beside a /new page's or a digest's blocks."""
+    return escape_mrkdwn(new_header(new, texts_for(new.locale)))[:300]

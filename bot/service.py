@@ -1,4 +1,5 @@
-"""One service process: whichever front-ends have tokens, plus /healthz, /metrics and /slack/events."""
+"""One service process: whichever front-ends have tokens, plus /healthz, /metrics and /slack/events, the
+`KB_SYNC_INTERVAL` ticks that follow the sources, and the digests they make due."""
 
 from __future__ import annotations
 
@@ -9,16 +10,17 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from bot.chat import ChatCore, unread_sources
+from bot.chat import ChatCore, DigestPoster, unread_sources
 from bot.console import ConsoleChat
 from bot.errors import CannotStart
 from bot.settings import BotSettings
-from knowledge import IngestLocked, KnowledgeBase, MassRemoval
+from knowledge import Health, IngestLocked, IngestReport, KnowledgeBase, MassRemoval
 
 _log = logging.getLogger(__name__)
 
@@ -57,6 +59,7 @@ def create_web_app(
             "collection": stats.collection,
             "indexed_at": stats.indexed_at.isoformat() if stats.indexed_at else None,
             "reindex_running": core.reindex_running,
+            **sync_health(health),
         }
         return web.json_response(body, status=200 if serving else 503)
 
@@ -69,6 +72,16 @@ def create_web_app(
     if slack_handler is not None:
         app.router.add_post("/slack/events", slack_handler)
     return app
+
+
+def sync_health(health: Health) -> dict[str, object]:
+    """/healthz's view of the sources: `sync` is "failed" when a source's last sync failed (the index keeps
+    serving, so the status stays what it is), with the failure in one line and each source's state."""
+    return {
+        "sync": "failed" if health.sync_failure else "ok",
+        "sync_failure": health.sync_failure,
+        "sources": [source.as_dict() for source in health.sources],
+    }
 
 
 @dataclass
@@ -132,11 +145,22 @@ def listen_sockets(settings: BotSettings) -> list[socket.socket]:
     return sockets
 
 
+def _first_ingest(kb: KnowledgeBase) -> IngestReport:
+    """The start-up ingest: with git sources, a sync that fetches them first (a start is when a bot that
+    was down catches up, and when a sync killed midway is completed); else an ingest of the folders."""
+    if not any(source.kind == "git" for source in kb.source_status()):
+        return kb.ingest()
+    report = kb.sync(force=True)
+    assert report.ingest is not None  # force: it always indexes
+    return report.ingest
+
+
 async def prepare_index(settings: BotSettings, kb: KnowledgeBase) -> None:
-    """Warm up, then bring the index up to date with the sources (or only load it, on a read-only
-    replica). What another process or the sources cause never stops the bot: it serves the current
-    index and logs one warning line (an ingest already running, a refused mass removal, sources that
-    could not be read, whose entries were kept). An unreachable store still raises KnowledgeUnavailable."""
+    """Warm up, then bring the index up to date with the sources, git sources fetched first (or only load
+    it, on a read-only replica). What another process or the sources cause never stops the bot: it serves
+    the current index and logs one warning line (an ingest already running, a refused mass removal,
+    sources that could not be read, whose entries were kept, a git source that could not be fetched). An
+    unreachable store still raises KnowledgeUnavailable."""
     await asyncio.to_thread(kb.warm_up)
     if not settings.ingest_on_start:
         entries = await asyncio.to_thread(kb.load)
@@ -146,7 +170,7 @@ async def prepare_index(settings: BotSettings, kb: KnowledgeBase) -> None:
             _log.warning("read-only replica (KB_INGEST_ON_START=false): the store holds no index yet; run an ingest")
         return
     try:
-        report = await asyncio.to_thread(kb.ingest)
+        report = await asyncio.to_thread(_first_ingest, kb)
     except IngestLocked as error:
         _log.warning("start-up ingest skipped: %s; serving the current index meanwhile", error)
     except MassRemoval as error:
@@ -211,19 +235,63 @@ async def _start(settings: BotSettings, kb: KnowledgeBase, sockets: list[socket.
         else:
             _log.info("Slack: HTTP mode at /slack/events")
     if settings.discord_enabled:
-        from bot.discord_bot import create_discord_client, run_discord
+        from bot.discord_bot import DiscordDigestPoster, create_discord_client, run_discord
 
         client = create_discord_client(core, settings)
+        if settings.discord_digest_channel is not None:
+            core.digest_posters.append(DiscordDigestPoster(client, settings.discord_digest_channel))
         service.watch("Discord", asyncio.get_running_loop().create_task(run_discord(client, settings)))
         service.closers.append(client.close)
         _log.info("Discord: connecting to %s", settings.discord_gateway_url)
+    if slack_app is not None and settings.slack_digest_channel:
+        from bot.slack_bot import SlackDigestPoster
+
+        core.digest_posters.append(SlackDigestPoster(slack_app.client, settings.slack_digest_channel))
+    service.tasks += start_following(core, settings)
     return service
+
+
+def start_following(core: ChatCore, settings: BotSettings) -> list[asyncio.Task[Any]]:
+    """The background work that follows the collection: the `KB_SYNC_INTERVAL` ticks (not on a read-only
+    replica), and a first post of the digests that are due (the start-up sync's, or one a restart
+    interrupted; a Discord digest waits for the login and goes when the client is ready)."""
+    loop = asyncio.get_running_loop()
+    _warn_unused_digest_settings(core.digest_posters, settings)
+    tasks: list[asyncio.Task[Any]] = []
+    if settings.sync_interval is not None and settings.ingest_on_start:
+        tasks.append(loop.create_task(sync_every(core, settings.sync_interval)))
+        _log.info("syncing the sources every %s", settings.sync_interval)
+    if core.digest_posters:
+        tasks.append(loop.create_task(core.post_digests()))
+        _log.info("digests go to %s", ", ".join(poster.target for poster in core.digest_posters))
+    return tasks
+
+
+def _warn_unused_digest_settings(posters: list[DigestPoster], settings: BotSettings) -> None:
+    targets = {poster.target.partition(":")[0] for poster in posters}
+    if settings.discord_digest_channel is not None and "discord" not in targets:
+        _log.warning("KB_DISCORD_DIGEST_CHANNEL is set, but Discord does not run here: no digests go there")
+    if settings.slack_digest_channel and "slack" not in targets:
+        _log.warning("KB_SLACK_DIGEST_CHANNEL is set, but Slack does not run here: no digests go there")
+
+
+async def sync_every(core: ChatCore, interval: timedelta) -> None:
+    """Sync (`ChatCore.sync`: fetch, index what changed, post the digests due) every `interval` until
+    cancelled. A tick that fails unexpectedly is logged with its traceback, and the next one runs."""
+    while True:
+        await asyncio.sleep(interval.total_seconds())
+        try:
+            await core.sync()
+        except Exception:  # noqa: BLE001 - logged with its traceback; the next tick runs
+            _log.exception("the sync failed; the current index keeps serving")
 
 
 async def stop(service: Service, drain_seconds: float = DRAIN_SECONDS) -> None:
     """Finish the answers in flight (at most `drain_seconds`), close the front-ends, the HTTP server and Chroma."""
     if not await service.core.drain(drain_seconds):
         _log.warning("shutting down with %d answers still in flight", service.core.inflight)
+    if not await service.core.wait_for_sync(drain_seconds):
+        _log.warning("shutting down while a sync runs; the next start completes it")
     for close in reversed(service.closers):
         with contextlib.suppress(Exception):
             await close()
@@ -277,10 +345,18 @@ async def run_console(console: ConsoleChat, stopping: asyncio.Event, drain_secon
 async def serve_console(settings: BotSettings, kb: KnowledgeBase | None = None) -> int:
     """`python -m bot console`: the console chat alone, without the HTTP server; SIGTERM drains it too."""
     kb = kb or KnowledgeBase(settings, read_only=not settings.ingest_on_start)
+    tasks: list[asyncio.Task[Any]] = []
     try:
         await prepare_index(settings, kb)
-        await run_console(ConsoleChat(ChatCore(kb, settings)), stop_on_signals())
+        core = ChatCore(kb, settings)
+        tasks = start_following(core, settings)
+        await run_console(ConsoleChat(core), stop_on_signals())
+        for task in tasks:
+            task.cancel()
+        await core.wait_for_sync(DRAIN_SECONDS)
     finally:
+        for task in tasks:
+            task.cancel()
         await asyncio.to_thread(kb.close)
     return 0
 

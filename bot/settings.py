@@ -30,6 +30,11 @@ def _split_list(value: object) -> object:
     return value
 
 
+def _blank_is_none(value: object) -> object:
+    """An empty setting (`KB_SLACK_DIGEST_CHANNEL=`) is unset."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 def _check_locale(value: object) -> object:
     """`auto`, or a language the bot speaks, in any usual spelling (`zh-Hans`, `zh_CN`, `zh-TW`, `EN`)."""
     if not isinstance(value, str):
@@ -86,6 +91,10 @@ class BotSettings(Settings):
         default_factory=list,
         description="Channel ids the bot answers in (slash commands and mentions); empty means all.",
     )
+    discord_digest_channel: int | None = Field(
+        default=None,
+        description="Channel id to post a digest to after each sync that adds entries (off when unset).",
+    )
 
     slack_bot_token: SecretStr | None = Field(default=None, description="Slack bot token (xoxb-…).")
     slack_signing_secret: SecretStr | None = Field(default=None, description="Slack signing secret (HTTP mode).")
@@ -96,6 +105,11 @@ class BotSettings(Settings):
     slack_channels: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Slack channel ids the bot answers in (commands and mentions); empty means all.",
+    )
+    slack_digest_channel: str | None = Field(
+        default=None,
+        description="Slack channel id to post a digest to after each sync that adds entries (off when unset); "
+        "invite the bot to it.",
     )
     slack_api_url: str = Field(default=SLACK_API, description="Slack Web API base (tests point it at a fake).")
 
@@ -117,6 +131,7 @@ class BotSettings(Settings):
     _split_channels = field_validator("discord_channels", "slack_admins", "slack_channels", mode="before")(_split_list)
     _valid_host = field_validator("http_host")(_check_host)
     _valid_locale = field_validator("locale", mode="before")(_check_locale)
+    _blank_is_unset = field_validator("discord_digest_channel", "slack_digest_channel", mode="before")(_blank_is_none)
 
     @property
     def discord_enabled(self) -> bool:

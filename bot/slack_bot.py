@@ -33,10 +33,18 @@ from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import texts
-from bot.chat import TOP, Answer, ChatCore, Commands, Vote, stats_text
-from bot.errors import BotError, NotAdmin, NotHere, user_message_for
+from bot.chat import NEW_DAYS, TOP, Answer, ChatCore, Commands, NewList, Vote, stats_text
+from bot.errors import BadDays, BotError, NotAdmin, NotHere, user_message_for
 from bot.i18n import Locale, Texts, texts_for
-from bot.render import browse_fallback_text, escape_mrkdwn, render_browse_slack, render_slack, slack_fallback_text
+from bot.render import (
+    browse_fallback_text,
+    escape_mrkdwn,
+    new_fallback_text,
+    render_browse_slack,
+    render_new_slack,
+    render_slack,
+    slack_fallback_text,
+)
 from bot.request import read_request
 from bot.settings import BotSettings
 
@@ -53,6 +61,7 @@ COMMANDS = Commands(
     more="/more",
     similar="/kb-similar",
     browse="/kb-browse",
+    new="/kb-new",
     stats="/kb-stats",
     reindex="/kb-reindex",
     help="/kb-help",
@@ -149,6 +158,7 @@ class SlackFrontEnd:
         app.command("/kb-reindex")(self.reindex)
         app.command("/kb-similar")(self.similar)
         app.command("/kb-browse")(self.browse)
+        app.command("/kb-new")(self.new)
         app.event("app_mention")(self.on_mention)
         # Registered for every message event so that unwanted ones are acknowledged, not answered 404.
         app.event("message")(self.on_message)
@@ -157,6 +167,7 @@ class SlackFrontEnd:
         app.action("kb_similar")(self.similar_menu)
         app.action("kb_browse_pick")(self.browse_pick)
         app.action(re.compile(r"^kb_browse_(up|previous|next)$"))(self.browse_move)
+        app.action(re.compile(r"^kb_new_(previous|next)$"))(self.new_move)
 
     # -- where the bot answers -------------------------------------------------------------------------
     def answers_in(self, channel: str, channel_type: str | None = None) -> bool:
@@ -290,6 +301,54 @@ class SlackFrontEnd:
         section, _, page = str(action.get("value") or "").partition(":")
         await self._browse(respond, section or TOP, int(page) if page.isdigit() else 1, t, replace_original=True)
 
+    async def new(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
+        """/kb-new [DAYS]: the entries added in the last days (7 by default), by section, newest first;
+        only the asker sees the list, and Previous/Next replace it."""
+        if not await self._command_here(ack, command):
+            return
+        await ack()
+        t = texts_for(self._locale(command))
+        text = command.get("text", "").strip()
+        if text and not text.isdigit():
+            await self._respond(respond, BadDays(text, COMMANDS.new).message_in(t))
+            return
+        await self._new(respond, int(text) if text else NEW_DAYS, 1, t, replace_original=False)
+
+    async def new_move(
+        self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
+    ) -> None:
+        """Previous or Next on a page of /kb-new (value `<days>:<page>`), in place of that page."""
+        await ack()
+        t = texts_for(self.core.locale_for(conversation_key(_action_channel(body))))
+        if not self.answers_in(_action_channel(body)):
+            await self._respond(respond, NotHere().message_in(t))
+            return
+        days, _, page = str(action.get("value") or "").partition(":")
+        if not (days.isdigit() and page.isdigit()):
+            await self._respond(respond, BadDays(days, COMMANDS.new).message_in(t))
+            return
+        await self._new(respond, int(days), int(page), t, replace_original=True)
+
+    async def _new(self, respond: AsyncRespond, days: int, page: int, t: Texts, *, replace_original: bool) -> None:
+        try:
+            shown = await self.core.new(days, page, locale=t.locale)
+        except BadDays:
+            await self._respond(respond, BadDays(days, COMMANDS.new).message_in(t))
+            return
+        except Exception as error:  # noqa: BLE001 - user_message_for logs unexpected errors with their traceback
+            await self._respond(respond, user_message_for(error, t))
+            return
+        reply = await respond(
+            blocks=render_new_slack(shown, command=COMMANDS.new),
+            text=new_fallback_text(shown),
+            response_type="ephemeral",
+            replace_original=replace_original,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+        if reply.status_code != 200:
+            _log.warning("Slack refused a page of new entries: HTTP %s %s", reply.status_code, reply.body)
+
     async def more(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """/more: the next results for the last question in this channel."""
         if not await self._command_here(ack, command):
@@ -422,6 +481,32 @@ class SlackFrontEnd:
             return
         recorded = self.core.record_vote(str(action.get("value") or ""), vote, user, "slack", locale=locale)
         await self._respond(respond, await _attempt(recorded, texts_for(locale)))
+
+
+class SlackDigestPoster:
+    """Posts digests to one channel (`KB_SLACK_DIGEST_CHANNEL`) with `chat.postMessage`; the bot must be a
+    member of the channel."""
+
+    ready = True
+
+    def __init__(self, client: AsyncWebClient, channel: str) -> None:
+        self.client = client
+        self.channel = channel
+
+    @property
+    def target(self) -> str:
+        return conversation_key(self.channel)
+
+    async def post(self, digest: NewList) -> None:
+        """One message with the digest's blocks; links unfurl nothing. Raises SlackApiError when Slack
+        refuses it (not in the channel, a bad token)."""
+        await self.client.chat_postMessage(
+            channel=self.channel,
+            blocks=render_new_slack(digest, command=COMMANDS.new),
+            text=new_fallback_text(digest),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
 
 
 def create_slack_app(core: ChatCore, settings: BotSettings, *, client: AsyncWebClient | None = None) -> AsyncApp:

@@ -32,6 +32,8 @@ MORE_HINT = N_("(more results: {more})")
 MORE_BUTTON = N_("More results")
 CODE_LINK = N_("code")
 IN_SECTION = N_("in {section}")  # under an entry in plain text
+# An entry without a link of its own: its place in the collection, linked ("§3.24 …") or as text (file › section).
+IN_COLLECTION = N_("in the collection: {place}")
 RESULT_COUNT = N_("{count} result(s) for “{question}”")
 
 # -- filters, lookups and "more like this" --------------------------------------------------------------
@@ -67,16 +69,26 @@ BROWSE_NEXT = N_("Next")
 BROWSE_OPEN_HINT = N_("(open one: {browse} NAME or NUMBER)")
 BROWSE_NEXT_HINT = N_("(next page: {command})")
 
+# -- what's new: /new and digests ----------------------------------------------------------------------
+NEW_HEADER = N_("{count} new entries in the last {days} days, newest first{pages}:")
+NEW_NONE = N_("No entries were added to the collection in the last {days} days.")
+NEW_ADDED = N_("added {date}")
+BAD_DAYS = N_("Give a number of days from 1 to 366, e.g. `{new} 7` (got “{days}”).")
+DIGEST_HEADER = N_("{count} new entries in the collection:")
+DIGEST_MORE = N_("…and {more} more: {new} lists them all.")
+
 # -- feedback --------------------------------------------------------------------------------------------
 THANKS = N_("Thanks for the feedback!")
 
 # -- stats, help -----------------------------------------------------------------------------------------
-STATS = N_(
-    "{entries} entries from {source_count} source(s) ({sources}); last indexed {when}; embedder {embedder}.{running}"
-)
+STATS = N_("{entries} entries; last indexed {when}; embedder {embedder}.{running}")
 STATS_NEVER = N_("never")
-STATS_NO_SOURCES = N_("none")
 STATS_REINDEX_RUNNING = N_(" A reindex is running.")
+STATS_SOURCES = N_("Sources ({count}):")
+STATS_GIT_SOURCE = N_("• {name} (git, branch {branch}): commit {commit} of {date}; last synced {synced}")
+STATS_GIT_NOT_INDEXED = N_("• {name} (git, branch {branch}): not indexed yet")
+STATS_SYNC_FAILED = N_("; the last sync failed at {when}, so answers come from the commit above")
+STATS_ACTIVITY = N_("This week: {answered} questions answered, {refused} not; 👍 {up}, 👎 {down}.")
 
 HELP_INTRO = N_(
     "I answer questions from a curated collection of machine-learning reading notes (paper titles, Chinese\n"
@@ -92,6 +104,7 @@ HELP_BROWSE = N_(
     "• {browse} [SECTION]: the collection's sections with their entry counts, or a section's subsections and "
     "entries, page by page"
 )
+HELP_NEW = N_("• {new} [DAYS]: the entries added to the collection in the last days (7 by default), by section")
 HELP_SIMILAR = N_("• {similar} N: entries like the Nth of the last answer (or pick “Similar to…” under an answer)")
 HELP_FILTERS = N_(
     "• In a question: in:SECTION (part of a section's name, in Chinese or English) and lang:en or lang:zh "
@@ -117,8 +130,10 @@ FULL_REBUILD_STARTED = N_(
 ALREADY_RUNNING = N_("A reindex is already running; I'll post its summary when it finishes.")
 REINDEX_DONE = N_(
     "Reindex done in {seconds:.1f} s: {entries} entries "
-    "({embedded} embedded, {unchanged} unchanged, {removed} removed)."
+    "({embedded} embedded, {unchanged} unchanged, {updated} updated, {removed} removed)."
 )
+REINDEX_FETCH_FAILED = N_(" Could not fetch {sources}, so it was indexed as last fetched; see the log.")
+SYNC_NOTHING_CHANGED = N_("Nothing changed in the collection.")
 REINDEX_SKIPPED = N_(" {skipped} file(s) skipped; see the log.")
 REINDEX_KEPT = N_(" {kept} entries were kept as they were because their sources could not be read; see the log.")
 READ_ONLY_REPLICA = N_(
@@ -188,5 +203,9 @@ SIMILAR = NP_("command name", "similar")
 SIMILAR_DESCRIPTION = NP_("command description", "Entries like one of the last answer in this channel.")
 NUMBER_OPTION = NP_("option name", "number")
 NUMBER_DESCRIPTION = NP_("option description", "The number of the entry in the last answer")
+NEW = NP_("command name", "new")
+NEW_DESCRIPTION = NP_("command description", "The entries added to the collection in the last days, by section.")
+DAYS_OPTION = NP_("option name", "days")
+DAYS_DESCRIPTION = NP_("option description", "How many days back (7 by default)")
 FULL_OPTION = NP_("option name", "full")
 FULL_DESCRIPTION = NP_("option description", "Rebuild the index from scratch instead of updating what changed")

@@ -16,6 +16,7 @@ from knowledge.errors import (
     StorageError,
 )
 from knowledge.filters import Where, section_key
+from knowledge.lexical import tokenize
 from knowledge.logs import configure_logging
 from knowledge.lookup import Identifier, Lookup, arxiv_id, identifiers_in, without_identifiers
 from knowledge.neighbours import Neighbour
@@ -67,5 +68,6 @@ __all__ = [
     "load_settings",
     "section_id",
     "section_key",
+    "tokenize",
     "without_identifiers",
 ]

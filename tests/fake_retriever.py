@@ -5,7 +5,9 @@
 three or more letters and Chinese character pairs, counted in the title, summary and section path.
 Most shared words first; none shared is a refusal. Like the real one, it cuts questions at its
 `max_question_chars` and says so in `SearchResult.truncated`. `unreadable` files make its ingest report
-them as skipped, with `kept` entries of theirs kept as they were, as the real one does.
+them as skipped, with `kept` entries of theirs kept as they were, as the real one does. Its `sync` is that
+ingest (no git sources); `first_seen` says when entries were added, for `/new` and digests, and its digest
+log is a dict.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ import asyncio
 import re
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from knowledge import (
+    Digest,
     Entry,
     Health,
     Hit,
@@ -26,10 +29,13 @@ from knowledge import (
     Link,
     Lookup,
     Neighbour,
+    NewEntry,
     SearchResult,
     SectionTree,
     SourceRef,
+    SourceStatus,
     StoreStats,
+    SyncReport,
     Where,
 )
 from knowledge.lookup import IdentifierIndex
@@ -159,6 +165,11 @@ class FakeRetriever:
         self.sources: tuple[str, ...] = (SOURCE,)  # what stats says the last ingest read
         self.unreadable: list[Skipped] = []  # files the next ingest cannot read
         self.kept = 0  # entries of theirs kept as they were
+        self.statuses: list[SourceStatus] = [SourceStatus(SOURCE, "folder")]
+        self.first_seen: dict[str, datetime] = {}  # entry id -> when it was added (others: the baseline)
+        self.sync_key = "index@1"
+        self.posted: dict[str, str] = {}  # the digest log: target -> key
+        self.synced = 0
         self._tree: tuple[tuple[Entry, ...], SectionTree] | None = None
 
     async def asearch(
@@ -219,6 +230,39 @@ class FakeRetriever:
         summary = IngestSummary(count, embedded, count - embedded, 0, 0.01, "fake-collection", kept=self.kept)
         return IngestReport(summary, ParseResult(list(self.entries), skipped=list(self.unreadable)))
 
+    def sync(self, *, force: bool = False, rebuild: bool = False) -> SyncReport:
+        """The ingest, as a sync of folders does it."""
+        self.synced += 1
+        return SyncReport((), self.ingest(rebuild=rebuild), 0.01, self.sync_key)
+
+    def source_status(self) -> list[SourceStatus]:
+        return list(self.statuses)
+
+    def new_entries(self, since: datetime | timedelta, *, limit: int | None = None) -> list[NewEntry]:
+        start = datetime.now(UTC) - since if isinstance(since, timedelta) else since
+        found = [
+            NewEntry(entry, self.first_seen[entry.id])
+            for entry in self.entries
+            if entry.id in self.first_seen and self.first_seen[entry.id] > start
+        ]
+        found.sort(key=lambda new: -new.first_seen.timestamp())  # stable: ties keep the collection's order
+        return found[:limit] if limit is not None else found
+
+    def pending_digest(self, target: str) -> Digest | None:
+        if self.posted.get(target) == self.sync_key:
+            return None
+        entries = tuple(self.new_entries(datetime.fromtimestamp(0, UTC)))
+        return Digest(target, self.sync_key, None, entries) if entries else None
+
+    def claim_digest(self, digest: Digest) -> bool:
+        if self.posted.get(digest.target) == digest.key:
+            return False
+        self.posted[digest.target] = digest.key
+        return True
+
+    def release_digest(self, digest: Digest) -> None:
+        self.posted.pop(digest.target, None)
+
     def stats(self) -> StoreStats:
         if not self.reachable:
             raise KnowledgeUnavailable("the fake store is down")
@@ -227,7 +271,7 @@ class FakeRetriever:
 
     def health(self) -> Health:
         stats = self.stats() if self.reachable else None
-        return Health(EMBEDDER, stats, 0 if self.reachable else len(self.entries))
+        return Health(EMBEDDER, stats, 0 if self.reachable else len(self.entries), tuple(self.statuses))
 
 
 def _hit(entry: Entry, shared: int) -> Hit:

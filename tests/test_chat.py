@@ -4,9 +4,10 @@ question limit, cooldowns, feedback, reindex and its texts, stats, health and me
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_retriever import EMBEDDER, FakeRetriever
@@ -24,14 +25,17 @@ from bot.errors import (
     UnknownSection,
     user_message_for,
 )
+from bot.i18n import texts_for
+from bot.records import Records
 from bot.render import render_text
 from bot.request import Request, read_request
 from bot.settings import BotSettings
 from bot.texts import APOLOGY
-from knowledge import IngestLocked, KnowledgeUnavailable, MassRemoval
+from knowledge import IngestLocked, KnowledgeUnavailable, MassRemoval, SourceStatus
 from knowledge.parse import Skipped
 
 Q = "Which paper fixes weight decay in Adam?"
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 @pytest.fixture
@@ -158,11 +162,11 @@ async def test_votes_are_stored_for_evaluation(retriever: FakeRetriever, tmp_pat
     answer = await core.ask("c", "u", "contrastive learning")
     assert await core.record_vote(answer.id, "up", "u", "test") == texts.THANKS
     await core.record_vote(answer.id, "down", "v", "test")
-    rows = [json.loads(line) for line in (tmp_path / "feedback.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert [row["vote"] for row in rows] == ["up", "down"]
-    assert rows[0]["question"] == "contrastive learning"
-    assert rows[0]["entry_ids"] == [item.entry_id for item in answer.items]
-    assert rows[0]["time"].endswith("+00:00") and rows[0]["platform"] == "test"
+    votes = Records(tmp_path / "bot.sqlite").votes(EPOCH)
+    assert [vote.vote for vote in votes] == ["up", "down"]
+    assert votes[0].question == "contrastive learning" and votes[0].platform == "test" and votes[1].user == "v"
+    assert votes[0].entries == tuple((item.entry_id, item.title) for item in answer.items)
+    assert votes[0].time.tzinfo is not None and not (tmp_path / "feedback.jsonl").exists()
     with pytest.raises(UnknownAnswer):
         await core.record_vote("gone", "up", "u", "test")
 
@@ -170,17 +174,18 @@ async def test_votes_are_stored_for_evaluation(retriever: FakeRetriever, tmp_pat
 async def test_votes_are_written_off_the_event_loop(retriever: FakeRetriever, tmp_path: Path) -> None:
     writers: list[threading.Thread] = []
 
-    class WatchedCore(ChatCore):
-        def _append_feedback(self, line: str) -> None:
+    class WatchedRecords(Records):
+        def add_vote(self, *args: Any, **kwargs: Any) -> None:
             writers.append(threading.current_thread())
-            super()._append_feedback(line)
+            super().add_vote(*args, **kwargs)
 
-    core = WatchedCore(retriever, BotSettings(_env_file=None, data_dir=tmp_path))
+    core = ChatCore(retriever, BotSettings(_env_file=None, data_dir=tmp_path))
+    core.records = WatchedRecords(tmp_path / "bot.sqlite")
     answer = await core.ask("c", "u", "contrastive learning")
     await asyncio.gather(*(core.record_vote(answer.id, "up", f"u{n}", "test") for n in range(5)))
     assert writers and threading.main_thread() not in writers
-    lines = (tmp_path / "feedback.jsonl").read_text(encoding="utf-8").splitlines()
-    assert len(lines) == 5 and all(json.loads(line)["vote"] == "up" for line in lines)
+    votes = core.records.votes(EPOCH)
+    assert len(votes) == 5 and all(vote.vote == "up" for vote in votes)
 
 
 async def test_reindex_runs_in_the_background_once(
@@ -262,7 +267,8 @@ async def test_a_read_only_replica_refuses_to_reindex_and_writes_no_votes(
     assert not core.reindex_running
     answer = await core.ask("c", "u", Q)
     assert await core.record_vote(answer.id, "up", "u", "slack") == texts.THANKS
-    assert not (tmp_path / "feedback.jsonl").exists()  # never writes: the vote is in the log instead
+    assert core.records is None and await core.activity() is None
+    assert list(tmp_path.iterdir()) == []  # never writes: the vote is in the log instead
     assert '"vote": "up"' in caplog.text
 
 
@@ -271,20 +277,73 @@ async def test_a_vote_that_cannot_be_stored_is_logged_and_still_thanked(
 ) -> None:
     (tmp_path / "data").write_text("a file where the data folder should be", encoding="utf-8")
     core = core_for(retriever, tmp_path)
-    core.feedback_path = tmp_path / "data" / "feedback.jsonl"
-    answer = await core.ask("c", "u", Q)
+    core.records = Records(tmp_path / "data" / "bot.sqlite")
+    answer = await core.ask("c", "u", Q)  # answered, though the question cannot be recorded either
+    assert answer.items
     assert await core.record_vote(answer.id, "down", "u", "discord") == texts.THANKS
-    (record,) = [r for r in caplog.records if "could not store a vote" in r.getMessage()]
+    (record,) = [r for r in caplog.records if "could not record a vote" in r.getMessage()]
     assert '"vote": "down"' in record.getMessage() and record.exc_info is None
 
 
-async def test_stats_show_source_names_never_server_paths(retriever: FakeRetriever, tmp_path: Path) -> None:
+async def test_stats_show_each_source_by_name_with_its_commit_and_sync_never_server_paths(
+    retriever: FakeRetriever, tmp_path: Path
+) -> None:
     core = core_for(retriever, tmp_path)
-    retriever.sources = ("/srv/secret-team/notes", "/home/alice/papers.md", "relative/dir/more/")
+    retriever.sources = ("/srv/secret-team/notes", "/home/alice/papers.md", "/srv/data/git/collections")
+    synced = datetime(2026, 1, 3, 9, 30, tzinfo=UTC)
+    retriever.statuses = [
+        SourceStatus("notes", "folder"),
+        SourceStatus("papers.md", "file"),
+        SourceStatus(
+            "https://github.com/daiwk/collections.git#master:posts",
+            "git",
+            branch="master",
+            commit="0123456789abcdef0123456789abcdef01234567",
+            commit_date=datetime(2026, 1, 2, 18, 0, tzinfo=UTC),
+            synced_at=synced,
+        ),
+        SourceStatus(
+            "curator/notes",
+            "git",
+            branch="main",
+            commit="fedcba9876543210fedcba9876543210fedcba98",
+            commit_date=datetime(2026, 1, 1, tzinfo=UTC),
+            synced_at=synced,
+            error="fatal: '/srv/data/git/notes' does not appear to be a git repository",
+            failed_at=datetime(2026, 1, 3, 10, 30, tzinfo=UTC),
+        ),
+        SourceStatus("new/notes", "git", branch="main"),
+    ]
     text = stats_text(await core.stats())
-    assert "(notes, papers.md, more)" in text and "10 entries from 3 source(s)" in text
-    assert "/" not in text.split(";")[0]  # no path in the part that lists the sources
-    assert "srv" not in text and "alice" not in text
+    assert text.splitlines() == [
+        "10 entries; last indexed 2026-01-01 00:00 UTC; embedder fake-embedder.",
+        "Sources (5):",
+        "• notes",
+        "• papers.md",
+        "• https://github.com/daiwk/collections.git#master:posts (git, branch master): commit 0123456789 of "
+        "2026-01-02; last synced 2026-01-03 09:30 UTC",
+        "• curator/notes (git, branch main): commit fedcba9876 of 2026-01-01; last synced 2026-01-03 09:30 UTC; "
+        "the last sync failed at 2026-01-03 10:30 UTC, so answers come from the commit above",
+        "• new/notes (git, branch main): not indexed yet",
+        "This week: 0 questions answered, 0 not; 👍 0, 👎 0.",
+    ]
+    assert "/srv" not in text and "alice" not in text  # the failure's reason is for the log and /healthz
+    chinese = stats_text(await core.stats(), texts_for("zh-Hans"))
+    assert "上次同步在 2026-01-03 10:30 UTC 失败" in chinese and "本周" in chinese
+
+
+async def test_stats_count_this_week_s_answers_refusals_and_votes(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path)
+    answered = await core.ask("c", "u1", "attention transformer")
+    await core.ask("c", "u2", "contrastive learning")
+    await core.ask("c", "u3", "best pizza place in New York")
+    await core.record_vote(answered.id, "up", "u", "test")
+    await core.record_vote(answered.id, "down", "v", "test")
+    await core.record_vote(answered.id, "down", "w", "test")
+    stats = await core.stats()
+    assert stats.activity is not None
+    assert (stats.activity.answered, stats.activity.refused, stats.activity.up, stats.activity.down) == (2, 1, 1, 2)
+    assert stats_text(stats).endswith("This week: 2 questions answered, 1 not; 👍 1, 👎 2.")
 
 
 async def test_waiting_for_the_outcome_can_stop_without_stopping_the_reindex(
@@ -300,7 +359,8 @@ async def test_waiting_for_the_outcome_can_stop_without_stopping_the_reindex(
         await waiter
     assert core.reindex_running
     retriever.gate.set()
-    assert (await task).summary.entries == 10
+    report = await task
+    assert report.ingest is not None and report.ingest.summary.entries == 10
 
 
 async def test_stats_and_metrics(retriever: FakeRetriever, tmp_path: Path) -> None:
@@ -309,7 +369,7 @@ async def test_stats_and_metrics(retriever: FakeRetriever, tmp_path: Path) -> No
     await core.ask("c", "u2", "best pizza place in New York")
     stats = await core.stats()
     assert stats.index.entries == 10 and stats.index.embedder == retriever.embedder_name and not stats.reindex_running
-    assert stats_text(stats).startswith("10 entries from 1 source(s)")
+    assert stats_text(stats).startswith("10 entries; last indexed ")
     exposition = core.metrics.exposition().decode()
     assert "kb_questions_answered_total 2.0" in exposition
     assert "kb_refusals_total 1.0" in exposition

@@ -57,7 +57,7 @@ async def test_commands_and_plain_questions(core: ChatCore) -> None:
     assert "深度学习 › 优化" in output
     assert "(page 2/" in output
     assert "There are no more results" in output
-    assert "10 entries from 1 source(s)" in output
+    assert "10 entries; last indexed " in output and "Sources (1):\n• small-notes" in output
     assert "/more: the next results" in output
     assert "I found nothing in the collection about “How do I bake sourdough bread at home?”" in output
     assert "There is no question to answer" in output
@@ -76,11 +76,11 @@ async def test_replies_follow_the_language_of_the_question(core: ChatCore) -> No
     english, traditional = english.split("“非自回歸的機器翻譯”", 1)
     assert "“召回”的结果（第 1/" in chinese and "（更多结果：/more）" in chinese
     assert "“召回”的结果（第 2/" in chinese
-    assert "位于 推荐 › 召回" in chinese and "共 10 个条目，来自 1 个来源" in chinese
+    assert "位于 推荐 › 召回" in chinese and "共 10 个条目；上次索引于" in chinese
     assert "• /more：上一个问题的下一页结果" in chinese
     assert "合集中没有找到关于“今天北京的天气怎么样”的内容" in chinese and "没有可回答的问题" in chinese
     assert "Results for" not in chinese and "entries from" not in chinese
-    assert "in NLP" in english and "10 entries from 1 source(s)" in english
+    assert "in NLP" in english and "10 entries; last indexed" in english
     assert "的結果" in traditional and "位於 NLP" in traditional
 
 

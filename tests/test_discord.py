@@ -9,6 +9,7 @@ import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +53,7 @@ from bot.discord_bot import OPTION_MAX_CHARS, KnowledgeBot, create_discord_clien
 from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.settings import BotSettings
 from bot.texts import APOLOGY, QUESTION_CUT, REINDEX_FAILED, REINDEX_STARTED, THANKS
-from knowledge import IngestReport, KnowledgeBase, Settings
+from knowledge import KnowledgeBase, Settings, SyncReport
 from knowledge.embed import Embedder
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ ADAM_W = "https://arxiv.org/abs/1711.05101"
 
 
 class GatedKnowledgeBase(KnowledgeBase):
-    """A real KnowledgeBase whose ingest waits for `gate`, so a test can hold a reindex open."""
+    """A real KnowledgeBase whose sync (a reindex) waits for `gate`, so a test can hold a reindex open."""
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None, **options: Any) -> None:
         super().__init__(settings, embedder, **options)
@@ -99,12 +100,12 @@ class GatedKnowledgeBase(KnowledgeBase):
         self.gate.set()
         self.failure: Exception | None = None
 
-    def ingest(self, *args: Any, **kwargs: Any) -> IngestReport:
+    def sync(self, *args: Any, **kwargs: Any) -> SyncReport:
         if not self.gate.wait(timeout=30):
             raise TimeoutError("the test never opened the gate")
         if self.failure is not None:
             raise self.failure
-        return super().ingest(*args, **kwargs)
+        return super().sync(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -224,7 +225,8 @@ async def test_help_and_stats(client: KnowledgeBot, fake: FakeDiscord) -> None:
 
     help_text, stats = (r.content for r in fake.followups)
     assert "/ask" in help_text and "reindex" in help_text
-    assert "8 entries" in stats and "1 source" in stats
+    assert "8 entries" in stats and "Sources (1):\n• discord-notes" in stats
+    assert "/tmp" not in stats and "This week: " in stats
     assert all(r.body["allowed_mentions"] == NO_PINGS for r in fake.followups)
 
 
@@ -368,7 +370,7 @@ async def test_commands_sync_to_the_guild_on_start_when_one_is_set(
     (sync,) = fake.find("PUT", r"/applications/\d+(/guilds/\d+)?/commands")
     assert sync.path == f"/applications/{APP_ID}/guilds/{GUILD_ID}/commands"
     commands = {command["name"]: command for command in sync.body}
-    assert set(commands) == {"ask", "more", "similar", "browse", "stats", "help", "reindex"}
+    assert set(commands) == {"ask", "more", "similar", "browse", "new", "stats", "help", "reindex"}
     assert int(commands["reindex"]["default_member_permissions"]) == MANAGE_GUILD
     assert commands["ask"]["description"] == "Ask the collection of ML reading notes a question."
     question, section, lang, private = commands["ask"]["options"]
@@ -417,6 +419,7 @@ async def test_commands_sync_globally_only_when_asked(
         "browse",
         "help",
         "more",
+        "new",
         "reindex",
         "similar",
         "stats",
@@ -479,11 +482,13 @@ async def test_vote_buttons_record_feedback(client: KnowledgeBot, core: ChatCore
     thanks = await fake.wait_for(lambda r: r.content == THANKS)
 
     assert thanks in fake.callbacks and thanks.body["type"] == 4 and thanks.private
-    (row,) = [json.loads(line) for line in core.feedback_path.read_text(encoding="utf-8").splitlines()]
-    assert row["question"] == "Which paper fixes weight decay in Adam?"
-    assert row["vote"] == "up" and row["platform"] == "discord" and row["user"] == f"discord:{ALICE}"
+    assert core.records is not None
+    (row,) = core.records.votes(datetime.fromtimestamp(0, UTC))
+    assert row.question == "Which paper fixes weight decay in Adam?"
+    assert row.vote == "up" and row.platform == "discord" and row.user == f"discord:{ALICE}"
     (adamw,) = [e.id for e in core.retriever.index.snapshot.entries if e.title.startswith("Fixing Weight Decay")]  # type: ignore[attr-defined]
-    assert row["entry_ids"][0] == adamw and len(row["entry_ids"]) <= 2  # the first page: answer_size 2
+    assert row.entries[0] == (adamw, "Fixing Weight Decay Regularization in Adam")
+    assert len(row.entries) <= 2  # the first page: answer_size 2
 
 
 async def test_buttons_of_a_forgotten_answer_say_so(client: KnowledgeBot, fake: FakeDiscord) -> None:
@@ -611,7 +616,7 @@ async def test_a_chinese_discord_gets_chinese_texts_whatever_the_question_s_lang
     assert help_text.content.startswith("我根据一份精选的机器学习阅读笔记合集")
     assert "• /提问：向我提一个关于合集的问题，例如 `/提问 对比学习的论文`" in help_text.content
     assert "• /重建索引：" in help_text.content and "/ask" not in help_text.content
-    assert stats.content.startswith("共 8 個條目，來自 1 個來源")
+    assert stats.content.startswith("共 8 個條目；上次索引於")
 
     first = fake.followups[0]
     click(client, button_payload(f"kb:more:{answer_id_of(first)}", first.response, locale="zh-CN"))
@@ -691,6 +696,7 @@ async def test_slash_commands_are_localised_for_chinese_discord(
         "reindex": {"zh-CN": "重建索引", "zh-TW": "重建索引"},
         "similar": {"zh-CN": "相似", "zh-TW": "相似"},
         "browse": {"zh-CN": "浏览", "zh-TW": "瀏覽"},
+        "new": {"zh-CN": "新增", "zh-TW": "新增"},
     }
     for command in commands.values():  # every description, in both Chinese locales
         assert set(command["description_localizations"]) == {"zh-CN", "zh-TW"}, command["name"]

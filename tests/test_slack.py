@@ -10,6 +10,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,8 @@ async def test_stats_and_help_are_shown_only_to_the_asker(slack: Slack) -> None:
     _, _, stats_url = await slack.command("/kb-stats")
     [stats] = await slack.reply_to(stats_url)
     assert stats.data["response_type"] == "ephemeral"
-    assert "10 entries from 1 source(s)" in stats.text
+    assert "10 entries; last indexed " in stats.text and "\nSources (1):\n• small-notes" in stats.text
+    assert "/tmp" not in stats.text and "This week: " in stats.text  # a source by its name, never its path
 
     status, ack, _ = await slack.command("/kb-help")
     assert status == 200
@@ -424,9 +426,10 @@ async def test_a_vote_is_stored_and_thanked(slack: Slack) -> None:
     _, clicked = await slack.action("kb_vote_down", answer_id(first))
     [thanks] = await slack.reply_to(clicked)
     assert thanks.data["response_type"] == "ephemeral" and "Thanks" in thanks.text
-    [row] = [json.loads(line) for line in (slack.settings.data_dir / "feedback.jsonl").read_text().splitlines()]
-    assert row["vote"] == "down" and row["user"] == f"slack:{USER}" and row["platform"] == "slack"
-    assert row["question"] == QUESTION and row["entry_ids"]
+    assert slack.core.records is not None
+    [row] = slack.core.records.votes(datetime.fromtimestamp(0, UTC))
+    assert row.vote == "down" and row.user == f"slack:{USER}" and row.platform == "slack"
+    assert row.question == QUESTION and row.entries[0][1] == ADAMW_TITLE
 
 
 @pytest.mark.parametrize("action_id", ["kb_more", "kb_vote_up"])
@@ -530,7 +533,7 @@ def test_the_manifest_declares_what_the_app_handles() -> None:
     yaml = pytest.importorskip("yaml")
     manifest = yaml.safe_load(slack_manifest())
     commands = {command["command"] for command in manifest["features"]["slash_commands"]}
-    assert commands == {"/ask", "/more", "/kb-stats", "/kb-help", "/kb-reindex", "/kb-similar", "/kb-browse"}
+    assert commands == {"/ask", "/more", "/kb-stats", "/kb-help", "/kb-reindex", "/kb-similar", "/kb-browse", "/kb-new"}
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "app_mentions:read",
         "chat:write",
@@ -620,7 +623,7 @@ async def test_replies_follow_the_language_of_the_question(slack: Slack) -> None
     assert similar["placeholder"]["text"] == "找相似…" and similar["options"][0]["text"]["text"].startswith(
         "与第 1 条相似 · "
     )
-    assert zh_stats.text.startswith("共 10 个条目，来自 1 个来源")
+    assert zh_stats.text.startswith("共 10 个条目；上次索引于")
     assert zh_help.startswith("我根据") and "• /kb-reindex：" in zh_help and "• 也可以 @我 提问" in zh_help
     assert en.blocks[0]["text"]["text"].startswith("Results for “Which paper fixes weight decay in Adam?”")
     assert en_help.startswith("I answer questions") and "• /kb-stats: what the index holds" in en_help
