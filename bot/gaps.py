@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.records import AskedQuestion, VoteRecord
+from bot.records import AskedQuestion, VoteRecord, asker_hash
 
 SIMILARITY = 0.6
 VARIANTS = 3  # other wordings a group shows
@@ -101,7 +101,11 @@ def find_gaps(
     """Unanswered questions and 👎-voted answers grouped by wording (see the module's docstring), most
     frequent first, then most recent."""
     events = [_Event(q.time, q.question, q.asker, q.outcome, q.subject) for q in asked]
-    events += [_Event(v.time, v.question, v.user, "down", entries=v.entries) for v in down_votes if v.vote == "down"]
+    events += [
+        _Event(v.time, v.question, asker_hash(v.user), "down", entries=v.entries)
+        for v in down_votes
+        if v.vote == "down"
+    ]
     by_wording: dict[str, list[_Event]] = {}
     for event in sorted(events, key=lambda event: event.when):
         by_wording.setdefault(normalise(event.question), []).append(event)
