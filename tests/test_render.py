@@ -347,3 +347,79 @@ async def test_every_browse_page_of_the_bundled_collection_stays_within_the_limi
     assert pages > 2 * len(tree)
     nlp = await core.browse("5 自然语言处理", 1)
     assert nlp.pages == 2 and len(nlp.children) == 25  # 48 subsections: 25, then 23
+
+
+# -- a link for every item: its own, or its place in the collection -----------------------------------------
+
+LOCATED = AnswerItem(
+    "e3",
+    "Focal Loss 的笔记",
+    "",
+    None,
+    None,
+    ("3 机器学习", "3.24 cross-entropy vs nllloss"),
+    location_url="https://github.com/daiwk/collections/blob/master/pdfs/collections.pdf#page=15",
+    location_text="§3.24 cross-entropy vs nllloss",
+)
+PLACED = AnswerItem(
+    "e4", "ICLR 2018 的亮点", "", None, None, ("ICLR 2018",), place="004_qa.txt › ICLR 2018 有什麼值得關注的亮點?"
+)
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-Hans"])
+def test_an_item_without_a_link_of_its_own_links_its_place_in_the_collection_or_names_it(locale: Locale) -> None:
+    shown = Answer("a1b2", "focal loss", (ADAMW, LOCATED, PLACED), locale=locale)
+    where = texts_for(locale)("in the collection: {place}", place="§3.24 cross-entropy vs nllloss")
+    placed = texts_for(locale)("in the collection: {place}", place="004_qa.txt › ICLR 2018 有什麼值得關注的亮點?")
+    (message,) = render_discord(shown)
+    first, second, third = message.content.split("\n\n")[1:]
+    assert "📍" not in first  # its own link is enough
+    assert f"📍 [{escape_discord(where)}](<{LOCATED.location_url}>)" in second and "📂 3 机器学习" in second
+    assert f"📍 {escape_discord(placed)}" in third and "📂" not in third and "](<" not in third
+    slack = "\n".join(
+        element["text"] for block in render_slack(shown) if block["type"] == "context" for element in block["elements"]
+    )
+    assert f"📍 <{LOCATED.location_url}|{escape_mrkdwn(where)}>" in slack and f"📍 {escape_mrkdwn(placed)}" in slack
+    text = render_text(shown)
+    assert f"   {where} {LOCATED.location_url}\n" in text and f"   {placed}" in text
+
+
+def test_to_item_takes_the_primary_link_else_the_location_else_the_place() -> None:
+    source = SourceRef(file="notes.md", line_start=3, line_end=3, format="markdown")
+    location = Link(url="https://example.com/notes.md#L3", text="推荐 › 召回", role="location")
+    primary = Link(url="https://arxiv.org/abs/1711.05101", text="AdamW", role="primary")
+    code = Link(url="https://github.com/o/r", text="code", role="code")
+    base = Entry(id="x", title="t", source=source, lang="en", section_path=("推荐", "召回"))
+    own = to_item(base.model_copy(update={"links": (primary,), "location": location}))
+    assert (own.url, own.location_url, own.place) == (primary.url, None, "")
+    code_only = to_item(base.model_copy(update={"links": (code,), "location": location}))
+    assert (code_only.url, code_only.location_url, code_only.location_text) == (code.url, location.url, "推荐 › 召回")
+    nowhere = to_item(base)
+    assert (nowhere.url, nowhere.location_url, nowhere.place) == (None, None, "notes.md › 推荐 › 召回")
+    assert own.links_somewhere and code_only.links_somewhere and not nowhere.links_somewhere
+
+
+def test_every_answer_item_of_the_bundled_collection_carries_a_url_or_its_place(tmp_path: Path) -> None:
+    """The bundled entries as an ingest stores them (parsed, then located: tests/test_links.py), each shown as
+    an answer item on every platform: a URL, or (the three the Q&A post names no location for) its place."""
+    import shutil
+
+    from test_links import located
+
+    entries = located([shutil.copytree(BUNDLED_SOURCES, tmp_path / "bundled")], tmp_path / "data")
+    linked = placed = 0
+    for entry in entries:
+        item = to_item(entry)
+        (message,) = render_discord(answer(item))
+        slack = render_slack(answer(item))
+        text = render_text(answer(item))
+        if item.links_somewhere:
+            url = item.url or item.location_url
+            assert url and f"(<{url.replace(' ', '%20')}>)" in message.content, entry.id
+            assert any(f"<{url.replace(' ', '%20')}|" in str(block) for block in slack), entry.id
+            assert url in text
+            linked += 1
+        else:
+            assert item.place and item.place in message.content.replace("\\", "") and item.place in text, entry.id
+            placed += 1
+    assert len(entries) > 500 and placed == 3 and linked == len(entries) - 3

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +22,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from conftest import SMALL_NOTES, free_port, http_get
 from fake_retriever import FakeRetriever
+from gitrepo import Repo
 
-from bot.chat import ChatCore
+from bot.chat import ChatCore, stats_text
 from bot.service import DRAIN_SECONDS, Service, create_web_app, start, stop
 from bot.settings import BotSettings
 from knowledge.lock import ingest_lock
@@ -449,3 +453,95 @@ async def test_sigterm_in_console_mode_drains_the_answer_in_flight_and_exits_0_w
     assert seconds > SLOW_SECONDS / 2  # it did wait for the answer
     assert "shutting down" in log and "still in flight" not in log and "Traceback" not in log
     print(f"SIGTERM during a {SLOW_SECONDS:.0f} s answer: printed, exit 0 after {seconds:.1f} s")
+
+
+# -- following a git repository: the KB_SYNC_INTERVAL ticks, /reindex, and a sync that fails --------------
+
+
+def git_upstream(tmp_path: Path) -> Repo:
+    repo = Repo(tmp_path / "upstream")
+    repo.write("posts/notes.md", SMALL_NOTES)
+    repo.commit("the collection")
+    return repo
+
+
+async def test_the_sync_ticks_follow_the_repository(make_kb: MakeKb, tmp_path: Path) -> None:
+    upstream = git_upstream(tmp_path)
+    kb = make_kb([f"file://{upstream.path}#main:posts"], tmp_path / "data", http_port=0)
+    assert isinstance(kb.settings, BotSettings)
+    # KB_SYNC_INTERVAL is at least 10 s; the test's tick comes every 0.3 s (model_copy does not validate).
+    settings = kb.settings.model_copy(update={"sync_interval": timedelta(seconds=0.3)})
+    service = await start(settings, kb)  # the start-up sync clones the mirror and indexes it
+    try:
+        assert (await health_of(service))["entries"] == 10
+        upstream.write("posts/optimizers.md", "# 优化器\n\n" + ONE_MORE)
+        upstream.commit("Lookahead")
+        deadline = time.monotonic() + 60
+        while not kb.new_entries(timedelta(days=1)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        (new,) = kb.new_entries(timedelta(days=1))
+        assert new.entry.title == "Lookahead Optimizer: k steps forward, 1 step back"
+        answer = await service.core.ask("c", "u", "lookahead optimizer: k steps forward, 1 step back")
+        assert answer.items[0].title == new.entry.title
+        (source,) = kb.source_status()
+        assert source.commit == upstream.head() and source.synced_at is not None
+    finally:
+        await stop(service)
+
+
+async def test_a_failed_fetch_keeps_serving_logs_one_line_and_shows_in_stats_and_healthz(
+    make_kb: MakeKb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    upstream = git_upstream(tmp_path)
+    kb = make_kb([f"file://{upstream.path}#main:posts"], tmp_path / "data", http_port=0)
+    assert isinstance(kb.settings, BotSettings)
+    service = await start(kb.settings, kb)
+    try:
+        healthy = await health_of(service)
+        assert healthy["sync"] == "ok" and healthy["sync_failure"] is None
+        [source] = healthy["sources"]  # type: ignore[misc]
+        assert source["name"] == "upstream#main:posts" and source["commit"] == upstream.head()
+
+        upstream.path.rename(tmp_path / "gone")  # the repository cannot be reached any more
+        caplog.clear()
+        report = await service.core.sync()  # a KB_SYNC_INTERVAL tick
+        assert report is not None and report.failed and report.ingest is None
+        warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1 and warnings[0].startswith("sync of upstream#main:posts failed: ")
+
+        answer = await service.core.ask("c", "u", "Which paper fixes weight decay in Adam?")
+        assert answer.items[0].title == "Fixing Weight Decay Regularization in Adam"  # still answering
+        health = await health_of(service)
+        assert health["http"] == 200 and health["status"] == "ok" and health["entries"] == 10
+        assert health["sync"] == "failed" and str(health["sync_failure"]).startswith("upstream#main:posts: ")
+        [source] = health["sources"]  # type: ignore[misc]
+        assert source["error"] and source["failed_at"] and source["commit"] == report.sources[0].after
+
+        stats = stats_text(await service.core.stats())
+        assert "• upstream#main:posts (git, branch main): commit " in stats
+        assert "; the last sync failed at " in stats and str(tmp_path) not in stats  # no server path in the chat
+    finally:
+        await stop(service)
+
+
+async def test_reindex_fetches_first_and_its_summary_adds_up(make_kb: MakeKb, tmp_path: Path) -> None:
+    upstream = git_upstream(tmp_path)
+    kb = make_kb([f"file://{upstream.path}#main:posts"], tmp_path / "data")
+    assert isinstance(kb.settings, BotSettings)
+    kb.sync()
+    edited = SMALL_NOTES.replace("# 推荐\n", "# 推荐系统的笔记\n\n一段新的说明。\n\n# 推荐\n")  # the lines below move
+    upstream.write("posts/notes.md", edited)
+    upstream.write("posts/optimizers.md", "# 优化器\n\n" + ONE_MORE)
+    upstream.commit("Lookahead, and a note")
+    core = ChatCore(kb, kb.settings)
+    summary = await core.reindex_outcome(core.start_reindex("admin"))
+    found = re.fullmatch(
+        r"Reindex done in [0-9.]+ s: (\d+) entries \((\d+) embedded, (\d+) unchanged, (\d+) updated, (\d+) removed\)\.",
+        summary,
+    )
+    assert found, summary
+    entries, embedded, unchanged, updated, removed = map(int, found.groups())
+    assert embedded + unchanged + updated == entries == 12 and removed == 0
+    assert embedded == 2 and updated >= 1  # the new entry and the note; entries below the note only moved
+    answer = await core.ask("c", "u", "lookahead optimizer: k steps forward, 1 step back")
+    assert answer.items[0].title == "Lookahead Optimizer: k steps forward, 1 step back"
