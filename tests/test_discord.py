@@ -782,14 +782,14 @@ async def test_a_private_mention_is_answered_in_a_dm(client: KnowledgeBot, fake:
 
 async def test_a_filtered_ask_returns_only_entries_under_that_section(client: KnowledgeBot, fake: FakeDiscord) -> None:
     await run_command(client, command_payload("ask", question="optimizer Adam 召回 位置偏置", section="推荐"))
-    await run_command(client, command_payload("ask", question="学习 in:自监督"))  # inline, as on Slack
+    await run_command(client, command_payload("ask", question="对比学习 in:自监督"))  # inline, as on Slack
     await run_command(client, command_payload("ask", question="Adam", lang="zh-Hant"))  # no Traditional entry
 
     in_recommendation, in_self_supervised, refused = fake.followups
     assert in_recommendation.content.startswith("Results for “optimizer Adam 召回 位置偏置” in §推荐")
     titles = re.findall(r"\*\*\d+\. \[([^\]]+)\]", in_recommendation.content)
     assert titles and set(titles) <= {"深度检索：字节跳动提出可学习的召回结构", "CTR 预估中的位置偏置消除框架 PAL"}
-    assert in_self_supervised.content.startswith("Results for “学习” in §深度学习 › 自监督")
+    assert in_self_supervised.content.startswith("Results for “对比学习” in §深度学习 › 自监督")
     assert "Adam" not in in_self_supervised.content and "Momentum Contrast" in in_self_supervised.content
     assert refused.content.startswith("I found nothing in the collection about “Adam” (Traditional Chinese entries)")
 
