@@ -3,8 +3,8 @@ questions only, written to `knowledge/refusal.json` (which the search applies wi
 
     .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.015] [--out knowledge/refusal.json]
 
-Training questions: the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl`, the shared dev set (when it is there) and
-`tests/data/calibration.jsonl`. The held-out half is never read here. The threshold is the highest one whose
+Training questions: the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl`, the shared dev set (when it is
+there) and `tests/data/calibration.jsonl`. The held-out half is never read here. The threshold is the highest one whose
 out-of-fold false-refusal rate stays within `--false-refusal`: a false refusal costs more than a weak hit.
 """
 
