@@ -18,7 +18,7 @@ from functools import lru_cache
 
 from knowledge.entry import Entry
 from knowledge.filters import parse_section, section_key
-from knowledge.lexical import _glossary_lines
+from knowledge.lexical import glossary_notions
 from knowledge.normalize import to_simplified
 
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)*)(?:\s|$)")
@@ -78,7 +78,7 @@ def _glossary() -> tuple[tuple[frozenset[str], frozenset[str]], ...]:
     """(English variants, Chinese variants) of each notion, folded."""
     return tuple(
         (frozenset(_fold(v) for v in english if v), frozenset(_fold(v) for v in chinese if v))
-        for english, chinese in _glossary_lines()
+        for english, chinese in glossary_notions()
     )
 
 

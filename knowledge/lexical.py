@@ -54,7 +54,7 @@ def normalise(text: str) -> str:
 GLOSSARY = Path(__file__).resolve().parent / "glossary.tsv"
 
 
-def _glossary_lines() -> list[tuple[list[str], list[str]]]:
+def glossary_notions() -> list[tuple[list[str], list[str]]]:
     """(English variants, Chinese variants) per notion of the bundled glossary."""
     notions = []
     for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
@@ -72,7 +72,7 @@ def _jieba() -> Any:
     jieba.setLogLevel(logging.WARNING)
     jieba.initialize()
     # the glossary's Chinese terms are words, so that 超参调优 cuts as 超参 / 调优 on both sides
-    for _, chinese in _glossary_lines():
+    for _, chinese in glossary_notions():
         for term in chinese:
             if term and not term.isascii():
                 jieba.add_word(normalise(term), freq=20000)
@@ -88,7 +88,7 @@ def _expansions() -> dict[tuple[str, ...], tuple[frozenset[str], frozenset[str]]
     never count as a match on their own, since `learn` alone is not `contrastive learning`.
     """
     table: dict[tuple[str, ...], tuple[set[str], set[str]]] = {}
-    for english, chinese in _glossary_lines():
+    for english, chinese in glossary_notions():
         variants = [(v, tuple(tokenize(v))) for v in english + chinese]
         names: set[str] = set()
         words: set[str] = set()
