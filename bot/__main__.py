@@ -92,9 +92,12 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
     if not settings.discord_enabled:
         print("error: KB_DISCORD_TOKEN is not set", file=sys.stderr)
         return 2
+    from bot.service import state_for
+
     kb = KnowledgeBase(settings, read_only=not settings.ingest_on_start)
+    state = state_for(settings)
     try:
-        core = ChatCore(kb, settings)
+        core = ChatCore(kb, settings, state=state)
         client = create_discord_client(core, settings)
         if sync:
             await sync_only(client, settings)
@@ -102,7 +105,7 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
             from bot.discord_bot import DiscordDigestPoster
             from bot.service import prepare_index, start_following
 
-            await prepare_index(settings, kb)
+            await prepare_index(settings, kb, state)
             if settings.discord_digest_channel is not None:
                 core.digest_posters.append(DiscordDigestPoster(client, settings.discord_digest_channel))
             following = start_following(core, settings)
@@ -113,6 +116,7 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
                     task.cancel()
                 await core.wait_for_sync(20.0)
     finally:
+        await state.close()
         kb.close()
     return 0
 

@@ -21,7 +21,7 @@ import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
@@ -30,6 +30,7 @@ from bot.errors import (
     AlreadyRunning,
     BadDays,
     BotError,
+    CannotCoordinate,
     Cooldown,
     EmptyQuestion,
     NoSuchItem,
@@ -43,6 +44,7 @@ from bot.metrics import Metrics
 from bot.records import DB_FILE, Activity, Outcome, Records
 from bot.request import LANGS, read_request
 from bot.settings import BotSettings
+from bot.state import LeaseKeeper, MemoryState, StateStore, StateUnavailable
 from knowledge import (
     Digest,
     Entry,
@@ -74,6 +76,7 @@ _INVISIBLE = re.compile(
     r"[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]"
 )
 Vote = Literal["up", "down"]
+Fence = Callable[[], int | None]  # a lease's fencing check: its token while still held, else None
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -104,9 +107,10 @@ class Retriever(Protocol):
         """The entries nearest to `entry_id` by its stored vector, never itself; None when unknown (blocking)."""
         ...
 
-    def sync(self, *, force: bool = False, rebuild: bool = False) -> SyncReport:
+    def sync(self, *, force: bool = False, rebuild: bool = False, fence: Fence | None = None) -> SyncReport:
         """Fetch the git sources and index what changed (everything when `force`; a new collection when
-        `rebuild`); blocking, the core runs it in a thread. IngestLocked when another sync runs."""
+        `rebuild`); blocking, the core runs it in a thread. IngestLocked when another sync runs, or when
+        `fence` (the check of the reindex lease) says the lease was lost before the index switched."""
         ...
 
     def source_status(self) -> list[SourceStatus]:
@@ -328,10 +332,55 @@ class DigestPoster(Protocol):
         ...
 
 
-@dataclass
-class _Session:
-    answer: Answer  # every item, as page 1 would show them
-    shown: int = 1  # pages shown so far
+SESSION_FORMAT = 1  # of the answers kept in the state store: another format is an answer forgotten
+REINDEX_LOCK = "reindex"  # the lease a reindex, a sync tick or a start-up ingest holds (on every replica)
+DELIVERY_SECONDS = 3600.0  # how long a delivered message is remembered: Slack retries within minutes
+
+
+def encode_answer(answer: Answer) -> str:
+    """An answer with every item, as the state store keeps it (JSON; its id and page are the session's)."""
+
+    def default(value: object) -> object:
+        if isinstance(value, datetime):
+            return {"time": value.isoformat()}
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    data = asdict(replace(answer, id="", page=1, pages=1))
+    return json.dumps({"format": SESSION_FORMAT, **data}, ensure_ascii=False, separators=(",", ":"), default=default)
+
+
+def decode_answer(text: str) -> Answer | None:
+    """The answer `encode_answer` kept; None when it is of another format or damaged (logged)."""
+    try:
+        data = json.loads(text)
+        if data.pop("format", None) != SESSION_FORMAT:
+            return None
+        items = tuple(_decode_item(item) for item in data.pop("items"))
+        scope = data.pop("scope")
+        known = {field.name for field in fields(Answer)}
+        values = {name: value for name, value in data.items() if name in known}
+        values["subject_section"] = tuple(values.get("subject_section", ()))
+        return Answer(
+            **values,
+            items=items,
+            scope=Scope(tuple(scope["section"]), scope["lang"], bool(scope["private"])),
+        )
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        _log.warning(
+            "an answer in the state store cannot be read (%s: %s); it counts as forgotten", type(error).__name__, error
+        )
+        return None
+
+
+def _decode_item(data: dict[str, object]) -> AnswerItem:
+    known = {field.name for field in fields(AnswerItem)}
+    values = {name: value for name, value in data.items() if name in known}
+    section = values.get("section")
+    values["section"] = tuple(section) if isinstance(section, list | tuple) else ()
+    added = values.get("added")
+    if isinstance(added, dict):
+        values["added"] = datetime.fromisoformat(added["time"])
+    return AnswerItem(**values)  # type: ignore[arg-type]
 
 
 def clean_question(text: str, limit: int) -> tuple[str, bool]:
@@ -402,7 +451,10 @@ class ChatCore:
         *,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        state: StateStore | None = None,
     ) -> None:
+        """`state` keeps answers, cooldowns, delivered messages and the reindex lease (`bot.state`); by
+        default this process's memory on `clock`."""
         self.retriever = retriever
         self.settings = settings
         self.metrics = metrics or Metrics()
@@ -410,10 +462,9 @@ class ChatCore:
         self._idle = asyncio.Event()
         self._idle.set()
         self._clock = clock
-        self._sessions: OrderedDict[str, _Session] = OrderedDict()
-        self._last: dict[str, str] = {}  # conversation -> answer id
+        self.state: StateStore = state or MemoryState(clock)
+        self._session_seconds = settings.session_hours * 3600
         self._locales: OrderedDict[str, Locale] = OrderedDict()  # conversation -> the language of its last reply
-        self._asked: dict[str, float] = {}  # user -> when they last asked
         self._reindex: asyncio.Task[SyncReport] | None = None
         # What readers asked and voted (KB_DATA_DIR/bot.sqlite); a read-only replica writes nothing.
         self.records: Records | None = Records(settings.data_dir / DB_FILE) if settings.ingest_on_start else None
@@ -447,22 +498,23 @@ class ChatCore:
             raise EmptyQuestion()
         return Question(cleaned, truncated)
 
-    def admit(self, user: str, text: str) -> Question:
+    async def admit(self, user: str, text: str) -> Question:
         """The question `user` asks, once it may be answered: EmptyQuestion for a blank one, then
-        Cooldown when `user` asked less than the cooldown ago (a blank question does not count)."""
+        Cooldown when `user` asked less than the cooldown ago, on any replica (a blank question does not
+        count)."""
         question = self.read_question(text)
-        self._check_cooldown(user)
+        wait = self.settings.cooldown_seconds
+        if wait > 0:
+            left = await self.state.admit(user, wait)
+            if left > 0:
+                raise Cooldown(left)
         return question
 
-    def _check_cooldown(self, user: str) -> None:
-        now = self._clock()
-        last = self._asked.get(user)
-        wait = self.settings.cooldown_seconds
-        if last is not None and now - last < wait:
-            raise Cooldown(wait - (now - last))
-        self._asked[user] = now
-        if len(self._asked) > 10 * MAX_SESSIONS:  # forget users who asked long ago
-            self._asked = {u: t for u, t in self._asked.items() if now - t < wait}
+    async def first_delivery(self, key: str) -> bool:
+        """True the first time a message identified by `key` arrives (on any replica, within an hour), False
+        for its retries and duplicates. When the state store cannot be reached it answers True (fail
+        open: a message answered twice rather than never)."""
+        return await self.state.claim(f"delivery:{key}", DELIVERY_SECONDS)
 
     async def sections(self) -> SectionTree:
         """The collection's sections with their entry counts."""
@@ -522,7 +574,7 @@ class ChatCore:
         (which win). EmptyQuestion when no question is left, Cooldown when `user` (None: nobody, as on the
         console) asks too quickly, UnknownSection when the section matches none."""
         request = read_request(text)
-        question = self.admit(user, request.text) if user is not None else self.read_question(request.text)
+        question = await self.admit(user, request.text) if user is not None else self.read_question(request.text)
         scope = await self.scope(section or request.section, lang or request.lang, private=private or request.private)
         return replace(question, asker=user or ""), scope
 
@@ -576,14 +628,15 @@ class ChatCore:
         else:
             items = hits
         items = items[: size * self.settings.max_pages]
-        answer_id = self._remember(conversation, _Session(replace(template, items=tuple(items))))
+        kept = replace(template, items=tuple(items))
+        answer_id = await self._remember(conversation, kept)
         refused = not items and template.kind == "search"
         outcome: Outcome = "missing" if template.kind == "missing" else "refused" if refused else "answered"
         self._record_question(conversation, question, outcome, template, items[:size])
         if not items:
             self.metrics.refusals.inc()
             return replace(template, id=answer_id, refused=refused)
-        return self._page(answer_id, 1)
+        return self._page(answer_id, kept, 1)
 
     def _record_question(
         self, conversation: str, question: Question, outcome: Outcome, answer: Answer, shown: Sequence[AnswerItem]
@@ -650,11 +703,12 @@ class ChatCore:
         last answer; NoSuchItem when it has no such item), or its entry id (a button's value). The answer
         keeps the first one's privacy, not its filters: "more like this" looks in the entry's section and
         beyond."""
-        answer_id = answer_id or self._last.get(conversation)
-        session = self._sessions.get(answer_id) if answer_id else None
-        if session is None:
+        answer_id = answer_id or await self._last_answer(conversation)
+        found = await self._answer(answer_id) if answer_id else None
+        if found is None:
             raise UnknownAnswer() if answer_id else NoSuchItem(number=target)
-        items = session.answer.items
+        asked, _ = found
+        items = asked.items
         if isinstance(target, int):
             number = target
         else:
@@ -667,18 +721,18 @@ class ChatCore:
             raise UnknownAnswer()
         template = Answer(
             "",
-            session.answer.question,
+            asked.question,
             tuple(to_item(neighbour.entry) for neighbour in neighbours),
-            locale=locale or session.answer.locale,
-            scope=Scope(private=session.answer.private),
+            locale=locale or asked.locale,
+            scope=Scope(private=asked.private),
             kind="similar",
             subject=item.title,
             number=number,
         )
-        answer_id = self._remember(conversation, _Session(template))
+        answer_id = await self._remember(conversation, template)
         if not template.items:
             return replace(template, id=answer_id)
-        return self._page(answer_id, 1)
+        return self._page(answer_id, template, 1)
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no question is being answered and the questions answered are recorded (at most
@@ -691,49 +745,54 @@ class ChatCore:
                 return False
         return await self.flush_records(max(0.0, timeout - (time.monotonic() - started)))
 
-    def is_private(self, answer_id: str) -> bool:
+    async def is_private(self, answer_id: str) -> bool:
         """Whether the answer `answer_id` is shown to its asker only (False when it is forgotten)."""
-        session = self._sessions.get(answer_id)
-        return session is not None and session.answer.private
+        found = await self._answer(answer_id)
+        return found is not None and found[0].private
 
     async def more(self, conversation: str, answer_id: str | None = None, *, locale: Locale | None = None) -> Answer:
         """The next page of `answer_id`, or of the conversation's last answer; its fixed texts in `locale`,
-        by default in the answer's own language."""
-        answer_id = answer_id or self._last.get(conversation)
-        session = self._sessions.get(answer_id) if answer_id else None
-        if answer_id is None or session is None:
+        by default in the answer's own language. Answers are kept in the state store: any replica pages
+        any replica's answer, after a restart too, for `session_hours`."""
+        answer_id = answer_id or await self._last_answer(conversation)
+        found = await self._answer(answer_id) if answer_id else None
+        if answer_id is None or found is None:
             raise UnknownAnswer() if answer_id else NothingMore()
-        pages = self._pages(session)
-        if session.shown >= pages:
+        answer, _ = found
+        turned = await self.state.turn_page(f"answer:{answer_id}", self._pages(answer))  # one page per press
+        if turned is None:
+            raise UnknownAnswer()
+        if not turned.moved:
             raise NothingMore()
-        session.shown += 1
-        return self._page(answer_id, session.shown, locale)
+        return self._page(answer_id, answer, turned.page, locale)
 
-    def _remember(self, conversation: str, session: _Session) -> str:
+    async def _remember(self, conversation: str, answer: Answer) -> str:
+        """Keep `answer` (every item) for its buttons and `/more`: its id."""
         answer_id = secrets.token_hex(6)
-        self._sessions[answer_id] = session
-        if not session.answer.private:  # someone's private answer is not the channel's to page
-            self._last[conversation] = answer_id
-        while len(self._sessions) > MAX_SESSIONS:
-            old, _ = self._sessions.popitem(last=False)
-            self._last = {c: a for c, a in self._last.items() if a != old}
+        await self.state.put_session(f"answer:{answer_id}", encode_answer(answer), self._session_seconds)
+        if not answer.private:  # someone's private answer is not the channel's to page
+            await self.state.put_session(f"last:{conversation}", answer_id, self._session_seconds)
         return answer_id
 
-    def _pages(self, session: _Session) -> int:
-        size = self.settings.answer_size
-        return max(1, -(-len(session.answer.items) // size))
+    async def _answer(self, answer_id: str) -> tuple[Answer, int] | None:
+        """The answer `answer_id` with every item, and how many of its pages were shown; None when forgotten."""
+        session = await self.state.get_session(f"answer:{answer_id}")
+        answer = decode_answer(session.value) if session is not None else None
+        return (answer, session.shown) if answer is not None and session is not None else None
 
-    def _page(self, answer_id: str, page: int, locale: Locale | None = None) -> Answer:
-        session = self._sessions[answer_id]
+    async def _last_answer(self, conversation: str) -> str | None:
+        session = await self.state.get_session(f"last:{conversation}")
+        return session.value if session is not None else None
+
+    def _pages(self, answer: Answer) -> int:
         size = self.settings.answer_size
-        items = session.answer.items[(page - 1) * size : page * size]
+        return max(1, -(-len(answer.items) // size))
+
+    def _page(self, answer_id: str, answer: Answer, page: int, locale: Locale | None = None) -> Answer:
+        size = self.settings.answer_size
+        items = answer.items[(page - 1) * size : page * size]
         return replace(
-            session.answer,
-            id=answer_id,
-            items=items,
-            page=page,
-            pages=self._pages(session),
-            locale=locale or session.answer.locale,
+            answer, id=answer_id, items=items, page=page, pages=self._pages(answer), locale=locale or answer.locale
         )
 
     # -- feedback --------------------------------------------------------------------------------
@@ -741,12 +800,13 @@ class ChatCore:
         """Store a 👍/👎 on an answer (question, the entries shown, vote, time) in the records, and return
         the thanks to show, in `locale`; UnknownAnswer when the answer is forgotten. A read-only replica
         writes the vote to its log instead."""
-        session = self._sessions.get(answer_id)
-        if session is None:
+        found = await self._answer(answer_id)
+        if found is None:
             raise UnknownAnswer()
-        shown = session.answer.items[: session.shown * self.settings.answer_size]
+        answer, pages_shown = found
+        shown = answer.items[: pages_shown * self.settings.answer_size]
         entries = [(item.entry_id, item.title) for item in shown]
-        question = session.answer.question
+        question = answer.question
         records = self.records
         row = json.dumps(
             {"platform": platform, "question": question, "entries": entries, "vote": vote}, ensure_ascii=False
@@ -872,9 +932,18 @@ class ChatCore:
             return None
         if self._syncing is not None and not self._syncing.done():
             return None
+        try:
+            keeper = await LeaseKeeper.take(self.state, REINDEX_LOCK)  # one sync or reindex on all replicas
+        except StateUnavailable as error:
+            _log.info("sync skipped: the state store is unreachable (%s)", error)
+            return None
+        if keeper is None:
+            _log.info("sync skipped: a reindex or sync is running (here or on another replica)")
+            return None
         # Shielded: cancelling the tick (at shutdown) leaves the thread to finish; `wait_for_sync` waits for it.
-        self._syncing = asyncio.ensure_future(asyncio.to_thread(self.retriever.sync))
+        self._syncing = asyncio.ensure_future(asyncio.to_thread(self.retriever.sync, fence=keeper.fence))
         self._syncing.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved if unawaited
+        self._syncing.add_done_callback(lambda _: self._spawn(keeper.release()))
         try:
             report = await asyncio.shield(self._syncing)
         except IngestLocked as error:
@@ -901,8 +970,10 @@ class ChatCore:
     def reindex_running(self) -> bool:
         return self._reindex is not None and not self._reindex.done()
 
-    def start_reindex(self, user: str, *, full: bool = False) -> asyncio.Task[SyncReport]:
-        """Start a reindex in the background; raises AlreadyRunning if one is running.
+    async def start_reindex(self, user: str, *, full: bool = False) -> asyncio.Task[SyncReport]:
+        """Start a reindex in the background; raises AlreadyRunning if one is running, here or on another
+        replica (the reindex lease, in the state store), and CannotCoordinate when the state store cannot
+        be reached to say so.
 
         A reindex is a sync that indexes whatever changed: it fetches the git sources first, then
         ingests every source (a full rebuild when `full`); the digests it makes due are posted after it.
@@ -915,8 +986,15 @@ class ChatCore:
             raise ReadOnlyReplica()
         if self.reindex_running:
             raise AlreadyRunning()
-        _log.info("reindex requested by %s (full=%s)", user, full)
-        task = asyncio.get_running_loop().create_task(self._run_reindex(user, full))
+        try:
+            keeper = await LeaseKeeper.take(self.state, REINDEX_LOCK)
+        except StateUnavailable as error:
+            _log.warning("reindex requested by %s refused: %s", user, error)
+            raise CannotCoordinate() from None
+        if keeper is None:
+            raise AlreadyRunning()
+        _log.info("reindex requested by %s (full=%s, lease token %d)", user, full, keeper.lease.token)
+        task = asyncio.get_running_loop().create_task(self._run_reindex(user, full, keeper))
         # The failure is logged in _run_reindex; retrieving it here keeps asyncio from logging it again
         # when nobody waits for the outcome (e.g. the console quits first).
         task.add_done_callback(lambda done: done.cancelled() or done.exception())
@@ -928,10 +1006,10 @@ class ChatCore:
         """What to tell the user who just started a reindex."""
         return texts_for(locale)(texts.FULL_REBUILD_STARTED if full else texts.REINDEX_STARTED)
 
-    async def _run_reindex(self, user: str, full: bool) -> SyncReport:
+    async def _run_reindex(self, user: str, full: bool, keeper: LeaseKeeper) -> SyncReport:
         self.metrics.reindex_runs.inc()
         try:
-            report = await asyncio.to_thread(self.retriever.sync, force=True, rebuild=full)
+            report = await asyncio.to_thread(self.retriever.sync, force=True, rebuild=full, fence=keeper.fence)
         except KnowledgeError as error:  # expected (locked, unavailable, a mass removal): one line
             self.metrics.reindex_failures.inc()
             _log.warning("reindex requested by %s failed: %s", user, error)
@@ -940,6 +1018,8 @@ class ChatCore:
             self.metrics.reindex_failures.inc()
             _log.exception("reindex requested by %s failed", user)
             raise
+        finally:
+            await keeper.release()
         if report.ingest is not None and not report.ingest.complete:
             _log.warning("reindex requested by %s: %s", user, unread_sources(report.ingest))
         _log.info("reindex requested by %s done: %s", user, report.as_dict())
@@ -969,7 +1049,23 @@ class ChatCore:
         questions and votes; KnowledgeError when the store is unreachable."""
         index = await asyncio.to_thread(self.retriever.stats)
         sources = await asyncio.to_thread(self.retriever.source_status)
-        return Stats(index, self.reindex_running, tuple(sources), await self.activity())
+        running = self.reindex_running or await self.reindex_elsewhere()
+        return Stats(index, running, tuple(sources), await self.activity())
+
+    async def reindex_elsewhere(self) -> bool:
+        """Whether the reindex lease is held (by a reindex, sync or start-up ingest, on any replica)."""
+        try:
+            return await self.state.held(REINDEX_LOCK)
+        except StateUnavailable:
+            return False
+
+    async def state_health(self) -> dict[str, object]:
+        """The state store for /healthz: which one, and whether it answers now."""
+        try:
+            await self.state.ping()
+        except StateUnavailable:
+            return {"store": self.state.backend, "reachable": False}
+        return {"store": self.state.backend, "reachable": True}
 
     async def health(self) -> Health:
         """Whether questions can be answered, and from what."""

@@ -225,7 +225,7 @@ class ConsoleChat:
                 self.say(self.core.help(locale))
             elif command == "/reindex":
                 full = rest.strip() == "full"
-                task = self.core.start_reindex(USER, full=full)
+                task = await self.core.start_reindex(USER, full=full)
                 self.say(self.core.reindex_started(full=full, locale=locale))
                 self._reindex = asyncio.get_running_loop().create_task(self._report(task, locale))
             else:

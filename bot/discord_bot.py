@@ -492,7 +492,7 @@ def _add_commands(bot: KnowledgeBot) -> None:
         locale = interaction_locale(interaction)
         user = interaction.user
         # Starting is instant, so no defer: "already running" can then be a private response.
-        task = bot.core.start_reindex(f"{user_key(user)} ({user})", full=full)
+        task = await bot.core.start_reindex(f"{user_key(user)} ({user})", full=full)
         try:
             started = bot.core.reindex_started(full=full, locale=locale)
             await interaction.response.send_message(started, allowed_mentions=NO_MENTIONS)
@@ -511,13 +511,13 @@ class KnowledgeBot(discord.Client):
     (discord.PrivilegedIntentsRequired).
     """
 
-    def __init__(self, core: ChatCore, settings: BotSettings, *, sync_on_start: bool = False) -> None:
+    def __init__(self, core: ChatCore, settings: BotSettings, *, sync_on_start: bool = False, **options: Any) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True
         intents.dm_messages = True
         intents.message_content = True
-        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS)
+        super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, **options)
         self.core = core
         self.settings = settings
         self.sync_on_start = sync_on_start
@@ -664,7 +664,7 @@ class KnowledgeBot(discord.Client):
             return
         locale = interaction_locale(interaction)
         try:
-            await interaction.response.defer(thinking=True, ephemeral=self.core.is_private(answer_id))
+            await interaction.response.defer(thinking=True, ephemeral=await self.core.is_private(answer_id))
             conversation = conversation_key(interaction.channel_id)
             answer = await self.core.similar(conversation, entry_id, answer_id=answer_id, locale=locale)
             await self.send_answer(interaction, answer)
@@ -677,7 +677,7 @@ class KnowledgeBot(discord.Client):
             return
         locale = interaction_locale(interaction)
         try:
-            await interaction.response.defer(thinking=True, ephemeral=self.core.is_private(answer_id))
+            await interaction.response.defer(thinking=True, ephemeral=await self.core.is_private(answer_id))
             answer = await self.core.more(conversation_key(interaction.channel_id), answer_id, locale=locale)
             await self.send_answer(interaction, answer)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
@@ -809,11 +809,30 @@ class DiscordDigestPoster:
             await channel.send(message.content, allowed_mentions=NO_MENTIONS, suppress_embeds=message.suppress_embeds)
 
 
+class ShardedKnowledgeBot(KnowledgeBot, discord.AutoShardedClient):
+    """The same bot over several gateway connections, all in this process (`KB_DISCORD_SHARDS`): with no
+    `shard_count` it asks `/gateway/bot` for the count Discord recommends. Shards identify a bucket at a
+    time (`max_concurrency` of them, from the session start limit), one bucket every 5 s, as Discord
+    allows; commands, buttons and the chat core are the same on every shard."""
+
+    max_concurrency = 1
+
+    async def setup_hook(self) -> None:
+        await super().setup_hook()
+        self.max_concurrency = max(1, (await self.fetch_session_start_limits()).max_concurrency)
+        _log.info("Discord: %s shard(s), identifying %d at a time", self.shard_count or "auto", self.max_concurrency)
+
+    async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+        if not initial and (shard_id or 0) % self.max_concurrency == 0:
+            await asyncio.sleep(5.0)
+
+
 # -- entry points --------------------------------------------------------------------------------------
 
 
 def create_discord_client(core: ChatCore, settings: BotSettings, *, sync_on_start: bool | None = None) -> KnowledgeBot:
-    """A client for `core`, with discord.py pointed at the configured API and gateway.
+    """A client for `core`, with discord.py pointed at the configured API and gateway; sharded when
+    `discord_shards` is set (`ShardedKnowledgeBot`).
 
     `sync_on_start` syncs the slash commands in `setup_hook` (after login); by default only when
     `discord_guild_id` is set, since a guild sync is instant and a global one is rarely needed.
@@ -821,7 +840,11 @@ def create_discord_client(core: ChatCore, settings: BotSettings, *, sync_on_star
     configure_endpoints(settings)
     if sync_on_start is None:
         sync_on_start = settings.discord_guild_id is not None
-    return KnowledgeBot(core, settings, sync_on_start=sync_on_start)
+    shards = settings.discord_shards
+    if shards is None:
+        return KnowledgeBot(core, settings, sync_on_start=sync_on_start)
+    count = None if shards == "auto" else shards
+    return ShardedKnowledgeBot(core, settings, sync_on_start=sync_on_start, shard_count=count)
 
 
 async def sync_commands(client: KnowledgeBot) -> list[app_commands.AppCommand]:

@@ -61,6 +61,13 @@ class AlreadyRunning(BotError):
     message = texts.ALREADY_RUNNING
 
 
+class CannotCoordinate(BotError):
+    """A reindex asked while the state store (`bot.state`) cannot be reached: without its lease two
+    replicas could rebuild at once, so the reindex is refused (the lease fails closed)."""
+
+    message = texts.CANNOT_COORDINATE
+
+
 class NothingMore(BotError):
     message = texts.NOTHING_MORE
 

@@ -16,10 +16,11 @@ from typing import Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from bot.chat import ChatCore, DigestPoster, unread_sources
+from bot.chat import REINDEX_LOCK, ChatCore, DigestPoster, Fence, unread_sources
 from bot.console import ConsoleChat
 from bot.errors import CannotStart
 from bot.settings import BotSettings
+from bot.state import LeaseKeeper, ResilientState, StateStore, StateUnavailable, open_state
 from knowledge import Health, IngestLocked, IngestReport, KnowledgeBase, MassRemoval
 
 _log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def create_web_app(
                 "store": "unavailable",
                 "entries": entries,
                 "embedder": health.embedder,
+                "state": await core.state_health(),
             }
             return web.json_response(down, status=200 if entries else 503)
         if failed is not None and failed.is_set():
@@ -59,6 +61,7 @@ def create_web_app(
             "collection": stats.collection,
             "indexed_at": stats.indexed_at.isoformat() if stats.indexed_at else None,
             "reindex_running": core.reindex_running,
+            "state": await core.state_health(),  # answers go out whatever it says: see bot.state
             **sync_health(health),
         }
         return web.json_response(body, status=200 if serving else 503)
@@ -145,22 +148,32 @@ def listen_sockets(settings: BotSettings) -> list[socket.socket]:
     return sockets
 
 
-def _first_ingest(kb: KnowledgeBase) -> IngestReport:
+def state_for(settings: BotSettings) -> ResilientState:
+    """The state store the settings ask for (`bot.state.open_state`): Redis at `KB_REDIS_URL`, else
+    `KB_DATA_DIR/bot.sqlite`, else (a read-only replica without Redis) this process's memory."""
+    url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    state = open_state(settings.data_dir, url, writable=settings.ingest_on_start)
+    _log.info("state (dedupe, answer sessions, cooldowns, the reindex lease): %s", state.where)
+    return state
+
+
+def _first_ingest(kb: KnowledgeBase, fence: Fence | None = None) -> IngestReport:
     """The start-up ingest: with git sources, a sync that fetches them first (a start is when a bot that
     was down catches up, and when a sync killed midway is completed); else an ingest of the folders."""
     if not any(source.kind == "git" for source in kb.source_status()):
-        return kb.ingest()
-    report = kb.sync(force=True)
+        return kb.ingest(fence=fence)
+    report = kb.sync(force=True, fence=fence)
     assert report.ingest is not None  # force: it always indexes
     return report.ingest
 
 
-async def prepare_index(settings: BotSettings, kb: KnowledgeBase) -> None:
+async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateStore | None = None) -> None:
     """Warm up, then bring the index up to date with the sources, git sources fetched first (or only load
     it, on a read-only replica). What another process or the sources cause never stops the bot: it serves
-    the current index and logs one warning line (an ingest already running, a refused mass removal,
-    sources that could not be read, whose entries were kept, a git source that could not be fetched). An
-    unreachable store still raises KnowledgeUnavailable."""
+    the current index and logs one warning line (an ingest already running, here or, with `state`'s
+    reindex lease, on another replica; a refused mass removal; sources that could not be read, whose
+    entries were kept; a git source that could not be fetched). An unreachable store still raises
+    KnowledgeUnavailable."""
     await asyncio.to_thread(kb.warm_up)
     if not settings.ingest_on_start:
         entries = await asyncio.to_thread(kb.load)
@@ -169,8 +182,14 @@ async def prepare_index(settings: BotSettings, kb: KnowledgeBase) -> None:
         else:
             _log.warning("read-only replica (KB_INGEST_ON_START=false): the store holds no index yet; run an ingest")
         return
+    keeper = None
     try:
-        report = await asyncio.to_thread(_first_ingest, kb)
+        keeper = await LeaseKeeper.take(state, REINDEX_LOCK) if state is not None else None
+        if state is not None and keeper is None:
+            raise IngestLocked("a reindex or sync is running on another replica")
+        report = await asyncio.to_thread(_first_ingest, kb, keeper.fence if keeper else None)
+    except StateUnavailable as error:
+        _log.warning("start-up ingest skipped: the state store is unreachable (%s); serving the current index", error)
     except IngestLocked as error:
         _log.warning("start-up ingest skipped: %s; serving the current index meanwhile", error)
     except MassRemoval as error:
@@ -187,6 +206,9 @@ async def prepare_index(settings: BotSettings, kb: KnowledgeBase) -> None:
         if not report.complete:
             _log.warning("start-up ingest: %s; serving the index", unread_sources(report))
         return
+    finally:
+        if keeper is not None:
+            await keeper.release()
     entries = await asyncio.to_thread(kb.load)
     _log.info("index loaded: %d entries, embedder %s", entries, kb.embedder_name)
 
@@ -204,9 +226,13 @@ async def start(settings: BotSettings, kb: KnowledgeBase, *, sockets: list[socke
 
 
 async def _start(settings: BotSettings, kb: KnowledgeBase, sockets: list[socket.socket]) -> Service:
-    core = ChatCore(kb, settings)
+    core = ChatCore(kb, settings, state=state_for(settings))
     service = Service(settings, kb, core)
-    await prepare_index(settings, kb)
+    try:
+        await prepare_index(settings, kb, core.state)
+    except BaseException:
+        await core.state.close()
+        raise
     slack_app = None
     slack_handler = None
     if settings.slack_enabled:
@@ -303,6 +329,7 @@ async def stop(service: Service, drain_seconds: float = DRAIN_SECONDS) -> None:
             await task
     if service.runner is not None:
         await service.runner.cleanup()
+    await service.core.state.close()
     await asyncio.to_thread(service.kb.close)
 
 
@@ -346,9 +373,10 @@ async def serve_console(settings: BotSettings, kb: KnowledgeBase | None = None) 
     """`python -m bot console`: the console chat alone, without the HTTP server; SIGTERM drains it too."""
     kb = kb or KnowledgeBase(settings, read_only=not settings.ingest_on_start)
     tasks: list[asyncio.Task[Any]] = []
+    state = state_for(settings)
     try:
-        await prepare_index(settings, kb)
-        core = ChatCore(kb, settings)
+        await prepare_index(settings, kb, state)
+        core = ChatCore(kb, settings, state=state)
         tasks = start_following(core, settings)
         await run_console(ConsoleChat(core), stop_on_signals())
         for task in tasks:
@@ -357,6 +385,7 @@ async def serve_console(settings: BotSettings, kb: KnowledgeBase | None = None) 
     finally:
         for task in tasks:
             task.cancel()
+        await state.close()
         await asyncio.to_thread(kb.close)
     return 0
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Annotated
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -28,6 +29,19 @@ def _split_list(value: object) -> object:
             return json.loads(text)
         return [part.strip() for part in text.split(",") if part.strip()]
     return value
+
+
+def _check_redis_url(value: SecretStr | None) -> SecretStr | None:
+    """A Redis or Valkey URL: redis://, rediss:// (TLS) or unix:// (a socket path)."""
+    if value is None:
+        return None
+    url = value.get_secret_value().strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        raise ValueError("expected redis://[:password@]host[:port][/db], rediss://… or unix:///path")
+    return SecretStr(url)
 
 
 def _blank_is_none(value: object) -> object:
@@ -82,6 +96,18 @@ class BotSettings(Settings):
         description="Per-user pause between questions, in seconds (at most a day).",
     )
     max_pages: int = Field(default=4, ge=1, le=10, description="Pages `more` can show for one question.")
+    session_hours: float = Field(
+        default=168.0,
+        gt=0,
+        le=24 * 366,
+        allow_inf_nan=False,
+        description="How long an answer's buttons (More results, Similar to…, votes) keep working, in hours.",
+    )
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis or Valkey URL of the state replicas share (dedupe, answer sessions, cooldowns, the "
+        "reindex lease); unset: KB_DATA_DIR/bot.sqlite, shared by the processes of one machine.",
+    )
 
     discord_token: SecretStr | None = Field(default=None, description="Discord bot token.")
     discord_api_url: str = Field(default=DISCORD_API, description="Discord REST API base (tests point it at a fake).")
@@ -90,6 +116,11 @@ class BotSettings(Settings):
     discord_channels: Annotated[list[int], NoDecode] = Field(
         default_factory=list,
         description="Channel ids the bot answers in (slash commands and mentions); empty means all.",
+    )
+    discord_shards: Literal["auto"] | Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Shard the Discord connection: auto (the count Discord recommends) or a number of shards, "
+        "all run by this process (AutoShardedClient); unset: one connection.",
     )
     discord_digest_channel: int | None = Field(
         default=None,
@@ -131,7 +162,10 @@ class BotSettings(Settings):
     _split_channels = field_validator("discord_channels", "slack_admins", "slack_channels", mode="before")(_split_list)
     _valid_host = field_validator("http_host")(_check_host)
     _valid_locale = field_validator("locale", mode="before")(_check_locale)
-    _blank_is_unset = field_validator("discord_digest_channel", "slack_digest_channel", mode="before")(_blank_is_none)
+    _blank_is_unset = field_validator(
+        "discord_digest_channel", "slack_digest_channel", "discord_shards", mode="before"
+    )(_blank_is_none)
+    _valid_redis_url = field_validator("redis_url")(_check_redis_url)
 
     @property
     def discord_enabled(self) -> bool:

@@ -19,7 +19,6 @@ import logging
 import re
 import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -52,7 +51,6 @@ _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-SEEN_MESSAGES = 4096
 MANIFEST = "slack-manifest.yaml"  # package data of `bot`: the Slack app to create for this bot
 
 _USER_MENTION = re.compile(r"<@[A-Z0-9]+(?:\|[^>]*)?>")
@@ -81,24 +79,6 @@ def conversation_key(channel: str) -> str:
 def user_key(user: str) -> str:
     """The core's user for a Slack user id (for cooldowns, feedback and the reindex audit)."""
     return f"slack:{user}"
-
-
-class RecentKeys:
-    """The last `size` keys seen, oldest forgotten first."""
-
-    def __init__(self, size: int = SEEN_MESSAGES) -> None:
-        self._size = size
-        self._keys: OrderedDict[str, None] = OrderedDict()
-
-    def first_time(self, key: str) -> bool:
-        """True the first time `key` is offered (while it is remembered), False afterwards."""
-        if key in self._keys:
-            self._keys.move_to_end(key)
-            return False
-        self._keys[key] = None
-        if len(self._keys) > self._size:
-            self._keys.popitem(last=False)
-        return True
 
 
 def message_key(event: dict[str, Any]) -> str | None:
@@ -147,7 +127,6 @@ class SlackFrontEnd:
     def __init__(self, core: ChatCore, settings: BotSettings) -> None:
         self.core = core
         self.settings = settings
-        self.seen = RecentKeys()
 
     def register(self, app: AsyncApp) -> None:
         """Attach the listeners to `app`."""
@@ -391,8 +370,8 @@ class SlackFrontEnd:
             return
         full = "full" in command.get("text", "").lower().split()
         try:
-            task = self.core.start_reindex(user_key(user), full=full)
-        except BotError as error:  # already running, or a read-only replica
+            task = await self.core.start_reindex(user_key(user), full=full)
+        except BotError as error:  # already running (here or elsewhere), a read-only replica, no state store
             await self._respond(respond, error.message_in(t))
             return
         await self._respond(respond, self.core.reindex_started(full=full, locale=locale))
@@ -430,8 +409,9 @@ class SlackFrontEnd:
         if not self.answers_in(event.get("channel", ""), event.get("channel_type")):
             return  # outside the allowlist, a mention gets no reply
         key = message_key(event)
-        # Claimed before the first await, so concurrent deliveries of one message cannot both pass.
-        if key is None or not self.seen.first_time(key):
+        # Claimed in the state store, first wins: a retry or a second delivery, on this replica or another,
+        # is not answered again (unless the store is down: then only this replica's memory decides).
+        if key is None or not await self.core.first_delivery(f"slack:{key}"):
             _log.debug("not answering %s again", key)
             return
         channel, user = event["channel"], event["user"]

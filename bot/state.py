@@ -48,6 +48,8 @@ PURGE_EVERY = 60.0  # seconds between purges of expired SQLite rows
 REDIS_TIMEOUT = 1.0  # seconds: a slow store must not hold answers up
 RETRY_AFTER = 5.0  # seconds the shared store is left alone after a failure
 LOG_EVERY = 60.0  # at most one line a minute about an unreachable store
+LEASE_SECONDS = 60.0  # a lease's length: a holder that dies frees the lock within it
+FENCE_TIMEOUT = 10.0  # seconds a fencing check may take before it counts as lost
 
 
 class StateUnavailable(Exception):
@@ -738,6 +740,64 @@ class ResilientState(StateStore):
 
     async def held(self, name: str) -> bool:
         return await self._try(lambda: self.store.held(name))
+
+
+class LeaseKeeper:
+    """Holds a lease while work runs: renews it every third of its length in the background, gives the
+    work (running in a thread) the fencing check `fence`, and releases it at the end (`release`)."""
+
+    def __init__(self, state: StateStore, lease: Lease, lease_seconds: float = LEASE_SECONDS) -> None:
+        self.state = state
+        self.lease = lease
+        self.lease_seconds = lease_seconds
+        self.lost = False
+        self._loop = asyncio.get_running_loop()
+        self._renewing = self._loop.create_task(self._renew())
+
+    @classmethod
+    async def take(cls, state: StateStore, name: str, lease_seconds: float = LEASE_SECONDS) -> LeaseKeeper | None:
+        """Take the lock `name` and keep it, or None when another holds it; StateUnavailable when the
+        store cannot be reached (the caller refuses the work: the lease fails closed)."""
+        lease = await state.acquire(name, lease_seconds)
+        return cls(state, lease, lease_seconds) if lease is not None else None
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                if not await self.state.renew(self.lease, self.lease_seconds):
+                    self.lost = True
+                    _log.warning("the %s lease (token %d) was lost; its work will not switch the index", *self._name)
+                    return
+            except StateUnavailable as error:
+                _log.info("could not renew the %s lease (token %d): %s; trying again", *self._name, error)
+
+    @property
+    def _name(self) -> tuple[str, int]:
+        return self.lease.name, self.lease.token
+
+    def fence(self) -> int | None:
+        """The fencing check, for the work's thread (never the event loop's): the lease's token while the
+        store says it is still held, else None (lost, or the store cannot say: fail closed)."""
+        if self.lost:
+            return None
+        check = asyncio.run_coroutine_threadsafe(self.state.holds(self.lease), self._loop)
+        try:
+            held = check.result(timeout=FENCE_TIMEOUT)
+        except (StateUnavailable, TimeoutError) as error:
+            _log.warning("the %s lease (token %d) could not be checked: %s", *self._name, error)
+            return None
+        return self.lease.token if held else None
+
+    async def release(self) -> None:
+        """Stop renewing and free the lock (if this lease still holds it)."""
+        self._renewing.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._renewing
+        try:
+            await self.state.release(self.lease)
+        except StateUnavailable as error:
+            _log.info("could not release the %s lease (token %d): %s; it expires by itself", *self._name, error)
 
 
 def open_state(

@@ -128,6 +128,10 @@ FULL_REBUILD_STARTED = N_(
     "and I'll post the summary when it finishes."
 )
 ALREADY_RUNNING = N_("A reindex is already running; I'll post its summary when it finishes.")
+CANNOT_COORDINATE = N_(
+    "I can't reach the state the bot's instances share, so I can't tell whether another one is reindexing; "
+    "please try again in a minute."
+)
 REINDEX_DONE = N_(
     "Reindex done in {seconds:.1f} s: {entries} entries "
     "({embedded} embedded, {unchanged} unchanged, {updated} updated, {removed} removed)."

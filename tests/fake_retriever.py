@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from knowledge import (
@@ -23,6 +23,7 @@ from knowledge import (
     Entry,
     Health,
     Hit,
+    IngestLocked,
     IngestReport,
     IngestSummary,
     KnowledgeUnavailable,
@@ -170,6 +171,7 @@ class FakeRetriever:
         self.sync_key = "index@1"
         self.posted: dict[str, str] = {}  # the digest log: target -> key
         self.synced = 0
+        self.fences: list[int] = []  # the lease tokens of the syncs that checked one
         self._tree: tuple[tuple[Entry, ...], SectionTree] | None = None
 
     async def asearch(
@@ -230,10 +232,19 @@ class FakeRetriever:
         summary = IngestSummary(count, embedded, count - embedded, 0, 0.01, "fake-collection", kept=self.kept)
         return IngestReport(summary, ParseResult(list(self.entries), skipped=list(self.unreadable)))
 
-    def sync(self, *, force: bool = False, rebuild: bool = False) -> SyncReport:
-        """The ingest, as a sync of folders does it."""
+    def sync(
+        self, *, force: bool = False, rebuild: bool = False, fence: Callable[[], int | None] | None = None
+    ) -> SyncReport:
+        """The ingest, as a sync of folders does it; with `fence`, the lease is checked before the (pretend)
+        switch at the end, as the real writer does, and its token kept in `fences`."""
         self.synced += 1
-        return SyncReport((), self.ingest(rebuild=rebuild), 0.01, self.sync_key)
+        report = SyncReport((), self.ingest(rebuild=rebuild), 0.01, self.sync_key)
+        if fence is not None:
+            token = fence()
+            if token is None:
+                raise IngestLocked("the reindex lease was lost before the pointer switch")
+            self.fences.append(token)
+        return report
 
     def source_status(self) -> list[SourceStatus]:
         return list(self.statuses)

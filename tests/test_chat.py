@@ -5,17 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_port
 from fake_retriever import EMBEDDER, FakeRetriever
 
 from bot import texts
-from bot.chat import MAX_SESSIONS, ChatCore, Retriever, Scope, clean_question, reindex_summary, stats_text
+from bot.chat import (
+    Answer,
+    AnswerItem,
+    ChatCore,
+    Retriever,
+    Scope,
+    clean_question,
+    decode_answer,
+    encode_answer,
+    reindex_summary,
+    stats_text,
+)
 from bot.errors import (
     AlreadyRunning,
+    CannotCoordinate,
     Cooldown,
     EmptyQuestion,
     NoSuchItem,
@@ -30,6 +44,7 @@ from bot.records import Records
 from bot.render import render_text
 from bot.request import Request, read_request
 from bot.settings import BotSettings
+from bot.state import MemoryState, RedisState, ResilientState, SqliteState
 from bot.texts import APOLOGY
 from knowledge import IngestLocked, KnowledgeUnavailable, MassRemoval, SourceStatus
 from knowledge.parse import Skipped
@@ -144,13 +159,13 @@ async def test_cooldown_per_user(retriever: FakeRetriever, tmp_path: Path) -> No
 async def test_admit_checks_the_question_first_then_the_cooldown(retriever: FakeRetriever, tmp_path: Path) -> None:
     core = core_for(retriever, tmp_path, cooldown_seconds=3)
     with pytest.raises(EmptyQuestion):
-        core.admit("alice", " \u200b ")  # a blank question does not start the cooldown
-    question = core.admit("alice", "  attention   transformer ")
+        await core.admit("alice", " \u200b ")  # a blank question does not start the cooldown
+    question = await core.admit("alice", "  attention   transformer ")
     assert (question.text, question.truncated) == ("attention transformer", False)
     with pytest.raises(EmptyQuestion):
-        core.admit("alice", "?!")  # the usage hint, even while waiting
+        await core.admit("alice", "?!")  # the usage hint, even while waiting
     with pytest.raises(Cooldown):
-        core.admit("alice", "BERT")
+        await core.admit("alice", "BERT")
     answer = await core.answer("c", question)
     assert answer.items[0].url == "https://arxiv.org/abs/1706.03762"
     unlimited = await core.answer("c", core.read_question("BERT"))  # no cooldown: the console's way
@@ -193,10 +208,10 @@ async def test_reindex_runs_in_the_background_once(
 ) -> None:
     caplog.set_level("INFO", logger="bot.chat")
     core = core_for(retriever, tmp_path)
-    task = core.start_reindex("slack:U123", full=True)
+    task = await core.start_reindex("slack:U123", full=True)
     assert core.reindex_running
     with pytest.raises(AlreadyRunning):
-        core.start_reindex("admin")
+        await core.start_reindex("admin")
     answer = await core.ask("c", "u", "attention transformer")  # answered while the rebuild runs
     assert answer.items[0].url == "https://arxiv.org/abs/1706.03762"
     report = await task
@@ -215,14 +230,14 @@ async def test_the_core_says_how_a_reindex_starts_and_ends(
     assert core.reindex_started(full=False) == texts.REINDEX_STARTED
     assert core.reindex_started(full=True).startswith("A full rebuild started")
 
-    done = await core.reindex_outcome(core.start_reindex("admin"))
+    done = await core.reindex_outcome(await core.start_reindex("admin"))
     assert done.startswith("Reindex done in ") and "10 entries (0 embedded, 10 unchanged" in done
 
     retriever.failure = IngestLocked("lock held by pid 4242 on /srv/data")
-    assert await core.reindex_outcome(core.start_reindex("admin")) == IngestLocked.default_user_message
+    assert await core.reindex_outcome(await core.start_reindex("admin")) == IngestLocked.default_user_message
 
     retriever.failure = OSError("secret: /srv/notes is not readable")
-    failed = await core.reindex_outcome(core.start_reindex("admin"))
+    failed = await core.reindex_outcome(await core.start_reindex("admin"))
     assert failed == texts.REINDEX_FAILED and "secret" not in failed
     assert "secret: /srv/notes" in caplog.text  # the operator gets the details
     assert "kb_reindex_failures_total 2.0" in core.metrics.exposition().decode()
@@ -234,7 +249,7 @@ async def test_a_reindex_summary_says_how_many_entries_were_kept_for_unreadable_
     core = core_for(retriever, tmp_path)
     retriever.unreadable = [Skipped("extra/broken.md", "not UTF-8")]
     retriever.kept = 3
-    done = await core.reindex_outcome(core.start_reindex("admin"))
+    done = await core.reindex_outcome(await core.start_reindex("admin"))
     assert done.startswith("Reindex done in ")
     assert "1 file(s) skipped" in done
     assert "3 entries were kept as they were because their sources could not be read" in done
@@ -242,7 +257,7 @@ async def test_a_reindex_summary_says_how_many_entries_were_kept_for_unreadable_
     assert "extra/broken.md (not UTF-8)" in line and "3 entries" in line  # the operator learns which
 
     retriever.unreadable, retriever.kept = [], 0
-    assert "kept" not in await core.reindex_outcome(core.start_reindex("admin"))
+    assert "kept" not in await core.reindex_outcome(await core.start_reindex("admin"))
 
 
 async def test_a_refused_mass_removal_is_told_and_logged_in_one_line(
@@ -250,7 +265,7 @@ async def test_a_refused_mass_removal_is_told_and_logged_in_one_line(
 ) -> None:
     core = core_for(retriever, tmp_path)
     retriever.failure = MassRemoval(9, 10, 0.2)
-    told = await core.reindex_outcome(core.start_reindex("admin"))
+    told = await core.reindex_outcome(await core.start_reindex("admin"))
     assert told == MassRemoval.default_user_message and "KB_MAX_REMOVAL_SHARE" not in told
     (record,) = [r for r in caplog.records if "failed" in r.getMessage()]
     assert "KB_MAX_REMOVAL_SHARE" in record.getMessage() and record.exc_info is None  # no traceback
@@ -262,7 +277,7 @@ async def test_a_read_only_replica_refuses_to_reindex_and_writes_no_votes(
     caplog.set_level("INFO", logger="bot.chat")
     core = core_for(retriever, tmp_path, ingest_on_start=False)
     with pytest.raises(ReadOnlyReplica) as raised:
-        core.start_reindex("admin", full=True)
+        await core.start_reindex("admin", full=True)
     assert "read-only replica" in user_message_for(raised.value) and "operator" in user_message_for(raised.value)
     assert not core.reindex_running
     answer = await core.ask("c", "u", Q)
@@ -351,7 +366,7 @@ async def test_waiting_for_the_outcome_can_stop_without_stopping_the_reindex(
 ) -> None:
     core = core_for(retriever, tmp_path)
     retriever.gate.clear()
-    task = core.start_reindex("admin")
+    task = await core.start_reindex("admin")
     waiter = asyncio.get_running_loop().create_task(core.reindex_outcome(task))
     await asyncio.sleep(0.05)
     waiter.cancel()
@@ -394,14 +409,112 @@ async def test_twenty_questions_at_once(retriever: FakeRetriever, tmp_path: Path
     assert core.inflight == 0 and await core.drain(0.1)
 
 
-def test_sessions_are_bounded(retriever: FakeRetriever, tmp_path: Path) -> None:
-    core = core_for(retriever, tmp_path)
-    from bot.chat import Answer, _Session
+async def test_answers_are_kept_for_session_hours_then_forgotten(retriever: FakeRetriever, tmp_path: Path) -> None:
+    core = core_for(retriever, tmp_path, answer_size=1, session_hours=1)
+    clock = core._clock
+    assert isinstance(clock, Clock)
+    first = await core.ask("chan", "u1", "召回")
+    clock.now += 3000
+    assert (await core.more("elsewhere", first.id)).page == 2
+    clock.now += 700  # an hour and more since the answer
+    with pytest.raises(UnknownAnswer):
+        await core.more("elsewhere", first.id)
+    with pytest.raises(NothingMore):  # nor is it the channel's last answer any longer
+        await core.more("chan")
 
-    ids = [core._remember(f"c{i}", _Session(Answer("", "q", ()))) for i in range(MAX_SESSIONS + 5)]
-    assert len(core._sessions) == MAX_SESSIONS
-    assert ids[0] not in core._sessions and ids[-1] in core._sessions
-    assert "c0" not in core._last
+
+def test_an_answer_is_kept_as_json_with_every_field() -> None:
+    item = AnswerItem(
+        "e01",
+        "Fixing Weight Decay Regularization in Adam",
+        "指出 Adam 中 L2 正则与权重衰减不等价",
+        "https://arxiv.org/abs/1711.05101",
+        None,
+        ("深度学习", "优化"),
+        other_title="修正 Adam 的权重衰减",
+        weak=True,
+        arxiv_id="1711.05101",
+        related=True,
+        location_text="notes.md › 深度学习",
+        added=datetime(2026, 11, 30, 12, 0, 1, 500000, tzinfo=UTC),
+    )
+    answer = Answer(
+        "abc123",
+        "AdamW 1711.05101",
+        (item, replace(item, entry_id="e02", added=None)),
+        page=2,
+        pages=2,
+        truncated=True,
+        locale="zh-Hant",
+        scope=Scope(("深度学习",), "zh", private=True),
+        kind="found",
+        subject="arXiv:1711.05101",
+        subject_section=("深度学习", "优化"),
+        number=3,
+    )
+    text = encode_answer(answer)
+    assert "abc123" not in text  # the id and the page are the session's, not the answer's
+    assert decode_answer(text) == replace(answer, id="", page=1, pages=1)
+    assert decode_answer(text.replace('"format":1', '"format":0')) is None  # another format: forgotten
+    assert decode_answer("{not json") is None and decode_answer('{"format": 1}') is None
+
+
+async def test_cooldowns_deliveries_and_pages_are_shared_by_cores_on_one_store(
+    retriever: FakeRetriever, tmp_path: Path
+) -> None:
+    store = SqliteState(tmp_path / "bot.sqlite")
+    settings = BotSettings(_env_file=None, data_dir=tmp_path, cooldown_seconds=30, answer_size=1)  # type: ignore[call-arg]
+    a, b = ChatCore(retriever, settings, state=store), ChatCore(retriever, settings, state=store)
+    try:
+        first = await a.ask("chan", "alice", "对比学习 召回 Adam")  # four pages
+        with pytest.raises(Cooldown):
+            await b.ask("chan", "alice", "召回")
+        assert (await b.more("chan")).page == 2 and (await a.more("chan", first.id)).page == 3  # one page a press
+        assert await a.first_delivery("slack:C1:1.2") and not await b.first_delivery("slack:C1:1.2")
+    finally:
+        await store.close()
+
+
+async def test_one_reindex_runs_across_cores_and_a_lost_lease_switches_nothing(
+    retriever: FakeRetriever, tmp_path: Path
+) -> None:
+    clock = Clock()
+    store = MemoryState(clock)  # shared by both cores, as a Redis server is by two replicas
+    a, b = (ChatCore(retriever, BotSettings(_env_file=None, data_dir=tmp_path), state=store) for _ in range(2))  # type: ignore[call-arg]
+    retriever.gate.clear()
+    task = await a.start_reindex("admin-a")
+    with pytest.raises(AlreadyRunning):
+        await b.start_reindex("admin-b")
+    assert not b.reindex_running and (await b.stats()).reindex_running  # it runs, on the other core
+    retriever.gate.set()
+    assert (await a.reindex_outcome(task)).startswith("Reindex done in ")
+    assert len(retriever.fences) == 1  # the switch was fenced with the lease's token
+
+    retriever.gate.clear()
+    stalled = await a.start_reindex("admin-a")
+    clock.now += 120  # the lease expires (its holder stalled past it), and the other core takes it over
+    taken = await b.start_reindex("admin-b")
+    retriever.gate.set()
+    assert await a.reindex_outcome(stalled) == IngestLocked.default_user_message  # fenced off: not switched
+    assert (await b.reindex_outcome(taken)).startswith("Reindex done in ")
+    assert retriever.fences[-1] > retriever.fences[0]
+
+
+async def test_with_the_state_store_unreachable_answers_go_out_and_reindexes_are_refused(
+    retriever: FakeRetriever, tmp_path: Path
+) -> None:
+    state = ResilientState(RedisState(f"redis://127.0.0.1:{free_port()}/0"))
+    core = ChatCore(retriever, BotSettings(_env_file=None, data_dir=tmp_path, answer_size=1), state=state)  # type: ignore[call-arg]
+    try:
+        first = await core.ask("chan", "alice", "召回")
+        assert (await core.more("chan", first.id)).page == 2  # from this process's memory
+        assert await core.first_delivery("k") and not await core.first_delivery("k")
+        with pytest.raises(CannotCoordinate) as raised:
+            await core.start_reindex("admin")
+        assert "try again" in user_message_for(raised.value)
+        assert await core.state_health() == {"store": "redis", "reachable": False}
+    finally:
+        await state.close()
 
 
 def test_user_messages_never_leak_exception_text(caplog: pytest.LogCaptureFixture) -> None:
@@ -450,7 +563,12 @@ async def test_a_private_answer_is_not_the_conversation_s_to_page(retriever: Fak
     core = core_for(retriever, tmp_path, answer_size=1)
     public = await core.ask("chan", "u1", "召回")
     private = await core.ask("chan", "u2", "-p 召回")
-    assert private.private and not public.private and core.is_private(private.id) and not core.is_private(public.id)
+    assert (
+        private.private
+        and not public.private
+        and await core.is_private(private.id)
+        and not await core.is_private(public.id)
+    )
     assert (await core.more("chan")).id == public.id  # the channel's /more pages the public one
     assert (await core.more("chan", private.id)).private  # the private one's own button pages it, privately
 

@@ -51,7 +51,7 @@ async def test_200_questions_while_a_full_rebuild_runs(
         core = ChatCore(kb, settings)
         (sources / "new.md").write_text(NEW_ENTRY, encoding="utf-8")  # only the rebuilt index has it
         started = time.monotonic()
-        task = core.start_reindex("test-admin", full=True)
+        task = await core.start_reindex("test-admin", full=True)
         done_at: list[float] = []
         task.add_done_callback(lambda _: done_at.append(time.monotonic()))
 
@@ -138,7 +138,7 @@ async def test_chroma_server_outage_and_recovery(
         assert health.status == 200 and body["status"] == "degraded" and body["store"] == "unavailable"
         assert body["entries"] == len(kb.index.snapshot.entries) > 0
         with pytest.raises(KnowledgeUnavailable):  # reindexing needs the store
-            await core.start_reindex("admin")
+            await (await core.start_reindex("admin"))
         for unloaded in (cold, chroma_core):
             with pytest.raises(KnowledgeUnavailable) as raised:
                 await unloaded.ask("c", "u2", "attention transformer")

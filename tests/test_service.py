@@ -350,7 +350,7 @@ async def test_a_read_only_replica_loads_the_index_and_never_ingests(
         assert "read-only replica (KB_INGEST_ON_START=false): serving the current index, 11 entries" in caplog.text
         assert (await health_of(service))["entries"] == 11  # the new file was not ingested
         with pytest.raises(Exception, match="read-only replica"):
-            service.core.start_reindex("admin")
+            await service.core.start_reindex("admin")
     finally:
         await stop(service)
 
@@ -534,7 +534,7 @@ async def test_reindex_fetches_first_and_its_summary_adds_up(make_kb: MakeKb, tm
     upstream.write("posts/optimizers.md", "# 优化器\n\n" + ONE_MORE)
     upstream.commit("Lookahead, and a note")
     core = ChatCore(kb, kb.settings)
-    summary = await core.reindex_outcome(core.start_reindex("admin"))
+    summary = await core.reindex_outcome(await core.start_reindex("admin"))
     found = re.fullmatch(
         r"Reindex done in [0-9.]+ s: (\d+) entries \((\d+) embedded, (\d+) unchanged, (\d+) updated, (\d+) removed\)\.",
         summary,

@@ -46,7 +46,6 @@ from bot.service import start, stop
 from bot.settings import BotSettings
 from bot.slack_bot import (
     RateLimitedLog,
-    RecentKeys,
     conversation_key,
     create_slack_app,
     message_key,
@@ -555,14 +554,6 @@ def test_the_manifest_keeps_english_commands_with_chinese_hints() -> None:
         assert HAN.search(command["description"]) and re.search("[A-Za-z]{3}", command["description"]), command
         if "usage_hint" in command:
             assert HAN.search(command["usage_hint"]), command
-
-
-def test_recent_keys_forget_the_oldest() -> None:
-    seen = RecentKeys(size=2)
-    assert seen.first_time("a") and seen.first_time("b")
-    assert not seen.first_time("a")  # and "a" is now the most recent
-    assert seen.first_time("c")  # forgets "b"
-    assert seen.first_time("b") and not seen.first_time("c")
 
 
 @pytest.mark.parametrize(
