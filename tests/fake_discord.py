@@ -532,12 +532,18 @@ class FakeDiscord:
 
     # -- the gateway: the server -----------------------------------------------------------------------
 
+    def _guilds_of(self, shard: tuple[int, int] | None) -> list[dict[str, Any]]:
+        """The guilds a connection gets: all of them, or on a shard those whose id maps to it, as on Discord."""
+        if shard is None:
+            return self.guilds
+        return [guild for guild in self.guilds if (int(guild["id"]) >> 22) % shard[1] == shard[0]]
+
     def _ready(self, session_id: str, shard: tuple[int, int] | None = None) -> dict[str, Any]:
         ready: dict[str, Any] = {"shard": list(shard)} if shard else {}
         return ready | {
             "v": GATEWAY_VERSION,
             "user": BOT_USER,
-            "guilds": [{"id": guild["id"], "unavailable": True} for guild in self.guilds],
+            "guilds": [{"id": guild["id"], "unavailable": True} for guild in self._guilds_of(shard)],
             "session_id": session_id,
             "resume_gateway_url": self.gateway_url,
             "application": {"id": str(APP_ID), "flags": 0},
@@ -592,7 +598,7 @@ class FakeDiscord:
             session.ready = True
             ready = self._ready(f"fake-session-{next(self._sessions)}", session.shard)
             await self._dispatch(session, "READY", ready)
-            for guild in self.guilds:
+            for guild in self._guilds_of(session.shard):
                 await self._dispatch(session, "GUILD_CREATE", guild)
 
     # -- the REST API ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ payloads, a real collection and embedder, and a recording fake of Discord's REST
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -41,6 +42,7 @@ from fake_discord import (
     custom_ids,
     deliver,
     endpoints_restored,
+    guild_payload,
     message_payload,
     run_command,
     select_payload,
@@ -49,7 +51,15 @@ from fake_discord import (
 )
 
 from bot.chat import Answer, ChatCore, Question
-from bot.discord_bot import OPTION_MAX_CHARS, KnowledgeBot, create_discord_client, sync_commands, sync_only
+from bot.discord_bot import (
+    OPTION_MAX_CHARS,
+    KnowledgeBot,
+    ShardedKnowledgeBot,
+    create_discord_client,
+    run_discord,
+    sync_commands,
+    sync_only,
+)
 from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.settings import BotSettings
 from bot.texts import APOLOGY, QUESTION_CUT, REINDEX_FAILED, REINDEX_STARTED, THANKS
@@ -947,3 +957,32 @@ async def test_browse_opens_a_section_named_in_either_language_and_speaks_the_us
     assert suggestions.body["data"]["choices"] == [{"name": "深度学习 / 自监督 (2)", "value": "深度学习 / 自监督"}]
     unknown = fake.callbacks[-1]
     assert unknown.private and unknown.content.startswith("No section of the collection matches “天文学”.")
+
+
+@pytest.mark.parametrize(("shards", "count"), [("auto", 2), ("3", 3)])
+async def test_kb_discord_shards_runs_every_shard_and_answers_on_the_guild_s_own(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], fake: FakeDiscord, shards: str, count: int
+) -> None:
+    fake.shards, fake.max_concurrency = 2, 16  # what /gateway/bot recommends; all may identify at once
+    fake.guilds = [guild_payload()]
+    settings = make_settings(discord_shards=shards, discord_gateway_url=fake.gateway_url)
+    client = create_discord_client(ChatCore(kb, settings), settings)
+    assert isinstance(client, ShardedKnowledgeBot)
+    running = asyncio.get_running_loop().create_task(run_discord(client, settings))
+    try:
+        every_shard = [(shard, count) for shard in range(count)]
+        await fake.wait_until(lambda: sorted(s.shard for s in fake.sessions if s.ready) == every_shard, 20, "READY")
+        assert sorted(tuple(identify["shard"]) for identify in fake.identifies) == every_shard
+        assert all(identify["token"] == "test-token" for identify in fake.identifies)
+        assert fake.find("GET", "/gateway/bot")  # auto: the count; both: the session start limit
+        assert client.shard_count == count
+
+        own = (GUILD_ID >> 22) % count  # the guild's shard: its events arrive on that connection only
+        ask = message_payload(f"<@{BOT_ID}> Which paper fixes weight decay in Adam?", mentions=[BOT_USER])
+        await fake.dispatch("MESSAGE_CREATE", ask, shard=own)
+        reply = await fake.wait_for(lambda r: r.method == "POST" and r.path == f"/channels/{GENERAL}/messages", 20)
+        assert "Fixing Weight Decay Regularization in Adam" in reply.content
+        assert client.get_guild(GUILD_ID) is not None and client.get_guild(GUILD_ID).shard_id == own  # type: ignore[union-attr]
+    finally:
+        await client.close()
+        await asyncio.wait_for(running, 10)

@@ -55,6 +55,7 @@ async def test_health_and_metrics(make_kb: MakeKb, small_notes: Path, tmp_path: 
                 assert response.status in (404, 405)  # Slack is not configured
         assert health["status"] == "ok" and health["index_loaded"] is True
         assert health["entries"] == 10 and health["embedder"] == service.kb.embedder_name
+        assert health["state"] == {"store": "sqlite", "reachable": True}  # KB_DATA_DIR/bot.sqlite
         assert "kb_questions_answered_total 1.0" in metrics
         assert "kb_answer_seconds_bucket" in metrics and "kb_reindex_failures_total 0.0" in metrics
     finally:
@@ -156,6 +157,9 @@ BAD_SETTINGS = [
     ("KB_COOLDOWN_SECONDS", "inf"),
     ("KB_COOLDOWN_SECONDS", "nan"),
     ("KB_INGEST_ON_START", "maybe"),
+    ("KB_REDIS_URL", "http://:hunter2@cache:6379"),
+    ("KB_DISCORD_SHARDS", "0"),
+    ("KB_SESSION_HOURS", "0"),
 ]
 
 
@@ -174,6 +178,7 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(tmp_path: Path, name: st
     assert "Traceback" not in done.stderr
     (line,) = done.stderr.splitlines()
     assert line.startswith("error: invalid setting ") and name in line
+    assert "hunter2" not in line  # a password in a URL that is refused is not shown
 
 
 @pytest.mark.parametrize("command", ["run", "console"])
