@@ -278,11 +278,14 @@ async def _start(settings: BotSettings, kb: KnowledgeBase, sockets: list[socket.
 
 
 def start_following(core: ChatCore, settings: BotSettings) -> list[asyncio.Task[Any]]:
-    """The background work that follows the collection: the `KB_SYNC_INTERVAL` ticks (not on a read-only
-    replica), and a first post of the digests that are due (the start-up sync's, or one a restart
-    interrupted; a Discord digest waits for the login and goes when the client is ready)."""
+    """The background work that follows the collection: the `KB_SYNC_INTERVAL` ticks, and a first post of the
+    digests that are due (the start-up sync's, or one a restart interrupted; a Discord digest waits for the
+    login and goes when the client is ready). A read-only replica does neither: the indexer syncs and posts."""
     loop = asyncio.get_running_loop()
     _warn_unused_digest_settings(core.digest_posters, settings)
+    if core.digest_posters and not settings.ingest_on_start:
+        _log.info("read-only replica: digests are posted by the indexer, which syncs, not here")
+        core.digest_posters.clear()
     tasks: list[asyncio.Task[Any]] = []
     if settings.sync_interval is not None and settings.ingest_on_start:
         tasks.append(loop.create_task(sync_every(core, settings.sync_interval)))

@@ -25,7 +25,7 @@ from fake_retriever import FakeRetriever
 from gitrepo import Repo
 
 from bot.chat import ChatCore, stats_text
-from bot.service import DRAIN_SECONDS, Service, create_web_app, start, stop
+from bot.service import DRAIN_SECONDS, Service, create_web_app, start, start_following, stop
 from bot.settings import BotSettings
 from knowledge.lock import ingest_lock
 
@@ -550,3 +550,19 @@ async def test_reindex_fetches_first_and_its_summary_adds_up(make_kb: MakeKb, tm
     assert embedded == 2 and updated >= 1  # the new entry and the note; entries below the note only moved
     answer = await core.ask("c", "u", "lookahead optimizer: k steps forward, 1 step back")
     assert answer.items[0].title == "Lookahead Optimizer: k steps forward, 1 step back"
+
+
+async def test_a_read_only_replica_neither_syncs_nor_posts_digests(tmp_path: Path) -> None:
+    class Poster:
+        target, ready = "slack:C1", True
+
+        async def post(self, digest: object) -> None:
+            raise AssertionError("a replica posted a digest")
+
+    settings = BotSettings(
+        _env_file=None, data_dir=tmp_path, ingest_on_start=False, sync_interval="10s", slack_digest_channel="C1"
+    )
+    core = ChatCore(FakeRetriever(), settings)
+    core.digest_posters.append(Poster())
+    assert start_following(core, settings) == [] and core.digest_posters == []
+    assert list(tmp_path.iterdir()) == []
