@@ -138,7 +138,7 @@ def test_the_weights_and_the_constant_come_from_the_config() -> None:
 def test_rank_builds_hits_with_their_evidence() -> None:
     scores = lexical([0.0, 2.0, 5.0, 0.0, 0.0], {1: 0.3, 2: 0.9})
     found = dense(*[("a", 0.90), ("b", 0.80)], *[(f"x{i}", 0.70) for i in range(10)])
-    hits = rank(ENTRIES, scores, found, CONFIG)
+    hits = rank(ENTRIES, scores, found, RankingConfig(rrf_k=10))
     by_id = {h.entry.id: h for h in hits}
     assert set(by_id) == {"a", "b", "c"}  # dense ids the entries do not hold are left out
     # background: 12 dense scores, the mean below the top five is 0.70
@@ -147,7 +147,7 @@ def test_rank_builds_hits_with_their_evidence() -> None:
     assert by_id["c"].dense is None and by_id["c"].margin is None and by_id["c"].bm25_rank == 1
     assert (by_id["c"].lexical, by_id["c"].coverage) == (5.0, 0.9)
     assert by_id["a"].bm25_rank is None and by_id["a"].lexical == 0.0 and by_id["a"].coverage == 0.0
-    # b is a candidate of both methods, so it comes first: 0.5/12 + 1/12 against c's 1/11
+    # b is a candidate of both methods, so it comes first (k = 10): 0.5/12 + 1/12 against c's 1/11
     assert [h.entry.id for h in hits] == ["b", "c", "a"]
     assert hits[0].score == pytest.approx(0.5 / 12 + 1 / 12)
 
