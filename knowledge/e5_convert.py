@@ -18,7 +18,7 @@ to its data dir.
 
 When: on first use, by the first `load_embedder` of the spec, so `make install` stays one pip
 install and a machine that never asks for the converted model never pays for it. The build takes
-seconds (`python -m knowledge.e5_convert` builds it ahead and says how long). It is rebuilt when its
+about 4 s on two cores (`python -m knowledge.e5_convert` builds it ahead and says how long). It is rebuilt when its
 marker is missing (a half-built or foreign folder) or names another weights file (by content hash)
 or another `FORMAT`. Builders take a file lock, build in a private temporary folder, and rename it
 into place, so a reader never sees a half-built folder and two processes never build at once.
@@ -589,6 +589,7 @@ def ensure_model(cache_dir: Path | None = None, *, weights_path: Path | None = N
         started = time.perf_counter()
         staging = Path(tempfile.mkdtemp(prefix=f".{NAME}.", suffix=".partial", dir=cache))
         try:
+            staging.chmod(0o755)  # mkdtemp's 0700 would hide the model from the cache's other users
             build_model(source, staging)
             (staging / MARKER).write_text(
                 json.dumps({**marker, "weights": str(source)}, indent=2) + "\n", encoding="utf-8"
