@@ -481,12 +481,15 @@ async def test_the_sync_ticks_follow_the_repository(make_kb: MakeKb, tmp_path: P
         assert (await health_of(service))["entries"] == 10
         upstream.write("posts/optimizers.md", "# 优化器\n\n" + ONE_MORE)
         upstream.commit("Lookahead")
+        # Until a tick has indexed it and the answers switched to the new index.
+        question = service.core.read_question("lookahead optimizer: k steps forward, 1 step back")
         deadline = time.monotonic() + 60
-        while not kb.new_entries(timedelta(days=1)) and time.monotonic() < deadline:
+        answer = await service.core.answer("c", question)
+        while not any(i.title.startswith("Lookahead") for i in answer.items) and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
+            answer = await service.core.answer("c", question)
         (new,) = kb.new_entries(timedelta(days=1))
         assert new.entry.title == "Lookahead Optimizer: k steps forward, 1 step back"
-        answer = await service.core.ask("c", "u", "lookahead optimizer: k steps forward, 1 step back")
         assert answer.items[0].title == new.entry.title
         (source,) = kb.source_status()
         assert source.commit == upstream.head() and source.synced_at is not None
