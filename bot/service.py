@@ -186,7 +186,8 @@ async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateSt
     try:
         keeper = await LeaseKeeper.take(state, REINDEX_LOCK) if state is not None else None
         if state is not None and keeper is None:
-            raise IngestLocked("a reindex or sync is running on another replica")
+            # Held by a reindex or sync elsewhere, or by a process that died within the lease (a minute).
+            raise IngestLocked("the reindex lease is held: a reindex or sync runs on another replica or process")
         report = await asyncio.to_thread(_first_ingest, kb, keeper.fence if keeper else None)
     except StateUnavailable as error:
         _log.warning("start-up ingest skipped: the state store is unreachable (%s); serving the current index", error)

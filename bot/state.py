@@ -43,7 +43,8 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STATE_FILE = "bot.sqlite"
-MEMORY_LIMIT = 20_000  # keys of each kind a MemoryState keeps, oldest forgotten first
+MEMORY_LIMIT = 20_000  # claims and cooldowns a MemoryState keeps, oldest forgotten first
+MEMORY_SESSIONS = 2_000  # and sessions (an answer with every item is a few kB)
 PURGE_EVERY = 60.0  # seconds between purges of expired SQLite rows
 REDIS_TIMEOUT = 1.0  # seconds: a slow store must not hold answers up
 RETRY_AFTER = 5.0  # seconds the shared store is left alone after a failure
@@ -160,17 +161,21 @@ class MemoryState(StateStore):
 
     backend = "memory"
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, limit: int = MEMORY_LIMIT) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, limit: int = MEMORY_LIMIT, sessions: int = MEMORY_SESSIONS
+    ) -> None:
         self._clock = clock
         self._limit = limit
+        self._session_limit = sessions
         self._claims: OrderedDict[str, float] = OrderedDict()  # key -> expires
         self._sessions: OrderedDict[str, tuple[str, int, float]] = OrderedDict()  # key -> value, shown, expires
         self._cooldowns: dict[str, float] = {}  # user -> until
         self._locks: dict[str, tuple[Lease, float]] = {}  # name -> lease, expires
         self._tokens: dict[str, int] = {}
 
-    def _bound(self, table: OrderedDict[str, Any]) -> None:
-        while len(table) > self._limit:
+    @staticmethod
+    def _bound(table: OrderedDict[str, Any], limit: int) -> None:
+        while len(table) > limit:
             table.popitem(last=False)
 
     async def claim(self, key: str, ttl: float) -> bool:
@@ -180,13 +185,13 @@ class MemoryState(StateStore):
             return False
         self._claims[key] = now + ttl
         self._claims.move_to_end(key)
-        self._bound(self._claims)
+        self._bound(self._claims, self._limit)
         return True
 
     async def put_session(self, key: str, value: str, ttl: float) -> None:
         self._sessions[key] = (value, 1, self._clock() + ttl)
         self._sessions.move_to_end(key)
-        self._bound(self._sessions)
+        self._bound(self._sessions, self._session_limit)
 
     def _live(self, key: str) -> tuple[str, int, float] | None:
         found = self._sessions.get(key)

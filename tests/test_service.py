@@ -27,6 +27,7 @@ from gitrepo import Repo
 from bot.chat import ChatCore, stats_text
 from bot.service import DRAIN_SECONDS, Service, create_web_app, start, start_following, stop
 from bot.settings import BotSettings
+from bot.state import SqliteState
 from knowledge.lock import ingest_lock
 
 if TYPE_CHECKING:
@@ -339,6 +340,27 @@ async def test_a_start_up_ingest_held_by_another_ingest_serves_the_current_index
         assert (await service.core.ask("c", "u", "attention transformer")).items
     finally:
         await stop(service)
+
+
+async def test_a_start_up_ingest_finds_the_reindex_lease_held_and_serves_the_current_index(
+    make_kb: MakeKb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = notes_folder(tmp_path, extra=False)
+    assert make_kb([folder], tmp_path / "data").ingest().summary.entries == 10
+    (folder / "extra.md").write_text("# 优化器\n\n" + ONE_MORE, encoding="utf-8")  # an ingest would add it
+    holder = SqliteState(tmp_path / "data" / "bot.sqlite")  # another process of this machine, reindexing
+    lease = await holder.acquire("reindex", 60)
+    kb = make_kb([folder], tmp_path / "data", http_port=0)
+    assert lease is not None and isinstance(kb.settings, BotSettings)
+    service = await start(kb.settings, kb)
+    try:
+        (line,) = warnings_from(caplog)
+        assert line.startswith("start-up ingest skipped: the reindex lease is held")
+        assert (await health_of(service))["entries"] == 10  # served as it was: nothing ingested
+        assert await holder.holds(lease)  # and the lease was left to its holder
+    finally:
+        await stop(service)
+        await holder.close()
 
 
 async def test_a_read_only_replica_loads_the_index_and_never_ingests(

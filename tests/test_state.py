@@ -326,6 +326,15 @@ async def test_open_state_picks_the_back_end_from_the_settings(tmp_path: Path, v
     assert not (tmp_path / "read-only").exists()  # a read-only replica writes nothing
 
 
+async def test_memory_forgets_the_oldest_keys_first() -> None:
+    memory = MemoryState(limit=3, sessions=2)
+    for n in range(4):
+        assert await memory.claim(f"k{n}", 60)
+        await memory.put_session(f"s{n}", "v", 60)
+    assert await memory.claim("k0", 60) and not await memory.claim("k3", 60)  # k0 was forgotten
+    assert await memory.get_session("s1") is None and await memory.get_session("s3") is not None
+
+
 def test_a_lease_names_its_holder_and_token() -> None:
     lease = Lease("reindex", 1700000000000, "host/1/abcd")
     assert lease.value == "host/1/abcd:1700000000000"
