@@ -5,7 +5,8 @@ The core owns the policy every front-end shares: how a question is cleaned and c
 told), its options and scope, the exact lookup of a paper it names before any search, the order of the
 checks before a question is answered, the cooldown, paging, privacy, the language of each reply, what is
 recorded of questions and votes (`bot.records`), what is new and which digests are due, and what is said
-when a reindex starts and ends. Adapters turn platform events into these calls and render what comes back;
+when a reindex starts and ends. What it remembers between messages (answers behind their buttons, cooldowns,
+messages already answered, the reindex lease) is in its state store (`bot.state`), which replicas share. Adapters turn platform events into these calls and render what comes back;
 they post digests through the `DigestPoster`s they give the core.
 """
 
