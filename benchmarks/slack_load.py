@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import math
 import os
 import random
 import signal
@@ -76,7 +77,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[max(1, math.ceil(q / 100 * len(ordered))) - 1]
 
 
 def questions() -> list[str]:

@@ -117,3 +117,21 @@ def test_the_bench_refuses_an_unknown_embedder(capsys) -> None:  # type: ignore[
     with pytest.raises(SystemExit):
         main(["--quick", "--embedder", "openai"])
     assert "unknown embedder" in capsys.readouterr().err
+
+
+def test_the_slack_load_bench_checks_its_targets_and_signs_its_events() -> None:
+    from benchmarks import slack_load
+
+    met = {"answered_twice": 0, "unanswered": 0, "ack_p99_ms": 15.7, "failed_acks": 0}
+    assert slack_load.check({"shared_store": met, "store_stopped_halfway": {**met, "answered_twice": 57}}) == []
+    missed = slack_load.check(
+        {"shared_store": {**met, "answered_twice": 3, "ack_p99_ms": 120.0}, "store_stopped_halfway": met}
+    )
+    assert len(missed) == 2 and "answered twice" in missed[0] and "p99" in missed[1]
+    body = slack_load.mention_body(7, "1700000007.000007", "attention")
+    headers = slack_load.signed(body)
+    from slack_sdk.signature import SignatureVerifier
+
+    verifier = SignatureVerifier(slack_load.SECRET)
+    assert verifier.is_valid(body, headers["X-Slack-Request-Timestamp"], headers["X-Slack-Signature"])
+    assert slack_load.percentile([0.001 * n for n in range(1, 101)], 99) == pytest.approx(0.099)
