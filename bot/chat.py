@@ -6,8 +6,9 @@ told), its options and scope, the exact lookup of a paper it names before any se
 checks before a question is answered, the cooldown, paging, privacy, the language of each reply, what is
 recorded of questions and votes (`bot.records`), what is new and which digests are due, and what is said
 when a reindex starts and ends. What it remembers between messages (answers behind their buttons, cooldowns,
-messages already answered, the reindex lease) is in its state store (`bot.state`), which replicas share. Adapters turn platform events into these calls and render what comes back;
-they post digests through the `DigestPoster`s they give the core.
+messages already answered, the reindex lease) is in its state store (`bot.state`), which replicas share.
+Adapters turn platform events into these calls and render what comes back; they post digests through the
+`DigestPoster`s they give the core.
 """
 
 from __future__ import annotations
