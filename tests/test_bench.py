@@ -34,6 +34,11 @@ def test_bench_produces_every_field(small_notes: Path, tmp_path: Path, monkeypat
         json.dumps({"id": "a", "lang": "en", "query": "attention transformer", "expect_any": ["1706.03762"]}) + "\n",
         encoding="utf-8",
     )
+    # A temp dir of its own, so a bench run by another process on this machine cannot look like a leftover.
+    own_tmp = tmp_path / "tmp"
+    own_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(own_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(own_tmp))
     before = set(Path(tempfile.gettempdir()).glob("kb-bench-*"))
     monkeypatch.setenv("KB_SOURCES", str(small_notes))
     monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "unused"))
