@@ -162,6 +162,16 @@ class SlackFrontEnd:
         await ack(text=escape_mrkdwn(NotHere().message_in(texts_for(self._locale(command)))))
         return False
 
+    async def _action_here(self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond) -> Texts | None:
+        """Acknowledge a button or menu action; the texts of its conversation's language, or None (after a private
+        "not in this channel") when the channel is outside the allowlist."""
+        await ack()
+        t = texts_for(self.core.locale_for(conversation_key(_action_channel(body))))
+        if not self.answers_in(_action_channel(body)):
+            await self._respond(respond, NotHere().message_in(t))
+            return None
+        return t
+
     # -- replies ---------------------------------------------------------------------------------------
     def _answer_message(self, answer: Answer) -> dict[str, Any]:
         return {
@@ -260,10 +270,8 @@ class SlackFrontEnd:
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         """ "Open a section…": that subsection's first page, in place of the page it was picked on."""
-        await ack()
-        t = texts_for(self.core.locale_for(conversation_key(_action_channel(body))))
-        if not self.answers_in(_action_channel(body)):
-            await self._respond(respond, NotHere().message_in(t))
+        t = await self._action_here(ack, body, respond)
+        if t is None:
             return
         section = str((action.get("selected_option") or {}).get("value") or TOP)
         await self._browse(respond, section, 1, t, replace_original=True)
@@ -272,10 +280,8 @@ class SlackFrontEnd:
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         """Up, Previous or Next on a browse page (value `<section id>:<page>`), in place of that page."""
-        await ack()
-        t = texts_for(self.core.locale_for(conversation_key(_action_channel(body))))
-        if not self.answers_in(_action_channel(body)):
-            await self._respond(respond, NotHere().message_in(t))
+        t = await self._action_here(ack, body, respond)
+        if t is None:
             return
         section, _, page = str(action.get("value") or "").partition(":")
         await self._browse(respond, section or TOP, int(page) if page.isdigit() else 1, t, replace_original=True)
@@ -297,10 +303,8 @@ class SlackFrontEnd:
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         """Previous or Next on a page of /kb-new (value `<days>:<page>`), in place of that page."""
-        await ack()
-        t = texts_for(self.core.locale_for(conversation_key(_action_channel(body))))
-        if not self.answers_in(_action_channel(body)):
-            await self._respond(respond, NotHere().message_in(t))
+        t = await self._action_here(ack, body, respond)
+        if t is None:
             return
         days, _, page = str(action.get("value") or "").partition(":")
         if not (days.isdigit() and page.isdigit()):
