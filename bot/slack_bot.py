@@ -429,12 +429,10 @@ class SlackFrontEnd:
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         """The "More results" button: the next page of the answer the button belongs to, in the same thread."""
-        await ack()
-        conversation = conversation_key(_action_channel(body))
-        t = texts_for(self.core.locale_for(conversation))
-        if not self.answers_in(_action_channel(body)):
-            await self._respond(respond, NotHere().message_in(t))
+        t = await self._action_here(ack, body, respond)
+        if t is None:
             return
+        conversation = conversation_key(_action_channel(body))
         result = await _attempt(self.core.more(conversation, action.get("value") or None), t)
         await self._respond(respond, result, thread_ts=_action_thread(body))
 
@@ -442,12 +440,10 @@ class SlackFrontEnd:
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
     ) -> None:
         """ "Similar to…": the entries nearest to the one picked (value `<answer id>:<entry id>`)."""
-        await ack()
-        conversation = conversation_key(_action_channel(body))
-        t = texts_for(self.core.locale_for(conversation))
-        if not self.answers_in(_action_channel(body)):
-            await self._respond(respond, NotHere().message_in(t))
+        t = await self._action_here(ack, body, respond)
+        if t is None:
             return
+        conversation = conversation_key(_action_channel(body))
         answer_id, _, entry_id = str((action.get("selected_option") or {}).get("value") or "").partition(":")
         found = self.core.similar(conversation, entry_id, answer_id=answer_id or None)
         await self._respond(respond, await _attempt(found, t), thread_ts=_action_thread(body))
