@@ -26,12 +26,15 @@ import hashlib
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+
+from bot import sqlitedb
 
 _log = logging.getLogger(__name__)
 
@@ -125,6 +128,7 @@ class Records:
         self.path = path
         self._clock = clock
         self._ready = False
+        self._preparing = threading.Lock()  # the first calls of several threads prepare once
 
     # -- the connection -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -132,7 +136,9 @@ class Records:
         """A connection for one transaction (BEGIN IMMEDIATE when `write`: writers queue at once rather
         than fail midway), committed on success and closed either way."""
         if not self._ready:
-            self._prepare()
+            with self._preparing:
+                if not self._ready:
+                    self._prepare()
         connection = self._open()
         try:
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -146,17 +152,12 @@ class Records:
             connection.close()
 
     def _open(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, never corrupt
-        return connection
+        return sqlitedb.connect(self.path, BUSY_TIMEOUT_MS)
 
     def _prepare(self) -> None:
         """Create the file and the tables (once per process), then import an old feedback.jsonl."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = self._open()
         try:
-            connection.execute("PRAGMA journal_mode = WAL")  # kept by the file: every connection uses it
             connection.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA:
                 connection.execute(statement)

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from bot import sqlitedb
+
 _log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -297,11 +299,7 @@ class SqliteState(StateStore):
     # -- plumbing --------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            connection = sqlite3.connect(self.path, timeout=self._busy_ms / 1000, isolation_level=None)
-            connection.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
+            connection = sqlitedb.connect(self.path, self._busy_ms)
             connection.executescript(_SCHEMA)
             self._connection = connection
         return self._connection

@@ -93,6 +93,23 @@ def test_writers_in_threads_at_once_lose_nothing(tmp_path: Path) -> None:
     assert records.activity(EPOCH).refused == 200
 
 
+def test_the_first_write_waits_for_another_connection_that_holds_a_fresh_file(tmp_path: Path) -> None:
+    # SQLite fails `PRAGMA journal_mode = WAL` at once, without its busy handler, while another
+    # connection holds a write lock on a file still in rollback mode: the state of a fresh bot.sqlite
+    # while another thread or replica sets it up. (CI lost a question to this race once.)
+    other = sqlite3.connect(tmp_path / DB_FILE, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("CREATE TABLE state_example (key TEXT PRIMARY KEY)")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        Records(tmp_path / DB_FILE).add_question("slack", "u1", "attention", "answered")
+    finally:
+        release.join()
+        other.close()
+    assert Records(tmp_path / DB_FILE).activity(EPOCH).answered == 1
+
+
 def test_an_old_feedback_jsonl_is_imported_once(tmp_path: Path) -> None:
     lines = [json.dumps(row, ensure_ascii=False) for row in OLD_FEEDBACK]
     lines.insert(1, "{not json")  # a torn line, as a crash mid-write leaves
