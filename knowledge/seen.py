@@ -131,14 +131,21 @@ class DigestLog:
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = sqlite3.connect(self.path, timeout=10)
+        connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         try:
-            with connection:
+            # One immediate transaction: a deferred one that reads, then writes, can get "database is
+            # locked" at once (SQLite skips the busy handler where waiting could deadlock).
+            connection.execute("BEGIN IMMEDIATE")
+            try:
                 connection.execute(
                     "CREATE TABLE IF NOT EXISTS digests (target TEXT NOT NULL, key TEXT NOT NULL, "
                     "through REAL NOT NULL, posted_at REAL NOT NULL, PRIMARY KEY (target, key))"
                 )
                 yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
         finally:
             connection.close()
 
