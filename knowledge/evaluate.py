@@ -159,6 +159,17 @@ def evaluate(questions: Sequence[Question], retrieve: Retrieve, *, method: str =
 
 
 def _group_names(question: Question) -> list[str]:
-    return [
+    names = [
         name for name in (question.kind and f"kind:{question.kind}", question.pair and f"pair:{question.pair}") if name
     ]
+    if question.kind and question.pair and _cross_lingual(question.pair):
+        names.append(f"kind:{question.kind} cross-lingual")  # e.g. an English sentence about a Chinese headline
+    return names
+
+
+def _cross_lingual(pair: str) -> bool:
+    """Whether `pair` (question language -> entry language) crosses between English and Chinese (Simplified
+    and Traditional count as one language here)."""
+    asked, _, entry = pair.partition("->")
+    family = {"en": "en", "zh": "zh", "zh-tw": "zh", "zh-hans": "zh", "zh-hant": "zh"}
+    return bool(entry) and family.get(asked.lower(), asked) != family.get(entry.lower(), entry)

