@@ -185,7 +185,8 @@ async def test_a_message_delivered_several_times_is_answered_once(slack: Slack) 
     )
     assert list(statuses) == [200, 200, 200]
     await slack.event(first, body=body, retry=2)
-    await slack.sentinel()
+    await slack.fake.wait_for(lambda replies: any(reply.data.get("channel") == "DALICE" for reply in replies))
+    await slack.sentinel()  # answers are posted as they are ready: a second one would have come by now
     assert len(slack.posts()) == 1
 
 
@@ -657,6 +658,8 @@ async def test_the_channel_allowlist_applies_to_commands_mentions_and_buttons(
         _, clicked = await slack.action("kb_more", answer_id(answer), channel="COTHER")
         [more] = await slack.reply_to(clicked)
         await slack.event(dm("DALICE", "1700002000.000200", QUESTION))  # a DM is always fine
+        # Answers are posted as they are ready, not in the order asked: wait for the DM's own answer.
+        await slack.fake.wait_for(lambda replies: any(reply.data.get("channel") == "DALICE" for reply in replies))
         await slack.sentinel()
         posts = slack.posts()
     not_here = escape_mrkdwn(NotHere().user_message)
