@@ -16,6 +16,7 @@ from knowledge.embed import Embedder
 from knowledge.generations import Generations
 from knowledge.reader import IndexReader
 from knowledge.records import PassageText, default_passage_text
+from knowledge.upsert import UPSERT_BATCH
 from knowledge.writer import IndexWriter
 
 
@@ -33,7 +34,7 @@ class ChromaStore:
         *,
         chroma_url: str | None = None,
         passage_text: PassageText = default_passage_text,
-        batch_size: int = 32,
+        batch_size: int = UPSERT_BATCH,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = ChromaClient(data_dir, chroma_url)

@@ -23,7 +23,7 @@ from knowledge.generations import Generations, Pointer
 from knowledge.lock import Fence, fenced, ingest_lock
 from knowledge.records import PassageText, Record, default_passage_text, entries_from, to_records
 from knowledge.seen import seen_fields, stamp_first_seen
-from knowledge.upsert import Progress, embed_and_upsert
+from knowledge.upsert import UPSERT_BATCH, Progress, embed_and_upsert
 
 if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
@@ -64,7 +64,7 @@ class IndexWriter:
         lock_path: Path,
         *,
         passage_text: PassageText = default_passage_text,
-        batch_size: int = 32,
+        batch_size: int = UPSERT_BATCH,
     ) -> None:
         self.generations = generations
         self.client = generations.client

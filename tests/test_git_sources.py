@@ -21,6 +21,7 @@ from knowledge.errors import IngestLocked
 from knowledge.lock import ingest_lock
 from knowledge.parse import parse_sources
 from knowledge.settings import Settings
+from knowledge.upsert import UPSERT_BATCH
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -261,7 +262,7 @@ def test_a_sync_killed_while_it_indexes_is_completed_by_the_next_start(
     kb.close()
     papers = [
         f"- [Sparse Attention Study Number {i}](https://example.com/sparse/{i}) 第 {i} 篇稀疏注意力笔记。"
-        for i in range(40)
+        for i in range(140)
     ]
     upstream.write("posts/sparse.md", "# 稀疏注意力\n\n" + "\n".join(papers) + "\n")
     commit = curate(upstream)
@@ -285,9 +286,9 @@ def test_a_sync_killed_while_it_indexes_is_completed_by_the_next_start(
     try:
         report = restarted.sync()
         assert not report.failed and report.ingest is not None
-        # The first batch of 32 was stored before the kill; the rest is embedded now.
-        assert marker.read_text() == "32/42"
-        assert (report.ingest.summary.embedded, report.ingest.summary.removed) == (42 - 32, 1)
+        # The first batch (UPSERT_BATCH records) was stored before the kill; the rest is embedded now.
+        assert marker.read_text() == f"{UPSERT_BATCH}/142"
+        assert (report.ingest.summary.embedded, report.ingest.summary.removed) == (142 - UPSERT_BATCH, 1)
         assert report.sources[0].before == report.sources[0].after == commit  # the mirror was already there
         expected = {entry.title for entry in parse_sources([mirror_of(data) / "posts"]).entries}
         assert titles(restarted) == expected and "Attention Is All You Need" in expected
