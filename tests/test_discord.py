@@ -8,7 +8,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +41,6 @@ from fake_discord import (
     command_payload,
     custom_ids,
     deliver,
-    endpoints_restored,
     guild_payload,
     message_payload,
     run_command,
@@ -133,19 +132,9 @@ def kb(make_kb: MakeKb, notes: Path, tmp_path_factory: pytest.TempPathFactory) -
     return base
 
 
-@pytest.fixture(autouse=True)
-def restore_endpoints() -> Iterator[None]:
-    """The client sets discord.py's class-wide API base and gateway; put them back afterwards."""
-    with endpoints_restored():
-        yield
-
-
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord(channel_id=GENERAL)
-    await server.start()
-    yield server
-    await server.stop()
+def fake(discord_fake: FakeDiscord) -> FakeDiscord:
+    return discord_fake
 
 
 @pytest.fixture
@@ -862,7 +851,11 @@ async def test_section_suggestions_stay_within_discord_s_limits_on_the_bundled_c
 
 async def test_a_paper_link_is_looked_up_exactly_first(client: KnowledgeBot, fake: FakeDiscord) -> None:
     await run_command(client, command_payload("ask", question="https://arxiv.org/pdf/1711.05101v2.pdf"))
-    await run_command(client, command_payload("ask", question="arXiv:2106.09685 low-rank adaptation of Adam optimizer"))
+    # The rest of the question is clearly about entries the collection has (refusal probability about 0.7;
+    # "low-rank adaptation of Adam optimizer" sat within 0.001 of the threshold, answered or not by chance).
+    await run_command(
+        client, command_payload("ask", question="arXiv:2106.09685 low-rank adaptation, like weight decay in Adam")
+    )
 
     found, missing = fake.followups
     assert found.content.startswith("In the collection: arXiv:1711.05101 in §深度学习 › 优化器:")
