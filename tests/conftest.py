@@ -10,11 +10,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_discord import GENERAL, FakeDiscord, endpoints_restored
 from valkey_server import start_valkey_server, valkey_server  # noqa: F401 - fixtures for every module
 
 from bot.settings import BotSettings
@@ -65,6 +66,22 @@ def small_notes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 SERVER_START_TIMEOUT = 60.0
+
+
+@pytest.fixture(autouse=True)
+def restore_endpoints() -> Iterator[None]:
+    """A Discord client sets discord.py's class-wide API base and gateway; put them back after each test."""
+    with endpoints_restored():
+        yield
+
+
+@pytest.fixture
+async def discord_fake() -> AsyncIterator[FakeDiscord]:
+    """A started fake Discord whose guild has the channel GENERAL, stopped afterwards."""
+    server = FakeDiscord(channel_id=GENERAL)
+    await server.start()
+    yield server
+    await server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,19 +11,16 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fake_discord import (
-    GENERAL,
     FakeDiscord,
     answer_id_of,
     button_payload,
     click,
     command_payload,
-    endpoints_restored,
     run_command,
     start_client,
 )
@@ -205,20 +202,6 @@ def test_the_report_counts_groups_most_asked_first_with_the_last_time_and_the_vo
 
 
 # -- through each front-end --------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def restore_endpoints() -> Iterator[None]:
-    with endpoints_restored():
-        yield
-
-
-@pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord(channel_id=GENERAL)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 async def test_refusals_and_down_votes_from_every_front_end_appear_grouped_in_the_report(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from fake_discord import (
     button_payload,
     click,
     command_payload,
-    endpoints_restored,
     run_command,
     start_client,
 )
@@ -94,20 +92,6 @@ def grown(make_kb: MakeKb, tmp_path_factory: pytest.TempPathFactory) -> Knowledg
     repo.commit("this week's notes")
     assert kb.sync().added == 13
     return kb
-
-
-@pytest.fixture(autouse=True)
-def restore_endpoints() -> Iterator[None]:
-    with endpoints_restored():
-        yield
-
-
-@pytest.fixture
-async def discord_fake() -> AsyncIterator[FakeDiscord]:
-    server = FakeDiscord(channel_id=GENERAL)
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def listed_titles(text: str) -> list[str]:
