@@ -676,4 +676,13 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["NAME", "PROMPTS", "build_model", "build_tokenizer", "default_cache_dir", "ensure_model", "read_weights"]
+__all__ = [
+    "NAME",
+    "PROMPTS",
+    "build_model",
+    "build_tokenizer",
+    "default_cache_dir",
+    "ensure_model",
+    "fallback_cache_dir",
+    "read_weights",
+]
