@@ -220,19 +220,25 @@ def pure_embedding_seconds(
     return time.perf_counter() - started
 
 
-def child_peak_rss(role: str, sources: Path, data: Path, spec: str) -> float:
-    """Peak RSS in MB of a fresh process that ingests (`ingest`) or loads the index and answers (`serve`)."""
+def run_child(module: str, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `python -m module args` in a fresh process (this checkout on its path, `env` added to the
+    environment) and return the JSON object its last line of output prints."""
     path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "KB_SOURCES": str(sources), "KB_DATA_DIR": str(data), "KB_EMBEDDER": spec, "PYTHONPATH": path}
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench", role],
+        [sys.executable, "-m", module, *args],
         capture_output=True,
         text=True,
-        env=env,
+        env={**os.environ, **(env or {}), "PYTHONPATH": path},
         timeout=3600,
         check=True,
     )
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def child_peak_rss(role: str, sources: Path, data: Path, spec: str) -> float:
+    """Peak RSS in MB of a fresh process that ingests (`ingest`) or loads the index and answers (`serve`)."""
+    env = {"KB_SOURCES": str(sources), "KB_DATA_DIR": str(data), "KB_EMBEDDER": spec}
+    return float(run_child("benchmarks.bench", role, env=env)["peak_rss_mb"])
 
 
 # -- parsing -------------------------------------------------------------------------------------
@@ -287,16 +293,7 @@ def _parse_child(kind: str, size: int, rounds: int) -> dict[str, Any]:
 
 
 def _run_parse_child(kind: str, size: int, rounds: int) -> dict[str, Any]:
-    path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench", "parse", kind, str(size), str(rounds)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": path},
-        timeout=3600,
-        check=True,
-    )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_child("benchmarks.bench", "parse", kind, str(size), str(rounds))
 
 
 def measure_parse(

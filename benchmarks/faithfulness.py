@@ -27,7 +27,6 @@ import argparse
 import functools
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from benchmarks.bench import peak_rss_mb
+from benchmarks.bench import peak_rss_mb, run_child
 from knowledge import Settings, load_settings
 from knowledge.e5_convert import PROMPTS, ensure_model
 from knowledge.embed import CONVERTED_E5, ST_PREFIX, load_embedder, sanitize
@@ -53,7 +52,6 @@ CONVERTED_SPEC = f"{ST_PREFIX}{CONVERTED_E5}"
 QUESTION_FILES = (Path("eval/questions.jsonl"), Path("../shared/eval/questions.jsonl"))
 BATCH = 32
 MAX_TOKENS = 512
-_ROOT = Path(__file__).resolve().parents[1]
 
 Vectors = NDArray[np.float32]
 
@@ -205,25 +203,7 @@ def _child(engine: str, threads: int, texts_file: Path) -> None:
 
 
 def _run_child(engine: str, threads: int, texts_file: Path) -> dict[str, Any]:
-    path = os.pathsep.join(filter(None, [str(_ROOT), os.environ.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.faithfulness",
-            "--child",
-            engine,
-            str(texts_file),
-            "--threads",
-            str(threads),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": path},
-        timeout=3600,
-        check=True,
-    )
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_child("benchmarks.faithfulness", "--child", engine, str(texts_file), "--threads", str(threads))
 
 
 def measure(
