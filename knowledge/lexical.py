@@ -10,7 +10,7 @@ import math
 import re
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -170,6 +170,22 @@ def tokenize(text: str) -> list[str]:
             continue
         tokens.append(_stem(token))
     return tokens
+
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
+
+
+def looks_like_name(word: str) -> bool:
+    """A word written as a name rather than a common word: two capitals or a digit (SMOTE, TabNet, GPT-4V, o1)."""
+    return len(word) >= 2 and (sum(c.isupper() for c in word) >= 2 or any(c.isdigit() for c in word))
+
+
+def unknown_names(question: str, known: Callable[[str], bool]) -> int:
+    """How many distinct name-like words of `question` the collection never uses, not even in part: a
+    question about SMOTE or LLaVA asks for something a collection without those words cannot answer.
+    `known` says whether the collection uses a search token (itself or a glossary translation)."""
+    words = dict.fromkeys(word for word in _NAME.findall(question) if looks_like_name(word))
+    return sum(1 for word in words if not any(known(token) for token in tokenize(word)))
 
 
 def url_words(url: str) -> str:

@@ -6,6 +6,7 @@ so the fusion order, ties, coverage, each branch of the floor and the tail rule 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -210,6 +211,7 @@ class Signals:
     matched_idf: float  # the most idf of question tokens that one top candidate contains
     known_share: float  # the share of the question's tokens that the collection uses
     han: float  # 1 when the question is written in Chinese characters
+    names: float  # name-like words of the question (SMOTE, TabNet) that the collection never uses
 
     def vector(self) -> np.ndarray:
         return np.asarray([getattr(self, name) for name in SIGNALS], dtype=np.float64)
@@ -219,9 +221,16 @@ SIGNALS = tuple(Signals.__dataclass_fields__)
 
 
 def signals(
-    hits: Sequence[Hit], lexical: LexicalEvidence, dense: Mapping[str, DenseHit], *, han: bool, top: int = 5
+    hits: Sequence[Hit],
+    lexical: LexicalEvidence,
+    dense: Mapping[str, DenseHit],
+    *,
+    han: bool,
+    names: int = 0,
+    top: int = 5,
 ) -> Signals:
-    """The question-level evidence of the fused `hits` (best first) and the dense candidates."""
+    """The question-level evidence of the fused `hits` (best first) and the dense candidates; `han` and
+    `names` (`knowledge.lexical.unknown_names`) are read from the question itself."""
     best = hits[:top]
     first_dense = max(dense.values(), key=lambda hit: hit.score, default=None)
     bm25_rank = {hit.entry.id: hit.bm25_rank for hit in hits}
@@ -239,12 +248,30 @@ def signals(
         matched_idf=max((hit.matched_idf for hit in best), default=0.0),
         known_share=known / len(tokens) if tokens else 0.0,
         han=1.0 if han else 0.0,
+        names=float(names),
     )
+
+
+Expand = Literal["linear", "quadratic"]
+
+
+def expand(x: np.ndarray, how: Expand) -> np.ndarray:
+    """The model's inputs from standardised signals: themselves, and for "quadratic" then every product of
+    two (squares included), in scikit-learn's `PolynomialFeatures(2, include_bias=False)` order."""
+    if how == "linear":
+        return x
+    pairs = [x[i] * x[j] for i, j in itertools.combinations_with_replacement(range(len(x)), 2)]
+    return np.concatenate([x, np.asarray(pairs, dtype=np.float64)])
+
+
+def expanded_size(signals: int, how: Expand) -> int:
+    return signals if how == "linear" else signals + signals * (signals + 1) // 2
 
 
 @dataclass(frozen=True)
 class RefusalModel:
-    """A logistic regression over `Signals`: the probability that the collection answers the question.
+    """A logistic regression over `Signals` (or over them and their pairwise products): the probability that
+    the collection answers the question.
 
     Fitted by `eval/fit_refusal.py` (scikit-learn, cross-validated on the tuning questions) and stored as
     a small JSON file; applying it needs only numpy. Below `refuse_below` the question is refused.
@@ -256,15 +283,53 @@ class RefusalModel:
     coef: tuple[float, ...]
     intercept: float
     refuse_below: float
+    expand: Expand = "linear"
 
     def __post_init__(self) -> None:
-        if self.features != SIGNALS or not len(self.mean) == len(self.scale) == len(self.coef) == len(SIGNALS):
+        if self.features != SIGNALS or not len(self.mean) == len(self.scale) == len(SIGNALS):
             raise ValueError(f"a refusal model needs exactly the signals {SIGNALS}, got {self.features}")
+        if self.expand not in ("linear", "quadratic"):
+            raise ValueError(f"a refusal model expands its signals linearly or quadratically, not {self.expand!r}")
+        if len(self.coef) != (size := expanded_size(len(SIGNALS), self.expand)):
+            raise ValueError(f"a {self.expand} refusal model needs {size} coefficients, got {len(self.coef)}")
 
     def probability(self, evidence: Signals) -> float:
         x = (evidence.vector() - np.asarray(self.mean)) / np.asarray(self.scale)
-        z = float(x @ np.asarray(self.coef)) + self.intercept
+        z = float(expand(x, self.expand) @ np.asarray(self.coef)) + self.intercept
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, refuse_below: float) -> RefusalModel:
+        """The model of a fitted scikit-learn pipeline: `StandardScaler`, then optionally
+        `PolynomialFeatures(2, include_bias=False)` and a second `StandardScaler`, then `LogisticRegression`.
+        The second scaler is folded into the coefficients, so applying the model needs numpy alone."""
+        first, regression = pipeline[0], pipeline[-1]
+        coef, intercept = np.asarray(regression.coef_[0], dtype=np.float64), float(regression.intercept_[0])
+        how: Expand = "linear"
+        if len(pipeline) == 4:
+            how, second = "quadratic", pipeline[2]
+            intercept -= float(np.sum(coef * second.mean_ / second.scale_))
+            coef = coef / second.scale_
+        return cls(
+            features=SIGNALS,
+            mean=tuple(float(v) for v in first.mean_),
+            scale=tuple(float(v) for v in first.scale_),
+            coef=tuple(float(v) for v in coef),
+            intercept=intercept,
+            refuse_below=refuse_below,
+            expand=how,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "expand": self.expand,
+            "mean": [round(v, 6) for v in self.mean],
+            "scale": [round(v, 6) for v in self.scale],
+            "coef": [round(v, 8) for v in self.coef],
+            "intercept": round(self.intercept, 8),
+            "refuse_below": round(self.refuse_below, 6),
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RefusalModel:
@@ -275,6 +340,7 @@ class RefusalModel:
             coef=tuple(float(v) for v in data["coef"]),
             intercept=float(data["intercept"]),
             refuse_below=float(data["refuse_below"]),
+            expand=data.get("expand", "linear"),
         )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from knowledge.embed import Embedder
 from knowledge.filters import Where
-from knowledge.lexical import LexicalScores
+from knowledge.lexical import LexicalScores, unknown_names
 from knowledge.live import LiveIndex
 from knowledge.normalize import has_han
 from knowledge.ranking import DenseHit, Hit, Mode, RankingConfig, RefusalModel, Signals, decide, rank, signals
@@ -93,9 +93,10 @@ class Searcher:
         self.index.refresh_soon()
         ranking = self.candidates(query, mode=mode, where=where, vector=vector)
         t = time.perf_counter()
-        evidence = (
-            signals(ranking.hits, ranking.lexical, ranking.dense, han=has_han(query)) if mode == "hybrid" else None
-        )
+        evidence = None
+        if mode == "hybrid":
+            names = unknown_names(query, ranking.lexical.known)
+            evidence = signals(ranking.hits, ranking.lexical, ranking.dense, han=has_han(query), names=names)
         hits, refused = decide(list(ranking.hits), mode, self.config, evidence, self.refusal)
         timings = ranking.timings
         timings["rank"] += time.perf_counter() - t

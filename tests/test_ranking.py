@@ -336,20 +336,23 @@ def test_signals_read_the_best_candidates() -> None:
     assert evidence.agree == 1.0  # the dense first (c) is BM25's second
     assert evidence.bm25 == pytest.approx(math.log1p(3.0))
     assert (evidence.tokens, evidence.known_tokens) == pytest.approx((math.log1p(3), math.log1p(2)))
-    assert evidence.known_share == pytest.approx(2 / 3) and evidence.han == 0.0
+    assert evidence.known_share == pytest.approx(2 / 3) and evidence.han == 0.0 and evidence.names == 0.0
     assert evidence.vector().tolist() == [getattr(evidence, name) for name in SIGNALS]
-    nothing = signals([], lexical([0, 0, 0, 0, 0]), {}, han=True)
-    assert nothing.vector().tolist() == [0.0] * 9 + [1.0]
+    nothing = signals([], lexical([0, 0, 0, 0, 0]), {}, han=True, names=2)
+    assert nothing.vector().tolist() == [0.0] * 9 + [1.0, 2.0]
 
 
 def model(refuse_below: float = 0.5) -> RefusalModel:
     """P(answerable) rises with coverage alone: 0.5 at coverage 0.3."""
     coef = [10.0 if name == "coverage" else 0.0 for name in SIGNALS]
-    return RefusalModel(SIGNALS, (0.3,) + (0.0,) * 9, (1.0,) * 10, tuple(coef), 0.0, refuse_below)
+    return RefusalModel(SIGNALS, (0.3,) + (0.0,) * (N - 1), (1.0,) * N, tuple(coef), 0.0, refuse_below)
 
 
-def evidence_with(coverage: float) -> Signals:
-    return Signals(coverage, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+N = len(SIGNALS)
+
+
+def evidence_with(coverage: float, **others: float) -> Signals:
+    return Signals(**{name: 0.0 for name in SIGNALS} | {"coverage": coverage} | others)
 
 
 @pytest.mark.parametrize(
@@ -362,15 +365,46 @@ def test_the_model_is_a_logistic_regression_over_standardised_signals(coverage: 
 def test_a_model_must_read_exactly_the_signals() -> None:
     with pytest.raises(ValueError, match="exactly the signals"):
         RefusalModel(("coverage",), (0.0,), (1.0,), (1.0,), 0.0, 0.5)
+    with pytest.raises(ValueError, match=f"quadratic refusal model needs {N + N * (N + 1) // 2} coefficients"):
+        RefusalModel(SIGNALS, (0.0,) * N, (1.0,) * N, (1.0,) * N, 0.0, 0.5, expand="quadratic")
     data = {
         "features": list(SIGNALS),
-        "mean": [0] * 10,
-        "scale": [1] * 10,
-        "coef": [0] * 10,
+        "mean": [0] * N,
+        "scale": [1] * N,
+        "coef": [0] * N,
         "intercept": 2,
         "refuse_below": 0.3,
     }
     assert RefusalModel.from_dict(data).probability(evidence_with(0.0)) == pytest.approx(1 / (1 + math.exp(-2)))
+
+
+def test_quadratic_models_add_each_product_of_two_standardised_signals() -> None:
+    # coefficient of coverage * margin only: z = 4 * coverage * margin, in PolynomialFeatures' order
+    pairs = [(i, j) for i in range(N) for j in range(i, N)]
+    coef = [0.0] * N + [4.0 if pair == (0, 1) else 0.0 for pair in pairs]
+    quadratic = RefusalModel(SIGNALS, (0.0,) * N, (1.0,) * N, tuple(coef), 0.0, 0.5, expand="quadratic")
+    assert quadratic.probability(evidence_with(0.5, margin=1.0)) == pytest.approx(1 / (1 + math.exp(-2)))
+    assert quadratic.probability(evidence_with(0.5)) == pytest.approx(0.5)  # no margin, no product
+    assert RefusalModel.from_dict(quadratic.to_dict()) == quadratic
+
+
+@pytest.mark.parametrize("how", ["linear", "quadratic"])
+def test_a_fitted_pipeline_gives_the_same_probabilities_with_numpy_alone(how: str) -> None:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures, StandardScaler
+
+    generator = np.random.default_rng(7)
+    x = generator.normal(size=(200, N)) * generator.uniform(0.1, 10, size=N) + generator.normal(size=N)
+    y = (x[:, 0] * x[:, 1] + x[:, 2] + generator.normal(size=200) > 0).astype(int)
+    steps: list[object] = [StandardScaler()]
+    if how == "quadratic":
+        steps += [PolynomialFeatures(2, include_bias=False), StandardScaler()]
+    pipeline = make_pipeline(*steps, LogisticRegression(C=0.5, max_iter=5000)).fit(x, y)
+    fitted = RefusalModel.from_pipeline(pipeline, 0.4)
+    assert fitted.expand == how and fitted.refuse_below == 0.4
+    ours = [fitted.probability(Signals(*row)) for row in x[:20]]
+    assert ours == pytest.approx(pipeline.predict_proba(x[:20])[:, 1].tolist(), abs=1e-9)
 
 
 def test_a_shipped_model_serves_its_embedder_and_the_same_model_in_another_engine(tmp_path: Path) -> None:
@@ -379,9 +413,9 @@ def test_a_shipped_model_serves_its_embedder_and_the_same_model_in_another_engin
             "embedder": embedder,
             "same_model": list(same_model),
             "features": list(SIGNALS),
-            "mean": [0] * 10,
-            "scale": [1] * 10,
-            "coef": [0] * 10,
+            "mean": [0] * N,
+            "scale": [1] * N,
+            "coef": [0] * N,
             "intercept": 0,
             "refuse_below": refuse_below,
         }

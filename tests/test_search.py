@@ -18,7 +18,7 @@ from knowledge.cli import main
 from knowledge.embed import DEFAULT_SPEC, Embedder
 from knowledge.entry import Entry, SourceRef
 from knowledge.evaluate import Question, evaluate, is_hit, load_questions
-from knowledge.lexical import LexicalIndex, expand, tokenize
+from knowledge.lexical import LexicalIndex, expand, tokenize, unknown_names
 from knowledge.live import REFRESH_SECONDS
 from knowledge.ranking import Mode
 from knowledge.search import clean_query
@@ -275,6 +275,24 @@ def test_a_word_the_collection_has_only_in_translation_is_known() -> None:
     scores = LexicalIndex.build([_entry("消除点击率预估中的位置偏置")]).score("click-through rate sourdough")
     assert scores.known("click") and scores.coverage(0) > 0
     assert not scores.known("sourdough")
+
+
+@pytest.mark.parametrize(
+    ("question", "count"),
+    [
+        ("Does TabNet beat XGBoost on tabular data?", 2),  # mixed case, capitals
+        ("BERT 和 SMOTE 哪个更适合不平衡数据", 1),  # BERT is in the collection
+        ("SMOTE or smote, SMOTE again", 1),  # each name once; "smote" in lower case is not written as a name
+        ("How does GPT-4V read images?", 0),  # GPT is known: a new version of a known name is not unknown
+        ("How does OpenAI o1 reason?", 2),  # a digit makes a name
+        ("An Adam optimizer question", 0),  # one capital is an ordinary word at the start of a sentence
+        ("ResNet 的残差连接", 0),  # known through the collection's own word
+        ("什么是对比学习", 0),  # Chinese words are not names
+    ],
+)
+def test_unknown_names_count_name_like_words_the_collection_never_uses(question: str, count: int) -> None:
+    vocabulary = set(tokenize("BERT GPT-2 ResNet resnet 对比学习"))
+    assert unknown_names(question, vocabulary.__contains__) == count
 
 
 def test_bm25_index_is_persisted_and_rebuilt_when_entries_change(tmp_path: Path) -> None:
