@@ -2,10 +2,14 @@
 
     .venv/bin/python eval/check.py [path/to/questions.jsonl]
     .venv/bin/python eval/check.py --train [eval/train.jsonl]
+    .venv/bin/python eval/check.py --fresh [eval/fresh.jsonl]
 
 `--train` checks a supplementary training set instead (`eval/train.jsonl` by default): split `train`,
 ids `t…` in-domain and `u…` out-of-domain, the same field, expect_any and grep checks, the tables
 in a `train` column, and not the targets below, which are the held-out set's.
+
+`--fresh` checks the second held-out set the same way (`eval/fresh.jsonl` by default): split `fresh`,
+ids `f…` in-domain and `g…` out-of-domain, the tables in a `fresh` column, no held-out targets.
 
 Checks, each failure printed as `ERROR ...` (exit status 1 if there is any):
   * every line is a JSON object with the required fields and allowed values
@@ -50,6 +54,9 @@ IN_KINDS = {"keyword", "descriptive", "url"}
 OOD_KINDS = {"ood-everyday", "ood-programming", "ood-near-ml"}
 SPLITS = {"tune", "heldout"}
 TRAIN_PATH = Path(__file__).with_name("train.jsonl")
+FRESH_PATH = Path(__file__).with_name("fresh.jsonl")
+# mode flag -> (default path, split, in-domain id prefix, out-of-domain id prefix)
+MODES = {"--train": (TRAIN_PATH, "train", "t", "u"), "--fresh": (FRESH_PATH, "fresh", "f", "g")}
 TOO_MANY = 4  # an expect_any string matching more entries than this is suspicious
 
 _SPACE = re.compile(r"\s+")
@@ -99,11 +106,16 @@ def grep_hits(term: str, sources: dict[str, str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    train = "--train" in argv[1:]
-    paths = [arg for arg in argv[1:] if arg != "--train"]
-    path = Path(paths[0]) if paths else TRAIN_PATH if train else DEFAULT_PATH
-    splits_allowed = {"train"} if train else SPLITS
-    in_prefix, ood_prefix = ("t", "u") if train else ("q", "o")
+    flags = [arg for arg in argv[1:] if arg in MODES]
+    paths = [arg for arg in argv[1:] if arg not in MODES]
+    if len(flags) > 1:
+        print(f"use at most one of {', '.join(MODES)}")
+        return 2
+    mode = MODES[flags[0]] if flags else None
+    supplementary = mode is not None  # a training or fresh set: one split, no held-out targets
+    path = Path(paths[0]) if paths else mode[0] if mode else DEFAULT_PATH
+    splits_allowed = {mode[1]} if mode else SPLITS
+    in_prefix, ood_prefix = (mode[2], mode[3]) if mode else ("q", "o")
     errors: list[str] = []
     warnings: list[str] = []
 
@@ -210,7 +222,7 @@ def main(argv: list[str]) -> int:
     # ---- tables
     ind = [q for q in questions if "expect_any" in q]
     ood = [q for q in questions if "expect_none" in q]
-    splits = ["train"] if train else ["tune", "heldout"]
+    splits = [mode[1]] if mode else ["tune", "heldout"]
 
     def by(field: str, qs: list[dict]) -> dict[str, Counter]:
         rows: dict[str, Counter] = defaultdict(Counter)
@@ -240,8 +252,8 @@ def main(argv: list[str]) -> int:
     ood_langs = {lang_family(q["lang"]) for q in ood}
     print()
 
-    def target(text: str) -> str:  # the targets are the held-out set's: not printed for a training set
-        return "" if train else f" (target {text})"
+    def target(text: str) -> str:  # the targets are the held-out set's: not printed for a training or fresh set
+        return "" if supplementary else f" (target {text})"
 
     def share(n: int) -> str:
         return f"{n / max(len(ind), 1):.0%}"
@@ -263,7 +275,7 @@ def main(argv: list[str]) -> int:
         (tw >= 10, "fewer than 10 zh-tw questions"),
         (len(ood) >= 80 and ood_langs >= {"en", "zh"}, "fewer than 80 out-of-domain questions in both languages"),
     ]
-    if not train:
+    if not supplementary:
         errors += [message for ok, message in targets if not ok]
 
     print()
