@@ -2,13 +2,14 @@
 cross-validated on the tuning questions only, written to `knowledge/refusal/<model>.json` (which the search applies
 with numpy alone).
 
-    .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.02] [--expand quadratic] [--out FILE]
+    .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.04] [--expand quadratic] [--out FILE]
 
 Training questions: the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl`, the shared dev set (when it is
-there) and `tests/data/calibration.jsonl`. The held-out half is never read here. The threshold is the highest one whose
-out-of-fold false-refusal rate on the tune half's in-domain questions stays within `--false-refusal`: a false refusal
-costs more than a weak hit, and the other training questions are easier than those readers ask (their out-of-fold
-false refusals are near zero), so a threshold set on the whole pool refuses more real questions than it promises.
+there) and `tests/data/calibration.jsonl`. The held-out halves (`heldout`, `eval/fresh.jsonl`) are never read here.
+The threshold is the highest one whose out-of-fold false-refusal rate on the in-domain questions of the tune half and
+`train.jsonl` stays within `--false-refusal`: a false refusal costs more than a weak hit, and those are the questions
+written the way readers ask (the dev and calibration sets are short and keyword-like, with out-of-fold false refusals
+near zero, so counting them would refuse more real questions than the threshold promises).
 """
 
 from __future__ import annotations
@@ -53,12 +54,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="the data dir to index into (default data)")
     parser.add_argument(
-        "--false-refusal", type=float, default=0.02, help="out-of-fold false refusals allowed on the tune half"
+        "--false-refusal", type=float, default=0.04, help="out-of-fold false refusals allowed (tune and train)"
     )
     parser.add_argument(
         "--expand", choices=("linear", "quadratic"), default="quadratic", help="signals alone, or with products"
     )
-    parser.add_argument("--c", type=float, default=0.1, help="the regression's inverse regularisation strength")
+    parser.add_argument("--c", type=float, default=1.0, help="the regression's inverse regularisation strength")
     parser.add_argument(
         "--same-model",
         action="append",
@@ -85,6 +86,7 @@ def main() -> int:
     x = np.asarray(evidence)
     y = np.asarray([0 if question.expect_none else 1 for question in questions])
     tune = np.asarray([question.split == "tune" for question in questions])
+    reference = np.asarray([question.split in ("tune", "train") for question in questions]) & (y == 1)
 
     steps: list[object] = [StandardScaler()]
     if args.expand == "quadratic":
@@ -92,7 +94,7 @@ def main() -> int:
     model = make_pipeline(*steps, LogisticRegression(C=args.c, max_iter=20000))
     folds = StratifiedKFold(FOLDS, shuffle=True, random_state=SEED)
     held_out = cross_val_predict(model, x, y, cv=folds, method="predict_proba")[:, 1]
-    answerable = np.sort(held_out[tune & (y == 1)])
+    answerable = np.sort(held_out[reference])
     allowed = int(np.floor(args.false_refusal * len(answerable)))
     threshold = float(answerable[allowed]) if allowed < len(answerable) else 1.0  # refuse strictly below it
 
@@ -112,6 +114,7 @@ def main() -> int:
             "c": args.c,
             "cross_validated": {
                 "folds": FOLDS,
+                "false_refusal_reference": refused(reference),
                 "false_refusal_tune": refused(tune & (y == 1)),
                 "false_refusal_all": refused(y == 1),
                 "refused_ood_tune": refused(tune & (y == 0)),
