@@ -1,8 +1,8 @@
-"""Fit the refusal decision: a logistic regression over the search's signals and their pairwise products,
-cross-validated on the tuning questions only, written to `knowledge/refusal/<model>.json` (which the search applies
-with numpy alone).
+"""Fit the refusal decision: a logistic regression over the search's signals (optionally also their pairwise
+products), cross-validated on the tuning questions only, written to `knowledge/refusal/<model>.json` (which the search
+applies with numpy alone).
 
-    .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.04] [--expand quadratic] [--out FILE]
+    .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.04] [--expand linear] [--out FILE]
 
 Training questions: the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl`, the shared dev set (when it is
 there) and `tests/data/calibration.jsonl`. The held-out halves (`heldout`, `eval/fresh.jsonl`) are never read here.
@@ -57,7 +57,11 @@ def main() -> int:
         "--false-refusal", type=float, default=0.04, help="out-of-fold false refusals allowed (tune and train)"
     )
     parser.add_argument(
-        "--expand", choices=("linear", "quadratic"), default="quadratic", help="signals alone, or with products"
+        "--expand",
+        choices=("linear", "quadratic"),
+        default="linear",
+        help="signals alone, or with their products (better out of fold, but certain of an answer for questions "
+        "unlike any training one, such as a word the collection lacks repeated: not shipped)",
     )
     parser.add_argument("--c", type=float, default=1.0, help="the regression's inverse regularisation strength")
     parser.add_argument(

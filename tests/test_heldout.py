@@ -13,12 +13,13 @@ from rich.console import Console
 from bot.chat import ChatCore
 from bot.console import ConsoleChat
 from bot.settings import BotSettings
-from knowledge import KnowledgeBase
+from knowledge import Entry, KnowledgeBase
 from knowledge.evaluate import evaluate, load_questions
 from knowledge.settings import BUNDLED_SOURCES
 
 ROOT = Path(__file__).resolve().parent.parent
 README_ROW = re.compile(r"^\| held-out half of `eval/questions\.jsonl`[^|]*\| ([0-9.]+) \|", re.M)
+FRESH_ROW = re.compile(r"^\| `eval/fresh\.jsonl`[^|]*\| ([0-9.]+) \|(?:[^|]*\|){3} (\d+)/(\d+) \|", re.M)
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +36,27 @@ def test_the_held_out_half_holds_the_readme_s_figures(bundled: KnowledgeBase) ->
     reported = float(found.group(1))
     questions = [q for q in load_questions(ROOT / "eval" / "questions.jsonl") if q.split == "heldout"]
     assert len([q for q in questions if q.expect_any]) >= 200 and len([q for q in questions if q.expect_none]) >= 40
-    report = evaluate(questions, lambda query, k: [hit.entry for hit in kb.search(query, k).hits], k=10)
+    report = evaluate(questions, lambda query, k: kb_search(kb, query, k), k=10)
     assert report.false_refusal_rate <= 0.05, report.as_dict()
     assert report.recall["all"][5] >= reported - 0.05, (report.recall["all"][5], reported)
-    assert report.refusal_rate >= 0.7, report.as_dict()  # out of domain: the README's figure is 0.86
+    assert report.refusal_rate >= 0.7, report.as_dict()  # out of domain: the README's figure is 0.76
+
+
+def test_the_fresh_set_holds_the_readme_s_figures(bundled: KnowledgeBase) -> None:
+    """`eval/fresh.jsonl`, the second held-out set (paraphrased, two thirds cross-lingual), nothing tuned on it:
+    recall@5 within 0.05 of the README's figure, and at most three more false refusals than it reports."""
+    found = FRESH_ROW.search((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert found, "the README's retrieval table has no eval/fresh.jsonl row"
+    recall, refused, answerable = float(found.group(1)), int(found.group(2)), int(found.group(3))
+    questions = load_questions(ROOT / "eval" / "fresh.jsonl")
+    assert len([q for q in questions if q.expect_any]) == answerable
+    report = evaluate(questions, lambda query, k: kb_search(bundled, query, k), k=10)
+    assert report.counts["refused_answerable"] <= refused + 3, report.as_dict()
+    assert report.recall["all"][5] >= recall - 0.05, (report.recall["all"][5], recall)
+
+
+def kb_search(kb: KnowledgeBase, query: str, k: int) -> list[Entry]:
+    return [hit.entry for hit in kb.search(query, k).hits]
 
 
 @pytest.mark.parametrize("split", ["tune", "heldout"])

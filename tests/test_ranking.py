@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from knowledge.base import REFUSAL_MODELS, load_refusal_model, refusal_model_file
+from knowledge.embed import DEFAULT_SPEC
 from knowledge.entry import Entry, SourceRef
 from knowledge.filters import Where, parse_section, section_key
 from knowledge.lexical import LexicalIndex
@@ -405,6 +406,34 @@ def test_a_fitted_pipeline_gives_the_same_probabilities_with_numpy_alone(how: st
     assert fitted.expand == how and fitted.refuse_below == 0.4
     ours = [fitted.probability(Signals(*row)) for row in x[:20]]
     assert ours == pytest.approx(pipeline.predict_proba(x[:20])[:, 1].tolist(), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "evidence",
+    [
+        # a word the collection lacks, repeated ("AAAA…"), a number, a lone emoji: no word known, no BM25 score
+        evidence_with(0.0, margin=0.024, top_dense=0.853, tokens=math.log1p(1), han=0.0, names=1.0),
+        evidence_with(0.0, margin=0.027, top_dense=0.847, tokens=math.log1p(1)),
+        evidence_with(0.0, margin=0.048, top_dense=0.885),
+        # a question about a topic the collection lacks, with one common word it has
+        evidence_with(
+            0.2,
+            margin=0.01,
+            top_dense=0.85,
+            bm25=1.0,
+            tokens=math.log1p(5),
+            known_tokens=math.log1p(1),
+            matched_idf=3.0,
+            known_share=0.2,
+            names=1.0,
+        ),
+    ],
+)
+def test_the_shipped_model_refuses_questions_without_evidence(evidence: Signals) -> None:
+    """Whatever the fit, a question none of whose words the collection knows is refused: a model with products
+    of the signals was certain of an answer for these (no training question looks like them), and was not shipped."""
+    shipped = load_refusal_model(DEFAULT_SPEC)
+    assert shipped is not None and shipped.probability(evidence) < shipped.refuse_below
 
 
 def test_a_shipped_model_serves_its_embedder_and_the_same_model_in_another_engine(tmp_path: Path) -> None:
