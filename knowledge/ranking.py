@@ -67,6 +67,12 @@ class LexicalEvidence(Protocol):
         """Whether the collection uses `token` (itself or translated)."""
         ...
 
+    @property
+    def max_idf(self) -> float:
+        """The idf of a word no entry uses: the refusal signals measure idf in units of it, so that they mean
+        the same in a collection of ten entries and in one of ten thousand."""
+        ...
+
     def coverage(self, index: int) -> float:
         """The idf-weighted share of the question's words that entry `index` contains."""
         ...
@@ -204,11 +210,10 @@ class Signals:
     coverage: float  # the best idf-weighted coverage among the top candidates
     margin: float  # the best dense margin over the question's background among them (0: none)
     top_dense: float  # the best dense cosine of all
-    bm25: float  # log(1 + the best BM25 score)
+    bm25: float  # log(1 + the best BM25 score / the collection's highest idf)
     agree: float  # 1 when the dense method's first entry is among BM25's first ten
-    tokens: float  # log(1 + the question's tokens)
     known_tokens: float  # log(1 + the question's tokens that the collection uses)
-    matched_idf: float  # the most idf of question tokens that one top candidate contains
+    matched_idf: float  # the most idf of question tokens one top candidate contains / the highest idf
     known_share: float  # the share of the question's tokens that the collection uses
     han: float  # 1 when the question is written in Chinese characters
     names: float  # name-like words of the question (SMOTE, TabNet) that the collection never uses
@@ -237,15 +242,15 @@ def signals(
     agree_rank = bm25_rank.get(first_dense.entry_id) if first_dense is not None else None
     tokens = lexical.query_tokens
     known = sum(1 for token in tokens if lexical.known(token))
+    unit = lexical.max_idf if lexical.max_idf > 0 else 1.0
     return Signals(
         coverage=max((hit.coverage for hit in best), default=0.0),
         margin=max((hit.margin for hit in best if hit.margin is not None), default=0.0),
         top_dense=first_dense.score if first_dense is not None else 0.0,
-        bm25=math.log1p(max((hit.lexical for hit in hits), default=0.0)),
+        bm25=math.log1p(max((hit.lexical for hit in hits), default=0.0) / unit),
         agree=1.0 if agree_rank is not None and agree_rank <= 10 else 0.0,
-        tokens=math.log1p(len(tokens)),
         known_tokens=math.log1p(known),
-        matched_idf=max((hit.matched_idf for hit in best), default=0.0),
+        matched_idf=max((hit.matched_idf for hit in best), default=0.0) / unit,
         known_share=known / len(tokens) if tokens else 0.0,
         han=1.0 if han else 0.0,
         names=float(names),

@@ -62,6 +62,7 @@ class Lexical:
     weights: dict[str, float] = field(default_factory=dict)  # query token -> idf; unknown tokens weigh most
     contains: dict[int, set[str]] = field(default_factory=dict)
     vocabulary: frozenset[str] = frozenset()
+    max_idf: float = 2.0
 
     @property
     def query_tokens(self) -> list[str]:
@@ -332,15 +333,15 @@ def test_signals_read_the_best_candidates() -> None:
     found = dense(("c", 0.88), ("a", 0.80), *[(f"x{i}", 0.70) for i in range(10)])
     hits = rank(ENTRIES, scores, found, CONFIG)
     evidence = signals(hits, scores, found, han=False)
-    assert evidence.coverage == 0.6 and evidence.matched_idf == 6.0  # entry b: adam + decay
+    assert evidence.coverage == 0.6 and evidence.matched_idf == 3.0  # entry b: adam + decay, 6.0 / the max idf 2.0
     assert evidence.margin == pytest.approx(0.18) and evidence.top_dense == 0.88  # c against the 0.70 background
     assert evidence.agree == 1.0  # the dense first (c) is BM25's second
-    assert evidence.bm25 == pytest.approx(math.log1p(3.0))
-    assert (evidence.tokens, evidence.known_tokens) == pytest.approx((math.log1p(3), math.log1p(2)))
+    assert evidence.bm25 == pytest.approx(math.log1p(3.0 / 2.0))
+    assert evidence.known_tokens == pytest.approx(math.log1p(2))
     assert evidence.known_share == pytest.approx(2 / 3) and evidence.han == 0.0 and evidence.names == 0.0
     assert evidence.vector().tolist() == [getattr(evidence, name) for name in SIGNALS]
     nothing = signals([], lexical([0, 0, 0, 0, 0]), {}, han=True, names=2)
-    assert nothing.vector().tolist() == [0.0] * 9 + [1.0, 2.0]
+    assert nothing.vector().tolist() == [0.0] * 8 + [1.0, 2.0]
 
 
 def model(refuse_below: float = 0.5) -> RefusalModel:
@@ -412,18 +413,17 @@ def test_a_fitted_pipeline_gives_the_same_probabilities_with_numpy_alone(how: st
     "evidence",
     [
         # a word the collection lacks, repeated ("AAAA…"), a number, a lone emoji: no word known, no BM25 score
-        evidence_with(0.0, margin=0.024, top_dense=0.853, tokens=math.log1p(1), han=0.0, names=1.0),
-        evidence_with(0.0, margin=0.027, top_dense=0.847, tokens=math.log1p(1)),
+        evidence_with(0.0, margin=0.024, top_dense=0.853, names=1.0),
+        evidence_with(0.0, margin=0.027, top_dense=0.847),
         evidence_with(0.0, margin=0.048, top_dense=0.885),
         # a question about a topic the collection lacks, with one common word it has
         evidence_with(
             0.2,
             margin=0.01,
             top_dense=0.85,
-            bm25=1.0,
-            tokens=math.log1p(5),
+            bm25=0.2,
             known_tokens=math.log1p(1),
-            matched_idf=3.0,
+            matched_idf=0.4,
             known_share=0.2,
             names=1.0,
         ),
