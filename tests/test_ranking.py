@@ -38,6 +38,7 @@ from knowledge.reader import DenseVectors
 from knowledge.snapshot import MemoryVectors, Snapshot
 
 CONFIG = RankingConfig()  # rrf_k 5, dense 0.5, BM25 1.0, the tuned floor
+N = len(SIGNALS)
 
 
 def entry(entry_id: str, *, lang: str = "zh-Hans", section: tuple[str, ...] = ("论文",)) -> Entry:
@@ -348,9 +349,6 @@ def model(refuse_below: float = 0.5) -> RefusalModel:
     """P(answerable) rises with coverage alone: 0.5 at coverage 0.3."""
     coef = [10.0 if name == "coverage" else 0.0 for name in SIGNALS]
     return RefusalModel(SIGNALS, (0.3,) + (0.0,) * (N - 1), (1.0,) * N, tuple(coef), 0.0, refuse_below)
-
-
-N = len(SIGNALS)
 
 
 def evidence_with(coverage: float, **others: float) -> Signals:
