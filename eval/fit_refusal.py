@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from knowledge.base import KnowledgeBase, refusal_model_file  # noqa: E402
+from knowledge.base import KnowledgeBase, refusal_model_file, topic_passages, topics_digest  # noqa: E402
 from knowledge.evaluate import Question, load_questions  # noqa: E402
 from knowledge.ranking import RefusalModel  # noqa: E402
 from knowledge.settings import Settings, load_settings  # noqa: E402
@@ -79,6 +79,9 @@ def main() -> int:
     try:
         kb.ingest()
         embedder = kb.embedder_name
+        # The generic topics' vectors, stored as float16 beside the model and measured here as stored.
+        topics = kb.embedder.embed_passages(topic_passages()).astype(np.float16)
+        kb.searcher.topics = topics.astype(np.float32)
         questions = training_questions()
         evidence = []
         for question in questions:
@@ -110,6 +113,7 @@ def main() -> int:
         "embedder": embedder,
         "same_model": args.same_model,
         **RefusalModel.from_pipeline(model, threshold).to_dict(),
+        "topics": topics_digest(),
         "fitted": {
             "date": datetime.now(UTC).date().isoformat(),
             "questions": len(y),
@@ -128,6 +132,7 @@ def main() -> int:
     }
     out = args.out or refusal_model_file(embedder)
     out.write_text(json.dumps(fitted, indent=1) + "\n", encoding="utf-8")
+    np.save(out.with_suffix(".topics.npy"), topics)
     print(json.dumps(fitted["fitted"]), f"refuse below {threshold:.3f}")
     return 0
 

