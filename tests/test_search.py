@@ -322,8 +322,28 @@ def test_glossary_translations_name_each_notion_in_the_language_the_text_lacks(t
 def test_with_translations_adds_one_line_and_caps_it() -> None:
     assert with_translations("对比学习") == "对比学习\ncontrastive learning"
     assert with_translations("sourdough bread") == "sourdough bread"  # no notion of the glossary
-    many = " ".join(["对比学习", "强化学习", "迁移学习", "元学习", "小样本", "零样本", "主动学习", "深度学习", "机器学习",
-                     "神经网络", "监督学习", "无监督", "半监督", "自监督", "弱监督", "多任务", "知识蒸馏", "剪枝"])
+    many = " ".join(
+        [
+            "对比学习",
+            "强化学习",
+            "迁移学习",
+            "元学习",
+            "小样本",
+            "零样本",
+            "主动学习",
+            "深度学习",
+            "机器学习",
+            "神经网络",
+            "监督学习",
+            "无监督",
+            "半监督",
+            "自监督",
+            "弱监督",
+            "多任务",
+            "知识蒸馏",
+            "剪枝",
+        ]
+    )
     assert len(glossary_translations(many)) == TRANSLATIONS_MAX
 
 
