@@ -27,6 +27,9 @@ class RankingConfig:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     candidates: int = 50  # dense neighbours fetched: their cosines give the question's background
+    # `topic_gap` is measured only when the search chooses among at least this many entries: the best of a
+    # few entries (a small collection, a narrow filter) is rarely as near a short question as a generic topic
+    topic_min_entries: int = 100
     fuse_depth: int = 30  # ranks of each method fused: enough for every page of an answer
     # The relevance floor. `margin` is a hit's cosine above the question's background (the mean
     # cosine of dense ranks 6-50); `coverage` is the idf-weighted share of the question's words in
@@ -221,10 +224,13 @@ class Signals:
     known_share: float  # the share of the question's tokens that the collection uses
     han: float  # 1 when the question is written in Chinese characters
     names: float  # name-like words of the question (SMOTE, TabNet) that the collection never uses
-    topic_gap: float = 0.0  # the best cosine above that of the nearest generic topic (0: no topics given)
+    # the best cosine above that of the nearest generic topic; None when not measured (no topics, or too few
+    # entries to choose from), and then a model reads it as the mean of its training questions
+    topic_gap: float | None = None
 
     def vector(self) -> np.ndarray:
-        return np.asarray([getattr(self, name) for name in SIGNALS], dtype=np.float64)
+        """The signals in `SIGNALS` order; NaN for one not measured."""
+        return np.asarray([np.nan if (v := getattr(self, name)) is None else v for name in SIGNALS], dtype=np.float64)
 
 
 SIGNALS = tuple(Signals.__dataclass_fields__)
@@ -264,7 +270,7 @@ def signals(
         known_share=known / len(tokens) if tokens else 0.0,
         han=1.0 if han else 0.0,
         names=float(names),
-        topic_gap=first_dense.score - topic if first_dense is not None and topic is not None else 0.0,
+        topic_gap=first_dense.score - topic if first_dense is not None and topic is not None else None,
     )
 
 
@@ -312,7 +318,8 @@ class RefusalModel:
             raise ValueError(f"a {self.expand} refusal model needs {size} coefficients, got {len(self.coef)}")
 
     def probability(self, evidence: Signals) -> float:
-        x = (evidence.vector() - np.asarray(self.mean)) / np.asarray(self.scale)
+        """P(the collection answers); a signal not measured counts as the training mean (a standardised 0)."""
+        x = np.nan_to_num((evidence.vector() - np.asarray(self.mean)) / np.asarray(self.scale), nan=0.0)
         z = float(expand(x, self.expand) @ np.asarray(self.coef)) + self.intercept
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 

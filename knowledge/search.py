@@ -143,18 +143,14 @@ class Searcher:
             timings["dense"] = time.perf_counter() - t
         t = time.perf_counter()
         lexical = lexical or snapshot.lexical.score(query)
+        allowed = snapshot.allowed(where)
         ranked = rank(
-            snapshot.entries,
-            lexical,
-            dense,
-            self.config,
-            mode=mode,
-            allowed=snapshot.allowed(where),
-            position=snapshot.position,
+            snapshot.entries, lexical, dense, self.config, mode=mode, allowed=allowed, position=snapshot.position
         )
-        topic = None
-        if self.topics is not None and len(self.topics) and vector is not None:
-            topic = float(np.max(self.topics @ np.asarray(vector, dtype=np.float32).reshape(-1)))
+        topic = None  # the question's cosine with the nearest generic topic, when there are enough entries
+        pool = len(snapshot.entries) if allowed is None else int(np.count_nonzero(allowed))
+        if self.topics is not None and vector is not None and pool >= self.config.topic_min_entries:
+            topic = float(np.max(self.topics @ np.asarray(vector, dtype=np.float32).reshape(-1), initial=-1.0))
         timings["rank"] = time.perf_counter() - t
         return Ranking(tuple(ranked), lexical, dense, timings, topic)
 

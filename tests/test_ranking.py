@@ -341,10 +341,11 @@ def test_signals_read_the_best_candidates() -> None:
     assert evidence.bm25 == pytest.approx(math.log1p(3.0 / 2.0))
     assert evidence.known_tokens == pytest.approx(math.log1p(2))
     assert evidence.known_share == pytest.approx(2 / 3) and evidence.han == 0.0 and evidence.names == 0.0
-    assert evidence.vector().tolist() == [getattr(evidence, name) for name in SIGNALS]
-    assert evidence.topic_gap == 0.0  # no generic topics given
+    assert evidence.vector()[:-1].tolist() == [getattr(evidence, name) for name in SIGNALS[:-1]]
+    assert evidence.topic_gap is None  # no generic topics given
     nothing = signals([], lexical([0, 0, 0, 0, 0]), {}, han=True, names=2, topic=0.9)
-    assert nothing.vector().tolist() == [0.0] * 8 + [1.0, 2.0, 0.0]  # no dense candidate: no gap either
+    assert nothing.vector()[:-1].tolist() == [0.0] * 8 + [1.0, 2.0]
+    assert np.isnan(nothing.vector()[-1])  # no dense candidate: no gap either
 
 
 @pytest.mark.parametrize(
@@ -352,13 +353,25 @@ def test_signals_read_the_best_candidates() -> None:
     [
         (0.80, 0.08),  # the best entry (0.88) is nearer than any generic topic
         (0.91, -0.03),  # a generic topic is nearer than every entry: probably a subject the collection lacks
-        (None, 0.0),  # no topics loaded
+        (None, None),  # not measured (no topics loaded, or too few entries to choose from)
     ],
 )
-def test_the_topic_gap_is_the_best_cosine_above_the_nearest_generic_topic(topic: float | None, gap: float) -> None:
+def test_the_topic_gap_is_the_best_cosine_above_the_nearest_generic_topic(
+    topic: float | None, gap: float | None
+) -> None:
     found = dense(("c", 0.88), ("a", 0.80))
     hits = rank(ENTRIES, lexical([0, 0, 0, 0, 0]), found, CONFIG)
     assert signals(hits, lexical([0, 0, 0, 0, 0]), found, han=False, topic=topic).topic_gap == pytest.approx(gap)
+
+
+def test_a_signal_not_measured_counts_as_the_training_mean() -> None:
+    """With a coefficient on topic_gap alone, an unmeasured gap gives the probability of a gap at the mean."""
+    coef = [3.0 if name == "topic_gap" else 0.0 for name in SIGNALS]
+    mean = [0.01 if name == "topic_gap" else 0.0 for name in SIGNALS]
+    model = RefusalModel(SIGNALS, tuple(mean), (0.02,) * N, tuple(coef), 0.0, 0.5)
+    at_mean = model.probability(evidence_with(0.5, topic_gap=0.01))
+    assert at_mean == pytest.approx(0.5) and model.probability(evidence_with(0.5, topic_gap=None)) == at_mean
+    assert model.probability(evidence_with(0.5, topic_gap=-0.03)) < 0.01  # a topic clearly nearer: refused
 
 
 def model(refuse_below: float = 0.5) -> RefusalModel:
@@ -367,7 +380,7 @@ def model(refuse_below: float = 0.5) -> RefusalModel:
     return RefusalModel(SIGNALS, (0.3,) + (0.0,) * (N - 1), (1.0,) * N, tuple(coef), 0.0, refuse_below)
 
 
-def evidence_with(coverage: float, **others: float) -> Signals:
+def evidence_with(coverage: float, **others: float | None) -> Signals:
     return Signals(**{name: 0.0 for name in SIGNALS} | {"coverage": coverage} | others)
 
 

@@ -63,7 +63,8 @@ async def test_200_questions_while_a_full_rebuild_runs(
             titles = [item.title for item in answer.items]
             found_new = bool(titles) and titles[0].startswith("Lookahead")
             if number % 2 == 0:
-                assert titles[0] == "Fixing Weight Decay Regularization in Adam"
+                # the entry or one of the synthetic copies of it ("… — 笔记 4.0") that make the rebuild slow
+                assert titles[0].startswith("Fixing Weight Decay Regularization in Adam")
             return asked, time.monotonic(), number % 2 == 1, found_new
 
         results = await asyncio.gather(*(ask(n) for n in range(200)), return_exceptions=True)

@@ -474,8 +474,8 @@ def test_default_passage_text_is_short_and_names_the_section() -> None:
     item = entry("x", "Title", long_summary, section=("论文", "视觉"))
     text = default_passage_text(item, 0, "")
     assert text.startswith("Title\n")
-    assert text.endswith("\n视觉")
-    assert len(text) <= len("Title") + 300 + len("视觉") + 2
+    assert text.endswith("\n视觉\ncomputer vision")  # the section, then the glossary's English for 视觉
+    assert len(text) <= len("Title") + 300 + len("视觉") + len("computer vision") + 3
     assert "正文" in default_passage_text(entry("y", "T", "", body="正文"), 0, "正文")
 
 
