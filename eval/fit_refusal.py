@@ -1,6 +1,7 @@
 """Fit the refusal decision: a logistic regression over the search's signals (optionally also their pairwise
 products), cross-validated on the tuning questions only, written to `knowledge/refusal/<model>.json` (which the search
-applies with numpy alone).
+applies with numpy alone), with the vectors of the generic topics (`knowledge/topics.tsv`, for the `topic_gap` signal)
+beside it as `<model>.topics.npy`. Edit the topics, and the model must be refitted: until then the floor decides.
 
     .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.04] [--expand linear] [--out FILE]
 
