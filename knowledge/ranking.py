@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -27,9 +27,6 @@ class RankingConfig:
     dense_weight: float = 1.0
     bm25_weight: float = 1.0
     candidates: int = 50  # dense neighbours fetched: their cosines give the question's background
-    # `topic_gap` is measured only when the search chooses among at least this many entries: the best of a
-    # few entries (a small collection, a narrow filter) is rarely as near a short question as a generic topic
-    topic_min_entries: int = 100
     fuse_depth: int = 30  # ranks of each method fused: enough for every page of an answer
     # The relevance floor. `margin` is a hit's cosine above the question's background (the mean
     # cosine of dense ranks 6-50); `coverage` is the idf-weighted share of the question's words in
@@ -224,13 +221,9 @@ class Signals:
     known_share: float  # the share of the question's tokens that the collection uses
     han: float  # 1 when the question is written in Chinese characters
     names: float  # name-like words of the question (SMOTE, TabNet) that the collection never uses
-    # the best cosine above that of the nearest generic topic; None when not measured (no topics, or too few
-    # entries to choose from), and then a model reads it as the mean of its training questions
-    topic_gap: float | None = None
 
     def vector(self) -> np.ndarray:
-        """The signals in `SIGNALS` order; NaN for one not measured."""
-        return np.asarray([np.nan if (v := getattr(self, name)) is None else v for name in SIGNALS], dtype=np.float64)
+        return np.asarray([getattr(self, name) for name in SIGNALS], dtype=np.float64)
 
 
 SIGNALS = tuple(Signals.__dataclass_fields__)
@@ -243,15 +236,10 @@ def signals(
     *,
     han: bool,
     names: int = 0,
-    topic: float | None = None,
     top: int = 5,
 ) -> Signals:
     """The question-level evidence of the fused `hits` (best first) and the dense candidates; `han` and
-    `names` (`knowledge.lexical.unknown_names`) are read from the question itself, and `topic` is the
-    question's cosine with the nearest of the generic topics (`knowledge/topics.tsv`), when they are loaded.
-
-    `topic_gap` is the best entry's cosine minus that: below zero, the question is nearer to some topic of
-    the field in general than to anything the collection holds."""
+    `names` (`knowledge.lexical.unknown_names`) are read from the question itself."""
     best = hits[:top]
     first_dense = max(dense.values(), key=lambda hit: hit.score, default=None)
     bm25_rank = {hit.entry.id: hit.bm25_rank for hit in hits}
@@ -270,7 +258,6 @@ def signals(
         known_share=known / len(tokens) if tokens else 0.0,
         han=1.0 if han else 0.0,
         names=float(names),
-        topic_gap=first_dense.score - topic if first_dense is not None and topic is not None else None,
     )
 
 
@@ -306,8 +293,6 @@ class RefusalModel:
     intercept: float
     refuse_below: float
     expand: Expand = "linear"
-    # the generic topics' unit vectors, in the embedder's space, that `topic_gap` was measured with
-    topics: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.features != SIGNALS or not len(self.mean) == len(self.scale) == len(SIGNALS):
@@ -318,8 +303,7 @@ class RefusalModel:
             raise ValueError(f"a {self.expand} refusal model needs {size} coefficients, got {len(self.coef)}")
 
     def probability(self, evidence: Signals) -> float:
-        """P(the collection answers); a signal not measured counts as the training mean (a standardised 0)."""
-        x = np.nan_to_num((evidence.vector() - np.asarray(self.mean)) / np.asarray(self.scale), nan=0.0)
+        x = (evidence.vector() - np.asarray(self.mean)) / np.asarray(self.scale)
         z = float(expand(x, self.expand) @ np.asarray(self.coef)) + self.intercept
         return 1.0 / (1.0 + math.exp(-max(min(z, 50.0), -50.0)))
 
@@ -357,7 +341,7 @@ class RefusalModel:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], topics: np.ndarray | None = None) -> RefusalModel:
+    def from_dict(cls, data: Mapping[str, Any]) -> RefusalModel:
         return cls(
             features=tuple(data["features"]),
             mean=tuple(float(v) for v in data["mean"]),
@@ -366,7 +350,6 @@ class RefusalModel:
             intercept=float(data["intercept"]),
             refuse_below=float(data["refuse_below"]),
             expand=data.get("expand", "linear"),
-            topics=topics,
         )
 
 

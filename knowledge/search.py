@@ -40,7 +40,6 @@ class Ranking:
     lexical: LexicalScores
     dense: dict[str, DenseHit]
     timings: dict[str, float]
-    topic: float | None = None  # the question's cosine with the nearest generic topic, when topics are loaded
 
 
 def clean_query(text: str, limit: int) -> tuple[str, bool]:
@@ -65,16 +64,13 @@ class Searcher:
         *,
         max_question_chars: int,
         refusal: RefusalModel | None = None,
-        topics: np.ndarray | None = None,
     ) -> None:
-        """`topics`: unit vectors of generic topics for the `topic_gap` signal (default: the refusal model's)."""
         self.index = index
         self.reader = reader
         self.embedder = embedder
         self.config = config
         self.max_question_chars = max_question_chars
         self.refusal = refusal  # None: the relevance floor alone decides
-        self.topics = topics if topics is not None else refusal.topics if refusal is not None else None
         self._embedding = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-embed")
 
     def search(
@@ -101,9 +97,7 @@ class Searcher:
         evidence = None
         if mode == "hybrid":
             names = unknown_names(query, ranking.lexical.known)
-            evidence = signals(
-                ranking.hits, ranking.lexical, ranking.dense, han=has_han(query), names=names, topic=ranking.topic
-            )
+            evidence = signals(ranking.hits, ranking.lexical, ranking.dense, han=has_han(query), names=names)
         hits, refused = decide(list(ranking.hits), mode, self.config, evidence, self.refusal)
         timings = ranking.timings
         timings["rank"] += time.perf_counter() - t
@@ -143,16 +137,17 @@ class Searcher:
             timings["dense"] = time.perf_counter() - t
         t = time.perf_counter()
         lexical = lexical or snapshot.lexical.score(query)
-        allowed = snapshot.allowed(where)
         ranked = rank(
-            snapshot.entries, lexical, dense, self.config, mode=mode, allowed=allowed, position=snapshot.position
+            snapshot.entries,
+            lexical,
+            dense,
+            self.config,
+            mode=mode,
+            allowed=snapshot.allowed(where),
+            position=snapshot.position,
         )
-        topic = None  # the question's cosine with the nearest generic topic, when there are enough entries
-        pool = len(snapshot.entries) if allowed is None else int(np.count_nonzero(allowed))
-        if self.topics is not None and vector is not None and pool >= self.config.topic_min_entries:
-            topic = float(np.max(self.topics @ np.asarray(vector, dtype=np.float32).reshape(-1), initial=-1.0))
         timings["rank"] = time.perf_counter() - t
-        return Ranking(tuple(ranked), lexical, dense, timings, topic)
+        return Ranking(tuple(ranked), lexical, dense, timings)
 
     def close(self) -> None:
         self._embedding.shutdown(wait=False)

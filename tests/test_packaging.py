@@ -41,10 +41,6 @@ def test_the_wheel_ships_the_collection_and_glossary(wheel: zipfile.ZipFile) -> 
     for seed in (ROOT / "knowledge" / "sources").iterdir():
         assert f"knowledge/sources/{seed.name}" in names
     assert {"knowledge/glossary.tsv", "knowledge/py.typed", "bot/__main__.py", "knowledge/__main__.py"} <= names
-    # the refusal model needs its generic topics and their vectors (without them the relevance floor decides)
-    for model in (ROOT / "knowledge" / "refusal").glob("*.json"):
-        assert {f"knowledge/refusal/{model.name}", f"knowledge/refusal/{model.stem}.topics.npy"} <= names
-    assert "knowledge/topics.tsv" in names
     if (ROOT / "bot" / "slack-manifest.yaml").exists():
         assert "bot/slack-manifest.yaml" in names
     assert not any(name.startswith("tests/") for name in names)

