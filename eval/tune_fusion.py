@@ -21,8 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from knowledge.base import KnowledgeBase  # noqa: E402
 from knowledge.evaluate import is_hit, load_questions  # noqa: E402
-from knowledge.lexical import with_translations  # noqa: E402
-from knowledge.search import clean_query  # noqa: E402
+from knowledge.search import clean_query, question_text  # noqa: E402
 from knowledge.settings import Settings, load_settings  # noqa: E402
 
 RRF_K = (5, 10, 20, 60)
@@ -44,7 +43,7 @@ def main() -> int:
         kb.ingest()
         searcher = kb.searcher
         queries = [clean_query(q.query, kb.settings.max_question_chars)[0] for q in questions]
-        vectors = searcher.embedder.embed_queries([with_translations(query) for query in queries])
+        vectors = searcher.embedder.embed_queries([question_text(query) for query in queries])
         default = searcher.config
         rows = []
         for rrf_k, dense_weight in itertools.product(RRF_K, DENSE_WEIGHT):

@@ -21,7 +21,7 @@ from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
 from knowledge.entry import Entry
 from knowledge.errors import KnowledgeError, StorageError
 from knowledge.filters import Where
-from knowledge.lexical import tokenize, with_translations
+from knowledge.lexical import tokenize
 from knowledge.live import LiveIndex
 from knowledge.locations import Locator
 from knowledge.lock import Fence
@@ -31,7 +31,7 @@ from knowledge.parse import ParseResult, parse_sources
 from knowledge.ranking import Mode, RankingConfig, RefusalModel
 from knowledge.reader import StoreStats
 from knowledge.records import PassageText, default_passage_text
-from knowledge.search import Searcher, SearchResult, clean_query
+from knowledge.search import Searcher, SearchResult, clean_query, question_text
 from knowledge.seen import Digest, DigestLog, NewEntry, new_entries
 from knowledge.settings import Settings
 from knowledge.snapshot import Snapshot
@@ -335,7 +335,7 @@ class KnowledgeBase:
         """`search` for async callers: the question is embedded on the embedding worker (where questions
         that arrive together are batched) and the rest runs in a thread, so the event loop never stalls."""
         query, _ = clean_query(question, self.settings.max_question_chars)
-        vector = await self.async_embedder.embed_query(with_translations(query)) if query else None
+        vector = await self.async_embedder.embed_query(question_text(query)) if query else None
         return await asyncio.to_thread(self.search, question, k, section=section, lang=lang, vector=vector)
 
     @functools.cached_property

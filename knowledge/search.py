@@ -42,6 +42,12 @@ class Ranking:
     timings: dict[str, float]
 
 
+def question_text(query: str) -> str:
+    """What is embedded for a cleaned question: it and the glossary's names in the other language
+    (`with_translations`), as for the passages. Every path that embeds a question calls this."""
+    return with_translations(query)
+
+
 def clean_query(text: str, limit: int) -> tuple[str, bool]:
     """NFKC, control and zero-width characters removed, whitespace collapsed, cut to `limit`: (text, was cut)."""
     text = text.encode("utf-8", "replace").decode("utf-8")
@@ -85,7 +91,7 @@ class Searcher:
         """The best `k` entries for `question`, or a refusal when nothing relevant is in the collection.
 
         Pass `vector` when the question was embedded elsewhere (the async path embeds off the loop): the
-        embedding of `with_translations` of the cleaned question, as this method embeds it.
+        embedding of `question_text` of the cleaned question, as this method embeds it.
         """
         started = time.perf_counter()
         query, truncated = clean_query(question, self.max_question_chars)
@@ -120,7 +126,7 @@ class Searcher:
             if vector is None:
                 # The embedder runs in C without the GIL: score BM25 meanwhile instead of after it.
                 t = time.perf_counter()
-                embedding = self._embedding.submit(self.embedder.embed_queries, [with_translations(query)])
+                embedding = self._embedding.submit(self.embedder.embed_queries, [question_text(query)])
                 lexical = snapshot.lexical.score(query)
                 vector = embedding.result()[0]
                 timings["embed"] = time.perf_counter() - t
