@@ -24,7 +24,7 @@ from knowledge.normalize import to_simplified
 
 _log = logging.getLogger(__name__)
 
-TOKENIZER_VERSION = 4  # bump when tokenize() or entry_tokens() change, so persisted indexes are rebuilt
+TOKENIZER_VERSION = 5  # bump when tokenize() or entry_tokens() change, so persisted indexes are rebuilt
 _WORD = re.compile(r"[\w\-+.#/]+", re.UNICODE)
 _HAN_ONLY = re.compile(r"^[\u3400-\u9fff]+$")
 _CASE_CHANGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -42,7 +42,7 @@ STOPWORDS = frozenset(
     a an the of for to in on at by with from as and or not no is are was were be been being do does did how
     what which who whom why when where whose that this these those it its there their i me my we our you your
     can could should would will shall may might must any some about into over under between paper papers
-    article articles find show tell me please recommend explain explained is there
+    article articles find show tell me please recommend explain explains explained explaining is there
     """.split()
 )
 
@@ -224,11 +224,39 @@ def _stemmer() -> Any:
     return stemmer
 
 
+# British spellings, as American ones before stemming (Snowball keeps them apart: `generalise` -> generalis,
+# `generalize` -> general). Applied to entries and questions alike. -ise only after the endings of the -ize
+# verbs (normalise, optimise, tokenise, recognise, criticise, ...), so that `supervised` still meets
+# `supervision` and `precise` `precision`, and not in (com)promise.
+_BRITISH = (
+    (
+        re.compile(
+            r"^([a-z]*(?:al|ar|er|or|ur|im|en|an|on|gn|ic|it|at|et|es|as|il|og|ym|om|nt))"
+            r"is(e|es|ed|ing|er|ers|ation|ations)$"
+        ),
+        r"\1iz\2",
+    ),
+    (re.compile(r"^([a-z]+l)ys(e|es|ed|ing|er|ers)$"), r"\1yz\2"),  # analyse, catalysed
+    (re.compile(r"^([a-z]{3,})our(s|ed|ing|ful|ite|ites|able|ably|hood|hoods)?$"), r"\1or\2"),  # behaviour
+)
+_NOT_BRITISH = re.compile(r"prom(?:is|iz)")  # promise, compromise
+
+
+def american(word: str) -> str:
+    """`word` (lower case) with a British -ise, -yse or -our ending spelt the American way."""
+    if _NOT_BRITISH.search(word):
+        return word
+    for pattern, replacement in _BRITISH:
+        word = pattern.sub(replacement, word)
+    return word
+
+
 @lru_cache(maxsize=65536)
 def _stem(token: str) -> str:
-    """Snowball's English stem for English words, so `interpolating` meets `interpolate`."""
+    """Snowball's English stem for English words, so `interpolating` meets `interpolate` (and, spelt the
+    American way first, `generalises` meets `generalize`)."""
     if len(token) > 3 and token.isascii() and token.isalpha():
-        return str(_stemmer().stemWord(token))
+        return str(_stemmer().stemWord(american(token)))
     return token
 
 

@@ -108,6 +108,16 @@ def test_both_halves_have_every_kind(split: str) -> None:
     assert {"keyword", "descriptive", "url", "ood-everyday", "ood-programming", "ood-near-ml"} <= kinds
 
 
+def test_the_issue_s_own_example_is_answered_with_the_paper(bundled: KnowledgeBase) -> None:
+    """Issue 13's example of a reader describing what they want, with its British spelling: the collection has
+    the study of batch size and generalisation ("batchsize 与学习率相关"), and it is the first answer."""
+    result = bundled.search(
+        "Is there a paper that explains why large-batch training generalises worse, and what to do about it?"
+    )
+    assert not result.refused and result.hits, result.signals
+    assert "Control Batch Size and Learning Rate to Generalize Well" in result.hits[0].entry.summary
+
+
 async def test_an_english_sentence_about_a_chinese_headline_shows_both_titles(
     bundled: KnowledgeBase, tmp_path: Path
 ) -> None:

@@ -21,6 +21,7 @@ from knowledge.evaluate import Question, evaluate, is_hit, load_questions
 from knowledge.lexical import (
     TRANSLATIONS_MAX,
     LexicalIndex,
+    american,
     expand,
     glossary_translations,
     tokenize,
@@ -266,6 +267,37 @@ def test_tokens_are_simplified_lower_case_stemmed_and_without_stopwords() -> Non
     assert tokenize("如何看待非自回歸的機器翻譯") == tokenize("如何看待非自回归的机器翻译")
     assert "interpol" in tokenize("interpolating") and "the" not in tokenize("the paper")
     assert "哪篇" not in tokenize("哪篇论文修正了 Adam")
+
+
+@pytest.mark.parametrize(
+    ("british", "us"),
+    [
+        ("generalises", "generalizes"),
+        ("regularisation", "regularization"),
+        ("optimiser", "optimizer"),
+        ("tokenised", "tokenized"),
+        ("criticise", "criticize"),
+        ("analyse", "analyze"),
+        ("behaviour", "behavior"),
+        ("neighbours", "neighbors"),
+    ],
+)
+def test_british_spellings_meet_american_ones(british: str, us: str) -> None:
+    assert tokenize(british) == tokenize(us)
+
+
+@pytest.mark.parametrize(
+    ("word", "relative"),
+    [
+        ("supervised", "supervision"),  # -ise words outside the -ize verbs keep meeting their family
+        ("precise", "precision"),
+        ("revised", "revision"),
+        ("promised", "promise"),
+    ],
+)
+def test_words_that_only_look_british_keep_their_stems(word: str, relative: str) -> None:
+    assert tokenize(word) == tokenize(relative)
+    assert american(word) == word
 
 
 def test_glossary_bridges_languages() -> None:
