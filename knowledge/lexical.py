@@ -303,11 +303,12 @@ def url_words(url: str) -> str:
 
 
 def entry_tokens(entry: Entry) -> list[str]:
-    """Everything a reader could match on; titles count twice, since they name the subject; links add the
-    words of their URLs."""
-    titles = " ".join([entry.title, *entry.alt_titles])
-    urls = " ".join(url_words(link.url) for link in entry.links)
-    return tokenize(f"{titles}\n{titles}\n{entry.search_text()}\n{urls}")
+    """Everything a reader could match on (`Entry.search_text`); titles count three times, since they name the
+    subject; links add the words of their URLs. The titles are tokenized once."""
+    titles = tokenize(" ".join([entry.title, *entry.alt_titles]))
+    rest = [entry.summary, entry.body, *(link.url for link in entry.links), *entry.section_path]
+    rest += [url_words(link.url) for link in entry.links]
+    return titles * 3 + tokenize("\n".join(part for part in rest if part))
 
 
 @dataclass(frozen=True)
@@ -359,11 +360,12 @@ class LexicalScores:
 class LexicalIndex:
     """An in-memory BM25 index over entries, persisted as token lists keyed by a fingerprint."""
 
-    def __init__(self, ids: Sequence[str], documents: Sequence[Sequence[str]]) -> None:
+    def __init__(self, ids: Sequence[str], documents: Sequence[Sequence[str]], hashes: Sequence[str] = ()) -> None:
         import bm25s
 
         self.ids = list(ids)
-        self.documents = [list(doc) for doc in documents]
+        self.documents = [doc if isinstance(doc, list) else list(doc) for doc in documents]
+        self.hashes = list(hashes)  # each entry's content hash, when known: a rebuild reuses their tokens
         self._sets = [set(doc) for doc in self.documents]
         self._bm25 = bm25s.BM25()
         if self.documents:
@@ -377,8 +379,15 @@ class LexicalIndex:
         self.max_idf = math.log(1 + (n + 0.5) / 0.5)
 
     @classmethod
-    def build(cls, entries: Sequence[Entry]) -> LexicalIndex:
-        return cls([e.id for e in entries], [entry_tokens(e) for e in entries])
+    def build(
+        cls, entries: Sequence[Entry], previous: LexicalIndex | None = None, hashes: Sequence[str] | None = None
+    ) -> LexicalIndex:
+        """The index of `entries`; the tokens of those unchanged since `previous` are reused, so that the rebuild
+        after a sync that changed a few entries tokenizes those few, not the whole collection."""
+        hashes = list(hashes) if hashes is not None else [entry.content_hash() for entry in entries]
+        known = dict(zip(previous.hashes, previous.documents, strict=False)) if previous is not None else {}
+        documents = [known.get(key) or entry_tokens(entry) for entry, key in zip(entries, hashes, strict=True)]
+        return cls([entry.id for entry in entries], documents, hashes)
 
     def score(self, query: str) -> LexicalScores:
         """BM25 of the question's tokens and their glossary translations against every document."""
@@ -395,10 +404,13 @@ class LexicalIndex:
 
     # -- persistence -----------------------------------------------------------------------------
     @staticmethod
-    def fingerprint(entries: Sequence[Entry]) -> str:
+    def fingerprint(entries: Sequence[Entry], hashes: Sequence[str] | None = None) -> str:
+        """What the persisted token lists depend on: the tokenizer, the glossary and each entry's content
+        (`hashes`: the entries' content hashes, when already computed)."""
         digest = hashlib.sha256(f"tokenizer {TOKENIZER_VERSION}\n".encode() + GLOSSARY.read_bytes())
-        for entry in sorted(entries, key=lambda e: e.id):
-            digest.update(f"{entry.id}:{entry.content_hash()}\n".encode())
+        hashes = hashes if hashes is not None else [entry.content_hash() for entry in entries]
+        for entry_id, key in sorted(zip((entry.id for entry in entries), hashes, strict=True)):
+            digest.update(f"{entry_id}:{key}\n".encode())
         return digest.hexdigest()[:24]
 
     def save(self, path: Path, fingerprint: str) -> None:
@@ -409,22 +421,26 @@ class LexicalIndex:
         tmp.replace(path)
 
     @classmethod
-    def load_or_build(cls, path: Path, entries: Sequence[Entry], *, save: bool = True) -> LexicalIndex:
-        """The persisted index when it matches `entries`, else a fresh one (saved for next time, when `save`)."""
-        fingerprint = cls.fingerprint(entries)
+    def load_or_build(
+        cls, path: Path, entries: Sequence[Entry], *, save: bool = True, previous: LexicalIndex | None = None
+    ) -> LexicalIndex:
+        """The persisted index when it matches `entries`, else a fresh one (saved for next time, when `save`),
+        reusing the tokens of the entries `previous` (the index loaded before) already has."""
+        hashes = [entry.content_hash() for entry in entries]
+        fingerprint = cls.fingerprint(entries, hashes)
         try:
             payload = json.loads(path.read_text(encoding="utf-8"))
             if payload.get("fingerprint") == fingerprint:
                 ids, documents = payload["ids"], payload["documents"]
                 # Scores are read by entry position: the saved index must list exactly these entries.
                 if ids == [entry.id for entry in entries] and _token_lists(documents, len(ids)):
-                    return cls(ids, documents)
+                    return cls(ids, documents, hashes)
                 _log.warning("the BM25 cache %s does not match its entries; rebuilding it", path)
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError) as error:
             _log.warning("the BM25 cache %s cannot be read (%s); rebuilding it", path, error)
-        index = cls.build(entries)
+        index = cls.build(entries, previous, hashes)
         if not save:
             return index
         try:

@@ -98,7 +98,9 @@ class LiveIndex:
             self._reachable()
             name = contents.collection or "empty"
             cache = self.cache_dir / f"bm25-{name}.json"
-            lexical = LexicalIndex.load_or_build(cache, contents.entries, save=self.save_cache)
+            lexical = LexicalIndex.load_or_build(
+                cache, contents.entries, save=self.save_cache, previous=self.snapshot.lexical
+            )
             # one assignment: a search running in another thread keeps the snapshot it started with
             self.snapshot = Snapshot.build(contents.entries, lexical, contents.vectors)
             self._version = IndexVersion(contents.collection, contents.indexed_at)

@@ -309,6 +309,20 @@ def test_glossary_bridges_languages() -> None:
     assert {"machin", "translat"} <= expand(tokenize("机器翻译")).extra
 
 
+def test_a_rebuild_tokenizes_only_the_entries_that_changed() -> None:
+    """After a sync changes one entry, the new BM25 index reuses the others' token lists (the same objects) and
+    scores exactly like an index built from scratch."""
+    entries = [_entry("对比学习综述", "SimCLR MoCo"), _entry("Decoupled weight decay", "Adam")]
+    first = LexicalIndex.build(entries)
+    changed = [entries[0], entries[1].model_copy(update={"body": "AdamW fixes weight decay in Adam"})]
+    rebuilt = LexicalIndex.build(changed, previous=first)
+    assert rebuilt.documents[0] is first.documents[0]
+    assert rebuilt.documents[1] is not first.documents[1] and "adamw" in rebuilt.documents[1]
+    fresh = LexicalIndex.build(changed)
+    assert rebuilt.documents == fresh.documents
+    assert rebuilt.score("AdamW weight decay").scores.tolist() == fresh.score("AdamW weight decay").scores.tolist()
+
+
 def test_a_word_the_collection_has_only_in_translation_is_known() -> None:
     """An English question about a Chinese collection: "click-through rate" is known through 点击率, while a
     word in neither language is not (the refusal decision reads how much of a question the collection knows)."""
