@@ -395,8 +395,18 @@ def clean_question(text: str, limit: int) -> tuple[str, bool]:
     return text, False
 
 
+# HTML that notes copy from web pages (`<ul style="list-style-type: none">` in a table cell): markup, not text.
+# Known tag names only, so that "<subject, predicate, object>" stays.
+_HTML_TAG = re.compile(
+    r"</?(?:a|b|i|u|p|br|hr|em|strong|span|div|ul|ol|li|img|table|thead|tbody|tr|td|th|sup|sub|font|center|"
+    r"details|summary|blockquote|h[1-6])\b[^<>]*>",
+    re.IGNORECASE,
+)
+
+
 def _summary(entry: Entry) -> str:
-    text = " ".join((entry.summary or entry.body).split())
+    """The entry's summary, else the start of its body, as one line without HTML tags, cut to SUMMARY_CHARS."""
+    text = " ".join(_HTML_TAG.sub(" ", entry.summary or entry.body).split())
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rstrip() + "…"
 
 

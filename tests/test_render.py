@@ -291,6 +291,30 @@ def test_no_line_grows_past_the_platform_limits(locale: Locale) -> None:
     assert len(slack_fallback_text(long_answer)) <= 300
 
 
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (
+            'MIND\t2019\t<ul style="list-style-type: none"> 使用胶囊网络来提取用户多兴趣表示。<br/>',
+            "MIND 2019 使用胶囊网络来提取用户多兴趣表示。",
+        ),
+        ("<p>A <b>bold</b> claim</p>", "A bold claim"),
+        ("triples <subject, predicate, object> and a < b > c", "triples <subject, predicate, object> and a < b > c"),
+    ],
+)
+def test_a_body_shown_as_the_summary_shows_no_html_tags(body: str, shown: str) -> None:
+    """An entry without a summary shows the start of its body; notes copied from web pages carry HTML tags,
+    which are markup, not text. Angle brackets that are no known tag stay."""
+    entry = Entry(
+        id="html",
+        title="推荐系统多兴趣召回论文解读",
+        body=body,
+        lang="zh-Hans",
+        source=SourceRef(file="notes.md", line_start=1, line_end=2, format="markdown"),
+    )
+    assert to_item(entry).summary == shown
+
+
 def test_on_the_bundled_collection_entries_with_an_english_and_a_chinese_title_show_both() -> None:
     entries = parse_sources([BUNDLED_SOURCES]).entries
     bilingual = [e for e in entries if any(has_han(alt) != has_han(e.title) for alt in e.alt_titles)]
