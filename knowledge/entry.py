@@ -103,9 +103,11 @@ class Entry(_Frozen):
         """Where the entry sits in the collection, as text: its file and section (`notes.md › 推荐 › 召回`)."""
         return " › ".join((self.source.file, *self.section_path))
 
-    def search_text(self) -> str:
-        """Everything a reader could match on: titles, summary, body, URLs and section path."""
-        parts = [self.title, *self.alt_titles, self.summary, self.body]
+    def search_text(self, *, titles: bool = True) -> str:
+        """Everything a reader could match on: titles (unless `titles` is false), summary, body, URLs and
+        section path."""
+        parts = [self.title, *self.alt_titles] if titles else []
+        parts += [self.summary, self.body]
         parts += [link.url for link in self.links]
         parts += list(self.section_path)
         return "\n".join(part for part in parts if part)

@@ -306,9 +306,8 @@ def entry_tokens(entry: Entry) -> list[str]:
     """Everything a reader could match on (`Entry.search_text`); titles count three times, since they name the
     subject; links add the words of their URLs. The titles are tokenized once."""
     titles = tokenize(" ".join([entry.title, *entry.alt_titles]))
-    rest = [entry.summary, entry.body, *(link.url for link in entry.links), *entry.section_path]
-    rest += [url_words(link.url) for link in entry.links]
-    return titles * 3 + tokenize("\n".join(part for part in rest if part))
+    urls = " ".join(url_words(link.url) for link in entry.links)
+    return titles * 3 + tokenize(f"{entry.search_text(titles=False)}\n{urls}")
 
 
 @dataclass(frozen=True)
