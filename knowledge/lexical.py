@@ -24,7 +24,7 @@ from knowledge.normalize import to_simplified
 
 _log = logging.getLogger(__name__)
 
-TOKENIZER_VERSION = 5  # bump when tokenize() or entry_tokens() change, so persisted indexes are rebuilt
+TOKENIZER_VERSION = 6  # bump when tokenize() or entry_tokens() change, so persisted indexes are rebuilt
 _WORD = re.compile(r"[\w\-+.#/]+", re.UNICODE)
 _HAN_ONLY = re.compile(r"^[\u3400-\u9fff]+$")
 _CASE_CHANGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -226,12 +226,12 @@ def _stemmer() -> Any:
 
 # British spellings, as American ones before stemming (Snowball keeps them apart: `generalise` -> generalis,
 # `generalize` -> general). Applied to entries and questions alike. -ise only after the endings of the -ize
-# verbs (normalise, optimise, tokenise, recognise, criticise, ...), so that `supervised` still meets
+# verbs (normalise, optimise, tokenise, recognise, criticise, standardise, modernise, symbolise, ...), so that `supervised` still meets
 # `supervision` and `precise` `precision`, and not in (com)promise.
 _BRITISH = (
     (
         re.compile(
-            r"^([a-z]*(?:al|ar|er|or|ur|im|en|an|on|gn|ic|it|at|et|es|as|il|og|ym|om|nt))"
+            r"^([a-z]*(?:al|ar|er|or|ur|im|en|an|on|gn|ic|it|at|et|es|as|il|og|ym|om|nt|rd|rn|ol|el|ll))"
             r"is(e|es|ed|ing|er|ers|ation|ations)$"
         ),
         r"\1iz\2",

@@ -280,6 +280,11 @@ def test_tokens_are_simplified_lower_case_stemmed_and_without_stopwords() -> Non
         ("analyse", "analyze"),
         ("behaviour", "behavior"),
         ("neighbours", "neighbors"),
+        ("standardised", "standardized"),
+        ("modernising", "modernizing"),
+        ("symbolises", "symbolizes"),
+        ("parallelise", "parallelize"),
+        ("crystallisation", "crystallization"),
     ],
 )
 def test_british_spellings_meet_american_ones(british: str, us: str) -> None:
@@ -293,6 +298,8 @@ def test_british_spellings_meet_american_ones(british: str, us: str) -> None:
         ("precise", "precision"),
         ("revised", "revision"),
         ("promised", "promise"),
+        ("merchandise", "merchandising"),
+        ("premise", "premises"),
     ],
 )
 def test_words_that_only_look_british_keep_their_stems(word: str, relative: str) -> None:
