@@ -4,6 +4,7 @@
     .venv/bin/python eval/check.py --train [eval/train.jsonl]
     .venv/bin/python eval/check.py --fresh [eval/fresh.jsonl]
     .venv/bin/python eval/check.py --fresh2 [eval/fresh2.jsonl]
+    .venv/bin/python eval/check.py --train2 [eval/train2.jsonl]
 
 `--train` checks a supplementary training set instead (`eval/train.jsonl` by default): split `train`,
 ids `t…` in-domain and `u…` out-of-domain, the same field, expect_any and grep checks, the tables
@@ -12,6 +13,7 @@ in a `train` column, and not the targets below, which are the held-out set's.
 `--fresh` checks the second held-out set the same way (`eval/fresh.jsonl` by default): split `fresh`,
 ids `f…` in-domain and `g…` out-of-domain, the tables in a `fresh` column, no held-out targets.
 `--fresh2` checks the third (`eval/fresh2.jsonl`): split `fresh2`, ids `h…` and `k…`.
+`--train2` checks the second training set (`eval/train2.jsonl`): split `train2`, ids `p…` and `n…`.
 
 Checks, each failure printed as `ERROR ...` (exit status 1 if there is any):
   * every line is a JSON object with the required fields and allowed values
@@ -58,11 +60,13 @@ SPLITS = {"tune", "heldout"}
 TRAIN_PATH = Path(__file__).with_name("train.jsonl")
 FRESH_PATH = Path(__file__).with_name("fresh.jsonl")
 FRESH2_PATH = Path(__file__).with_name("fresh2.jsonl")
+TRAIN2_PATH = Path(__file__).with_name("train2.jsonl")
 # mode flag -> (default path, split, in-domain id prefix, out-of-domain id prefix)
 MODES = {
     "--train": (TRAIN_PATH, "train", "t", "u"),
     "--fresh": (FRESH_PATH, "fresh", "f", "g"),
     "--fresh2": (FRESH2_PATH, "fresh2", "h", "k"),
+    "--train2": (TRAIN2_PATH, "train2", "p", "n"),
 }
 TOO_MANY = 4  # an expect_any string matching more entries than this is suspicious
 

@@ -2,7 +2,7 @@
 products), cross-validated on the tuning questions only, written to `knowledge/refusal/<model>.json` (which the search
 applies with numpy alone).
 
-    .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.04] [--expand linear] [--out FILE]
+    .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.03] [--expand linear] [--out FILE]
 
 Training questions: the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl`, the shared dev set (when it is
 there) and `tests/data/calibration.jsonl`. The held-out halves (`heldout`, `eval/fresh.jsonl`) are never read here.
@@ -36,9 +36,10 @@ FOLDS = 5
 
 def training_questions() -> list[Question]:
     questions = [q for q in load_questions(ROOT / "eval" / "questions.jsonl") if q.split == "tune"]
-    extra = ROOT / "eval" / "train.jsonl"  # questions written for training only (no held-out counterpart)
-    if extra.exists():
-        questions += load_questions(extra)
+    for name in ("train.jsonl", "train2.jsonl"):  # questions written for training only (no held-out counterpart)
+        extra = ROOT / "eval" / name
+        if extra.exists():
+            questions += load_questions(extra)
     dev = ROOT.parent / "shared" / "eval" / "questions.jsonl"
     if dev.exists():
         questions += load_questions(dev)
@@ -54,7 +55,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="the data dir to index into (default data)")
     parser.add_argument(
-        "--false-refusal", type=float, default=0.04, help="out-of-fold false refusals allowed (tune and train)"
+        "--false-refusal", type=float, default=0.03, help="out-of-fold false refusals allowed (tune and train)"
     )
     parser.add_argument(
         "--expand",
@@ -90,7 +91,8 @@ def main() -> int:
     x = np.asarray(evidence)
     y = np.asarray([0 if question.expect_none else 1 for question in questions])
     tune = np.asarray([question.split == "tune" for question in questions])
-    reference = np.asarray([question.split in ("tune", "train") for question in questions]) & (y == 1)
+    reference = np.asarray([question.split in ("tune", "train", "train2") for question in questions]) & (y == 1)
+    paraphrased = np.asarray([question.split == "train2" for question in questions])
 
     steps: list[object] = [StandardScaler()]
     if args.expand == "quadratic":
@@ -123,6 +125,8 @@ def main() -> int:
                 "false_refusal_all": refused(y == 1),
                 "refused_ood_tune": refused(tune & (y == 0)),
                 "refused_ood_all": refused(y == 0),
+                "false_refusal_train2": refused(paraphrased & (y == 1)),
+                "refused_ood_train2": refused(paraphrased & (y == 0)),
             },
         },
     }

@@ -17,6 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from knowledge.browse import SectionTree
+from knowledge.dictionary import dictionary
 from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
 from knowledge.entry import Entry
 from knowledge.errors import KnowledgeError, StorageError
@@ -175,9 +176,11 @@ class KnowledgeBase:
 
     def warm_up(self) -> None:
         """Pay the one-time costs before the first ingest or question rather than during it: open
-        the store, load the tokenizer's dictionary (about 1 s) and run the embedder once."""
+        the store, load the tokenizer's dictionary (about 1 s) and the word dictionary, and run the embedder
+        once."""
         self.store.stats()
         tokenize("warm up 预热")
+        dictionary()
         self.embedder.embed_queries(["warm up"])
 
     def ingest(

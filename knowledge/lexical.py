@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
+from knowledge.dictionary import dictionary
 from knowledge.entry import Entry
 from knowledge.normalize import to_simplified
 
@@ -226,8 +227,8 @@ def _stemmer() -> Any:
 
 # British spellings, as American ones before stemming (Snowball keeps them apart: `generalise` -> generalis,
 # `generalize` -> general). Applied to entries and questions alike. -ise only after the endings of the -ize
-# verbs (normalise, optimise, tokenise, recognise, criticise, standardise, modernise, symbolise, ...), so that `supervised` still meets
-# `supervision` and `precise` `precision`, and not in (com)promise.
+# verbs (normalise, optimise, tokenise, recognise, criticise, standardise, modernise, symbolise, ...), so that
+# `supervised` still meets `supervision` and `precise` `precision`, and not in (com)promise.
 _BRITISH = (
     (
         re.compile(
@@ -389,11 +390,14 @@ class LexicalIndex:
         return cls([entry.id for entry in entries], documents, hashes)
 
     def score(self, query: str) -> LexicalScores:
-        """BM25 of the question's tokens and their glossary translations against every document."""
+        """BM25 of the question's tokens, their glossary translations and their dictionary translations
+        (`knowledge.dictionary`: for recall only; coverage and `known` read the glossary's) against every
+        document."""
         tokens = list(dict.fromkeys(tokenize(query)))
         expansion = expand(tokens)
         alternatives = expansion.alternatives
         wanted = {alt for alts in alternatives.values() for alt in alts} | expansion.extra
+        wanted |= dictionary().translations(tokens)
         known = sorted(token for token in wanted if token in self.idf)
         if not self.documents or not known:
             scores = np.zeros(len(self.documents), dtype=np.float32)
