@@ -4,12 +4,14 @@ applies with numpy alone).
 
     .venv/bin/python eval/fit_refusal.py [--data DIR] [--false-refusal 0.03] [--expand linear] [--out FILE]
 
-Training questions: the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl`, the shared dev set (when it is
-there) and `tests/data/calibration.jsonl`. The held-out halves (`heldout`, `eval/fresh.jsonl`) are never read here.
-The threshold is the highest one whose out-of-fold false-refusal rate on the in-domain questions of the tune half and
-`train.jsonl` stays within `--false-refusal`: a false refusal costs more than a weak hit, and those are the questions
-written the way readers ask (the dev and calibration sets are short and keyword-like, with out-of-fold false refusals
-near zero, so counting them would refuse more real questions than the threshold promises).
+Training questions: the `tune` half of `eval/questions.jsonl`, `eval/train.jsonl`, `eval/train2.jsonl`, the shared
+dev set (when it is there) and `tests/data/calibration.jsonl`. The held-out sets (`heldout`, `eval/fresh.jsonl`,
+`eval/fresh2.jsonl`) are never read here. The threshold is the highest one whose out-of-fold false-refusal rate on the
+in-domain questions of the tune half, `train.jsonl` and `train2.jsonl` stays within `--false-refusal`: a false refusal
+costs more than a weak hit, and those are the questions written the way readers ask (the dev and calibration sets are
+short and keyword-like, with out-of-fold false refusals near zero, so counting them would refuse more real questions
+than the threshold promises). The default, 3 %, is the issue's aim for held-out questions; out-of-fold figures on the
+training questions have run below those on questions written afresh.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="the data dir to index into (default data)")
     parser.add_argument(
-        "--false-refusal", type=float, default=0.03, help="out-of-fold false refusals allowed (tune and train)"
+        "--false-refusal", type=float, default=0.03, help="out-of-fold false refusals allowed (tune, train, train2)"
     )
     parser.add_argument(
         "--expand",
