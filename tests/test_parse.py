@@ -604,6 +604,48 @@ def test_markdown_paper_title_right_under_a_heading_titles_its_entry(
     assert entry.section_path == (text.split("\n")[0].removeprefix("## "),)
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a link inside a note says where more is, it names nothing: the note is the heading's entry's
+        (
+            "## rm\n\n* 训练文本：Anthropic 的数据在 [Hub](https://huggingface.co/datasets/Anthropic/hh-rlhf) 上可用\n",
+            [("rm", ["https://huggingface.co/datasets/Anthropic/hh-rlhf"])],
+        ),
+        (
+            "## 效果\n\n* cons@64：多次采样投票（在[这里](https://openai.com/index/learning-to-reason)提到了）\n",
+            [("效果", ["https://openai.com/index/learning-to-reason"])],
+        ),
+        # a part of a recipe, labelled: a link of the entry above
+        (
+            "## lora sft\n\n* 数据：[https://github.com/a/b/data.jsonl](https://github.com/a/b/data.jsonl)\n"
+            "* 脚本：[https://github.com/a/b/train.py](https://github.com/a/b/train.py)\n",
+            [("lora sft", ["https://github.com/a/b/data.jsonl", "https://github.com/a/b/train.py"])],
+        ),
+        (
+            "## 后训练\n\n参考：[xhs](https://www.xiaohongshu.com/explore/1)\n",
+            [("后训练", ["https://www.xiaohongshu.com/explore/1"])],
+        ),
+        # a label that names a thing titles it, without its colon
+        (
+            "## 工具\n\n* 游戏生成站：[https://latitude.io/](https://latitude.io/)\n",
+            [("游戏生成站", ["https://latitude.io/"])],
+        ),
+        # named links open entries as before, labelled or not
+        (
+            "## 论文\n\n* [Attention Is All You Need](https://arxiv.org/abs/1706.03762)\n"
+            "* 原始论文：[Deep Residual Learning](https://arxiv.org/abs/1512.03385)\n",
+            [
+                ("Attention Is All You Need", ["https://arxiv.org/abs/1706.03762"]),
+                ("Deep Residual Learning", ["https://arxiv.org/abs/1512.03385"]),
+            ],
+        ),
+    ],
+)
+def test_links_that_only_point_somewhere_do_not_title_entries(text: str, expected: list[tuple[str, list[str]]]) -> None:
+    assert [(e.title, [link.url for link in e.links]) for e in parse(text)] == expected
+
+
 def test_markdown_title_after_an_entry_under_the_same_heading_is_body_text() -> None:
     entries = parse("## 权重无关\n\n- [A paper](https://a.example/p) desc\n\nWeight Agnostic Neural Networks\n")
     assert [(e.title, e.body) for e in entries] == [

@@ -35,6 +35,17 @@ _CLOSING_HASHES = re.compile(r"(?:^|[ \t]+)#+[ \t]*$")
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})")
 _BULLET = re.compile(r"[-*+][ \t]")
 _HTML_INDENT = re.compile(r"^ {0,3}<")
+# Words that say where a link goes or what part of something it is, not what it is: a list item such as
+# "* 训练文本：… 在 [Hub](…) 上可用", "* 数据：https://…" or "* 参考：[xhs](…)" is a note of the entry above, not
+# an entry titled "Hub", "数据：" or "xhs".
+_POINTERS = frozenset(
+    """
+    这里 此处 这儿 这个 链接 原文 地址 传送门 点此 点这里 参考 详见 见 官网 主页 项目 代码 论文 博客
+    文章 视频 数据 数据集 脚本 启动脚本 教程 文档 知乎 小红书 xhs 公众号
+    here link links this that blog post paper arxiv pdf code github
+    repo hub video slides ppt website site homepage demo data dataset script docs doc
+    """.split()
+)
 
 
 @cache
@@ -132,7 +143,7 @@ class _Reader(Sections):
             return
         web = [(t, h) for t, h in inline.links if is_web_url(h)]
         titled = [(t, h) for t, h in web if _is_titled_text(t)]
-        if titled and inline.link_spans:
+        if titled and inline.link_spans and not _points(titled[0][0]):
             first_text, first_href = titled[0]
             index = inline.links.index(titled[0])
             span_start, span_end = inline.link_spans[index]
@@ -180,8 +191,11 @@ class _Reader(Sections):
             rest = _SEPARATOR.sub("", rest).strip()
         else:
             href = web[0][1]
-            title = " ".join(text.replace(href, "").split()) or href
+            title = " ".join(text.replace(href, "").split()).rstrip(":：").strip() or href  # "工具站：https://…"
             rest = ""
+        if _points(title):
+            self.attach(f"- {text}", start, end, web)
+            return None
         draft = self.open(title, start)
         draft.add_link(href, title, opener=True, line_end=end)
         if rest:
@@ -449,6 +463,11 @@ def _uncovered(tokens: list[Token], lines: list[str], offset: int) -> list[tuple
             runs.append((offset + first + 1, offset + index))
         first = -1
     return runs
+
+
+def _points(title: str) -> bool:
+    """Whether a list item's would-be title only says where a link goes ("这里", "blog", "数据")."""
+    return title.strip(" :：").lower() in _POINTERS
 
 
 def _without_urls(text: str, links: list[tuple[str, str]]) -> str:
