@@ -623,6 +623,10 @@ def test_markdown_paper_title_right_under_a_heading_titles_its_entry(
             [("lora sft", ["https://github.com/a/b/data.jsonl", "https://github.com/a/b/train.py"])],
         ),
         (
+            "## Alignment 综述\n\n[中文版](https://alignmentsurvey.com/cn.pdf)，自己转存了[一份](https://github.com/a/b.pdf)\n",
+            [("Alignment 综述", ["https://alignmentsurvey.com/cn.pdf", "https://github.com/a/b.pdf"])],
+        ),
+        (
             "## 后训练\n\n参考：[xhs](https://www.xiaohongshu.com/explore/1)\n",
             [("后训练", ["https://www.xiaohongshu.com/explore/1"])],
         ),

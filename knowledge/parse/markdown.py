@@ -41,7 +41,7 @@ _HTML_INDENT = re.compile(r"^ {0,3}<")
 _POINTERS = frozenset(
     """
     这里 此处 这儿 这个 链接 原文 地址 传送门 点此 点这里 参考 详见 见 官网 主页 项目 代码 论文 博客
-    文章 视频 数据 数据集 脚本 启动脚本 教程 文档 知乎 小红书 xhs 公众号
+    文章 视频 数据 数据集 脚本 启动脚本 教程 文档 知乎 小红书 xhs 公众号 中文版 英文版 译文 解读 一份 全文
     here link links this that blog post paper arxiv pdf code github
     repo hub video slides ppt website site homepage demo data dataset script docs doc
     """.split()
