@@ -466,7 +466,8 @@ def _uncovered(tokens: list[Token], lines: list[str], offset: int) -> list[tuple
 
 
 def _points(title: str) -> bool:
-    """Whether a list item's would-be title only says where a link goes ("这里", "blog", "数据")."""
+    """Whether a would-be title (a paragraph's or list item's link text or label) only says where a link goes
+    ("这里", "blog", "数据")."""
     return title.strip(" :：").lower() in _POINTERS
 
 
