@@ -16,13 +16,12 @@ from typing import TypeVar
 
 import numpy as np
 
+from knowledge import lexical
 from knowledge.browse import SectionTree
-from knowledge.dictionary import dictionary
 from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
 from knowledge.entry import Entry
 from knowledge.errors import KnowledgeError, StorageError
 from knowledge.filters import Where
-from knowledge.lexical import tokenize
 from knowledge.live import LiveIndex
 from knowledge.locations import Locator
 from knowledge.lock import Fence
@@ -176,11 +175,10 @@ class KnowledgeBase:
 
     def warm_up(self) -> None:
         """Pay the one-time costs before the first ingest or question rather than during it: open
-        the store, load the tokenizer's dictionary (about 1 s) and the word dictionary, and run the embedder
-        once."""
+        the store, load the tokenizer's dictionary, the glossary's tables and the word dictionary (about 1.5 s
+        together, `knowledge.lexical.warm_up`), and run the embedder once."""
         self.store.stats()
-        tokenize("warm up 预热")
-        dictionary()
+        lexical.warm_up()
         self.embedder.embed_queries(["warm up"])
 
     def ingest(

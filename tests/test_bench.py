@@ -52,6 +52,7 @@ def test_bench_produces_every_field(small_notes: Path, tmp_path: Path, monkeypat
         "query",
         "concurrency",
         "memory",
+        "first_question",
         "long_text",
         "big_collection",
         "scale",
@@ -75,6 +76,9 @@ def test_bench_produces_every_field(small_notes: Path, tmp_path: Path, monkeypat
     assert result["concurrency"]["answered"] == 20 == result["concurrency"]["questions"]
     assert {"questions_per_second", "max_loop_stall_ms"} <= set(result["concurrency"])
     assert result["memory"]["ingest_peak_rss_mb"] > 50 and result["memory"]["serving_peak_rss_mb"] > 50
+    first = result["first_question"]
+    assert first["first_question_ms"] > 0 and first["later_p50_ms"] > 0
+    assert first["first_over_later_p50"] == round(first["first_question_ms"] / first["later_p50_ms"], 2)
     assert set(result["long_text"]) == {"chars", "cold_ingest_seconds", "recall@5", "mrr@10"}
     assert result["big_collection"]["entries"] == 30
     points = result["scale"]["points"]

@@ -372,6 +372,20 @@ def test_glossary_translations_name_each_notion_in_the_language_the_text_lacks(t
     assert glossary_translations(text) == added
 
 
+def test_warm_up_builds_the_glossary_tables_the_first_question_would_otherwise_build() -> None:
+    from knowledge import lexical
+
+    built = (lexical._translations, lexical._expansions, lexical._expansions_by_first_token)
+    for table in built:
+        table.cache_clear()
+    lexical.warm_up()
+    assert [table.cache_info().currsize for table in built] == [1, 1, 1]
+    assert [table.cache_info().misses for table in built] == [1, 1, 1]
+    expand(tokenize("对比学习"))
+    glossary_translations("对比学习")
+    assert [table.cache_info().misses for table in built] == [1, 1, 1]  # the question built nothing
+
+
 def test_with_translations_adds_one_line_and_caps_it() -> None:
     assert with_translations("对比学习") == "对比学习\ncontrastive learning"
     assert with_translations("sourdough bread") == "sourdough bread"  # no notion of the glossary
