@@ -1,4 +1,5 @@
-"""`python -m bot run | console | discord [--sync] | gaps [--since 30d] [--json] | slack-manifest`."""
+"""`python -m bot run | console | discord [--sync] | reindex [--full] [--json] | gaps [--since 30d] [--json] |
+slack-manifest`."""
 
 from __future__ import annotations
 
@@ -27,6 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     discord = commands.add_parser("discord", help="run only the Discord bot")
     discord.add_argument("--sync", action="store_true", help="sync the slash commands, then exit")
     commands.add_parser("slack-manifest", help="print the manifest to create the Slack app from")
+    reindex = commands.add_parser(
+        "reindex", help="what /reindex does, from the shell: under the bots' lease, fetch and index every source"
+    )
+    reindex.add_argument("--full", action="store_true", help="build a new collection, then switch to it")
+    reindex.add_argument("--json", action="store_true", help="print the report as a JSON object")
+    reindex.add_argument(
+        "--allow-mass-removal",
+        action="store_true",
+        help="remove entries even when more than KB_MAX_REMOVAL_SHARE of the index would go",
+    )
     gaps = commands.add_parser("gaps", help="what readers could not find: the most frequent unanswered questions")
     gaps.add_argument(
         "--since",
@@ -76,6 +87,44 @@ def _gaps(settings: BotSettings, since: datetime, limit: int, as_json: bool) -> 
     else:
         print(gaps_text(shown, since, total))
     return 0
+
+
+async def _reindex(settings: BotSettings, full: bool, as_json: bool, allow_mass_removal: bool) -> int:
+    """Exit 0 when every source was fetched and read; 1 when the reindex could not run (its lease held, the
+    state store or Chroma unreachable, a refused mass removal) or some source could not be fetched or read
+    (their entries were kept as they were)."""
+    from bot.chat import unread_sources
+    from bot.service import reindex_now
+    from bot.state import StateUnavailable
+    from knowledge import KnowledgeBase
+
+    kb = KnowledgeBase(settings)
+    try:
+        report = await reindex_now(settings, kb, full=full, allow_mass_removal=allow_mass_removal)
+    except StateUnavailable as error:
+        print(f"error: the state store cannot be reached, and a reindex needs its lease: {error}", file=sys.stderr)
+        return 1
+    except KnowledgeError as error:  # the lease or the lock held, a mass removal, Chroma down: one line
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        kb.close()
+    if as_json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+    else:
+        for source in report.sources:
+            moved = f"{(source.before or 'none')[:12]} -> {(source.after or 'none')[:12]}"
+            print(f"{source.name}: {source.error or (moved if source.moved else 'unchanged')}")
+        assert report.ingest is not None  # a forced sync always indexes
+        summary = report.ingest.summary
+        print(
+            f"entries {summary.entries}, embedded {summary.embedded}, added {summary.added}, "
+            f"removed {summary.removed}; {report.seconds} s ({summary.collection})"
+        )
+    if report.ingest is not None and not report.ingest.complete:
+        print(f"error: {unread_sources(report.ingest)}", file=sys.stderr)
+        return 1
+    return 1 if report.failed else 0
 
 
 async def _console(settings: BotSettings) -> int:
@@ -139,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_console(settings))
         if args.command == "discord":
             return asyncio.run(_discord(settings, args.sync))
+        if args.command == "reindex":
+            return asyncio.run(_reindex(settings, args.full, args.json, args.allow_mass_removal))
         from bot.service import serve
 
         return asyncio.run(serve(settings))

@@ -21,7 +21,7 @@ from bot.console import ConsoleChat
 from bot.errors import CannotStart
 from bot.settings import BotSettings
 from bot.state import LeaseKeeper, ResilientState, StateStore, StateUnavailable, open_state
-from knowledge import Health, IngestLocked, IngestReport, KnowledgeBase, MassRemoval
+from knowledge import Health, IngestLocked, IngestReport, KnowledgeBase, MassRemoval, StorageError, SyncReport
 
 _log = logging.getLogger(__name__)
 
@@ -165,6 +165,36 @@ def _first_ingest(kb: KnowledgeBase, fence: Fence | None = None) -> IngestReport
     report = kb.sync(force=True, fence=fence)
     assert report.ingest is not None  # force: it always indexes
     return report.ingest
+
+
+async def reindex_now(
+    settings: BotSettings, kb: KnowledgeBase, *, full: bool = False, allow_mass_removal: bool = False
+) -> SyncReport:
+    """`python -m bot reindex`: what `/reindex` does, from the operator's shell. It takes the reindex lease in
+    the state store the bots share (`KB_REDIS_URL`, else `KB_DATA_DIR/bot.sqlite`), so that it never runs
+    beside a reindex, a sync tick or a start-up ingest of any replica; then fetches the git sources and
+    ingests every source (a full rebuild when `full`), switching the index only while the lease holds.
+
+    Raises IngestLocked when the lease is held, StateUnavailable when the store cannot be reached (the lease
+    fails closed), StorageError when these settings say this machine never writes, and what
+    `KnowledgeBase.sync` raises."""
+    if not settings.ingest_on_start:
+        raise StorageError(
+            "KB_INGEST_ON_START=false: this machine only serves the index; reindex on the indexer instead"
+        )
+    state = state_for(settings)
+    try:
+        keeper = await LeaseKeeper.take(state, REINDEX_LOCK)
+        if keeper is None:
+            raise IngestLocked("the reindex lease is held: a reindex or sync runs on another replica or process")
+        try:
+            return await asyncio.to_thread(
+                kb.sync, force=True, rebuild=full, allow_mass_removal=allow_mass_removal, fence=keeper.fence
+            )
+        finally:
+            await keeper.release()
+    finally:
+        await state.close()
 
 
 async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateStore | None = None) -> None:

