@@ -593,3 +593,22 @@ def test_deleting_a_source_file_removes_its_entries(make_kb: MakeKb, notes: Path
         assert all(not hit.entry.title.startswith("Lookahead") for hit in hits)
     finally:
         base.close()
+
+
+def test_the_command_lines_keep_chatty_libraries_quiet_even_when_one_turns_its_own_logger_up() -> None:
+    script = (
+        "import logging\n"
+        "from knowledge.logs import configure_logging\n"
+        "configure_logging(False)\n"
+        "logging.getLogger('bm25s').setLevel(logging.DEBUG)  # as `import bm25s` does\n"
+        "logging.getLogger('bm25s').debug('building the index')\n"
+        "logging.getLogger('bm25s.tokenization').info('tokenizing')\n"
+        "logging.getLogger('bm25s').warning('a real problem')\n"
+        "logging.getLogger('knowledge.writer').info('ingest done')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    lines = done.stderr.splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [
+        "WARNING bm25s: a real problem",
+        "INFO knowledge.writer: ingest done",
+    ]
