@@ -24,7 +24,8 @@ from knowledge.entry import CHUNK_LIMIT, Entry, SourceRef
 from knowledge.errors import IngestLocked, KnowledgeUnavailable
 from knowledge.filters import Where
 from knowledge.generations import META_COLLECTION, collection_slug
-from knowledge.records import default_passage_text
+from knowledge.lexical import with_translations
+from knowledge.records import default_passage_text, passage_section
 from knowledge.store import ChromaStore
 from knowledge.writer import IngestSummary
 
@@ -477,6 +478,25 @@ def test_default_passage_text_is_short_and_names_the_section() -> None:
     assert text.endswith("\n视觉\ncomputer vision")  # the section, then the glossary's English for 视觉
     assert len(text) <= len("Title") + 300 + len("视觉") + len("computer vision") + 3
     assert "正文" in default_passage_text(entry("y", "T", "", body="正文"), 0, "正文")
+
+
+@pytest.mark.parametrize(
+    ("title", "section", "named"),
+    [
+        ("Title", ("论文", "视觉"), "视觉"),
+        ("adabound", ("DL基础研究", "优化算法", "adabound"), "优化算法"),  # titled by its own heading: the parent
+        ("AdaBound", ("优化算法", "adabound "), "优化算法"),  # whatever the case and spaces
+        ("adabound", ("adabound",), ""),  # no other section
+        ("T", (), ""),
+    ],
+)
+def test_the_passage_names_the_innermost_section_the_title_does_not(
+    title: str, section: tuple[str, ...], named: str
+) -> None:
+    item = entry("x", title, "a note", section=section)
+    assert passage_section(item) == named
+    expected = "\n".join(part for part in [title, "a note", named] if part)
+    assert default_passage_text(item, 0, "") == with_translations(expected)  # the glossary's line may follow
 
 
 @pytest.mark.parametrize(
