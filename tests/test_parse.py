@@ -707,6 +707,19 @@ ZHIHU = "https://zhuanlan.zhihu.com/p/88623159"
         ),
         ("见 [项目主页](https://a.example/p)。", ("https://a.example/p",), "见 项目主页。"),
         ("见 [项目主页](https://a.example/p)。", (), "见 项目主页 https://a.example/p。"),
+        # only a label that introduces the link or the list after it: no summary
+        ("重排：", (), ""),
+        ("25.12综述：", (), ""),
+        ("spotify 的 paper:", (), ""),
+        ("NeurIPS 上关于 NTK 的论文有:", (), ""),
+        # unchanged: a colon inside, a sentence before it, a long lead-in
+        ("动机：专家不够分化", (), "动机：专家不够分化"),
+        ("本文研究了对比学习。主要结论：", (), "本文研究了对比学习。主要结论："),
+        (
+            "LLM的3种典型涌现能力及其对应代表模型，按出现的先后顺序排列如下：",
+            (),
+            "LLM的3种典型涌现能力及其对应代表模型，按出现的先后顺序排列如下：",
+        ),
         # unchanged: numbers that are no item numbers, words that are no share codes, ordinary summaries
         ("3.5 亿参数的模型在 GLUE 上取得了最好成绩。", (), "3.5 亿参数的模型在 GLUE 上取得了最好成绩。"),
         ("2019 NLP 大全: 论文、博客、教程、工程进展全梳理", (), "2019 NLP 大全: 论文、博客、教程、工程进展全梳理"),

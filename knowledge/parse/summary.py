@@ -27,6 +27,8 @@ _SHARE_CODE = re.compile(
     r"(?:提取码|提取碼|提取密码|提取密碼|访问码|訪問碼|密码|密碼)\s*[:：]?\s*[A-Za-z0-9]{4,8}(?![A-Za-z0-9])"
 )
 _DANGLING_LABEL = re.compile(r"(?:^|(?<=[。！？；])|(?<=[.!?;]\s))\s*[^。！？；.!?;:：/]{1,20}[:：]\s*$")
+# a label that introduces what follows it ("重排：", "25.12综述：", "mu zero:"): short, no sentence in it
+_LABEL_ONLY = re.compile(r"(?:[^。！？；.!?;:：]|\.(?=\S)){1,24}[:：]")
 _TRAILING = re.compile(r"[\s,，.。;；:：、|()（）\[\]]+")  # what may follow a URL the summary can do without
 
 
@@ -49,7 +51,9 @@ def clean_summary(text: str, links: Iterable[str] = ()) -> str:
     - a `<https://…>` autolink becomes its URL, or goes when the URL is one of `links` (the entry's
       own) and nothing but punctuation follows it (in "参考<https://…>的代码" the URL stays);
     - share codes ("提取码: cy6f", "密码: 1234") go, with a label left dangling by what went
-      ("数据集链接:").
+      ("数据集链接:");
+    - a summary that is only a short label ending in a colon ("重排：", "贝叶斯公式：") is no summary:
+      it introduces the link or the list after it.
     """
     lines = [" ".join(line.split()) for line in text.split("\n")]
     lines = [line for line in lines if line]
@@ -62,7 +66,7 @@ def clean_summary(text: str, links: Iterable[str] = ()) -> str:
     number = _ITEM_NUMBER.match(summary) or _BULLET.match(summary)
     if number and numbered == 1 and summary[number.end() :].strip():
         summary = summary[number.end() :].strip()  # one numbered line, not a list: the number is the list's
-    return summary
+    return "" if _LABEL_ONLY.fullmatch(summary) else summary
 
 
 def _clean_line(line: str, known: set[str]) -> str:
