@@ -707,6 +707,9 @@ ZHIHU = "https://zhuanlan.zhihu.com/p/88623159"
         ),
         ("见 [项目主页](https://a.example/p)。", ("https://a.example/p",), "见 项目主页。"),
         ("见 [项目主页](https://a.example/p)。", (), "见 项目主页 https://a.example/p。"),
+        # the rest of a sentence whose link became the title: without the punctuation in front
+        ("，VideoBert模型。", (), "VideoBert模型。"),
+        ("、 ; 和 BERT 比较", (), "和 BERT 比较"),
         # only a label that introduces the link or the list after it: no summary
         ("重排：", (), ""),
         ("25.12综述：", (), ""),
