@@ -564,7 +564,7 @@ def test_markdown_keeps_the_text_around_entries() -> None:
     assert "A paragraph of the item." in got["B Paper"].body and "- a nested point" in got["B Paper"].body
     assert "see the appendix for proofs" in got["Papers"].body  # not navigation: it has words of its own
     assert "Paper | Note" in got["Papers"].body  # the header row
-    assert got["C Paper"].body == "fine | a cell past the header's"
+    assert got["C Paper"].body == "Note: fine | a cell past the header's"  # named by its column's header
     front = parse("---\ntitle: 合辑\n---\n\nIntro prose.\n\n# H\n\n[X](https://x.example/p)\n")
     assert [(e.title, e.body) for e in front] == [("合辑", "Intro prose."), ("X", "")]
 
@@ -835,3 +835,21 @@ MARKDOWN_LINES = st.sampled_from(
 def test_markdown_read_in_pieces_means_what_it_means_whole(lines: list[str]) -> None:
     text = "\n".join(lines) + "\n"
     assert parse_markdown(text, chunk_lines=1) == parse_markdown(text, split=False)
+
+
+def test_a_table_row_entry_names_its_cells_by_their_column_headers() -> None:
+    entries = parse(
+        "# 模型\n\n"
+        "| ckpt? | 模型 | 发布时间 | 大小 | 硬件 |\n"
+        "|---|---|---|---|---|\n"
+        "| N | [GShard](https://arxiv.org/pdf/2006.16668.pdf) | 2020.06 | 600B | - |\n"
+        "\n"
+        "| 模型 | 说明 |\n"
+        "|---|---|\n"
+        "| [BERT](https://arxiv.org/abs/1810.04805) | 双向编码器 |\n"
+    )
+    got = {entry.title: entry for entry in entries}
+    # the title's own cell is the title; an empty cell ("-") says nothing
+    assert got["GShard"].body == "ckpt?: N | 发布时间: 2020.06 | 大小: 600B"
+    assert got["GShard"].summary == "ckpt?: N | 发布时间: 2020.06 | 大小: 600B"
+    assert got["BERT"].body == "说明: 双向编码器"  # the second table's header, not the first's

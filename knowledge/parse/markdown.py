@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import zip_longest
 from typing import Any, Final
 
 from markdown_it import MarkdownIt
@@ -20,6 +21,7 @@ from knowledge.parse.pdf_text import looks_like_paper_title
 _log = logging.getLogger(__name__)
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n---[ \t]*(\n|\Z)", re.DOTALL)
+_EMPTY_CELLS = frozenset({"-", "--", "—", "/", "n/a", "N/A"})  # a table cell that says there is nothing
 _NAVIGATION = {"目录", "目錄", "contents", "tableofcontents", "toc"}
 _NOISE = re.compile(r"^=+\s*[A-Za-z]*\s*$")
 _TAG = re.compile(r"<[^>]+>")
@@ -111,6 +113,7 @@ class _Reader(Sections):
         self.lines = lines
         self.env: dict[str, Any] = {}  # markdown-it's: the link reference definitions
         self.in_toc = False
+        self.table_header: list[str] = []  # the header cells of the table being read
 
     def heading_line(self, line: str, number: int) -> None:
         """An ATX heading line read without the block parser: its level, then its inline text."""
@@ -210,6 +213,8 @@ class _Reader(Sections):
         # cells past the header's count are dropped by the table rule: keep their text as written
         texts += [cell for cell in _raw_cells(self.lines[start - 1])[len(cells) :] if cell]
         links = [(t, h) for cell in cells for t, h in cell.links if is_web_url(h)]
+        if header:
+            self.table_header = texts
         if not links or header:
             self.attach(" | ".join(texts), start, end)
             return
@@ -217,7 +222,9 @@ class _Reader(Sections):
         title, href = titled[0] if titled else (next((t for t in texts if t), links[0][1]), links[0][1])
         draft = self.open(title, start)
         draft.add_link(href, title, opener=True, line_end=end)
-        rest = [t for t in texts if t and t != title]
+        # the other cells, each named by its column's header: "发布时间: 2020.06 | 大小: 600B"
+        named = zip_longest(self.table_header[: len(texts)], texts, fillvalue="")
+        rest = [f"{name}: {t}" if name else t for name, t in named if t and t != title and t not in _EMPTY_CELLS]
         if rest:
             draft.add_text(" | ".join(rest), end)
         for link_text, other in links:
@@ -288,6 +295,8 @@ class _Reader(Sections):
                 self.attach(fence, start, max(start, end))
             elif kind in ("thead_open", "tbody_open"):
                 in_head = kind == "thead_open"
+                if in_head:
+                    self.table_header = []
             elif kind == "tr_open":
                 cells: list[_Inline] = []
                 j = i + 1
