@@ -64,6 +64,7 @@ from knowledge import (
     StoreStats,
     SyncReport,
     arxiv_id,
+    blurb,
     section_id,
     without_identifiers,
 )
@@ -405,8 +406,9 @@ _HTML_TAG = re.compile(
 
 
 def _summary(entry: Entry) -> str:
-    """The entry's summary, else the start of its body, as one line without HTML tags, cut to SUMMARY_CHARS."""
-    text = " ".join(_HTML_TAG.sub(" ", entry.summary or entry.body).split())
+    """The entry's summary, else the first paragraph of its body that is one (`knowledge.blurb`), as one line
+    without HTML tags, cut to SUMMARY_CHARS."""
+    text = " ".join(_HTML_TAG.sub(" ", blurb(entry)).split())
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rstrip() + "…"
 
 

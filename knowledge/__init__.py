@@ -21,6 +21,7 @@ from knowledge.logs import configure_logging
 from knowledge.lookup import Identifier, Lookup, arxiv_id, identifiers_in, without_identifiers
 from knowledge.neighbours import Neighbour
 from knowledge.normalize import detect_lang
+from knowledge.parse.summary import blurb
 from knowledge.ranking import Hit
 from knowledge.reader import StoreStats
 from knowledge.search import SearchResult
@@ -62,6 +63,7 @@ __all__ = [
     "SyncReport",
     "Where",
     "arxiv_id",
+    "blurb",
     "configure_logging",
     "detect_lang",
     "identifiers_in",

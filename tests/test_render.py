@@ -315,6 +315,32 @@ def test_a_body_shown_as_the_summary_shows_no_html_tags(body: str, shown: str) -
     assert to_item(entry).summary == shown
 
 
+@pytest.mark.parametrize(
+    ("summary", "body", "shown"),
+    [
+        ("", "NeurIPS 上关于 NTK 的论文有:", ""),  # only the label the entry's link followed: nothing to show
+        (
+            "",
+            "中文：\n\n从 70 年的人工智能研究中可以得出的最大教训是……",
+            "从 70 年的人工智能研究中可以得出的最大教训是……",
+        ),
+        ("", "代码如下：\n\n```python\nprint(1)\n```\n\n输出 1。", "输出 1。"),  # no code either
+        ("", "第一段。\n\n第二段。", "第一段。 第二段。"),
+        ("本文提出 FRN。", "NeurIPS 上关于 NTK 的论文有:", "本文提出 FRN。"),  # a summary is shown as it is
+    ],
+)
+def test_an_entry_without_a_summary_shows_what_of_its_body_is_one(summary: str, body: str, shown: str) -> None:
+    entry = Entry(
+        id="blurb",
+        title="Learning and Generalization in Overparameterized Neural Networks",
+        summary=summary,
+        body=body,
+        lang="en",
+        source=SourceRef(file="notes.md", line_start=1, line_end=2, format="markdown"),
+    )
+    assert to_item(entry).summary == shown
+
+
 def test_on_the_bundled_collection_entries_with_an_english_and_a_chinese_title_show_both() -> None:
     entries = parse_sources([BUNDLED_SOURCES]).entries
     bilingual = [e for e in entries if any(has_han(alt) != has_han(e.title) for alt in e.alt_titles)]

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from knowledge.entry import Entry
 from knowledge.normalize import url_key
+from knowledge.parse.lines import split_blocks
 
 # an item number: "2.", "2)", "2、", "（2）", "二、"; never a decimal ("3.5 亿") or a year ("2019.")
 _ITEM_NUMBER = re.compile(
@@ -70,6 +72,17 @@ def clean_summary(text: str, links: Iterable[str] = ()) -> str:
         summary = summary[number.end() :].strip()  # one numbered line, not a list: the number is the list's
     summary = _LEADING.sub("", summary)  # what was left of a sentence whose link became the title
     return "" if _LABEL_ONLY.fullmatch(summary) else summary
+
+
+def blurb(entry: Entry) -> str:
+    """What to show of an entry under its title: its summary, else its body's paragraphs as `clean_summary`
+    keeps them, without code or math: a body that is only a label such as "NeurIPS 上关于 NTK 的论文有:"
+    shows nothing, and one that starts with such a label shows what follows it."""
+    if entry.summary:
+        return entry.summary
+    links = [link.url for link in entry.links]
+    kept = (clean_summary(block.text, links) for block in split_blocks(entry.body.split("\n")) if block.kind == "text")
+    return " ".join(text for text in kept if text)
 
 
 def _clean_line(line: str, known: set[str]) -> str:
