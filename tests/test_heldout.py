@@ -39,7 +39,7 @@ def test_the_held_out_half_holds_the_readme_s_figures(bundled: KnowledgeBase) ->
     report = evaluate(questions, lambda query, k: kb_search(kb, query, k), k=10)
     assert report.false_refusal_rate <= 0.05, report.as_dict()
     assert report.recall["all"][5] >= reported - 0.05, (report.recall["all"][5], reported)
-    assert report.refusal_rate >= 0.7, report.as_dict()  # out of domain: the README's figure is 38/50
+    assert report.refusal_rate >= 0.7, report.as_dict()  # out of domain: the README's figure is 37/50
 
 
 def test_the_fresh_set_holds_the_readme_s_figures(bundled: KnowledgeBase) -> None:
