@@ -113,8 +113,7 @@ async def _reindex(settings: BotSettings, full: bool, as_json: bool, allow_mass_
         print(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
         for source in report.sources:
-            moved = f"{(source.before or 'none')[:12]} -> {(source.after or 'none')[:12]}"
-            print(f"{source.name}: {source.error or (moved if source.moved else 'unchanged')}")
+            print(source.outcome())
         assert report.ingest is not None  # a forced sync always indexes
         summary = report.ingest.summary
         print(

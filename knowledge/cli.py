@@ -306,9 +306,7 @@ def run_sync(kb: KnowledgeBase, force: bool, as_json: bool) -> int:
         print(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
         for source in report.sources:
-            moved = f"{(source.before or 'none')[:12]} -> {(source.after or 'none')[:12]}"
-            moved = moved if source.moved else "unchanged"
-            print(f"{source.name}: {source.error or moved}{' (history rewritten)' if source.rewritten else ''}")
+            print(source.outcome())
         summary = report.ingest.summary if report.ingest is not None else None
         indexed = (
             f"entries {summary.entries}, embedded {summary.embedded}, added {summary.added}, removed {summary.removed}"

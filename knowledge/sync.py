@@ -82,6 +82,11 @@ class SourceSync:
     def moved(self) -> bool:
         return self.error is None and self.before != self.after
 
+    def outcome(self) -> str:
+        """One line for a terminal: `name: before -> after` (commits cut to 12), `unchanged`, or the error."""
+        moved = f"{(self.before or 'none')[:12]} -> {(self.after or 'none')[:12]}" if self.moved else "unchanged"
+        return f"{self.name}: {self.error or moved}{' (history rewritten)' if self.rewritten else ''}"
+
 
 @dataclass(frozen=True)
 class SyncReport:

@@ -21,6 +21,7 @@ from knowledge.normalize import title_key, to_simplified
 from knowledge.parse import ParseResult, parse_file, parse_sources
 from knowledge.parse.summary import is_item_fragment
 from knowledge.settings import BUNDLED_SOURCES
+from knowledge.sync import SourceSync
 
 _URL = re.compile(r"https?://")
 
@@ -283,3 +284,23 @@ def test_module_entry_point_runs_on_the_bundled_collection(tmp_path: Path) -> No
         [sys.executable, "-m", "knowledge", "parse"], capture_output=True, text=True, env=env, timeout=120, check=True
     )
     assert "001_2b8a6d15944fc521.txt" in done.stdout.replace("…", "") or "pdf_text" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("source", "line"),
+    [
+        (SourceSync("upstream#main", "a" * 40, "b" * 40), "upstream#main: aaaaaaaaaaaa -> bbbbbbbbbbbb"),
+        (SourceSync("upstream#main", None, "b" * 40), "upstream#main: none -> bbbbbbbbbbbb"),
+        (SourceSync("upstream#main", "a" * 40, "a" * 40), "upstream#main: unchanged"),
+        (
+            SourceSync("upstream#main", "a" * 40, "b" * 40, rewritten=True),
+            "upstream#main: aaaaaaaaaaaa -> bbbbbbbbbbbb (history rewritten)",
+        ),
+        (
+            SourceSync("upstream#main", "a" * 40, "a" * 40, error="fetch failed: timeout"),
+            "upstream#main: fetch failed: timeout",
+        ),
+    ],
+)
+def test_a_source_s_sync_is_one_line_for_the_command_lines(source: SourceSync, line: str) -> None:
+    assert source.outcome() == line
