@@ -408,7 +408,7 @@ _HTML_TAG = re.compile(
 def _summary(entry: Entry) -> str:
     """The entry's summary, else the first paragraph of its body that is one (`knowledge.blurb`), as one line
     without HTML tags, cut to SUMMARY_CHARS."""
-    text = " ".join(_HTML_TAG.sub(" ", blurb(entry)).split())
+    text = " ".join(_HTML_TAG.sub(" ", blurb(entry, SUMMARY_CHARS)).split())
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rstrip() + "…"
 
 

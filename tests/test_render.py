@@ -473,3 +473,20 @@ def test_every_answer_item_of_the_bundled_collection_carries_a_url_or_its_place(
             assert item.place and item.place in message.content.replace("\\", "") and item.place in text, entry.id
             placed += 1
     assert len(entries) > 500 and placed == 3 and linked == len(entries) - 3
+
+
+def test_a_long_body_without_a_summary_is_cleaned_only_as_far_as_it_is_shown() -> None:
+    from knowledge import blurb
+
+    entry = Entry(
+        id="long",
+        title="长笔记",
+        body="\n\n".join(f"第 {i} 段。" for i in range(1000)),
+        lang="zh-Hans",
+        source=SourceRef(file="notes.md", line_start=1, line_end=2000, format="markdown"),
+    )
+    shown = blurb(entry, 40)
+    assert shown.startswith("第 0 段。 第 1 段。") and "第 999 段" not in shown
+    assert 40 < len(shown) <= 40 + len("第 999 段。") + 1
+    assert blurb(entry).endswith("第 999 段。")  # without a limit, all of it
+    assert to_item(entry).summary.startswith("第 0 段。") and to_item(entry).summary.endswith("…")

@@ -74,15 +74,24 @@ def clean_summary(text: str, links: Iterable[str] = ()) -> str:
     return "" if _LABEL_ONLY.fullmatch(summary) else summary
 
 
-def blurb(entry: Entry) -> str:
+def blurb(entry: Entry, limit: int | None = None) -> str:
     """What to show of an entry under its title: its summary, else its body's paragraphs as `clean_summary`
     keeps them, without code or math: a body that is only a label such as "NeurIPS 上关于 NTK 的论文有:"
-    shows nothing, and one that starts with such a label shows what follows it."""
+    shows nothing, and one that starts with such a label shows what follows it. With `limit`, paragraphs stop
+    once there are more characters than that (the caller cuts), so a long body is not cleaned whole."""
     if entry.summary:
         return entry.summary
     links = [link.url for link in entry.links]
-    kept = (clean_summary(block.text, links) for block in split_blocks(entry.body.split("\n")) if block.kind == "text")
-    return " ".join(text for text in kept if text)
+    kept: list[str] = []
+    size = 0
+    for block in split_blocks(entry.body.split("\n")):
+        text = clean_summary(block.text, links) if block.kind == "text" else ""
+        if text:
+            kept.append(text)
+            size += len(text) + 1
+            if limit is not None and size > limit:
+                break
+    return " ".join(kept)
 
 
 def _clean_line(line: str, known: set[str]) -> str:
