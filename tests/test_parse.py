@@ -563,7 +563,8 @@ def test_markdown_keeps_the_text_around_entries() -> None:
     assert got["A Paper"].body == "原始论文:"
     assert "A paragraph of the item." in got["B Paper"].body and "- a nested point" in got["B Paper"].body
     assert "see the appendix for proofs" in got["Papers"].body  # not navigation: it has words of its own
-    assert "Paper | Note" in got["Papers"].body  # the header row
+    assert "| Paper | Note |" in got["Papers"].body  # the header row, as a table row
+    assert got["Papers"].summary != "Paper | Note"
     assert got["C Paper"].body == "Note: fine | a cell past the header's"  # named by its column's header
     front = parse("---\ntitle: 合辑\n---\n\nIntro prose.\n\n# H\n\n[X](https://x.example/p)\n")
     assert [(e.title, e.body) for e in front] == [("合辑", "Intro prose."), ("X", "")]
@@ -710,6 +711,10 @@ ZHIHU = "https://zhuanlan.zhihu.com/p/88623159"
         # the rest of a sentence whose link became the title: without the punctuation in front
         ("，VideoBert模型。", (), "VideoBert模型。"),
         ("、 ; 和 BERT 比较", (), "和 BERT 比较"),
+        # only a note to self: no summary
+        ("(toread)", (), ""),
+        ("（待读）", (), ""),
+        ("(ICLR 2020) 一种新的归一化层", (), "(ICLR 2020) 一种新的归一化层"),
         # only a label that introduces the link or the list after it: no summary
         ("重排：", (), ""),
         ("25.12综述：", (), ""),
@@ -853,3 +858,17 @@ def test_a_table_row_entry_names_its_cells_by_their_column_headers() -> None:
     assert got["GShard"].body == "ckpt?: N | 发布时间: 2020.06 | 大小: 600B"
     assert got["GShard"].summary == "ckpt?: N | 发布时间: 2020.06 | 大小: 600B"
     assert got["BERT"].body == "说明: 双向编码器"  # the second table's header, not the first's
+
+
+def test_a_table_s_header_row_is_no_summary_and_its_rows_without_links_are_named_too() -> None:
+    (entry,) = parse(
+        "# RecurrentGemma\n\n"
+        "[RecurrentGemma: Moving Past Transformers](https://arxiv.org/abs/2404.07839)\n\n"
+        "具体参数：\n\n"
+        "| 变量 | 大小 |\n"
+        "|---|---|\n"
+        "| 总参数量 | 2.7b |\n"
+        "| 词表大小 | - |\n"
+    )
+    assert entry.summary == "变量: 总参数量 | 大小: 2.7b"  # the label and the header row are no summary
+    assert "| 变量 | 大小 |" in entry.body and "变量: 词表大小" in entry.body and "大小: -" not in entry.body

@@ -213,24 +213,30 @@ class _Reader(Sections):
         # cells past the header's count are dropped by the table rule: keep their text as written
         texts += [cell for cell in _raw_cells(self.lines[start - 1])[len(cells) :] if cell]
         links = [(t, h) for cell in cells for t, h in cell.links if is_web_url(h)]
-        if header:
+        if header:  # kept as a table row, so that no summary is taken from it ("变量 | 大小")
             self.table_header = texts
-        if not links or header:
-            self.attach(" | ".join(texts), start, end)
+            self.attach(f"| {' | '.join(texts)} |", start, end)
+            return
+        if not links:
+            self.attach(" | ".join(self.named_cells(texts)), start, end)
             return
         titled = [(t, h) for t, h in links if _is_titled_text(t)]
         title, href = titled[0] if titled else (next((t for t in texts if t), links[0][1]), links[0][1])
         draft = self.open(title, start)
         draft.add_link(href, title, opener=True, line_end=end)
-        # the other cells, each named by its column's header: "发布时间: 2020.06 | 大小: 600B"
-        named = zip_longest(self.table_header[: len(texts)], texts, fillvalue="")
-        rest = [f"{name}: {t}" if name else t for name, t in named if t and t != title and t not in _EMPTY_CELLS]
+        rest = self.named_cells(texts, but=title)
         if rest:
             draft.add_text(" | ".join(rest), end)
         for link_text, other in links:
             if other != href:
                 draft.add_link(other, link_text, line_end=end)
         self.close()
+
+    def named_cells(self, texts: list[str], but: str = "") -> list[str]:
+        """A row's cells other than `but`, each named by its column's header ("发布时间: 2020.06 | 大小: 600B"),
+        without the cells that say nothing ("-")."""
+        named = zip_longest(self.table_header[: len(texts)], texts, fillvalue="")
+        return [f"{name}: {t}" if name else t for name, t in named if t and t != but and t not in _EMPTY_CELLS]
 
     # -- the token stream ----------------------------------------------------------------------
     def walk(self, tokens: list[Token], offset: int, count: int, *, recover: bool = True) -> None:

@@ -31,6 +31,7 @@ _SHARE_CODE = re.compile(
 _DANGLING_LABEL = re.compile(r"(?:^|(?<=[。！？；])|(?<=[.!?;]\s))\s*[^。！？；.!?;:：/]{1,20}[:：]\s*$")
 # a label that introduces what follows it ("重排：", "25.12综述：", "mu zero:"): short, no sentence in it
 _LABEL_ONLY = re.compile(r"(?:[^。！？；.!?;:：]|\.(?=\S)){1,24}[:：]")
+_MARKER_ONLY = re.compile(r"[(（\[][^()（）\[\]]{1,12}[)）\]]")  # a note to self: "(toread)", "（待读）"
 _LEADING = re.compile(r"^[\s,，、;；:：]+")
 _TRAILING = re.compile(r"[\s,，.。;；:：、|()（）\[\]]+")  # what may follow a URL the summary can do without
 
@@ -56,6 +57,7 @@ def clean_summary(text: str, links: Iterable[str] = ()) -> str:
     - share codes ("提取码: cy6f", "密码: 1234") go, with a label left dangling by what went
       ("数据集链接:");
     - punctuation in front goes ("，VideoBert模型。", left when the link before it became the title);
+    - a summary that is only a bracketed note to self ("(toread)") is none;
     - a summary that is only a short label ending in a colon ("重排：", "贝叶斯公式：") is no summary:
       it introduces the link or the list after it.
     """
@@ -71,7 +73,7 @@ def clean_summary(text: str, links: Iterable[str] = ()) -> str:
     if number and numbered == 1 and summary[number.end() :].strip():
         summary = summary[number.end() :].strip()  # one numbered line, not a list: the number is the list's
     summary = _LEADING.sub("", summary)  # what was left of a sentence whose link became the title
-    return "" if _LABEL_ONLY.fullmatch(summary) else summary
+    return "" if _LABEL_ONLY.fullmatch(summary) or _MARKER_ONLY.fullmatch(summary) else summary
 
 
 def blurb(entry: Entry, limit: int | None = None) -> str:
