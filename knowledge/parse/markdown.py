@@ -217,8 +217,8 @@ class _Reader(Sections):
             self.table_header = texts
             self.attach(f"| {' | '.join(texts)} |", start, end)
             return
-        if not links:
-            self.attach(" | ".join(self.named_cells(texts)), start, end)
+        if not links:  # text of the entry above, as written (the content check wants each row's text whole)
+            self.attach(" | ".join(texts), start, end)
             return
         titled = [(t, h) for t, h in links if _is_titled_text(t)]
         title, href = titled[0] if titled else (next((t for t in texts if t), links[0][1]), links[0][1])
