@@ -232,7 +232,7 @@ class _Reader(Sections):
                 draft.add_link(other, link_text, line_end=end)
         self.close()
 
-    def named_cells(self, texts: list[str], but: str = "") -> list[str]:
+    def named_cells(self, texts: list[str], but: str) -> list[str]:
         """A row's cells other than `but`, each named by its column's header ("发布时间: 2020.06 | 大小: 600B"),
         without the cells that say nothing ("-")."""
         named = zip_longest(self.table_header[: len(texts)], texts, fillvalue="")
@@ -301,8 +301,6 @@ class _Reader(Sections):
                 self.attach(fence, start, max(start, end))
             elif kind in ("thead_open", "tbody_open"):
                 in_head = kind == "thead_open"
-                if in_head:
-                    self.table_header = []
             elif kind == "tr_open":
                 cells: list[_Inline] = []
                 j = i + 1
