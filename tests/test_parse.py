@@ -631,6 +631,29 @@ def test_markdown_paper_title_right_under_a_heading_titles_its_entry(
             "## 后训练\n\n参考：[xhs](https://www.xiaohongshu.com/explore/1)\n",
             [("后训练", ["https://www.xiaohongshu.com/explore/1"])],
         ),
+        # list items that are only URLs, under an entry: its links ("对应代码：" then the repositories)
+        (
+            "## 开源rlhf库\n\n[RLHF Workflow](https://arxiv.org/pdf/2405.07863)\n\n对应代码：\n\n"
+            "* [https://github.com/RLHFlow/A](https://github.com/RLHFlow/A)\n* <https://github.com/RLHFlow/B>\n",
+            [
+                (
+                    "RLHF Workflow",
+                    [
+                        "https://arxiv.org/pdf/2405.07863",
+                        "https://github.com/RLHFlow/A",
+                        "https://github.com/RLHFlow/B",
+                    ],
+                )
+            ],
+        ),
+        # ... with no entry open above them, each is an entry of its own
+        (
+            "## 代码\n\n* [https://github.com/a/b](https://github.com/a/b)\n* <https://github.com/c/d>\n",
+            [
+                ("https://github.com/a/b", ["https://github.com/a/b"]),
+                ("https://github.com/c/d", ["https://github.com/c/d"]),
+            ],
+        ),
         # a label that names a thing titles it, without its colon
         (
             "## 工具\n\n* 游戏生成站：[https://latitude.io/](https://latitude.io/)\n",

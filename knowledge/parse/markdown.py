@@ -186,6 +186,11 @@ class _Reader(Sections):
                 self.attach(f"- {text}", start, end)
             return None
         titled = [(t, h) for t, h in web if _is_titled_text(t)]
+        if not titled and self.current is not None and not _without_urls(text, web):
+            # only URLs ("对应代码：" then "* https://github.com/…"): the links of the entry above, as for a
+            # paragraph of bare links; with no entry open, the item is one (titled by its URL)
+            self.attach("", start, end, web)
+            return None
         if titled:
             title, href = titled[0]
             index = inline.links.index(titled[0])
