@@ -27,7 +27,7 @@ from bot.chat import NEW_DAYS, TOP, Answer, ChatCore, stats_text
 from bot.errors import BadDays, user_message_for
 from bot.i18n import Locale, texts_for
 from bot.render import render_browse_text, render_new_text, render_text
-from bot.request import read_request
+from bot.request import number_in, read_request
 from knowledge import SyncReport
 
 _log = logging.getLogger(__name__)
@@ -58,9 +58,10 @@ def new_arguments(text: str) -> tuple[int, int]:
     rest, page = browse_arguments(text)
     if not rest:
         return NEW_DAYS, page
-    if not rest.isdigit():
+    days = number_in(rest)
+    if days is None:
         raise BadDays(rest)
-    return int(rest), page
+    return days, page
 
 
 def printable(text: str) -> str:
@@ -211,11 +212,11 @@ class ConsoleChat:
                 days, page = new_arguments(rest)
                 self.say(render_new_text(await self.core.new(days, page, locale=locale)))
             elif command == "/similar":
-                number = rest.strip().lstrip("#")
-                if not number.isdigit():
+                number = number_in(rest.strip().lstrip("#"))
+                if number is None:
                     self.say(t(texts.USAGE_SIMILAR, similar="/similar"))
                 else:
-                    self.console.print(render_console(await self.core.similar(CONVERSATION, int(number)), size))
+                    self.console.print(render_console(await self.core.similar(CONVERSATION, number), size))
             elif command == "/more":
                 answer = await self.core.more(CONVERSATION)
                 self.console.print(render_console(answer, self.core.settings.answer_size))

@@ -326,10 +326,10 @@ def interaction_locale(interaction: discord.Interaction, text: str = "") -> Loca
 
 def message_for(error: BaseException, t: Texts) -> str:
     """What a Discord user sees for `error`, in `t`'s language: the usage hint names `/ask` as their
-    client shows it."""
+    client shows it, and what the user typed (a section, a number of days) is escaped."""
     if isinstance(error, EmptyQuestion):
         error = EmptyQuestion(command_name(t, texts.ASK))
-    return user_message_for(error, t)
+    return user_message_for(error, t, escape_discord)
 
 
 CHOICE_LIMIT = 25  # Discord shows at most 25 suggestions
@@ -506,9 +506,10 @@ def _add_commands(bot: KnowledgeBot) -> None:
 class KnowledgeBot(discord.Client):
     """The Discord client: slash commands, @mentions in server channels and DMs, and answer buttons.
 
-    It asks for the Message Content intent, which is privileged: enable it for the bot in the Discord
-    developer portal (Bot → Privileged Gateway Intents), or the gateway refuses the connection
-    (discord.PrivilegedIntentsRequired).
+    It needs no privileged intent: Discord sends the text of DMs and of messages that mention the bot
+    without Message Content. `KB_DISCORD_MESSAGE_CONTENT=true` asks for that intent too (enable it in the
+    developer portal first, or the gateway refuses the connection): a mention of the bot's role carries
+    its text only then.
     """
 
     def __init__(self, core: ChatCore, settings: BotSettings, *, sync_on_start: bool = False, **options: Any) -> None:
@@ -516,7 +517,7 @@ class KnowledgeBot(discord.Client):
         intents.guilds = True
         intents.guild_messages = True
         intents.dm_messages = True
-        intents.message_content = True
+        intents.message_content = settings.discord_message_content
         super().__init__(intents=intents, allowed_mentions=NO_MENTIONS, **options)
         self.core = core
         self.settings = settings
@@ -748,10 +749,11 @@ class KnowledgeBot(discord.Client):
         if not isinstance(message.channel, discord.DMChannel):
             role = message.guild.self_role if message.guild else None
             # Users who pick the bot from the member list mention the bot's own role instead of it.
-            role_mentioned = role is not None and role in message.role_mentions
             if role is not None:
                 tokens.append(rf"<@&{role.id}>")
-            if not role_mentioned and all(user.id != me.id for user in message.mentions):
+            # The mention must be in the text: `message.mentions` also holds the author of a message
+            # replied to (a reply pings them by default), so "thanks!" in reply to an answer is no question.
+            if re.search("|".join(tokens), message.content) is None:
                 return None
             if not self.answers_in(message.channel.id, message.channel):
                 return None  # outside the allowlist, a mention gets no reply

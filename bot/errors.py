@@ -4,6 +4,7 @@ operator's one-line start-up error."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from bot import texts
 from bot.i18n import Texts, texts_for
@@ -18,6 +19,7 @@ class BotError(Exception):
     the reply's language."""
 
     message = texts.APOLOGY
+    user_values: tuple[str, ...] = ()  # the values the user typed: `message_in`'s `escape` applies to them
 
     def __init__(self, message: str | None = None, **values: object) -> None:
         if message:
@@ -29,8 +31,13 @@ class BotError(Exception):
     def user_message(self) -> str:
         return self.message_in(texts_for("en"))
 
-    def message_in(self, t: Texts) -> str:
-        return t(self.message, **self.values)
+    def message_in(self, t: Texts, escape: Callable[[str], str] | None = None) -> str:
+        """The message in `t`'s language; `escape` (the platform's markup escape) applies to what the user
+        typed, so that "in:[a](https://x)" comes back as text, never as a link of the bot's."""
+        values = dict(self.values)
+        if escape is not None:
+            values.update({name: escape(str(values[name])) for name in self.user_values if name in values})
+        return t(self.message, **values)
 
 
 class EmptyQuestion(BotError):
@@ -41,7 +48,7 @@ class EmptyQuestion(BotError):
     def __init__(self, ask: str = "/ask") -> None:
         super().__init__(ask=ask)
 
-    def message_in(self, t: Texts) -> str:
+    def message_in(self, t: Texts, escape: Callable[[str], str] | None = None) -> str:
         return t(self.message, usage=t(texts.USAGE, ask=self.values["ask"]))
 
 
@@ -86,6 +93,7 @@ class UnknownSection(BotError):
     """`in:` or the `section` option names no section of the collection."""
 
     message = texts.UNKNOWN_SECTION
+    user_values = ("section",)
 
     def __init__(self, section: str) -> None:
         super().__init__(section=section)
@@ -101,6 +109,7 @@ class BadDays(BotError):
     """`/new` with a number of days outside 1 to 366 (or not a number)."""
 
     message = texts.BAD_DAYS
+    user_values = ("days",)
 
     def __init__(self, days: object, new: str = "/new") -> None:
         super().__init__(days=days, new=new)
@@ -117,15 +126,15 @@ class CannotStart(Exception):
     the operator, naming the setting or the path; `python -m bot` exits 1."""
 
 
-def user_message_for(error: BaseException, t: Texts | None = None) -> str:
+def user_message_for(error: BaseException, t: Texts | None = None, escape: Callable[[str], str] | None = None) -> str:
     """What the user sees for `error`, in `t`'s language (English by default): its own message when it
-    has one, else a short apology.
+    has one, else a short apology. `escape` is applied to what the user typed (`BotError.message_in`).
 
     Unexpected errors are logged with their traceback here, so adapters need not repeat it.
     """
     t = t or texts_for("en")
     if isinstance(error, BotError):
-        return error.message_in(t)
+        return error.message_in(t, escape)
     if isinstance(error, KnowledgeError):
         return t(error.user_message)  # the core's messages are in the catalogue (texts.KNOWLEDGE_MESSAGES)
     _log.error("unexpected error while answering", exc_info=error)

@@ -77,3 +77,10 @@ def read_request(text: str) -> Request:
             lang = LANGS[value.lower()]
     kept.append(text[last:])
     return Request(" ".join("".join(kept).split()), section, lang, private)
+
+
+def number_in(text: str, digits: int = 6) -> int | None:
+    """`text` as a whole number when it is one (ASCII, full-width or other decimal digits, at most `digits` of
+    them), else None. Not `str.isdigit`: "①" and "²" are digits to it, and `int` refuses them."""
+    text = text.strip()
+    return int(text) if text.isdecimal() and len(text) <= digits else None

@@ -117,6 +117,12 @@ class BotSettings(Settings):
         default_factory=list,
         description="Channel ids the bot answers in (slash commands and mentions); empty means all.",
     )
+    discord_message_content: bool = Field(
+        default=False,
+        description="Ask for the privileged Message Content intent (enable it in the developer portal first, or the "
+        "gateway refuses the connection): only needed to answer mentions of the bot's role; mentions of the bot and "
+        "DMs carry their text without it.",
+    )
     discord_shards: Literal["auto"] | Annotated[int, Field(ge=1)] | None = Field(
         default=None,
         description="Shard the Discord connection: auto (the count Discord recommends) or a number of shards, "

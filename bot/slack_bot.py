@@ -44,7 +44,7 @@ from bot.render import (
     render_slack,
     slack_fallback_text,
 )
-from bot.request import read_request
+from bot.request import number_in, read_request
 from bot.settings import BotSettings
 
 _log = logging.getLogger(__name__)
@@ -232,11 +232,11 @@ class SlackFrontEnd:
             return
         await ack()
         t = texts_for(self._locale(command))
-        text = command.get("text", "").strip().lstrip("#")
-        if not text.isdigit():
+        number = number_in(command.get("text", "").strip().lstrip("#"))
+        if number is None:
             await self._respond(respond, t(texts.USAGE_SIMILAR, similar=COMMANDS.similar))
             return
-        found = self.core.similar(conversation_key(command["channel_id"]), int(text))
+        found = self.core.similar(conversation_key(command["channel_id"]), number)
         await self._respond(respond, await _attempt(found, t))
 
     async def browse(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
@@ -284,7 +284,7 @@ class SlackFrontEnd:
         if t is None:
             return
         section, _, page = str(action.get("value") or "").partition(":")
-        await self._browse(respond, section or TOP, int(page) if page.isdigit() else 1, t, replace_original=True)
+        await self._browse(respond, section or TOP, number_in(page) or 1, t, replace_original=True)
 
     async def new(self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond) -> None:
         """/kb-new [DAYS]: the entries added in the last days (7 by default), by section, newest first;
@@ -294,10 +294,11 @@ class SlackFrontEnd:
         await ack()
         t = texts_for(self._locale(command))
         text = command.get("text", "").strip()
-        if text and not text.isdigit():
+        days = number_in(text) if text else NEW_DAYS
+        if days is None:
             await self._respond(respond, BadDays(text, COMMANDS.new).message_in(t))
             return
-        await self._new(respond, int(text) if text else NEW_DAYS, 1, t, replace_original=False)
+        await self._new(respond, days, 1, t, replace_original=False)
 
     async def new_move(
         self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any], respond: AsyncRespond
@@ -307,10 +308,11 @@ class SlackFrontEnd:
         if t is None:
             return
         days, _, page = str(action.get("value") or "").partition(":")
-        if not (days.isdigit() and page.isdigit()):
+        day_count, page_number = number_in(days), number_in(page)
+        if day_count is None or page_number is None:
             await self._respond(respond, BadDays(days, COMMANDS.new).message_in(t))
             return
-        await self._new(respond, int(days), int(page), t, replace_original=True)
+        await self._new(respond, day_count, page_number, t, replace_original=True)
 
     async def _new(self, respond: AsyncRespond, days: int, page: int, t: Texts, *, replace_original: bool) -> None:
         try:

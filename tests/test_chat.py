@@ -42,7 +42,7 @@ from bot.errors import (
 from bot.i18n import texts_for
 from bot.records import Records
 from bot.render import render_text
-from bot.request import Request, read_request
+from bot.request import Request, number_in, read_request
 from bot.settings import BotSettings
 from bot.state import MemoryState, RedisState, ResilientState, SqliteState
 from bot.texts import APOLOGY
@@ -541,6 +541,27 @@ def test_options_written_in_a_question(
     text: str, question: str, section: str | None, lang: str | None, private: bool
 ) -> None:
     assert read_request(text) == Request(question, section, lang, private)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("7", 7),
+        (" 30 ", 30),
+        ("１２", 12),  # full-width digits are decimal digits: int() reads them
+        ("0", 0),
+        ("999999", 999999),
+        ("1000000", None),  # past six digits: no count or entry number is that large (and int() stops at 4,300)
+        ("①", None),  # digits to str.isdigit, refused by int()
+        ("²", None),
+        ("-1", None),
+        ("3.5", None),
+        ("seven", None),
+        ("", None),
+    ],
+)
+def test_number_in(text: str, expected: int | None) -> None:
+    assert number_in(text) == expected
 
 
 async def test_a_filtered_ask_searches_only_that_section_and_language(retriever: FakeRetriever, tmp_path: Path) -> None:

@@ -536,6 +536,37 @@ async def test_a_mention_of_the_bot_s_role_counts(client: KnowledgeBot, fake: Fa
     assert "Momentum Contrast" in reply.content and f"{BOT_ROLE}" not in reply.content
 
 
+async def test_a_reply_to_the_bot_that_does_not_mention_it_in_its_text_gets_nothing(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    # Replying pings the author of the message replied to by default: the bot is in `mentions`, not in the text.
+    await deliver(client, message_payload("thanks!", mentions=[BOT_USER]))
+    assert fake.requests == []
+
+    await deliver(client, message_payload(f"<@{BOT_ID}> contrastive learning", mentions=[BOT_USER]))
+    (reply,) = fake.channel_messages
+    assert "Momentum Contrast" in reply.content
+
+
+async def test_what_the_user_typed_comes_back_escaped_in_an_error(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    typed = "[Free Nitro](https://evil.example/x) @everyone <@&123>"
+    await deliver(client, message_payload(f'<@{BOT_ID}> in:"{typed}" Adam', mentions=[BOT_USER]))
+
+    (reply,) = fake.channel_messages
+    assert reply.content.startswith("No section of the collection matches")
+    assert "\\[Free Nitro\\](https://evil.example/x)" in reply.content  # shown as typed, not as a link of the bot's
+    assert "@everyone" not in reply.content and "<@&123>" not in reply.content
+    assert reply.body["allowed_mentions"] == {"parse": [], "replied_user": False}
+
+
+def test_the_message_content_intent_is_asked_for_only_when_set(
+    core: ChatCore, make_settings: Callable[..., BotSettings]
+) -> None:
+    assert not create_discord_client(core, make_settings()).intents.message_content
+    asked = create_discord_client(core, make_settings(discord_message_content=True)).intents
+    assert asked.message_content and asked.guild_messages and asked.dm_messages
+
+
 async def test_bots_the_bot_itself_and_unaddressed_messages_get_nothing(
     client: KnowledgeBot, fake: FakeDiscord
 ) -> None:

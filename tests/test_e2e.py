@@ -307,7 +307,8 @@ async def run_service(
         # 2. discord.py logs in over REST, then identifies on the gateway with the token.
         identify = await discord_fake.wait_for_identify(timeout=READY_TIMEOUT)
         assert identify["token"] == DISCORD_TOKEN
-        assert identify["intents"] & GUILD_MESSAGES and identify["intents"] & MESSAGE_CONTENT
+        # no privileged intent by default: DMs and mentions of the bot carry their text without Message Content
+        assert identify["intents"] & GUILD_MESSAGES and not identify["intents"] & MESSAGE_CONTENT
         assert discord_fake.sessions[0].query["v"] == "10" and discord_fake.sessions[0].query["encoding"] == "json"
         assert discord_fake.find("GET", "/users/@me")[0].authorization == f"Bot {DISCORD_TOKEN}"
         await service.wait_for_log("connected to Discord as notes-bot in 1 server(s)", READY_TIMEOUT)

@@ -746,6 +746,14 @@ async def test_similar_to_an_item_from_its_menu_and_its_command(slack: Slack) ->
     _, _, nothing = await slack.command("/kb-similar", "seven")
     [usage] = await slack.reply_to(nothing)
     assert usage.text == escape_mrkdwn("Give the number of an entry of the last answer here, e.g. `/kb-similar 2`.")
+    # "①" and "²" are digits to str.isdigit, and int() refuses them: the usage again, not a failed command
+    for odd in ("①", "²", "9" * 5000):
+        _, _, odd_number = await slack.command("/kb-similar", odd)
+        [usage] = await slack.reply_to(odd_number)
+        assert usage.text.startswith("Give the number of an entry")
+    _, _, full_width = await slack.command("/kb-similar", "１")  # a decimal digit, as a Chinese keyboard types it
+    [by_full_width] = await slack.reply_to(full_width)
+    assert by_full_width.blocks[0]["text"]["text"].startswith("Entries like #1 “")
 
 
 # -- browsing --------------------------------------------------------------------------------------------
