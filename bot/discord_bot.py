@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Coroutine
-from typing import Any, Self
+from collections.abc import Awaitable, Coroutine
+from typing import Any, Self, TypeVar
 
 import discord
 import yarl
@@ -33,10 +33,14 @@ from knowledge import KnowledgeError, SyncReport
 
 _log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
 NO_MENTIONS = discord.AllowedMentions.none()
 _FOLLOWED_UP = "kb_followed_up"  # in Interaction.extras: a followup has replaced the "thinking…" message
 # Discord's own maximum for a string option: the core cuts questions at `max_question_chars` and says so.
 OPTION_MAX_CHARS = 6000
+# Discord drops an interaction not responded to within 3 s: work done before deferring gets this long, then the
+# interaction is deferred and the work goes on (a slow state store, a reindex holding the store).
+BEFORE_DEFER_SECONDS = 2.0
 
 
 def configure_endpoints(settings: BotSettings) -> None:
@@ -324,6 +328,23 @@ def interaction_locale(interaction: discord.Interaction, text: str = "") -> Loca
     return bot.core.locale_for(conversation_key(interaction.channel_id), tags=tags, text=text)
 
 
+async def within_deadline(interaction: discord.Interaction, work: Awaitable[_T], *, ephemeral: bool) -> _T:
+    """`work`'s result; when it takes longer than BEFORE_DEFER_SECONDS the interaction is deferred first
+    (`ephemeral`), so that Discord does not drop it while the work goes on."""
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=BEFORE_DEFER_SECONDS)
+    if not done:
+        _log.info("interaction %s: deferred before its work was done", interaction.id)
+        await defer_once(interaction, ephemeral=ephemeral)
+    return await task
+
+
+async def defer_once(interaction: discord.Interaction, *, ephemeral: bool) -> None:
+    """Show "thinking…", unless the interaction was deferred already."""
+    if not interaction.response.is_done():
+        await interaction.response.defer(thinking=True, ephemeral=ephemeral)
+
+
 def message_for(error: BaseException, t: Texts) -> str:
     """What a Discord user sees for `error`, in `t`'s language: the usage hint names `/ask` as their
     client shows it, and what the user typed (a section, a number of days) is escaped."""
@@ -421,10 +442,12 @@ def _add_commands(bot: KnowledgeBot) -> None:
         locale = interaction_locale(interaction, question)
         # Prepared before deferring: "please wait", the usage hint and an unknown section are then
         # private responses, with no "thinking…" message shown to the channel first.
-        asked, scope = await bot.core.prepare(
-            user_key(interaction.user), question, section=section, lang=lang, private=private
+        asked, scope = await within_deadline(
+            interaction,
+            bot.core.prepare(user_key(interaction.user), question, section=section, lang=lang, private=private),
+            ephemeral=private or read_request(question).private,  # "-p" in the question, read as prepare reads it
         )
-        await interaction.response.defer(thinking=True, ephemeral=scope.private)
+        await defer_once(interaction, ephemeral=scope.private)
         answer = await bot.core.answer(conversation_key(interaction.channel_id), asked, locale=locale, scope=scope)
         await bot.send_answer(interaction, answer)
 
@@ -456,8 +479,11 @@ def _add_commands(bot: KnowledgeBot) -> None:
         """Entries like one of the last answer in this channel."""
         locale = interaction_locale(interaction)
         conversation = conversation_key(interaction.channel_id)
-        answer = await bot.core.similar(conversation, number, locale=locale)
-        await interaction.response.defer(thinking=True, ephemeral=answer.private)
+        # Late, the deferral is private: whether the answer is private is not known yet.
+        answer = await within_deadline(
+            interaction, bot.core.similar(conversation, number, locale=locale), ephemeral=True
+        )
+        await defer_once(interaction, ephemeral=answer.private)
         await bot.send_answer(interaction, answer)
 
     @tree.command(name=texts.MORE, description=texts.MORE_DESCRIPTION)

@@ -49,6 +49,7 @@ from fake_discord import (
     user_payload,
 )
 
+from bot import discord_bot
 from bot.chat import Answer, ChatCore, Question
 from bot.discord_bot import (
     OPTION_MAX_CHARS,
@@ -62,7 +63,7 @@ from bot.discord_bot import (
 from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.settings import BotSettings
 from bot.texts import APOLOGY, QUESTION_CUT, REINDEX_FAILED, REINDEX_STARTED, THANKS
-from knowledge import KnowledgeBase, Settings, SyncReport
+from knowledge import KnowledgeBase, SectionTree, Settings, SyncReport
 from knowledge.embed import Embedder
 
 if TYPE_CHECKING:
@@ -107,7 +108,14 @@ class GatedKnowledgeBase(KnowledgeBase):
         super().__init__(settings, embedder, **options)
         self.gate = threading.Event()
         self.gate.set()
+        self.sections_gate = threading.Event()  # sections() waits for it: a slow store, as a test holds it
+        self.sections_gate.set()
         self.failure: Exception | None = None
+
+    def sections(self) -> SectionTree:
+        if not self.sections_gate.wait(timeout=30):
+            raise TimeoutError("the test never opened the sections gate")
+        return super().sections()
 
     def sync(self, *args: Any, **kwargs: Any) -> SyncReport:
         if not self.gate.wait(timeout=30):
@@ -830,6 +838,26 @@ async def test_an_unknown_section_is_told_privately_at_once(client: KnowledgeBot
     (refusal,) = fake.requests  # no "thinking…" first
     assert refusal.body["type"] == 4 and refusal.private
     assert refusal.content == "合集中没有与“天文学”匹配的分类。试试分类名称的一部分，中英文皆可。"
+
+
+async def test_an_ask_whose_preparation_is_slow_is_deferred_before_discord_drops_it(
+    client: KnowledgeBot, kb: GatedKnowledgeBase, fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Resolving the section waits on the store; Discord drops an interaction not responded to within 3 s.
+    monkeypatch.setattr(discord_bot, "BEFORE_DEFER_SECONDS", 0.2)
+    kb.sections_gate.clear()
+    try:
+        asking = asyncio.create_task(
+            run_command(client, command_payload("ask", question="Adam -p", section="深度学习"))
+        )
+        deferred = await fake.wait_for(lambda r: r in fake.callbacks)
+        assert deferred.body == {"type": 5, "data": {"flags": EPHEMERAL}}  # private at once: "-p" is in the question
+        assert not asking.done()
+    finally:
+        kb.sections_gate.set()
+    await asking
+    (answer,) = fake.followups
+    assert "Fixing Weight Decay Regularization in Adam" in answer.content and answer.private
 
 
 @pytest.mark.parametrize(
