@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 import aiohttp
 from aiohttp import web
@@ -533,6 +534,14 @@ class RateLimitedLog:
         self._logger.warning(message + suffix, *args)
 
 
+def is_ssl_check(content_type: str, body: bytes) -> bool:
+    """Whether a request is Slack's check of the endpoint's certificate (a form with `ssl_check=1` exactly),
+    which bolt answers with 200 before verifying any signature (slack_bolt's SslCheck middleware)."""
+    if content_type != "application/x-www-form-urlencoded" or len(body) > 4096:
+        return False
+    return parse_qs(body.decode("utf-8", "replace")).get("ssl_check") == ["1"]
+
+
 def slack_http_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler for `POST /slack/events` (events, commands, interactivity) dispatching to `app`.
 
@@ -550,10 +559,12 @@ def slack_http_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Requ
         return web.json_response({"error": error}, status=status)
 
     async def handle(request: web.Request) -> web.Response:
+        body = await request.read()  # kept by aiohttp: to_bolt_request reads it again
+        if is_ssl_check(request.content_type, body):
+            return web.Response(status=200)  # Slack checking the certificate, unsigned: nothing is dispatched
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         if not (timestamp.isascii() and timestamp.isdigit()):
             return refuse(request, 401, "no valid timestamp")
-        body = await request.read()  # kept by aiohttp: to_bolt_request reads it again
         try:
             valid = verifier.is_valid(body, timestamp, request.headers.get("X-Slack-Signature"))
         except UnicodeDecodeError:  # the verifier decodes the body as UTF-8 before hashing it

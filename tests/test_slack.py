@@ -235,6 +235,27 @@ async def test_unsigned_or_stale_requests_are_refused(slack: Slack, change: dict
     assert slack.fake.calls == []
 
 
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("ssl_check=1&token=legacy-token", 200),  # Slack checking the certificate, unsigned
+        ("ssl_check=1&command=%2Fask&text=Adam&response_url=https%3A%2F%2Fhooks.example%2Fx", 200),  # nothing run
+        ("ssl_check=0&token=legacy-token", 401),
+        ("ssl_check=true&token=legacy-token", 401),
+        ("ssl_check=1&ssl_check=0", 401),
+    ],
+)
+async def test_slack_s_certificate_check_is_answered_and_nothing_else_passes_unsigned(
+    slack: Slack, body: str, expected: int
+) -> None:
+    response = await slack.http.post(
+        "/slack/events", data=body, headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
+    assert response.status == expected
+    assert await response.text() == ("" if expected == 200 else '{"error": "invalid request"}')
+    assert slack.fake.calls == []  # answered before anything is dispatched
+
+
 async def test_a_body_changed_after_signing_is_refused(slack: Slack) -> None:
     body = slack.event_body(dm("DALICE", "1700000500.000200", QUESTION))
     headers = sign(body, int(time.time()))
