@@ -200,8 +200,11 @@ class SlackFrontEnd:
     async def _post(
         self, client: AsyncWebClient, channel: str, user: str, result: Answer | str, *, thread_ts: str | None
     ) -> None:
-        """A reply to a message: an answer in the thread (seen by the asker only when private), or text."""
-        if isinstance(result, Answer) and result.private:
+        """A reply to a message: an answer in the thread (seen by the asker only when private), or a message
+        for the asker (the usage hint, "please wait", an unknown section: seen by them only, but in a DM)."""
+        if isinstance(result, str) and not channel.startswith("D"):
+            await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=escape_mrkdwn(result))
+        elif isinstance(result, Answer) and result.private:
             message = self._answer_message(result)
             await client.chat_postEphemeral(
                 channel=channel, user=user, thread_ts=thread_ts, blocks=message["blocks"], text=message["text"]

@@ -167,6 +167,18 @@ async def test_a_mention_is_answered_in_its_thread(slack: Slack, thread: str | N
     assert post.data["unfurl_links"] is False
 
 
+async def test_what_a_mention_gets_wrong_is_told_to_the_asker_only(slack: Slack) -> None:
+    await slack.event(mention("1700000150.000100", f"<@{BOT_USER_ID}> in:天文学 Adam"))
+    [post] = await slack.fake.wait_for(count=1)
+    assert post.name == "chat.postEphemeral" and post.data["user"] == USER and post.data["channel"] == CHANNEL
+    assert post.data["thread_ts"] == "1700000150.000100"
+    assert post.data["text"].startswith("No section of the collection matches “天文学”")
+
+    await slack.event(dm("DALICE", "1700000150.000200", "in:天文学 Adam"))  # in a DM: a message, as the answers
+    [_, in_dm] = await slack.fake.wait_for(count=2)
+    assert in_dm.name == "chat.postMessage" and in_dm.data["channel"] == "DALICE"
+
+
 async def test_a_direct_message_is_answered_in_the_dm(slack: Slack) -> None:
     await slack.event(dm("DALICE", "1700000200.000100", "哪篇论文修正了 Adam 的 weight decay?"))
     [post] = await slack.fake.wait_for(count=1)
