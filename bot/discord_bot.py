@@ -767,7 +767,13 @@ class KnowledgeBot(discord.Client):
         for index, part in enumerate(parts):
             last = view if index == len(parts) - 1 else None
             # Only an interaction can answer privately in a channel: a private mention is answered in a DM.
-            await self._reply(message, part, last, first=index == 0, direct=private)
+            if not await self._reply(message, part, last, first=index == 0, direct=private) and private:
+                # The asker's DMs are closed to the bot: say so where they asked (the answer stays private).
+                t = texts_for(locale)
+                private_option = t.lookup(texts.PRIVATE_OPTION, texts.OPTION) or texts.PRIVATE_OPTION
+                note = t(texts.DM_CLOSED, ask=command_name(t, texts.ASK), private=f"{private_option}: True")
+                await self._reply(message, DiscordMessage(note, True), None, first=True)
+                return
 
     def _question_in(self, message: discord.Message, me: discord.ClientUser) -> str | None:
         """The question a message asks the bot, or None when it is not for the bot."""
@@ -793,8 +799,9 @@ class KnowledgeBot(discord.Client):
         *,
         first: bool,
         direct: bool = False,
-    ) -> None:
-        """One message of the answer to `message`: a reply in its channel, or (`direct`) a DM to its author."""
+    ) -> bool:
+        """One message of the answer to `message`: a reply in its channel, or (`direct`) a DM to its author;
+        whether it was sent."""
         extra: dict[str, Any] = {"view": view} if view is not None else {}
         if first and not direct:
             # A reply, like message.reply(), but one that still goes out if the question was deleted.
@@ -807,6 +814,8 @@ class KnowledgeBot(discord.Client):
             )
         except discord.HTTPException as error:
             _log.warning("could not answer message %s: HTTP %s", message.id, error.status)
+            return False
+        return True
 
 
 # -- digests ------------------------------------------------------------------------------------------

@@ -55,6 +55,10 @@ SIMILAR_OPTION = N_("Similar to #{number}")
 NO_SUCH_ITEM = N_("The last answer here has no entry #{number}.")
 USAGE_SIMILAR = N_("Give the number of an entry of the last answer here, e.g. `{similar} 2`.")
 NOT_HERE = N_("I don't answer in this channel. Ask me in a channel where I answer, or in a direct message.")
+DM_CLOSED = N_(
+    "I couldn't send you the answer in a direct message: your DMs may be closed to me. For an answer only you see, "
+    "use `{ask}` with `{private}`."
+)
 
 # -- browsing ------------------------------------------------------------------------------------------
 BROWSE_TOP = N_("The collection's sections, {count} entries in all{pages}:")

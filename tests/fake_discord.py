@@ -400,6 +400,7 @@ class FakeDiscord:
     requests: list[Recorded] = field(default_factory=list)
     channel_id: int = 1200000000000000001  # where webhook (followup) messages say they were posted
     expired_tokens: set[str] = field(default_factory=set)  # interaction tokens whose webhooks answer 401
+    closed_dms: bool = False  # the user's DMs are closed to the bot: a message to the DM channel gets 403
     guilds: list[dict[str, Any]] = field(default_factory=list)  # GUILD_CREATE payloads sent after READY
     tokens: set[str] | None = None  # bot tokens the gateway accepts; None: any
     shards: int = 1  # the shard count GET /gateway/bot recommends
@@ -680,6 +681,8 @@ class FakeDiscord:
         if route == "POST /users/@me/channels":  # a DM channel with a user
             recipient = user_payload(int(body.get("recipient_id") or ALICE))
             return 200, {"id": str(DM_CHANNEL), "type": 1, "recipients": [recipient], "last_message_id": None}
+        if self.closed_dms and route == f"POST /channels/{DM_CHANNEL}/messages":
+            return 403, {"message": "Cannot send messages to this user", "code": 50007}
         if m := re.fullmatch(r"POST /channels/(\d+)/messages", route):
             extra: dict[str, Any] = {}
             if "message_reference" in body:

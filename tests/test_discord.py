@@ -815,6 +815,28 @@ async def test_a_private_mention_is_answered_in_a_dm(client: KnowledgeBot, fake:
     assert ADAM_W in reply.content
 
 
+async def test_a_private_mention_whose_asker_has_closed_dms_is_told_so_where_they_asked(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    fake.closed_dms = True
+    question = await deliver(
+        client, message_payload(f"<@{BOT_ID}> -p 哪篇论文修正了 Adam 的 weight decay?", mentions=[BOT_USER])
+    )
+
+    refused, note = fake.channel_messages
+    assert refused.path == f"/channels/{DM_CHANNEL}/messages" and refused.status == 403
+    assert (
+        note.path == f"/channels/{GENERAL}/messages"
+        and int(note.body["message_reference"]["message_id"]) == question.id
+    )
+    assert (
+        note.content
+        == "无法通过私信把答案发给你：你可能关闭了来自我的私信。想要只有你能看到的回答，请使用 `/提问` 并加上 `私密: True`。"
+    )
+    assert ADAM_W not in note.content  # the answer itself stays private
+    assert note.body["allowed_mentions"] == {"parse": [], "replied_user": False}
+
+
 # -- filters -------------------------------------------------------------------------------------------
 
 
