@@ -691,7 +691,8 @@ class KnowledgeBot(discord.Client):
             return
         locale = interaction_locale(interaction)
         try:
-            await interaction.response.defer(thinking=True, ephemeral=await self.core.is_private(answer_id))
+            private = await within_deadline(interaction, self.core.is_private(answer_id), ephemeral=True)
+            await defer_once(interaction, ephemeral=private)
             conversation = conversation_key(interaction.channel_id)
             answer = await self.core.similar(conversation, entry_id, answer_id=answer_id, locale=locale)
             await self.send_answer(interaction, answer)
@@ -704,7 +705,8 @@ class KnowledgeBot(discord.Client):
             return
         locale = interaction_locale(interaction)
         try:
-            await interaction.response.defer(thinking=True, ephemeral=await self.core.is_private(answer_id))
+            private = await within_deadline(interaction, self.core.is_private(answer_id), ephemeral=True)
+            await defer_once(interaction, ephemeral=private)
             answer = await self.core.more(conversation_key(interaction.channel_id), answer_id, locale=locale)
             await self.send_answer(interaction, answer)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
@@ -717,7 +719,8 @@ class KnowledgeBot(discord.Client):
         locale = interaction_locale(interaction)
         try:
             user = user_key(interaction.user)
-            text = await self.core.record_vote(answer_id, vote, user, "discord", locale=locale)
+            vote_recorded = self.core.record_vote(answer_id, vote, user, "discord", locale=locale)
+            text = await within_deadline(interaction, vote_recorded, ephemeral=True)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
             text = message_for(error, texts_for(locale))
         await self.reply_privately(interaction, text)
