@@ -517,11 +517,16 @@ def _add_commands(bot: KnowledgeBot) -> None:
         """Re-read the collection (server managers only); answers keep coming meanwhile."""
         locale = interaction_locale(interaction)
         user = interaction.user
-        # Starting is instant, so no defer: "already running" can then be a private response.
-        task = await bot.core.start_reindex(f"{user_key(user)} ({user})", full=full)
+        # Starting is quick (taking the lease), so no defer: "already running" can then be a private response;
+        # only a slow state store gets the interaction deferred first.
+        starting = bot.core.start_reindex(f"{user_key(user)} ({user})", full=full)
+        task = await within_deadline(interaction, starting, ephemeral=False)
         try:
             started = bot.core.reindex_started(full=full, locale=locale)
-            await interaction.response.send_message(started, allowed_mentions=NO_MENTIONS)
+            if interaction.response.is_done():
+                await bot.say(interaction, started)
+            else:
+                await interaction.response.send_message(started, allowed_mentions=NO_MENTIONS)
         finally:
             bot.spawn(bot.post_reindex_result(interaction, task, locale))
 
