@@ -537,10 +537,13 @@ class RateLimitedLog:
         self._logger.warning(message + suffix, *args)
 
 
+SSL_CHECK_MAX_BYTES = 4096  # larger bodies are not looked at before the signature is checked
+
+
 def is_ssl_check(content_type: str, body: bytes) -> bool:
     """Whether a request is Slack's check of the endpoint's certificate (a form with `ssl_check=1` exactly),
     which bolt answers with 200 before verifying any signature (slack_bolt's SslCheck middleware)."""
-    if content_type != "application/x-www-form-urlencoded" or len(body) > 4096:
+    if content_type != "application/x-www-form-urlencoded" or len(body) > SSL_CHECK_MAX_BYTES:
         return False
     return parse_qs(body.decode("utf-8", "replace")).get("ssl_check") == ["1"]
 
@@ -562,12 +565,13 @@ def slack_http_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Requ
         return web.json_response({"error": error}, status=status)
 
     async def handle(request: web.Request) -> web.Response:
-        body = await request.read()  # kept by aiohttp: to_bolt_request reads it again
-        if is_ssl_check(request.content_type, body):
+        small = request.content_length is not None and request.content_length <= SSL_CHECK_MAX_BYTES
+        if small and is_ssl_check(request.content_type, await request.read()):
             return web.Response(status=200)  # Slack checking the certificate, unsigned: nothing is dispatched
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
         if not (timestamp.isascii() and timestamp.isdigit()):
             return refuse(request, 401, "no valid timestamp")
+        body = await request.read()  # kept by aiohttp: to_bolt_request reads it again
         try:
             valid = verifier.is_valid(body, timestamp, request.headers.get("X-Slack-Signature"))
         except UnicodeDecodeError:  # the verifier decodes the body as UTF-8 before hashing it
