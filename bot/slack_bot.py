@@ -551,7 +551,8 @@ def is_ssl_check(content_type: str, body: bytes) -> bool:
 def slack_http_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler for `POST /slack/events` (events, commands, interactivity) dispatching to `app`.
 
-    The signature is verified here, on the raw body, before anything parses it: a forged or unsigned
+    The signature is verified here, on the raw body, before anything parses it (but Slack's unsigned check
+    of the certificate, a small form answered 200 with nothing dispatched: `is_ssl_check`): a forged or unsigned
     request, or a timestamp more than 5 minutes off, gets 401 and a malformed signed body 400, each with
     at most one log line a second, whatever arrives. bolt verifies the signature again, with the same
     `signing_secret` (the app's).
