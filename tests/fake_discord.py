@@ -409,6 +409,9 @@ class FakeDiscord:
     # Tokens of interactions deferred publicly whose "thinking…" message still stands: their next
     # followup replaces it, and Discord then ignores the followup's ephemeral flag.
     public_defers: set[str] = field(default_factory=set)
+    private_defers: set[str] = field(
+        default_factory=set
+    )  # likewise after an ephemeral defer: the first followup is too
     url: str = ""
     gateway_url: str = ""
     _runner: web.AppRunner | None = None
@@ -662,6 +665,8 @@ class FakeDiscord:
         if m := re.fullmatch(r"POST /interactions/(\d+)/([^/]+)/callback", route):
             if body.get("type") == 5 and not int((body.get("data") or {}).get("flags") or 0) & EPHEMERAL:
                 self.public_defers.add(m[2])
+            elif body.get("type") == 5:
+                self.private_defers.add(m[2])
             return 200, self._callback(m[1], body)
         if (m := re.fullmatch(rf"\w+ /webhooks/{APP_ID}/([^/]+).*", route)) and m[1] in self.expired_tokens:
             return 401, {"message": "Invalid Webhook Token", "code": 50027}
@@ -669,14 +674,19 @@ class FakeDiscord:
             if m[1] in self.public_defers:  # it takes the place of the public "thinking…" message
                 self.public_defers.discard(m[1])
                 body = {**body, "flags": int(body.get("flags") or 0) & ~EPHEMERAL}
+            elif m[1] in self.private_defers:  # ... or of the private one, and stays private
+                self.private_defers.discard(m[1])
+                body = {**body, "flags": int(body.get("flags") or 0) | EPHEMERAL}
             return 200, self.message(self.channel_id, body, webhook_id=str(APP_ID), application_id=str(APP_ID))
         if m := re.fullmatch(rf"(PATCH|GET) /webhooks/{APP_ID}/([^/]+)/messages/([^/]+)", route):
             if m[1] == "PATCH" and m[3] == "@original":
                 self.public_defers.discard(m[2])
+                self.private_defers.discard(m[2])
             return 200, self.message(self.channel_id, body, webhook_id=str(APP_ID))
         if m := re.fullmatch(rf"DELETE /webhooks/{APP_ID}/([^/]+)/messages/([^/]+)", route):
             if m[2] == "@original":
                 self.public_defers.discard(m[1])
+                self.private_defers.discard(m[1])
             return 204, None
         if route == "POST /users/@me/channels":  # a DM channel with a user
             recipient = user_payload(int(body.get("recipient_id") or ALICE))

@@ -62,6 +62,7 @@ from bot.discord_bot import (
 )
 from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.settings import BotSettings
+from bot.state import MemoryState, Session
 from bot.texts import APOLOGY, QUESTION_CUT, REINDEX_FAILED, REINDEX_STARTED, THANKS
 from knowledge import KnowledgeBase, SectionTree, Settings, SyncReport
 from knowledge.embed import Embedder
@@ -470,6 +471,43 @@ async def test_more_results_button_shows_the_next_page(client: KnowledgeBot, fak
 
     await run_command(client, command_payload("more"))
     assert fake.followups[-1].content == NothingMore().user_message and fake.followups[-1].private
+
+
+class SlowState(MemoryState):
+    """The real in-memory state store, whose reads of answers wait while `held` is clear (a slow store)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = asyncio.Event()
+        self.held.set()
+
+    async def get_session(self, key: str) -> Session | None:
+        await self.held.wait()
+        return await super().get_session(key)
+
+
+async def test_more_results_on_a_slow_store_is_deferred_privately_in_time(
+    kb: KnowledgeBase,
+    make_settings: Callable[..., BotSettings],
+    start_client: ClientFactory,
+    fake: FakeDiscord,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(discord_bot, "BEFORE_DEFER_SECONDS", 0.2)
+    state = SlowState()
+    client = await start_client(ChatCore(kb, make_settings(), state=state))
+    await run_command(client, command_payload("ask", question="optimizer"))
+    (first,) = fake.followups
+    more = next(cid for cid in custom_ids(first) if cid.startswith("kb:more:"))
+
+    state.held.clear()
+    click(client, button_payload(more, first.response))
+    deferred = await fake.wait_for(lambda r: r in fake.callbacks[1:])
+    # Whether the answer is private is not known yet: deferred privately, the safe side
+    assert deferred.body == {"type": 5, "data": {"flags": EPHEMERAL}}
+    state.held.set()
+    second = await fake.wait_for(lambda r: "page 2/2" in r.content)
+    assert second.private
 
 
 async def test_slash_more_pages_the_channel_s_last_answer(client: KnowledgeBot, fake: FakeDiscord) -> None:
