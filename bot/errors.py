@@ -111,8 +111,11 @@ class BadDays(BotError):
     message = texts.BAD_DAYS
     user_values = ("days",)
 
+    SHOWN = 20  # characters of what was typed that the message repeats
+
     def __init__(self, days: object, new: str = "/new") -> None:
-        super().__init__(days=days, new=new)
+        typed = str(days)
+        super().__init__(days=typed if len(typed) <= self.SHOWN else typed[: self.SHOWN - 1] + "…", new=new)
 
 
 class NotHere(BotError):

@@ -170,11 +170,14 @@ async def test_kb_new_on_slack_lists_the_week_and_pages_in_place(grown: Knowledg
 
         _, _, bad = await slack.command("/kb-new", "a week")
         _, _, too_many = await slack.command("/kb-new", "400")
+        _, _, huge = await slack.command("/kb-new", "9" * 5000)
         [bad_reply] = await slack.reply_to(bad)
         [too_many_reply] = await slack.reply_to(too_many)
+        [huge_reply] = await slack.reply_to(huge)
     expected = "Give a number of days from 1 to 366, e.g. `/kb-new 7` (got “{}”)."
     assert bad_reply.text == expected.format("a week") and bad_reply.data["response_type"] == "ephemeral"
     assert too_many_reply.text == expected.format(400)
+    assert huge_reply.text == expected.format("9" * 19 + "…")  # what was typed, cut
 
 
 async def test_new_on_the_console(grown: KnowledgeBase, tmp_path: Path) -> None:
