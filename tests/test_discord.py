@@ -486,7 +486,7 @@ class SlowState(MemoryState):
         return await super().get_session(key)
 
 
-async def test_more_results_on_a_slow_store_is_deferred_privately_in_time(
+async def test_buttons_on_a_slow_store_are_deferred_privately_in_time(
     kb: KnowledgeBase,
     make_settings: Callable[..., BotSettings],
     start_client: ClientFactory,
@@ -508,6 +508,22 @@ async def test_more_results_on_a_slow_store_is_deferred_privately_in_time(
     state.held.set()
     second = await fake.wait_for(lambda r: "page 2/2" in r.content)
     assert second.private
+
+    # "Similar to…" and a vote on the same answer: deferred privately in time too, then answered
+    (menu,) = [item for row in first.body["components"] for item in row["components"] if item["type"] == 3]
+    up = next(cid for cid in custom_ids(first) if cid.startswith("kb:vote:up:"))
+    for payload, shown in (
+        (select_payload(menu["custom_id"], [menu["options"][0]["value"]], first.response), "Entries like #1"),
+        (button_payload(up, first.response), THANKS),
+    ):
+        state.held.clear()
+        before = len(fake.callbacks)
+        click(client, payload)
+        deferred = await fake.wait_for(lambda r, before=before: r in fake.callbacks[before:])
+        assert deferred.body == {"type": 5, "data": {"flags": EPHEMERAL}}
+        state.held.set()
+        reply = await fake.wait_for(lambda r, shown=shown: r in fake.followups and r.content.startswith(shown))
+        assert reply.private
 
 
 async def test_slash_more_pages_the_channel_s_last_answer(client: KnowledgeBot, fake: FakeDiscord) -> None:
