@@ -62,7 +62,7 @@ from bot.discord_bot import (
 )
 from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.settings import BotSettings
-from bot.state import MemoryState, Session
+from bot.state import Lease, MemoryState, Session
 from bot.texts import APOLOGY, QUESTION_CUT, REINDEX_FAILED, REINDEX_STARTED, THANKS
 from knowledge import KnowledgeBase, SectionTree, Settings, SyncReport
 from knowledge.embed import Embedder
@@ -485,6 +485,10 @@ class SlowState(MemoryState):
         await self.held.wait()
         return await super().get_session(key)
 
+    async def acquire(self, name: str, lease_seconds: float) -> Lease | None:
+        await self.held.wait()
+        return await super().acquire(name, lease_seconds)
+
 
 async def test_buttons_on_a_slow_store_are_deferred_privately_in_time(
     kb: KnowledgeBase,
@@ -524,6 +528,44 @@ async def test_buttons_on_a_slow_store_are_deferred_privately_in_time(
         state.held.set()
         reply = await fake.wait_for(lambda r, shown=shown: r in fake.followups and r.content.startswith(shown))
         assert reply.private
+
+
+async def test_similar_and_reindex_on_a_slow_store_are_deferred_in_time(
+    kb: KnowledgeBase,
+    make_settings: Callable[..., BotSettings],
+    start_client: ClientFactory,
+    fake: FakeDiscord,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(discord_bot, "BEFORE_DEFER_SECONDS", 0.2)
+    state = SlowState()
+    client = await start_client(ChatCore(kb, make_settings(), state=state))
+    await run_command(client, command_payload("ask", question="optimizer"))
+
+    # /similar reads the channel's last answer: late, it is deferred privately (its privacy is not known yet)
+    state.held.clear()
+    before = len(fake.callbacks)
+    similar = asyncio.create_task(run_command(client, command_payload("similar", number=1)))
+    deferred = await fake.wait_for(lambda r: r in fake.callbacks[before:])
+    assert deferred.body == {"type": 5, "data": {"flags": EPHEMERAL}} and not similar.done()
+    state.held.set()
+    await similar
+    assert fake.followups[-1].content.startswith("Entries like #1") and fake.followups[-1].private
+
+    # /reindex takes the lease: late, it is deferred in public, and "started" follows up in public
+    state.held.clear()
+    before = len(fake.callbacks)
+    reindex = asyncio.create_task(
+        run_command(client, command_payload("reindex", permissions=VIEW_AND_SEND | MANAGE_GUILD))
+    )
+    deferred = await fake.wait_for(lambda r: r in fake.callbacks[before:])
+    assert deferred.body["type"] == 5 and not deferred.private and not reindex.done()
+    state.held.set()
+    await reindex
+    started = await fake.wait_for(lambda r: r in fake.followups and r.content == REINDEX_STARTED)
+    assert not started.private
+    await fake.wait_for(lambda r: r.content.startswith("Reindex done in"))
+    assert len(fake.callbacks) == before + 1  # one response: the deferral; the rest were followups
 
 
 async def test_slash_more_pages_the_channel_s_last_answer(client: KnowledgeBot, fake: FakeDiscord) -> None:
