@@ -29,6 +29,8 @@ from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -98,10 +100,18 @@ def slack_question(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+# Messages someone writes: a plain one, a thread reply also sent to the channel, one with a file attached.
+# Edits, deletions, joins and bots' messages have other subtypes.
+ASKING_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
+RATE_LIMIT_RETRIES = 2  # a Web API call Slack refuses with 429 is sent again after its Retry-After, twice
+
+
 def _from_a_person(event: dict[str, Any], bot_user_id: str | None) -> bool:
     """False for bots (this one included), edits, joins and other messages that are not someone asking."""
     user = event.get("user")
-    return bool(user) and user != bot_user_id and not event.get("bot_id") and not event.get("subtype")
+    if event.get("subtype") not in ASKING_SUBTYPES:
+        return False
+    return bool(user) and user != bot_user_id and not event.get("bot_id")
 
 
 def _action_channel(body: dict[str, Any]) -> str:
@@ -428,7 +438,11 @@ class SlackFrontEnd:
         question = slack_question(event.get("text") or "")
         locale = self.core.locale_for(conversation_key(channel), text=read_request(question).text)
         asked = self.core.ask(conversation_key(channel), user_key(user), question, locale=locale)
-        await self._post(client, channel, user, await _attempt(asked, texts_for(locale)), thread_ts=thread_ts)
+        result = await _attempt(asked, texts_for(locale))
+        try:
+            await self._post(client, channel, user, result, thread_ts=thread_ts)
+        except SlackApiError as error:  # rate limited beyond the retries, removed from the channel, …
+            _log.warning("Slack refused the reply to %s: %s", key, error.response.get("error"))
 
     # -- buttons -----------------------------------------------------------------------------------------
     async def more_button(
@@ -505,9 +519,14 @@ def create_slack_app(core: ChatCore, settings: BotSettings, *, client: AsyncWebC
     if not token:
         raise ValueError("Slack needs a bot token (KB_SLACK_BOT_TOKEN)")
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    client = client or AsyncWebClient(token=token, base_url=settings.slack_api_url)
+    # Slack allows about one message a second per channel: a burst of questions is answered a little later,
+    # not lost (slack_sdk retries only connection errors by default).
+    if not any(isinstance(handler, AsyncRateLimitErrorRetryHandler) for handler in client.retry_handlers):
+        client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
     app = AsyncApp(
         name="collections-bot",
-        client=client or AsyncWebClient(token=token, base_url=settings.slack_api_url),
+        client=client,
         # Without a signing secret (Socket Mode only) no HTTP request can be signed validly: bolt would
         # otherwise take SLACK_SIGNING_SECRET from the environment, or accept an empty secret.
         signing_secret=secret or secrets.token_hex(32),

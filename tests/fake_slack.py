@@ -73,6 +73,7 @@ class FakeSlack:
 
     calls: list[Call] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # method -> error it answers with
+    rate_limits: dict[str, int] = field(default_factory=dict)  # method -> calls still answered 429 ratelimited
     socket_replies: list[dict[str, Any]] = field(default_factory=list)  # what Socket Mode clients sent
     _runner: web.AppRunner | None = None
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
@@ -159,6 +160,10 @@ class FakeSlack:
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        if self.rate_limits.get(method, 0) > 0:  # as Slack does: HTTP 429 with the seconds to wait
+            self.rate_limits[method] -= 1
+            await self._record(request, method, 429)
+            return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
         call = await self._record(request, method)
         if method in self.errors:
             return web.json_response({"ok": False, "error": self.errors[method]})

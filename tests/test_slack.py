@@ -187,6 +187,45 @@ async def test_a_direct_message_is_answered_in_the_dm(slack: Slack) -> None:
     assert ADAMW_URL in post.everything
 
 
+@pytest.mark.parametrize(
+    "event",
+    [
+        mention(
+            "1700000250.000100", f"<@{BOT_USER_ID}> {QUESTION}", subtype="thread_broadcast", thread_ts="1700000250.0"
+        ),
+        dm("DALICE", "1700000250.000200", QUESTION, subtype="file_share", files=[{"id": "F1", "name": "a.png"}]),
+        dm("DALICE", "1700000250.000300", QUESTION, subtype="thread_broadcast", thread_ts="1700000250.0"),
+    ],
+    ids=["mention-also-sent-to-channel", "dm-with-a-file", "dm-reply-also-sent"],
+)
+async def test_questions_sent_to_the_channel_too_or_with_a_file_are_answered(
+    slack: Slack, event: dict[str, Any]
+) -> None:
+    assert await slack.event(event) == 200
+    [post] = await slack.fake.wait_for(count=1)
+    assert post.data["channel"] == event["channel"] and ADAMW_URL in post.everything
+
+
+async def test_an_answer_slack_rate_limits_is_sent_again(slack: Slack) -> None:
+    slack.fake.rate_limits["chat.postMessage"] = 2  # Slack allows about a message a second per channel
+    await slack.event(dm("DALICE", "1700000260.000100", QUESTION))
+    await slack.fake.wait_for(lambda replies: any(r.status == 200 for r in replies), timeout=15)
+    assert [call.status for call in slack.fake.named("chat.postMessage")] == [429, 429, 200]
+    assert ADAMW_URL in slack.fake.named("chat.postMessage")[-1].everything
+
+
+async def test_an_answer_slack_refuses_is_logged_in_one_line(slack: Slack, caplog: pytest.LogCaptureFixture) -> None:
+    slack.fake.errors["chat.postMessage"] = "not_in_channel"
+    await slack.event(mention("1700000270.000100", f"<@{BOT_USER_ID}> {QUESTION}"))
+    await slack.fake.wait_for(count=1)
+    deadline = time.monotonic() + 10
+    while not any("Slack refused the reply" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    (refused,) = [r for r in caplog.records if "Slack refused the reply" in r.getMessage()]
+    assert refused.getMessage().endswith(": not_in_channel") and refused.exc_info is None
+    assert not any(r.exc_info for r in caplog.records if r.name.startswith(("bot", "slack_bolt")))
+
+
 async def test_a_message_delivered_several_times_is_answered_once(slack: Slack) -> None:
     ts = "1700000300.000100"
     text = f"<@{BOT_USER_ID}> {QUESTION}"
