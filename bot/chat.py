@@ -38,6 +38,7 @@ from bot.errors import (
     NoSuchItem,
     NothingMore,
     ReadOnlyReplica,
+    SectionGone,
     UnknownAnswer,
     UnknownSection,
 )
@@ -73,6 +74,7 @@ _log = logging.getLogger(__name__)
 
 SUMMARY_CHARS = 180
 TITLE_CHARS = 300  # a title longer than this (a parse gone wrong) is cut: a reply stays readable
+URL_CHARS = 1000  # a link longer than this is not shown (the title is): it would not fit a message block whole
 MAX_SESSIONS = 2000
 # Controls, zero-width characters, and bidi marks, embeddings, overrides and isolates.
 _INVISIBLE = re.compile(
@@ -416,6 +418,11 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _link(url: str | None) -> str | None:
+    """A link a reply can show: none longer than URL_CHARS (it would not fit a message's block whole)."""
+    return url if url is not None and len(url) <= URL_CHARS else None
+
+
 def other_title(entry: Entry) -> str | None:
     """The first alternative title written in the other script: readers search in Chinese but cite in
     English, so a Chinese headline shows its English paper title, and the other way round."""
@@ -434,13 +441,13 @@ def to_item(entry: Entry, *, weak: bool = False, added: datetime | None = None) 
         entry_id=entry.id,
         title=_cut(entry.title, TITLE_CHARS),
         summary=_summary(entry),
-        url=primary.url if primary else (code.url if code else None),
-        code_url=code.url if code and primary else None,
+        url=_link(primary.url if primary else (code.url if code else None)),
+        code_url=_link(code.url) if code and primary else None,
         section=entry.section_path,
         other_title=other_title(entry),
         weak=weak,
         arxiv_id=arxiv_id(entry),
-        location_url=location.url if location else None,
+        location_url=_link(location.url) if location else None,
         location_text=_cut(location.text, TITLE_CHARS) if location else "",
         place=_cut(entry.place, TITLE_CHARS) if entry.main_link is None else "",
         added=added,
@@ -534,16 +541,19 @@ class ChatCore:
         """The collection's sections with their entry counts."""
         return await asyncio.to_thread(self.retriever.sections)
 
-    async def browse(self, section: str | None = None, page: int = 1, *, locale: Locale = "en") -> BrowsePage:
+    async def browse(
+        self, section: str | None = None, page: int = 1, *, locale: Locale = "en", by_id: bool = False
+    ) -> BrowsePage:
         """A page of the walk through the sections: the top level (no `section`, or `top`), else the
-        section `section` names (its id, path or part of its name: UnknownSection when none matches).
+        section `section` names (its id, path or part of its name: UnknownSection when none matches; with
+        `by_id`, from a button or menu, its id only: SectionGone when the collection no longer has it).
         Its subsections come first, up to 25 a page; then its own entries, `answer_size` a page; when the
         subsections fit on one page, its first entries share it. `page` is kept within the pages."""
         tree = await self.sections()
         if section and section.strip() and section.strip() != TOP:
-            found = tree.resolve(section)
+            found = tree.by_id(section.strip()) if by_id else tree.resolve(section)
             if found is None:
-                raise UnknownSection(section.strip())
+                raise SectionGone() if by_id else UnknownSection(section.strip())
             path, count, children = found.path, found.count, found.children
         else:
             path, count, children = (), tree.total, tree.roots

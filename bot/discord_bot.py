@@ -170,7 +170,7 @@ class BrowseButton(
         return cls(match["section"], int(match["page"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _knowledge_bot(interaction).show_browse(interaction, self.section, self.page)
+        await _knowledge_bot(interaction).show_browse(interaction, self.section, self.page, by_id=True)
 
 
 class BrowseSelect(discord.ui.DynamicItem[discord.ui.Select[discord.ui.View]], template=r"kb:browse:open"):
@@ -193,7 +193,7 @@ class BrowseSelect(discord.ui.DynamicItem[discord.ui.Select[discord.ui.View]], t
 
     async def callback(self, interaction: discord.Interaction) -> None:
         values: list[str] = list(self.item.values)
-        await _knowledge_bot(interaction).show_browse(interaction, values[0] if values else TOP, 1)
+        await _knowledge_bot(interaction).show_browse(interaction, values[0] if values else TOP, 1, by_id=True)
 
 
 class NewPageButton(
@@ -362,9 +362,11 @@ async def section_choices(core: ChatCore, typed: str) -> list[app_commands.Choic
     with their entry counts: at most 25, as Discord allows. A value is the section's path, or its short
     id when the path is longer than Discord allows."""
     try:
-        found = (await core.sections()).find(typed, CHOICE_LIMIT)
-    except KnowledgeError as error:
-        _log.info("no section suggestions: %s", error)
+        # Suggestions are answered within Discord's 3 s or not at all: while the tree is rebuilt, none.
+        tree = await asyncio.wait_for(core.sections(), BEFORE_DEFER_SECONDS)
+        found = tree.find(typed, CHOICE_LIMIT)
+    except (KnowledgeError, TimeoutError) as error:
+        _log.info("no section suggestions: %s", error or "the section tree took too long")
         return []
     choices = []
     for section in found:
@@ -657,14 +659,19 @@ class KnowledgeBot(discord.Client):
         await self.reply_privately(interaction, NotHere().message_in(texts_for(interaction_locale(interaction))))
         return False
 
-    async def show_browse(self, interaction: discord.Interaction, section: str, page: int) -> None:
-        """A page of the walk through the sections, seen by the user only: it is their own navigation."""
+    async def show_browse(
+        self, interaction: discord.Interaction, section: str, page: int, *, by_id: bool = False
+    ) -> None:
+        """A page of the walk through the sections, seen by the user only: it is their own navigation.
+        `by_id`: `section` is a section's id, from a button or menu."""
         if not await self._allowed(interaction):
             return
         locale = interaction_locale(interaction)
         try:
-            shown = await self.core.browse(section, page, locale=locale)
-            await interaction.response.defer(thinking=True, ephemeral=True)
+            # The section tree is built anew after a reindex: on a busy host that can near Discord's 3 s.
+            browsing = self.core.browse(section, page, locale=locale, by_id=by_id)
+            shown = await within_deadline(interaction, browsing, ephemeral=True)
+            await defer_once(interaction, ephemeral=True)
             messages = render_browse_discord(shown)
             view = browse_view(shown)
             for index, message in enumerate(messages, 1):

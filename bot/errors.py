@@ -31,6 +31,12 @@ class BotError(Exception):
     def user_message(self) -> str:
         return self.message_in(texts_for("en"))
 
+    @staticmethod
+    def shown(typed: object, limit: int) -> str:
+        """What the user typed, as a message repeats it: at most `limit` characters."""
+        text = str(typed)
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
     def message_in(self, t: Texts, escape: Callable[[str], str] | None = None) -> str:
         """The message in `t`'s language; `escape` (the platform's markup escape) applies to what the user
         typed, so that "in:[a](https://x)" comes back as text, never as a link of the bot's."""
@@ -95,8 +101,16 @@ class UnknownSection(BotError):
     message = texts.UNKNOWN_SECTION
     user_values = ("section",)
 
+    SHOWN = 60  # characters of what was typed that the message repeats (a reply must stay one message)
+
     def __init__(self, section: str) -> None:
-        super().__init__(section=section)
+        super().__init__(section=self.shown(section, self.SHOWN))
+
+
+class SectionGone(BotError):
+    """A browse button or menu names a section the collection no longer has (a reindex renamed or removed it)."""
+
+    message = texts.SECTION_GONE
 
 
 class NoSuchItem(BotError):
@@ -114,8 +128,7 @@ class BadDays(BotError):
     SHOWN = 20  # characters of what was typed that the message repeats
 
     def __init__(self, days: object, new: str = "/new") -> None:
-        typed = str(days)
-        super().__init__(days=typed if len(typed) <= self.SHOWN else typed[: self.SHOWN - 1] + "…", new=new)
+        super().__init__(days=self.shown(days, self.SHOWN), new=new)
 
 
 class NotHere(BotError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,8 @@ DISCORD_LIMIT = 2000
 SLACK_SECTION_LIMIT = 3000
 SLACK_BLOCK_LIMIT = 50
 SLACK_OPTION_LIMIT = 75  # the text of a static_select option
+SLACK_FALLBACK_CHARS = 300  # the notification text beside blocks
+PATH_CHARS = 200  # a section path in a Slack context line keeps its end: the links after it stay whole
 SECTION_SEPARATOR = " › "
 ZWSP = "\u200b"
 
@@ -129,6 +132,11 @@ def _mark(answer: Answer, item: AnswerItem, t: Texts) -> str | None:
     if item.related and answer.kind == "found":
         return t(texts.RELATED)
     return None
+
+
+def keep_end(text: str, limit: int) -> str:
+    """`text` within `limit` characters, cut at its start: a section's own name is at the end of its path."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1) :]
 
 
 def first_number(answer: Answer, page_size: int) -> int:
@@ -264,25 +272,43 @@ def _section(text: str) -> list[dict[str, Any]]:
     ]
 
 
-def _slack_item(number: int, item: AnswerItem, mark: str | None, t: Texts) -> list[dict[str, Any]]:
-    """A section with the entry's titles and summary, and a context line with what else there is to say."""
+def _slack_item(
+    number: int, item: AnswerItem, mark: str | None, t: Texts, *, compact: bool = False
+) -> list[dict[str, Any]]:
+    """A section with the entry's titles and summary, and a context line with what else there is to say
+    (`compact`: that line in the section, so that a long page fits Slack's 50 blocks)."""
     title = escape_mrkdwn(item.title)
     head = f"*{number}. <{_safe_url(item.url)}|{title}>*" if item.url else f"*{number}. {title}*"
     if item.other_title:
         head += f"\n_{escape_mrkdwn(item.other_title)}_"
-    blocks = _section(f"{head}\n{escape_mrkdwn(item.summary)}" if item.summary else head)
+    text = f"{head}\n{escape_mrkdwn(item.summary)}" if item.summary else head
     context = [escape_mrkdwn(mark)] if mark else []
     if item.arxiv_id:
         context.append(f"<{arxiv_url(item.arxiv_id)}|{arxiv_label(item.arxiv_id)}>")
     if place := _place_slack(item, t):
         context.append(place)
     if item.section and not item.place:
-        context.append("📂 " + escape_mrkdwn(SECTION_SEPARATOR.join(item.section)))
+        context.append("📂 " + escape_mrkdwn(keep_end(SECTION_SEPARATOR.join(item.section), PATH_CHARS)))
     if item.code_url:
         context.append(f"<{_safe_url(item.code_url)}|{t(texts.CODE_LINK)}>")
-    if context:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)[:2000]}]})
+    if compact:
+        return _section("\n".join([text, " · ".join(context)] if context else [text]))
+    blocks = _section(text)
+    line = " · ".join(context)
+    if len(line) > SLACK_SECTION_LIMIT:  # a place and a code link that are both very long: a section of its own
+        blocks += _section(line)
+    elif line:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": line}]})
     return blocks
+
+
+def _slack_items(numbered: Sequence[tuple[int, AnswerItem, str | None]], t: Texts, room: int) -> list[dict[str, Any]]:
+    """The blocks of a page's items (number, item, mark): compact when the usual ones would take more than
+    `room` blocks (a page of 25 entries, `KB_ANSWER_SIZE`'s most), so that none is dropped."""
+    blocks = [block for number, item, mark in numbered for block in _slack_item(number, item, mark, t)]
+    if len(blocks) <= room:
+        return blocks
+    return [block for number, item, mark in numbered for block in _slack_item(number, item, mark, t, compact=True)]
 
 
 def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
@@ -291,8 +317,10 @@ def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
     if (empty := _refusal(answer, t)) is not None:
         return _section(escape_mrkdwn(empty))
     blocks: list[dict[str, Any]] = _section(escape_mrkdwn(_header(answer, t)))
-    for number, item in enumerate(answer.items, first_number(answer, page_size)):
-        blocks += _slack_item(number, item, _mark(answer, item, t), t)
+    numbered = [
+        (n, item, _mark(answer, item, t)) for n, item in enumerate(answer.items, first_number(answer, page_size))
+    ]
+    blocks += _slack_items(numbered, t, SLACK_BLOCK_LIMIT - 1 - len(blocks))
     buttons: list[dict[str, Any]] = []
     if answer.has_more:
         buttons.append(_button(t(texts.MORE_BUTTON), "kb_more", answer.id))
@@ -325,10 +353,11 @@ def slack_fallback_text(answer: Answer) -> str:
     """The notification text Slack shows beside blocks; mentions defused like the blocks."""
     t = texts_for(answer.locale)
     if (empty := _refusal(answer, t)) is not None:
-        return escape_mrkdwn(empty)[:300]
+        return escape_mrkdwn(empty[:SLACK_FALLBACK_CHARS])
     if answer.kind != "search":
-        return escape_mrkdwn(_header(answer, t))[:300]
-    return escape_mrkdwn(t(texts.RESULT_COUNT, count=len(answer.items), question=answer.question))[:300]
+        return escape_mrkdwn(_header(answer, t)[:SLACK_FALLBACK_CHARS])
+    count = t(texts.RESULT_COUNT, count=len(answer.items), question=answer.question)
+    return escape_mrkdwn(count[:SLACK_FALLBACK_CHARS])
 
 
 # -- browsing ------------------------------------------------------------------------------------------
@@ -344,7 +373,7 @@ def _browse_header(page: BrowsePage, t: Texts) -> str:
 def child_label(section: Section, t: Texts, limit: int | None = None) -> str:
     """A subsection as a list or menu shows it: `9.29 CTR 预估 (22)`, cut at its start to fit `limit`."""
     label = t(texts.BROWSE_CHILD, name=section.name, count=section.count)
-    return label if limit is None or len(label) <= limit else "…" + label[-(limit - 1) :]
+    return label if limit is None else keep_end(label, limit)
 
 
 def browse_command(page: BrowsePage, number: int, browse: str = "/browse") -> str:
@@ -406,13 +435,14 @@ def render_browse_slack(page: BrowsePage) -> list[dict[str, Any]]:
     if page.children:
         children = "\n".join(f"• {escape_mrkdwn(child_label(child, t))}" for child in page.children)
         blocks += _section(f"*{escape_mrkdwn(t(texts.BROWSE_SUBSECTIONS))}*\n{children}")
-    for number, item in enumerate(page.items, page.first):
-        blocks += _slack_item(number, item, None, t)
+    numbered = [(number, item, None) for number, item in enumerate(page.items, page.first)]
+    blocks += _slack_items(numbered, t, SLACK_BLOCK_LIMIT - 1 - len(blocks))
     elements: list[dict[str, Any]] = []
     if page.children:
         options = [
             {
-                "text": {"type": "plain_text", "text": plain(child_label(child, t, SLACK_OPTION_LIMIT))},
+                # cut after `plain`, which lengthens names with "@" or "<"
+                "text": {"type": "plain_text", "text": keep_end(plain(child_label(child, t)), SLACK_OPTION_LIMIT)},
                 "value": child.id,
             }
             for child in page.children
@@ -432,7 +462,7 @@ def render_browse_slack(page: BrowsePage) -> list[dict[str, Any]]:
 
 def browse_fallback_text(page: BrowsePage) -> str:
     """The notification text beside a browse page's blocks."""
-    return escape_mrkdwn(_browse_header(page, texts_for(page.locale)))[:300]
+    return escape_mrkdwn(_browse_header(page, texts_for(page.locale))[:SLACK_FALLBACK_CHARS])
 
 
 # -- what's new: /new pages and digests -----------------------------------------------------------------
@@ -561,4 +591,4 @@ def render_new_slack(new: NewList, *, command: str = "/kb-new") -> list[dict[str
 
 def new_fallback_text(new: NewList) -> str:
     """The notification text beside a /new page's or a digest's blocks."""
-    return escape_mrkdwn(new_header(new, texts_for(new.locale)))[:300]
+    return escape_mrkdwn(new_header(new, texts_for(new.locale))[:SLACK_FALLBACK_CHARS])

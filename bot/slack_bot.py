@@ -266,8 +266,10 @@ class SlackFrontEnd:
     async def _browse(
         self, respond: AsyncRespond, section: str, page: int, t: Texts, *, replace_original: bool
     ) -> None:
+        """A browse page; `replace_original` when it comes from a button or menu of a browse page, and then
+        `section` is a section's id."""
         try:
-            shown = await self.core.browse(section, page, locale=t.locale)
+            shown = await self.core.browse(section, page, locale=t.locale, by_id=replace_original)
         except Exception as error:  # noqa: BLE001 - user_message_for logs unexpected errors with their traceback
             await self._respond(respond, user_message_for(error, t))
             return

@@ -44,6 +44,10 @@ LANG_ZH = N_("Chinese entries")
 LANG_ZH_HANS = N_("Simplified Chinese entries")
 LANG_ZH_HANT = N_("Traditional Chinese entries")
 UNKNOWN_SECTION = N_("No section of the collection matches “{section}”. Try part of its name, in Chinese or English.")
+SECTION_GONE = N_(
+    "That section is no longer in the collection: it was renamed or removed since this page was shown. "
+    "Browse again from the top."
+)
 FOUND_HEADER = N_("In the collection: {identifier}{where}{pages}:")
 MISSING_HEADER = N_("Not in the collection: {identifier}. Related entries, not the one you asked for{scope}{pages}:")
 MISSING_NOTHING = N_("Not in the collection: {identifier}, and I found nothing related{scope}.")

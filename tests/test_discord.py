@@ -1156,3 +1156,50 @@ async def test_kb_discord_shards_runs_every_shard_and_answers_on_the_guild_s_own
     finally:
         await client.close()
         await asyncio.wait_for(running, 10)
+
+
+async def test_a_browse_button_whose_section_a_reindex_removed_says_so_not_its_id(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    await run_command(client, command_payload("browse", locale="zh-CN"))
+    (top,) = fake.followups
+    # a page shown before a reindex: its Next button names a section the collection no longer has
+    stale = "kb:browse:0123456789ab:2"
+    button = {"type": 2, "style": 2, "label": "下一页", "custom_id": stale}
+    shown = {**top.response, "components": [*top.response["components"], {"type": 1, "components": [button]}]}
+    click(client, button_payload(stale, shown, locale="zh-CN"))
+    click(client, select_payload("kb:browse:open", ["fedcba987654"], top.response))
+    gone = await fake.wait_for(lambda r: r.content.startswith("该分类已不在合集中"))
+    moved = await fake.wait_for(lambda r: r.content.startswith("That section is no longer in the collection"))
+    assert gone.private and moved.private
+    assert all("0123456789ab" not in r.content and "fedcba987654" not in r.content for r in fake.requests)
+
+
+async def test_an_unknown_section_typed_at_length_is_repeated_short_enough_to_be_sent(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    """Repeated whole, a 3,000-character `in:` made a reply Discord refuses: the asker got nothing."""
+    await run_command(client, command_payload("ask", question="Adam in:" + "x" * 3000))
+    (refusal,) = fake.callbacks
+    assert refusal.private and refusal.content.startswith("No section of the collection matches “" + "x" * 59 + "…”")
+    assert len(refusal.content) < 200
+
+
+async def test_browse_and_section_suggestions_on_a_slow_section_tree_answer_in_time(
+    client: KnowledgeBot, kb: GatedKnowledgeBase, fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The section tree is rebuilt after a reindex; Discord drops an interaction not answered within 3 s.
+    monkeypatch.setattr(discord_bot, "BEFORE_DEFER_SECONDS", 0.2)
+    kb.sections_gate.clear()
+    try:
+        await asyncio.wait_for(run_command(client, autocomplete_payload("browse", "section", "自监督")), 5)
+        (suggestions,) = fake.callbacks
+        assert suggestions.body == {"type": 8, "data": {"choices": []}}  # none rather than none in time
+        browsing = asyncio.create_task(run_command(client, command_payload("browse")))
+        deferred = await fake.wait_for(lambda r: r in fake.callbacks[1:])
+        assert deferred.body == {"type": 5, "data": {"flags": EPHEMERAL}} and not browsing.done()
+    finally:
+        kb.sections_gate.set()
+    await browsing
+    (top,) = fake.followups
+    assert top.private and top.content.startswith("The collection's sections, 8 entries in all")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bot.chat import TITLE_CHARS, Answer, AnswerItem, to_item
+from bot.chat import TITLE_CHARS, Answer, AnswerItem, BrowsePage, to_item
 from bot.i18n import Locale, texts_for
 from bot.render import (
     DISCORD_LIMIT,
@@ -15,13 +17,14 @@ from bot.render import (
     defuse_mentions,
     escape_discord,
     escape_mrkdwn,
+    render_browse_slack,
     render_discord,
     render_slack,
     render_text,
     slack_fallback_text,
     split,
 )
-from knowledge import Entry, Link, SourceRef
+from knowledge import Entry, Link, Section, SourceRef
 from knowledge.normalize import has_han
 from knowledge.parse import parse_sources
 from knowledge.settings import BUNDLED_SOURCES
@@ -490,3 +493,58 @@ def test_a_long_body_without_a_summary_is_cleaned_only_as_far_as_it_is_shown() -
     assert 40 < len(shown) <= 40 + len("第 999 段。") + 1
     assert blurb(entry).endswith("第 999 段。")  # without a limit, all of it
     assert to_item(entry).summary.startswith("第 0 段。") and to_item(entry).summary.endswith("…")
+
+
+# -- Slack pages stay whole: every item, every link, within Block Kit's limits -----------------------------
+
+
+def test_a_slack_page_of_25_entries_shows_all_of_them_within_50_blocks() -> None:
+    """KB_ANSWER_SIZE allows 25: a section and a context line each would be 52 blocks, and Slack refuses more
+    than 50; the items are then compact (the context line in the section), none dropped."""
+    items = tuple(replace(ADAMW, entry_id=f"e{number}") for number in range(25))
+    blocks = render_slack(answer(*items, pages=2), page_size=25)
+    assert len(blocks) <= SLACK_BLOCK_LIMIT
+    text = "\n".join(block["text"]["text"] for block in blocks if block["type"] == "section")
+    assert all(f"*{number}. <https://arxiv.org/abs/1711.05101|" in text for number in range(1, 26))
+    assert text.count("<https://github.com/loshchil/AdamW-and-SGDW|code>") == 25
+    (actions,) = [block for block in blocks if block["type"] == "actions"]
+    assert len(actions["elements"][-1]["options"]) == 25
+    # five entries keep their context lines
+    assert sum(block["type"] == "context" for block in render_slack(answer(*items[:5]))) == 5
+
+
+def test_a_long_section_path_keeps_the_code_link_in_the_context_line() -> None:
+    item = replace(ADAMW, section=("很长的章节名" * 300, "优化"))
+    context = next(block for block in render_slack(answer(item)) if block["type"] == "context")
+    line = context["elements"][0]["text"]
+    assert line.endswith("<https://github.com/loshchil/AdamW-and-SGDW|code>") and "很长的章节名 › 优化" in line
+    assert len(line) <= 300
+
+
+@pytest.mark.parametrize("question", ["<" * 400, "&" * 299 + "<>", "a" * 298 + "&b"])
+def test_the_slack_notification_text_is_cut_before_it_is_escaped(question: str) -> None:
+    """Cut after escaping, the text ended in half an escape ("&l")."""
+    shown = slack_fallback_text(answer(ADAMW, question=question))
+    whole = f"1 result(s) for “{question}”"
+    assert html.unescape(shown) == whole[:300]  # every escape whole: unescaping gives the text back
+    assert escape_mrkdwn(html.unescape(shown)) == shown
+
+
+def test_a_browse_option_whose_name_has_at_signs_stays_within_75_characters() -> None:
+    name = "Metrics: Recall@K, NDCG@K, MRR@K and Hit@K for retrieval — offline vs online"
+    child = Section(("评估", name), count=1, direct=1)
+    page = BrowsePage(("评估",), 1, (child,), ())
+    (actions,) = [block for block in render_browse_slack(page) if block["type"] == "actions"]
+    (option,) = actions["elements"][0]["options"]
+    assert len(option["text"]["text"]) <= 75 and option["text"]["text"].endswith(
+        "Hit@\u200bK for retrieval — offline vs online (1)"
+    )
+
+
+def test_a_link_too_long_for_a_message_block_is_not_shown_and_the_title_is() -> None:
+    entry = _huge_entry(1).model_copy(
+        update={"title": "A title", "links": (Link(url="https://example.com/" + "p" * 3000, role="primary"),)}
+    )
+    item = to_item(entry)
+    assert item.url is None and item.title == "A title"
+    assert all("pppp" not in str(block) for block in render_slack(answer(item)))

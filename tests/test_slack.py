@@ -880,3 +880,21 @@ async def test_browse_speaks_the_channel_s_language_and_finds_sections_in_either
     assert recommendation.blocks[0]["text"]["text"] == "§推荐，共 3 个条目："
     assert recommendation.blocks[1]["text"]["text"] == "*子分类：*\n• 召回（2）\n• 排序（1）"
     assert refused.data["response_type"] == "ephemeral" and refused.text.startswith("合集中没有与“天文学”匹配的分类")
+
+
+async def test_a_browse_button_whose_section_a_reindex_removed_says_so_not_its_id(slack: Slack) -> None:
+    _, moved = await slack.action("kb_browse_next", "0123456789ab:2")
+    _, picked = await slack.action(
+        "kb_browse_pick", "", selected={"text": {"type": "plain_text", "text": "x"}, "value": "fedcba987654"}
+    )
+    for response_url in (moved, picked):
+        [gone] = await slack.reply_to(response_url)
+        assert gone.text.startswith("That section is no longer in the collection")
+        assert "0123456789ab" not in gone.text and "fedcba987654" not in gone.text
+
+
+async def test_an_unknown_section_typed_at_length_is_repeated_short(slack: Slack) -> None:
+    _, _, browsed = await slack.command("/kb-browse", "&" * 4000)
+    [refused] = await slack.reply_to(browsed)
+    assert refused.text.startswith("No section of the collection matches “" + "&amp;" * 59 + "…”")
+    assert len(refused.text) < 500
