@@ -17,6 +17,7 @@ from bot.chat import NEW_DAYS, NEW_DAYS_MAX, TOP, Answer, BrowsePage, ChatCore, 
 from bot.errors import BadDays, EmptyQuestion, NotAdmin, NotHere, user_message_for
 from bot.i18n import Locale, Texts, locale_of_tag, texts_for
 from bot.render import (
+    DISCORD_LIMIT,
     DiscordMessage,
     browse_buttons,
     child_label,
@@ -26,6 +27,7 @@ from bot.render import (
     render_discord,
     render_new_discord,
     similar_options,
+    split,
 )
 from bot.request import read_request
 from bot.settings import BotSettings
@@ -619,9 +621,11 @@ class KnowledgeBot(discord.Client):
         interaction.extras[_FOLLOWED_UP] = True
 
     async def say(self, interaction: discord.Interaction, text: str) -> None:
-        """A plain followup to a deferred interaction."""
-        await interaction.followup.send(text, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
-        interaction.extras[_FOLLOWED_UP] = True
+        """A plain followup to a deferred interaction, in as many messages as Discord's 2,000 characters need
+        (`/stats` with many sources whose sync failed is longer)."""
+        for piece in split(text, DISCORD_LIMIT):
+            await interaction.followup.send(piece, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
+            interaction.extras[_FOLLOWED_UP] = True
 
     async def reply_privately(self, interaction: discord.Interaction, text: str) -> None:
         """An ephemeral reply, as the response or as a followup when the interaction was deferred.

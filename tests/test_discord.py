@@ -1203,3 +1203,25 @@ async def test_browse_and_section_suggestions_on_a_slow_section_tree_answer_in_t
     await browsing
     (top,) = fake.followups
     assert top.private and top.content.startswith("The collection's sections, 8 entries in all")
+
+
+async def test_stats_longer_than_a_message_comes_in_several(
+    make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    from fake_retriever import FakeRetriever
+
+    from knowledge import SourceStatus
+
+    retriever = FakeRetriever()
+    failed = datetime(2026, 11, 30, tzinfo=UTC)
+    retriever.statuses = [
+        SourceStatus(
+            f"https://github.com/some-org/reading-notes-part-{n:02d}.git", "git", "main", error="x", failed_at=failed
+        )
+        for n in range(15)
+    ]
+    client = await start_client(ChatCore(retriever, make_settings()))
+    await run_command(client, command_payload("stats"))
+    assert len(fake.followups) > 1 and all(len(message.content) <= 2000 for message in fake.followups)
+    shown = "\n".join(message.content for message in fake.followups)
+    assert all(f"reading-notes-part-{n:02d}" in shown for n in range(15))
