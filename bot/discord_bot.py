@@ -786,13 +786,14 @@ class KnowledgeBot(discord.Client):
         for index, part in enumerate(parts):
             last = view if index == len(parts) - 1 else None
             # Only an interaction can answer privately in a channel: a private mention is answered in a DM.
-            if not await self._reply(message, part, last, first=index == 0, direct=private) and private:
-                # The asker's DMs are closed to the bot: say so where they asked (the answer stays private).
+            if await self._reply(message, part, last, first=index == 0, direct=private):
+                continue
+            if private:  # the asker's DMs are closed to the bot: say so where they asked (the answer stays private)
                 t = texts_for(locale)
                 private_option = t.lookup(texts.PRIVATE_OPTION, texts.OPTION) or texts.PRIVATE_OPTION
                 note = t(texts.DM_CLOSED, ask=command_name(t, texts.ASK), private=f"{private_option}: True")
                 await self._reply(message, DiscordMessage(note, True), None, first=True)
-                return
+            return  # the rest of an answer whose start was refused would be read as the whole answer
 
     def _question_in(self, message: discord.Message, me: discord.ClientUser) -> str | None:
         """The question a message asks the bot, or None when it is not for the bot."""
@@ -828,9 +829,18 @@ class KnowledgeBot(discord.Client):
             extra["mention_author"] = False
         try:
             channel = await message.author.create_dm() if direct else message.channel
-            await channel.send(
-                part.content, allowed_mentions=NO_MENTIONS, suppress_embeds=part.suppress_embeds, **extra
-            )
+            try:
+                await channel.send(
+                    part.content, allowed_mentions=NO_MENTIONS, suppress_embeds=part.suppress_embeds, **extra
+                )
+            except discord.Forbidden:
+                if "reference" not in extra:
+                    raise
+                # A reply needs Read Message History in the channel: without it, a message of its own
+                del extra["reference"], extra["mention_author"]
+                await channel.send(
+                    part.content, allowed_mentions=NO_MENTIONS, suppress_embeds=part.suppress_embeds, **extra
+                )
         except discord.HTTPException as error:
             _log.warning("could not answer message %s: HTTP %s", message.id, error.status)
             return False

@@ -401,6 +401,8 @@ class FakeDiscord:
     channel_id: int = 1200000000000000001  # where webhook (followup) messages say they were posted
     expired_tokens: set[str] = field(default_factory=set)  # interaction tokens whose webhooks answer 401
     closed_dms: bool = False  # the user's DMs are closed to the bot: a message to the DM channel gets 403
+    # Channels where the bot lacks Read Message History: a reply (a message with a reference) gets 403
+    no_history: set[int] = field(default_factory=set)
     guilds: list[dict[str, Any]] = field(default_factory=list)  # GUILD_CREATE payloads sent after READY
     tokens: set[str] | None = None  # bot tokens the gateway accepts; None: any
     shards: int = 1  # the shard count GET /gateway/bot recommends
@@ -694,6 +696,8 @@ class FakeDiscord:
         if self.closed_dms and route == f"POST /channels/{DM_CHANNEL}/messages":
             return 403, {"message": "Cannot send messages to this user", "code": 50007}
         if m := re.fullmatch(r"POST /channels/(\d+)/messages", route):
+            if int(m[1]) in self.no_history and "message_reference" in body:
+                return 403, {"message": "Missing Permissions", "code": 50013}
             extra: dict[str, Any] = {}
             if "message_reference" in body:
                 extra = {"type": 19, "message_reference": body["message_reference"]}

@@ -911,6 +911,19 @@ async def test_a_private_mention_is_answered_in_a_dm(client: KnowledgeBot, fake:
     assert ADAM_W in reply.content
 
 
+async def test_a_mention_where_the_bot_cannot_read_history_is_answered_without_the_reply_reference(
+    client: KnowledgeBot, fake: FakeDiscord
+) -> None:
+    """A reply needs Read Message History; without it the answer is sent as a message of its own."""
+    fake.no_history.add(GENERAL)
+    await deliver(client, message_payload(f"<@{BOT_ID}> 哪篇论文修正了 Adam 的 weight decay?", mentions=[BOT_USER]))
+
+    refused, answer = fake.channel_messages
+    assert refused.status == 403 and "message_reference" in refused.body
+    assert answer.status == 200 and "message_reference" not in answer.body and ADAM_W in answer.content
+    assert answer.body["allowed_mentions"] == NO_PINGS
+
+
 async def test_a_private_mention_whose_asker_has_closed_dms_is_told_so_where_they_asked(
     client: KnowledgeBot, fake: FakeDiscord
 ) -> None:
