@@ -43,6 +43,7 @@ OPTION_MAX_CHARS = 6000
 # Discord drops an interaction not responded to within 3 s: work done before deferring gets this long, then the
 # interaction is deferred and the work goes on (a slow state store, a reindex holding the store).
 BEFORE_DEFER_SECONDS = 2.0
+UNKNOWN_INTERACTION = 10062  # Discord's error code for an interaction it no longer accepts a response to
 
 
 def configure_endpoints(settings: BotSettings) -> None:
@@ -400,6 +401,10 @@ class KnowledgeTree(app_commands.CommandTree["KnowledgeBot"]):
         self, interaction: discord.Interaction[KnowledgeBot], error: app_commands.AppCommandError, /
     ) -> None:
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
+        if isinstance(original, discord.NotFound) and original.code == UNKNOWN_INTERACTION:
+            # Discord dropped the interaction (not answered within 3 s, or answered elsewhere): no reply can reach it.
+            _log.info("interaction %s expired before it was answered", interaction.id)
+            return
         t = texts_for(interaction_locale(interaction))
         # Only /reindex has checks (admin, in a server), so a failed check means "not an admin here".
         if isinstance(original, app_commands.CheckFailure):

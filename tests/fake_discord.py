@@ -400,6 +400,7 @@ class FakeDiscord:
     requests: list[Recorded] = field(default_factory=list)
     channel_id: int = 1200000000000000001  # where webhook (followup) messages say they were posted
     expired_tokens: set[str] = field(default_factory=set)  # interaction tokens whose webhooks answer 401
+    dropped: set[str] = field(default_factory=set)  # interaction tokens Discord dropped: callbacks get 404 10062
     closed_dms: bool = False  # the user's DMs are closed to the bot: a message to the DM channel gets 403
     # Channels where the bot lacks Read Message History: a reply (a message with a reference) gets 403
     no_history: set[int] = field(default_factory=set)
@@ -665,6 +666,8 @@ class FakeDiscord:
             }
             return 200, {"url": self.gateway_url, "shards": self.shards, "session_start_limit": limit}
         if m := re.fullmatch(r"POST /interactions/(\d+)/([^/]+)/callback", route):
+            if m[2] in self.dropped:  # not answered within 3 s
+                return 404, {"message": "Unknown interaction", "code": 10062}
             if body.get("type") == 5 and not int((body.get("data") or {}).get("flags") or 0) & EPHEMERAL:
                 self.public_defers.add(m[2])
             elif body.get("type") == 5:

@@ -1238,3 +1238,18 @@ async def test_stats_longer_than_a_message_comes_in_several(
     assert len(fake.followups) > 1 and all(len(message.content) <= 2000 for message in fake.followups)
     shown = "\n".join(message.content for message in fake.followups)
     assert all(f"reading-notes-part-{n:02d}" in shown for n in range(15))
+
+
+@pytest.mark.parametrize("command", [{"name": "ask", "question": "Adam"}, {"name": "stats"}, {"name": "help"}])
+async def test_an_interaction_discord_dropped_is_logged_once_without_a_traceback(
+    client: KnowledgeBot, fake: FakeDiscord, caplog: pytest.LogCaptureFixture, command: dict[str, Any]
+) -> None:
+    caplog.set_level(logging.INFO)
+    payload = command_payload(**command)
+    fake.dropped.add(payload["token"])
+    await run_command(client, payload)
+
+    (refused,) = fake.callbacks  # no second attempt to answer what cannot be answered
+    assert refused.status == 404
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert any("expired before it was answered" in r.getMessage() for r in caplog.records)
