@@ -770,9 +770,12 @@ class ChatCore:
         return await self.flush_records(max(0.0, timeout - (time.monotonic() - started)))
 
     async def is_private(self, answer_id: str) -> bool:
-        """Whether the answer `answer_id` is shown to its asker only (False when it is forgotten)."""
+        """Whether the answer `answer_id` is shown to its asker only; UnknownAnswer when it is forgotten (a
+        button on an old message: the front-end says so before it shows "thinking…")."""
         found = await self._answer(answer_id)
-        return found is not None and found[0].private
+        if found is None:
+            raise UnknownAnswer()
+        return found[0].private
 
     async def more(self, conversation: str, answer_id: str | None = None, *, locale: Locale | None = None) -> Answer:
         """The next page of `answer_id`, or of the conversation's last answer; its fixed texts in `locale`,

@@ -607,12 +607,14 @@ async def test_buttons_of_a_forgotten_answer_say_so(client: KnowledgeBot, fake: 
     old = fake.message(GENERAL, {"content": "an old answer", "components": [row]})
 
     click(client, button_payload(f"kb:vote:down:{stale}", old))
-    click(client, button_payload(f"kb:more:{stale}", old))
     vote = await fake.wait_for(lambda r: r.path.endswith("/callback") and r.body["type"] == 4)
-    more = await fake.wait_for(lambda r: r in fake.followups)
+    click(client, button_payload(f"kb:more:{stale}", old))
+    more = await fake.wait_for(lambda r: r is not vote and r.path.endswith("/callback") and r.body["type"] == 4)
 
     assert vote.content == UnknownAnswer().user_message and vote.private
     assert more.content == UnknownAnswer().user_message and more.private
+    # said at once and privately: no public "thinking…" shown, then deleted
+    assert all(r.body["type"] == 4 for r in fake.callbacks) and not fake.find("DELETE", r".*/messages/@original")
 
 
 # -- @mentions and DMs ---------------------------------------------------------------------------------
