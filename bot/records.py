@@ -13,7 +13,8 @@ Recorded:
 - every question the chat core answered (`records_questions`): when, on which platform, its text, and
   whether it was answered, refused, or named a paper the collection lacks (`missing`); who asked is kept
   only as a short hash, enough to count how many people asked and never enough to name them;
-- every 👍/👎 (`records_votes`): the question, the entries shown (ids and titles), the vote, who voted.
+- every 👍/👎 (`records_votes`): the question, the entries shown (ids and titles), the vote, who voted; a
+  user's second vote on an answer replaces the first.
 
 Votes used to be appended to `KB_DATA_DIR/feedback.jsonl`: an existing file is imported once (a marker
 row in `records_meta` says so, and the file is renamed `feedback.jsonl.imported`).
@@ -73,6 +74,7 @@ _SCHEMA = (
         answer_id TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS records_votes_by_time ON records_votes (time)",
+    "CREATE INDEX IF NOT EXISTS records_votes_by_answer ON records_votes (answer_id, platform, user)",
 )
 
 
@@ -214,8 +216,14 @@ class Records:
         *,
         answer_id: str = "",
     ) -> None:
-        """Record a 👍/👎 on an answer that showed `entries` (id, title)."""
+        """Record a 👍/👎 on an answer that showed `entries` (id, title). A user has one vote on an answer:
+        clicking again (the same button or the other) replaces it, so that counts are of people, not clicks."""
         with self._connect(write=True) as db:
+            if answer_id:
+                db.execute(
+                    "DELETE FROM records_votes WHERE answer_id = ? AND platform = ? AND user = ?",
+                    (answer_id, platform, user),
+                )
             db.execute(
                 "INSERT INTO records_votes (time, platform, user, question, vote, entries, answer_id)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",

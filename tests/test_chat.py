@@ -185,6 +185,17 @@ async def test_votes_are_stored_for_evaluation(retriever: FakeRetriever, tmp_pat
     with pytest.raises(UnknownAnswer):
         await core.record_vote("gone", "up", "u", "test")
 
+    # one vote a user and answer: clicking again replaces it (five 👎 and a 👍 from "v" count once, as 👍)
+    for vote in ("down", "down", "down", "down", "up"):
+        await core.record_vote(answer.id, vote, "v", "test")
+    await core.record_vote(answer.id, "up", "v", "other-platform")  # another platform's "v" is someone else
+    votes = Records(tmp_path / "bot.sqlite").votes(EPOCH)
+    assert [(vote.user, vote.vote, vote.platform) for vote in votes] == [
+        ("u", "up", "test"),
+        ("v", "up", "test"),
+        ("v", "up", "other-platform"),
+    ]
+
 
 async def test_votes_are_written_off_the_event_loop(retriever: FakeRetriever, tmp_path: Path) -> None:
     writers: list[threading.Thread] = []
