@@ -35,6 +35,7 @@ from bot.errors import (
     CannotCoordinate,
     Cooldown,
     EmptyQuestion,
+    EntryGone,
     NoSuchItem,
     NothingMore,
     ReadOnlyReplica,
@@ -742,7 +743,7 @@ class ChatCore:
         item = items[number - 1]
         neighbours = await asyncio.to_thread(self.retriever.similar, item.entry_id, self.settings.answer_size * 2)
         if neighbours is None:  # the entry left the collection since
-            raise UnknownAnswer()
+            raise EntryGone()
         template = Answer(
             "",
             asked.question,

@@ -107,6 +107,12 @@ class UnknownSection(BotError):
         super().__init__(section=self.shown(section, self.SHOWN))
 
 
+class EntryGone(BotError):
+    """ "Similar to…" on an entry the collection no longer has (a reindex removed it)."""
+
+    message = texts.ENTRY_GONE
+
+
 class SectionGone(BotError):
     """A browse button or menu names a section the collection no longer has (a reindex renamed or removed it)."""
 

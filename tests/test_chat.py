@@ -32,6 +32,7 @@ from bot.errors import (
     CannotCoordinate,
     Cooldown,
     EmptyQuestion,
+    EntryGone,
     NoSuchItem,
     NothingMore,
     ReadOnlyReplica,
@@ -647,3 +648,7 @@ async def test_similar_to_an_item_never_returns_it(retriever: FakeRetriever, tmp
         await core.similar("c", 99)
     with pytest.raises(UnknownAnswer):
         await core.similar("c", "e01", answer_id="forgotten")
+    # a reindex removed the entry since the answer was shown
+    retriever.entries = tuple(entry for entry in retriever.entries if entry.id != answer.items[1].entry_id)
+    with pytest.raises(EntryGone):
+        await core.similar("elsewhere", answer.items[1].entry_id, answer_id=answer.id)
