@@ -778,15 +778,31 @@ class ChatCore:
             raise UnknownAnswer()
         return found[0].private
 
-    async def more(self, conversation: str, answer_id: str | None = None, *, locale: Locale | None = None) -> Answer:
+    async def more(
+        self,
+        conversation: str,
+        answer_id: str | None = None,
+        *,
+        locale: Locale | None = None,
+        page: int | None = None,
+    ) -> Answer:
         """The next page of `answer_id`, or of the conversation's last answer; its fixed texts in `locale`,
         by default in the answer's own language. Answers are kept in the state store: any replica pages
-        any replica's answer, after a restart too, for `session_hours`."""
+        any replica's answer, after a restart too, for `session_hours`.
+
+        `page` (a "More results" button names the page after its message's): that page, whoever asked for it
+        before, so that two readers of a channel, or a double click, each see page 2 under page 1."""
         answer_id = answer_id or await self._last_answer(conversation)
         found = await self._answer(answer_id) if answer_id else None
         if answer_id is None or found is None:
             raise UnknownAnswer() if answer_id else NothingMore()
-        answer, _ = found
+        answer, shown = found
+        if page is not None:
+            if not 1 <= page <= self._pages(answer):
+                raise NothingMore()
+            if shown < page:  # the pages shown count for votes: the entries a vote judged
+                await self.state.turn_page(f"answer:{answer_id}", page)
+            return self._page(answer_id, answer, page, locale)
         turned = await self.state.turn_page(f"answer:{answer_id}", self._pages(answer))  # one page per press
         if turned is None:
             raise UnknownAnswer()

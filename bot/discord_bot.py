@@ -76,23 +76,27 @@ def user_key(user: discord.abc.User) -> str:
 # long as the core remembers the answer; after that the core says UnknownAnswer.
 
 
-class MoreButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], template=r"kb:more:(?P<answer>[0-9a-f]+)"):
-    """ "More results" under an answer that has further pages."""
+class MoreButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"kb:more:(?P<answer>[0-9a-f]+)(?::(?P<page>[0-9]{1,4}))?",
+):
+    """ "More results" under an answer that has further pages: it shows `page`, the one after its message's
+    (buttons from before pages were named show the answer's next page)."""
 
-    def __init__(self, answer_id: str, label: str = texts.MORE_BUTTON) -> None:
-        super().__init__(
-            discord.ui.Button(label=label, style=discord.ButtonStyle.primary, custom_id=f"kb:more:{answer_id}")
-        )
+    def __init__(self, answer_id: str, page: int | None, label: str = texts.MORE_BUTTON) -> None:
+        custom_id = f"kb:more:{answer_id}" + (f":{page}" if page is not None else "")
+        super().__init__(discord.ui.Button(label=label, style=discord.ButtonStyle.primary, custom_id=custom_id))
         self.answer_id = answer_id
+        self.page = page
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        return cls(match["answer"])
+        return cls(match["answer"], int(match["page"]) if match["page"] else None)
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        await _knowledge_bot(interaction).show_more(interaction, self.answer_id)
+        await _knowledge_bot(interaction).show_more(interaction, self.answer_id, self.page)
 
 
 class VoteButton(
@@ -260,7 +264,7 @@ def answer_view(answer: Answer, page_size: int = 5) -> discord.ui.View:
     t = texts_for(answer.locale)
     view = discord.ui.View(timeout=None)
     if answer.has_more:
-        view.add_item(MoreButton(answer.id, t(texts.MORE_BUTTON)))
+        view.add_item(MoreButton(answer.id, answer.page + 1, t(texts.MORE_BUTTON)))
     view.add_item(VoteButton(answer.id, "up"))
     view.add_item(VoteButton(answer.id, "down"))
     choices = similar_options(answer, t, SELECT_LABEL_LIMIT, page_size)
@@ -720,15 +724,16 @@ class KnowledgeBot(discord.Client):
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
             await self.reply_privately(interaction, message_for(error, texts_for(locale)))
 
-    async def show_more(self, interaction: discord.Interaction, answer_id: str) -> None:
-        """The "More results" button: the next page of that answer (privately when it was private)."""
+    async def show_more(self, interaction: discord.Interaction, answer_id: str, page: int | None = None) -> None:
+        """The "More results" button: page `page` of that answer, else its next (privately when it was private)."""
         if not await self._allowed(interaction):
             return
         locale = interaction_locale(interaction)
         try:
             private = await within_deadline(interaction, self.core.is_private(answer_id), ephemeral=True)
             await defer_once(interaction, ephemeral=private)
-            answer = await self.core.more(conversation_key(interaction.channel_id), answer_id, locale=locale)
+            conversation = conversation_key(interaction.channel_id)
+            answer = await self.core.more(conversation, answer_id, locale=locale, page=page)
             await self.send_answer(interaction, answer)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
             await self.reply_privately(interaction, message_for(error, texts_for(locale)))

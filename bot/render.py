@@ -323,7 +323,7 @@ def render_slack(answer: Answer, page_size: int = 5) -> list[dict[str, Any]]:
     blocks += _slack_items(numbered, t, SLACK_BLOCK_LIMIT - 1 - len(blocks))
     buttons: list[dict[str, Any]] = []
     if answer.has_more:
-        buttons.append(_button(t(texts.MORE_BUTTON), "kb_more", answer.id))
+        buttons.append(_button(t(texts.MORE_BUTTON), "kb_more", f"{answer.id}:{answer.page + 1}"))
     buttons.append(_button("👍", "kb_vote_up", answer.id))
     buttons.append(_button("👎", "kb_vote_down", answer.id))
     options = [

@@ -455,7 +455,9 @@ class SlackFrontEnd:
         if t is None:
             return
         conversation = conversation_key(_action_channel(body))
-        result = await _attempt(self.core.more(conversation, action.get("value") or None), t)
+        answer_id, _, page = str(action.get("value") or "").partition(":")  # `<answer id>:<page>`, or an id alone
+        more = self.core.more(conversation, answer_id or None, page=number_in(page) if page else None)
+        result = await _attempt(more, t)
         await self._respond(respond, result, thread_ts=_action_thread(body))
 
     async def similar_menu(

@@ -775,6 +775,11 @@ def custom_ids(recorded: Recorded) -> list[str]:
     return [button["custom_id"] for row in rows for button in row["components"]]
 
 
+def more_id_of(recorded: Recorded) -> str:
+    """The custom_id of the More results button under a message."""
+    return next(cid for cid in custom_ids(recorded) if cid.startswith("kb:more:"))
+
+
 def answer_id_of(recorded: Recorded) -> str:
     """The answer id a message's 👍 button carries."""
     return next(cid for cid in custom_ids(recorded) if cid.startswith("kb:vote:up:")).rsplit(":", 1)[1]

@@ -413,8 +413,9 @@ def mention(ts: str, text: str, *, channel: str = CHANNEL, **extra: Any) -> dict
 
 
 def answer_id(call: Call) -> str:
+    """The answer id its buttons carry (More's value is `<answer id>:<page>`)."""
     actions = [block for block in call.blocks if block["type"] == "actions"]
-    return str(actions[0]["elements"][0]["value"])
+    return str(actions[0]["elements"][0]["value"]).partition(":")[0]
 
 
 def button_ids(call: Call) -> list[str]:

@@ -43,6 +43,7 @@ from fake_discord import (
     deliver,
     guild_payload,
     message_payload,
+    more_id_of,
     run_command,
     select_payload,
     start_client,
@@ -458,7 +459,7 @@ async def test_more_results_button_shows_the_next_page(client: KnowledgeBot, fak
     (first,) = fake.followups
     assert "page 1/2" in first.content
     more = next(cid for cid in custom_ids(first) if cid.startswith("kb:more:"))
-    assert more == f"kb:more:{answer_id_of(first)}"
+    assert more == f"kb:more:{answer_id_of(first)}:2"  # the page it shows
 
     click(client, button_payload(more, first.response))
     second = await fake.wait_for(lambda r: "page 2/2" in r.content)
@@ -756,7 +757,7 @@ async def test_a_chinese_discord_gets_chinese_texts_whatever_the_question_s_lang
     assert stats.content.startswith("共 8 個條目；上次索引於")
 
     first = fake.followups[0]
-    click(client, button_payload(f"kb:more:{answer_id_of(first)}", first.response, locale="zh-CN"))
+    click(client, button_payload(more_id_of(first), first.response, locale="zh-CN"))
     second = await fake.wait_for(lambda r: "第 2/2 页" in r.content)
     assert second.content.startswith("“optimizer”的结果")
 
@@ -867,7 +868,7 @@ async def test_the_channel_allowlist_applies_to_slash_commands_suggestions_and_b
     await run_command(client, command_payload("ask", question="optimizer", channel_id=OTHER_CHANNEL))
     await run_command(client, command_payload("help", channel_id=OTHER_CHANNEL, locale="zh-CN"))
     await run_command(client, autocomplete_payload("ask", "section", "优化", channel_id=OTHER_CHANNEL))
-    click(client, button_payload(f"kb:more:{answer_id_of(answer)}", answer.response, channel_id=OTHER_CHANNEL))
+    click(client, button_payload(more_id_of(answer), answer.response, channel_id=OTHER_CHANNEL))
     await fake.wait_for(lambda r: len(fake.callbacks) == 4)
 
     ask, help_, suggestions, more = fake.callbacks
@@ -885,6 +886,25 @@ async def test_the_channel_allowlist_applies_to_slash_commands_suggestions_and_b
     assert "Lookahead" in fake.followups[0].content or "Adam" in fake.followups[0].content
 
 
+async def test_more_under_a_page_shows_the_page_after_it_however_often_it_is_pressed(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    """Two readers of a channel, or a double click, pressing More under page 1 each see page 2; More under
+    a page 2 shows page 3."""
+    client = await start_client(ChatCore(kb, make_settings(answer_size=1)))
+    await run_command(client, command_payload("ask", question="optimizer"))
+    (first,) = fake.followups
+    for _ in range(2):
+        before = len(fake.followups)
+        click(client, button_payload(more_id_of(first), first.response))
+        await fake.wait_for(lambda r, before=before: r in fake.followups[before:])
+    second, again = fake.followups[1:]
+    assert "(page 2/4)" in second.content and "(page 2/4)" in again.content
+    click(client, button_payload(more_id_of(again), again.response))
+    third = await fake.wait_for(lambda r: "(page 3/4)" in r.content)
+    assert more_id_of(third).endswith(":4")
+
+
 async def test_a_private_ask_and_its_pages_are_seen_by_the_asker_only(client: KnowledgeBot, fake: FakeDiscord) -> None:
     await run_command(client, command_payload("ask", question="optimizer", private=True))
 
@@ -892,7 +912,7 @@ async def test_a_private_ask_and_its_pages_are_seen_by_the_asker_only(client: Kn
     assert defer.body == {"type": 5, "data": {"flags": EPHEMERAL}}
     (first,) = fake.followups
     assert first.private and first.content.startswith("Results for “optimizer” (page 1/2):")
-    click(client, button_payload(f"kb:more:{answer_id_of(first)}", first.response))
+    click(client, button_payload(more_id_of(first), first.response))
     second = await fake.wait_for(lambda r: "page 2/2" in r.content)
     assert second.private and fake.callbacks[-1].body == {"type": 5, "data": {"flags": EPHEMERAL}}
 

@@ -143,7 +143,7 @@ def test_slack_blocks() -> None:
     )
     more, up, down, similar = actions["elements"]
     assert [e["action_id"] for e in actions["elements"]] == ["kb_more", "kb_vote_up", "kb_vote_down", "kb_similar"]
-    assert {e["value"] for e in (more, up, down)} == {"a1b2"}
+    assert {e["value"] for e in (up, down)} == {"a1b2"} and more["value"] == "a1b2:2"  # the page it shows
     assert similar["type"] == "static_select" and similar["placeholder"]["text"] == "Similar to…"
     assert [(o["text"]["text"], o["value"]) for o in similar["options"]] == [
         ("Similar to #1 · Fixing Weight Decay Regularization in Adam", "a1b2:e1"),

@@ -495,6 +495,23 @@ async def test_the_more_button_posts_the_next_page_in_the_same_thread(slack: Sla
     assert answer_id(second) == answer_id(first)
 
 
+async def test_more_under_a_page_shows_the_page_after_it_however_often_it_is_pressed(slack: Slack) -> None:
+    """Two readers of a channel, or a double click, pressing More under page 1 each see page 2."""
+    _, _, asked = await slack.command("/ask", TWO_PAGES)
+    [first] = await slack.reply_to(asked)
+    more = next(e for b in first.blocks if b["type"] == "actions" for e in b["elements"] if e["action_id"] == "kb_more")
+    assert more["value"] == f"{answer_id(first)}:2"
+    pages = []
+    for _ in range(2):
+        _, clicked = await slack.action("kb_more", more["value"])
+        [shown] = await slack.reply_to(clicked)
+        pages.append(shown.blocks[0]["text"]["text"])
+    assert all("(page 2/" in page for page in pages)
+    _, clicked = await slack.action("kb_more", f"{answer_id(first)}:99")  # past the last page
+    [beyond] = await slack.reply_to(clicked)
+    assert beyond.text == "There are no more results for that question. Ask another one!"
+
+
 async def test_a_vote_is_stored_and_thanked(slack: Slack) -> None:
     _, _, asked = await slack.command("/ask", QUESTION)
     [first] = await slack.reply_to(asked)
