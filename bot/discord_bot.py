@@ -779,8 +779,8 @@ class KnowledgeBot(discord.Client):
         if me is None or message.author.bot or message.author.id == me.id:
             return
         question = self._question_in(message, me)
-        if question is None:
-            return
+        if question is None or not await self._answers_in_channel(message.channel):
+            return  # not for the bot, or outside the allowlist: no reply
         conversation = conversation_key(message.channel.id)
         locale = self.core.locale_for(conversation, text=read_request(question).text)
         try:
@@ -817,9 +817,23 @@ class KnowledgeBot(discord.Client):
             # replied to (a reply pings them by default), so "thanks!" in reply to an answer is no question.
             if re.search("|".join(tokens), message.content) is None:
                 return None
-            if not self.answers_in(message.channel.id, message.channel):
-                return None  # outside the allowlist, a mention gets no reply
         return re.sub("|".join(tokens), " ", message.content).strip()
+
+    async def _answers_in_channel(self, channel: object) -> bool:
+        """`answers_in` for a message's channel. A thread discord.py has not cached (an archived one, a
+        private one the bot was just added to) comes as a PartialMessageable without its parent: with an
+        allowlist, it is fetched once to learn the channel it belongs to."""
+        channel_id = getattr(channel, "id", None)
+        if self.answers_in(channel_id, channel):
+            return True
+        if not isinstance(channel, discord.PartialMessageable) or channel.guild_id is None:
+            return False
+        try:
+            fetched = await self.fetch_channel(channel.id)
+        except discord.HTTPException as error:
+            _log.info("could not look up channel %s for the allowlist: HTTP %s", channel.id, error.status)
+            return False
+        return self.answers_in(channel.id, fetched)
 
     async def _reply(
         self,

@@ -84,6 +84,23 @@ def user_payload(user_id: int = ALICE, *, name: str = "alice", bot: bool = False
     return {"id": str(user_id), "username": name, "discriminator": "0", "global_name": None, "avatar": None, "bot": bot}
 
 
+def thread_channel(thread_id: int, parent_id: int) -> dict[str, Any]:
+    """A public thread of `parent_id`, as GET /channels/{id} returns it."""
+    metadata = {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": "2026-11-30T12:00:00+00:00"}
+    return {
+        "id": str(thread_id),
+        "type": 11,
+        "guild_id": str(GUILD_ID),
+        "parent_id": str(parent_id),
+        "owner_id": str(ALICE),
+        "name": "a thread",
+        "thread_metadata": {**metadata, "locked": False},
+        "message_count": 1,
+        "member_count": 1,
+        "rate_limit_per_user": 0,
+    }
+
+
 def text_channel(channel_id: int, name: str) -> dict[str, Any]:
     return {
         "id": str(channel_id),
@@ -400,6 +417,7 @@ class FakeDiscord:
     requests: list[Recorded] = field(default_factory=list)
     channel_id: int = 1200000000000000001  # where webhook (followup) messages say they were posted
     expired_tokens: set[str] = field(default_factory=set)  # interaction tokens whose webhooks answer 401
+    threads: dict[int, int] = field(default_factory=dict)  # thread id -> its parent channel (GET /channels/{id})
     dropped: set[str] = field(default_factory=set)  # interaction tokens Discord dropped: callbacks get 404 10062
     closed_dms: bool = False  # the user's DMs are closed to the bot: a message to the DM channel gets 403
     # Channels where the bot lacks Read Message History: a reply (a message with a reference) gets 403
@@ -693,6 +711,8 @@ class FakeDiscord:
                 self.public_defers.discard(m[1])
                 self.private_defers.discard(m[1])
             return 204, None
+        if (m := re.fullmatch(r"GET /channels/(\d+)", route)) and int(m[1]) in self.threads:
+            return 200, thread_channel(int(m[1]), self.threads[int(m[1])])
         if route == "POST /users/@me/channels":  # a DM channel with a user
             recipient = user_payload(int(body.get("recipient_id") or ALICE))
             return 200, {"id": str(DM_CHANNEL), "type": 1, "recipients": [recipient], "last_message_id": None}

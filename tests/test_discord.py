@@ -702,6 +702,22 @@ async def test_the_channel_allowlist_limits_mentions(
     ]
 
 
+async def test_a_mention_in_a_thread_not_cached_is_answered_when_its_channel_is_allowed(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    """discord.py gives a message in a thread it has not cached (an archived one, a private one the bot was
+    just added to) a channel without its parent: the thread is looked up once to apply the allowlist."""
+    client = await start_client(ChatCore(kb, make_settings(discord_channels=str(GENERAL))))
+    in_general, elsewhere = 1_300_000_000_000_000_001, 1_300_000_000_000_000_002
+    fake.threads.update({in_general: GENERAL, elsewhere: OTHER_CHANNEL})
+    await deliver(client, message_payload(f"<@{BOT_ID}> Adam", channel_id=elsewhere, mentions=[BOT_USER]))
+    await deliver(client, message_payload(f"<@{BOT_ID}> Adam", channel_id=in_general, mentions=[BOT_USER]))
+
+    assert [r.path for r in fake.find("GET", r"/channels/\d+")] == [f"/channels/{elsewhere}", f"/channels/{in_general}"]
+    (answer,) = fake.channel_messages
+    assert answer.path == f"/channels/{in_general}/messages" and "Adam" in answer.content
+
+
 async def test_a_dm_is_answered_without_a_mention(client: KnowledgeBot, fake: FakeDiscord) -> None:
     await deliver(client, message_payload("哪篇论文修正了 Adam 的 weight decay?", dm=True))
 
