@@ -38,9 +38,12 @@ LANGS = {
 }
 """What `lang:` accepts, and the entry language filter each spelling means (`zh`: either script)."""
 
+QUOTED_MAX = 200  # characters a quoted option value may have: no section is named by more
+# Bounded, so that reading a line of unclosed quotes (`in:“a in:“a …`) takes time in proportion to it, not to its
+# square: each quote looks at most QUOTED_MAX characters ahead for its end.
 _OPTION = re.compile(
-    r"(?<!\S)(?:(?P<key>in|lang)[:：](?:\"(?P<quoted>[^\"]+)\"|“(?P<curly>[^”]+)”|(?P<word>\S+))"
-    r"|(?P<flag>--private|-p|--私密))(?!\S)",
+    rf"(?<!\S)(?:(?P<key>in|lang)[:：](?:\"(?P<quoted>[^\"\n]{{1,{QUOTED_MAX}}})\"|“(?P<curly>[^”\n]{{1,{QUOTED_MAX}}})”"
+    r"|(?P<word>\S+))|(?P<flag>--private|-p|--私密))(?!\S)",
     re.I,
 )
 

@@ -547,6 +547,10 @@ def test_user_messages_never_leak_exception_text(caplog: pytest.LogCaptureFixtur
         ("in：推荐 lang:中文 召回 --private", "召回", "推荐", "zh", True),
         ("lang:zh-TW 翻譯 --私密", "翻譯", None, "zh-Hant", True),
         ("within:x lang:klingon -pp what", "within:x lang:klingon -pp what", None, None, False),
+        # a quote holds at most QUOTED_MAX characters: longer, or unclosed, the option is the word up to a space
+        (f'in:"{"x" * 200}" Adam', "Adam", "x" * 200, None, False),
+        (f'in:"{"x" * 201}" Adam', "Adam", f'"{"x" * 201}"', None, False),
+        ("in:“a b Adam", "b Adam", "“a", None, False),
     ],
 )
 def test_options_written_in_a_question(
