@@ -198,8 +198,18 @@ class GitMirror:
 
     @property
     def folder(self) -> Path:
-        """The folder ingests read: the mirror, or its `folder` of the repository."""
-        return self.path / self.spec.folder if self.spec.folder else self.path
+        """The folder ingests read: the mirror, or its `folder` of the repository. A `folder` that leads out of
+        the mirror (a link committed to the repository) is never read: the folder returned does not exist, so
+        the source counts as unlisted and its entries are kept."""
+        if not self.spec.folder:
+            return self.path
+        folder = self.path / self.spec.folder
+        if not os.path.realpath(folder).startswith(os.path.realpath(self.path) + os.sep):
+            _log.warning(
+                "%s: the folder %s leads out of the repository; not read", self.spec.display_name, self.spec.folder
+            )
+            return self.path / ".kb-folder-outside-the-repository"
+        return folder
 
     def head(self) -> str | None:
         """The mirror's commit, or None when it has none (not cloned, or unusable)."""

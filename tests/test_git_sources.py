@@ -297,3 +297,32 @@ def test_a_sync_killed_while_it_indexes_is_completed_by_the_next_start(
         assert restarted.sync().ingest is None  # complete: nothing left to do
     finally:
         restarted.close()
+
+
+def test_links_in_a_followed_repository_never_read_files_outside_it(make_kb: MakeKb, tmp_path: Path) -> None:
+    """Whoever can push to a followed repository must not make the bot index, and show, the server's files:
+    a committed link to a file, or a followed folder that is a link, outside the repository is never read."""
+    server = tmp_path / "server"
+    server.mkdir()
+    (server / ".env").write_text("- KB_DISCORD_TOKEN=S3CRET-token\n", encoding="utf-8")
+    (server / "private").mkdir()
+    (server / "private" / "roadmap.md").write_text("# Internal\n\n- Internal roadmap 2027\n", encoding="utf-8")
+    repo = Repo(tmp_path / "upstream")
+    repo.write("posts/optimizers.md", OPTIMIZERS)
+    (repo.path / "posts" / "config.md").symlink_to(server / ".env")
+    (repo.path / "posts" / "same.md").symlink_to("optimizers.md")  # a link inside the repository is read
+    (repo.path / "linked").symlink_to(server / "private")
+    repo.commit("links")
+
+    kb = make_kb([{"git": f"file://{repo.path}", "branch": "main", "folder": "posts"}], tmp_path / "data")
+    report = kb.sync()
+    assert report.ingest is not None
+    assert ("config.md", "a link to outside the source folder") in [
+        (skip.file, skip.reason) for skip in report.ingest.parsed.skipped
+    ]
+    assert "Fixing Weight Decay Regularization in Adam" in titles(kb)
+    assert not any("S3CRET" in hit.entry.search_text() for hit in kb.search("discord token").hits)
+
+    linked = make_kb([{"git": f"file://{repo.path}", "branch": "main", "folder": "linked"}], tmp_path / "data2")
+    linked.sync()
+    assert not any("roadmap" in title.lower() for title in titles(linked))

@@ -179,6 +179,14 @@ def test_bad_files_are_reported_and_skipped(tmp_path: Path) -> None:
     (tmp_path / "empty.md").write_text("  \n\n", encoding="utf-8")
     (tmp_path / "huge.md").write_text("# Huge\n\n" + "x" * 1_100_000 + "\n", encoding="utf-8")
     (tmp_path / "ignored.pdf").write_bytes(b"%PDF-1.4")
+    # a name from an archive made on Chinese Windows (GBK bytes): reading it would fail later, at its link
+    (tmp_path / os.fsdecode("\u6d4b\u8bd5".encode("gbk") + b".md")).write_text(
+        "# x\n\n- [X](https://x.example)\n", "utf-8"
+    )
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.md"
+    outside.write_text("# Secret\n\n- [Server secret](https://secret.example)\n", encoding="utf-8")
+    (tmp_path / "linked.md").symlink_to(outside)  # out of the source folder: never read
+    (tmp_path / "same.md").symlink_to("good.md")  # inside it: read
     nested = tmp_path / "sub" / "deeper"
     nested.mkdir(parents=True)
     (nested / "more.markdown").write_text("## Deep\n\n- [Nested paper](https://nested.example/p) why\n", "utf-8")
@@ -189,6 +197,8 @@ def test_bad_files_are_reported_and_skipped(tmp_path: Path) -> None:
         "latin1.txt": "not valid UTF-8 (byte 3)",
         "empty.md": "empty file",
         "huge.md": "line 3 is 1,100,000 characters long (limit 100,000)",
+        "????.md": "file name is not valid UTF-8",
+        "linked.md": "a link to outside the source folder",
     }
     assert sorted(e.title for e in result.entries) == ["Good paper", "Nested paper"]
     assert {e.source.file for e in result.entries} == {"good.md", "sub/deeper/more.markdown"}

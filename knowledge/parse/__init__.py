@@ -94,16 +94,22 @@ class ParseResult:
         }
 
 
-def find_files(sources: Iterable[Path], unlisted: list[str] | None = None) -> Iterator[tuple[Path, str]]:
+def find_files(
+    sources: Iterable[Path], unlisted: list[str] | None = None, refused: list[Skipped] | None = None
+) -> Iterator[tuple[Path, str]]:
     """(path, name relative to its source root) for every collection file, in a stable order.
 
     Sources and sub-folders that cannot be listed are added to `unlisted` (when given) and logged:
-    their files are unknown, which is not the same as deleted.
+    their files are unknown, which is not the same as deleted. Files that are never read are added to
+    `refused` (when given): a symbolic link to outside its source folder (a followed repository could
+    otherwise have the bot index, and show, any file of the server: `config.md -> /srv/bot/.env`), and a
+    name that is not valid UTF-8.
     """
     for source in sources:
         source = Path(source)
         if source.is_dir():
             found: list[tuple[Path, str]] = []
+            inside = os.path.realpath(source) + os.sep
 
             def failed(error: OSError, root: Path = source) -> None:
                 where = Path(error.filename).relative_to(root).as_posix() if error.filename else "."
@@ -115,13 +121,31 @@ def find_files(sources: Iterable[Path], unlisted: list[str] | None = None) -> It
                 folders.sort()
                 for name in names:
                     path = Path(folder) / name
-                    if path.suffix.lower() in SUFFIXES:
-                        found.append((path, path.relative_to(source).as_posix()))
+                    if path.suffix.lower() not in SUFFIXES:
+                        continue
+                    relative = path.relative_to(source).as_posix()
+                    problem = _unsafe(path, relative, inside)
+                    if problem is None:
+                        found.append((path, relative))
+                    elif refused is not None:
+                        refused.append(Skipped(relative.encode("utf-8", "replace").decode("utf-8"), problem))
             yield from sorted(found, key=lambda item: item[1])
         else:
             if not source.exists() and unlisted is not None:
                 unlisted.append(str(source))
             yield source, source.name
+
+
+def _unsafe(path: Path, relative: str, inside: str) -> str | None:
+    """Why the file `path` of a source folder (whose real path, with a trailing separator, is `inside`) is
+    not read, or None."""
+    try:
+        relative.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8"
+    if path.is_symlink() and not os.path.realpath(path).startswith(inside):
+        return "a link to outside the source folder"
+    return None
 
 
 def read_text(path: Path) -> str:
@@ -213,7 +237,7 @@ def parse_sources(sources: Iterable[Path]) -> ParseResult:
     """Parse every file under `sources`. A file that cannot be read or parsed is reported and skipped."""
     result = ParseResult(entries=[])
     collected: list[Entry] = []
-    for path, name in find_files(sources, result.unlisted):
+    for path, name in find_files(sources, result.unlisted, result.skipped):
         try:
             text = read_text(path)
         except PermissionError:
