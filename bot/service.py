@@ -21,7 +21,16 @@ from bot.console import ConsoleChat
 from bot.errors import CannotStart
 from bot.settings import BotSettings
 from bot.state import LeaseKeeper, ResilientState, StateStore, StateUnavailable, open_state
-from knowledge import Health, IngestLocked, IngestReport, KnowledgeBase, MassRemoval, StorageError, SyncReport
+from knowledge import (
+    Health,
+    IngestLocked,
+    IngestReport,
+    KnowledgeBase,
+    KnowledgeUnavailable,
+    MassRemoval,
+    StorageError,
+    SyncReport,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -225,6 +234,11 @@ async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateSt
         _log.warning("start-up ingest skipped: %s; serving the current index meanwhile", error)
     except MassRemoval as error:
         _log.warning("start-up ingest refused: %s; serving the current index", error)
+    except (KnowledgeUnavailable, StorageError):
+        raise  # this machine cannot serve: the store is unreachable, or the data folder unusable
+    except Exception as error:  # noqa: BLE001 - what the sources do must not stop the bot
+        _log.error("start-up ingest failed (%s: %s); serving the current index", type(error).__name__, error)
+        _log.debug("start-up ingest failure", exc_info=error)
     else:
         summary = report.summary
         _log.info(

@@ -61,10 +61,13 @@ def git(
             stdin=subprocess.DEVNULL,
             check=False,
         )
-    except FileNotFoundError:
-        raise GitError("git is not installed (no `git` command on PATH)") from None
     except subprocess.TimeoutExpired:
         raise GitError(f"git {args[0]} took longer than {timeout:.0f} s") from None
+    except OSError as error:
+        if isinstance(error, FileNotFoundError) and (cwd is None or cwd.is_dir()):
+            raise GitError("git is not installed (no `git` command on PATH)") from None
+        # the folder to run in cannot be entered (permission denied), or is gone
+        raise GitError(f"git {args[0]}: {error.strerror or error}") from None
     if done.returncode != 0:
         raise GitError(_one_line(done.stderr, args[0], secret))
     return done.stdout

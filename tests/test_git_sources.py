@@ -326,3 +326,11 @@ def test_links_in_a_followed_repository_never_read_files_outside_it(make_kb: Mak
     linked = make_kb([{"git": f"file://{repo.path}", "branch": "main", "folder": "linked"}], tmp_path / "data2")
     linked.sync()
     assert not any("roadmap" in title.lower() for title in titles(linked))
+
+
+def test_git_in_a_folder_that_cannot_be_entered_is_a_git_error(tmp_path: Path) -> None:
+    """Not an OSError that stops the bot at start-up (a source folder it may not enter, or one removed)."""
+    from knowledge.gitsource import GitError, git
+
+    with pytest.raises(GitError, match=r"^git rev-parse: No such file or directory$"):
+        git(["rev-parse", "--show-toplevel"], tmp_path / "gone")

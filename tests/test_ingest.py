@@ -150,11 +150,15 @@ def test_a_file_that_cannot_be_read_keeps_its_entries(
     assert answerable(make_kb, tmp_path / "data") == ALL
 
 
-def test_a_link_to_a_device_is_not_read(tmp_path: Path) -> None:
+def test_a_link_to_a_device_or_a_pipe_is_not_read(tmp_path: Path) -> None:
     (tmp_path / "zero.md").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "pipe.md")  # in the folder: opened without blocking, then refused
     (tmp_path / "ok.md").write_text(NOTES, encoding="utf-8")
     result = parse_sources([tmp_path])
-    assert [(skip.file, skip.reason) for skip in result.skipped] == [("zero.md", "not a regular file")]
+    assert sorted((skip.file, skip.reason) for skip in result.skipped) == [
+        ("pipe.md", "not a regular file"),
+        ("zero.md", "a link to outside the source folder"),
+    ]
     assert len(result.entries) == 3
 
 
@@ -199,7 +203,28 @@ def _entry(file: str) -> Entry:
             ParseResult([], files=[FileReport("a.md", "markdown", 0, 0, {})], unlisted=["notes/private"]),
             {"a.md": True, "b.md": False},
         ),
+        # two sources hold a notes.md, one read and one not: the unread one's entries are not known gone
+        (
+            ParseResult([], files=[FileReport("notes.md", "markdown", 0, 0, {})], skipped=[Skipped("notes.md", "x")]),
+            {"notes.md": False, "b.md": True},
+        ),
     ],
 )
 def test_what_counts_as_evidence_of_removal(result: ParseResult, removable: dict[str, bool]) -> None:
     assert {file: result.may_remove(_entry(file).source.file) for file in removable} == removable
+
+
+def test_two_sources_with_an_entry_alike_are_both_indexed(make_kb: MakeKb, tmp_path: Path) -> None:
+    """The same file name, heading and short title in two sources gave two entries one id, and every ingest,
+    and the bot's start-up, failed on it; a source listed twice did the same."""
+    for team, url in (("team-a", "https://a.example/bert"), ("team-b", "https://b.example/bert")):
+        (tmp_path / team).mkdir()
+        (tmp_path / team / "notes.md").write_text(f"# NLP\n\n- [BERT]({url}) 预训练\n", encoding="utf-8")
+    kb = make_kb([tmp_path / "team-a", tmp_path / "team-b", tmp_path / "team-a"], tmp_path / "data")
+    report = kb.ingest()
+    assert report.summary.entries == 2
+    hits = kb.search("BERT", 5).hits
+    assert {link.url for hit in hits for link in hit.entry.links} == {
+        "https://a.example/bert",
+        "https://b.example/bert",
+    }

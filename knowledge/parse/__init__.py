@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import os
 import re
@@ -75,9 +76,9 @@ class ParseResult:
     def may_remove(self, file: str) -> bool:
         """Whether this run is evidence that entries of `file` that it did not produce are gone: the file
         was read and no longer has them, or it was deleted while every source was listed."""
-        if file in self.read:
-            return True
-        return self.complete and file not in {skip.file for skip in self.skipped}
+        if file in {skip.file for skip in self.skipped}:
+            return False  # two sources can hold a file of that name: one read is no evidence for the other
+        return file in self.read or self.complete
 
     def summary(self) -> dict[str, object]:
         """Counts per file and in total, as the CLI prints them."""
@@ -261,4 +262,24 @@ def parse_sources(sources: Iterable[Path]) -> ParseResult:
     for skip in result.skipped:
         _log.warning("skipped %s: %s", skip.file, skip.reason)
     result.entries, result.merged = dedupe(collected)
+    result.entries = _distinct_ids(result.entries)
     return result
+
+
+def _distinct_ids(entries: list[Entry]) -> list[Entry]:
+    """Entries whose ids are unique: an entry whose id an earlier one has (the same file name, heading and
+    short title in two sources, or one folder listed twice) gets an id derived from it and its rank among
+    them, stable while the sources keep their order."""
+    seen: dict[str, int] = {}
+    distinct: list[Entry] = []
+    for entry in entries:
+        count = seen.get(entry.id, 0)
+        seen[entry.id] = count + 1
+        if count:
+            derived = hashlib.sha1(f"{entry.id}\x1f{count}".encode()).hexdigest()[:16]
+            _log.warning(
+                "%s: an entry like %r in another source; told apart as %s", entry.source.file, entry.title, derived
+            )
+            entry = entry.model_copy(update={"id": derived})
+        distinct.append(entry)
+    return distinct
