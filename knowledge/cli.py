@@ -19,7 +19,7 @@ from knowledge.base import KnowledgeBase
 from knowledge.entry import Entry
 from knowledge.errors import KnowledgeError, SettingsError
 from knowledge.evaluate import KS, evaluate, load_questions
-from knowledge.filters import SECTION_KEY_SEPARATOR, parse_section, section_key
+from knowledge.filters import SECTION_KEY_SEPARATOR, section_key
 from knowledge.locations import Locator
 from knowledge.logs import configure_logging
 from knowledge.parse import ParseResult, parse_sources
@@ -192,10 +192,16 @@ def print_result(result: SearchResult, console: Console) -> None:
         entry = hit.entry
         weak = "" if hit.confident else " [yellow](weak match)[/yellow]"
         console.print(f"[bold]{rank}. {escape(entry.title)}[/bold]{weak}", highlight=False)
+        for title in entry.alt_titles[:1]:  # a Chinese headline's English paper title, or the other way round
+            console.print(f"   [italic]{escape(title)}[/italic]", highlight=False)
         if entry.summary:
             console.print(f"   {escape(entry.summary[:160])}", highlight=False)
         for link in entry.links[:2]:
-            console.print(f"   {link.role}: {link.url}", highlight=False)
+            console.print(f"   {link.role}: {link.url}", highlight=False, soft_wrap=True)
+        if not entry.links:  # where it is in the collection
+            where = entry.location
+            shown = f"{escape(where.text)}: {where.url}" if where is not None else escape(entry.place)
+            console.print(f"   in the collection: {shown}", highlight=False, soft_wrap=True)
         if entry.section_path:
             console.print(f"   [dim]{escape(section_key(entry.section_path))}[/dim]", highlight=False)
 
@@ -213,9 +219,21 @@ def no_index(kb: KnowledgeBase) -> bool:
 
 
 def run_search(kb: KnowledgeBase, args: argparse.Namespace) -> int:
-    section = parse_section(args.section) if args.section else ()
+    section: tuple[str, ...] = ()
+    if args.section:
+        # named as chat's in: names it: part of its name in either language, its number, or its path
+        found = kb.sections().resolve(args.section)
+        if found is None:
+            print(f"error: --section: no section of the collection matches {args.section!r}", file=sys.stderr)
+            return 2
+        section = found.path
     if args.batch:
-        for line in args.batch.read_text(encoding="utf-8").splitlines():
+        try:
+            lines = args.batch.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            print(f"error: --batch: cannot read {args.batch}: {_reason(error)}", file=sys.stderr)
+            return 2
+        for line in lines:
             result = kb.search(line, args.k, section=section, lang=args.lang)
             print(json.dumps([hit_json(hit) for hit in result.hits], ensure_ascii=False), flush=True)
         return 0
@@ -230,8 +248,21 @@ def run_search(kb: KnowledgeBase, args: argparse.Namespace) -> int:
     return 0
 
 
+def _reason(error: Exception) -> str:
+    """An error as a person reads it, one line."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if isinstance(error, UnicodeDecodeError):
+        return f"not valid UTF-8 (byte {error.start})"
+    return str(error).splitlines()[0]
+
+
 def run_eval(kb: KnowledgeBase, args: argparse.Namespace) -> int:
-    questions = load_questions(args.file)
+    try:
+        questions = load_questions(args.file)
+    except (OSError, ValueError) as error:
+        print(f"error: cannot read the questions in {args.file}: {_reason(error)}", file=sys.stderr)
+        return 2
     if args.split:
         questions = [question for question in questions if question.split == args.split]
         if not questions:
@@ -294,7 +325,10 @@ def run_prompt(kb: KnowledgeBase) -> int:
             break
         if not question.strip() or question.strip().lower() in ("quit", "exit"):
             break
-        print_result(kb.search(question), console)
+        try:
+            print_result(kb.search(question), console)
+        except KeyboardInterrupt:
+            console.print("(stopped)", highlight=False)
     return 0
 
 
@@ -334,6 +368,20 @@ def run_new(kb: KnowledgeBase, days: int, as_json: bool) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging(args.verbose)
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show Chinese gets "?" rather than a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+    try:
+        return _main(args)
+    except KeyboardInterrupt:
+        print(
+            "interrupted: run the command again to finish (a --rebuild leaves the current index in service)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         settings = load_settings(Settings)
     except SettingsError as error:

@@ -612,3 +612,54 @@ def test_the_command_lines_keep_chatty_libraries_quiet_even_when_one_turns_its_o
         "WARNING bm25s: a real problem",
         "INFO knowledge.writer: ingest done",
     ]
+
+
+def test_cli_errors_in_what_it_is_given_are_one_line_and_exit_2(
+    cli_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ingest"]) == 0
+    capsys.readouterr()
+    not_utf8 = cli_env / "gbk.txt"
+    not_utf8.write_bytes("召回".encode("gbk"))
+    for args, says in (
+        (["search", "召回", "--section", "天文学"], "error: --section: no section of the collection matches '天文学'"),
+        (["search", "--batch", str(cli_env / "none.txt")], "error: --batch: cannot read"),
+        (["search", "--batch", str(cli_env)], "error: --batch: cannot read"),
+        (["search", "--batch", str(not_utf8)], "not valid UTF-8 (byte 0)"),
+        (["eval", str(cli_env / "none.jsonl")], "error: cannot read the questions in"),
+        (["eval", str(not_utf8)], "error: cannot read the questions in"),
+    ):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        (line,) = [line for line in err.splitlines() if line.startswith("error:")]  # (the model's progress aside)
+        assert says in line and "Traceback" not in err, (args, err)
+    # a section named as in: names it (part of its name)
+    assert main(["search", "召回", "--section", "召回", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert hits and all(hit["section_path"][:2] == ["推荐", "召回"] for hit in hits)
+
+
+def test_cli_results_show_the_other_title_and_where_an_entry_without_links_is() -> None:
+    import io
+
+    from rich.console import Console
+
+    from knowledge.cli import print_result
+    from knowledge.ranking import Hit
+    from knowledge.search import SearchResult
+
+    source = SourceRef(file="notes.md", line_start=3, line_end=4, format="markdown")
+    entry = Entry(
+        id="e1",
+        title="权重无关神经网络",
+        alt_titles=("Weight Agnostic Neural Networks",),
+        source=source,
+        section_path=("深度学习", "架构"),
+        lang="zh-Hans",
+    )
+    hit = Hit(entry, 1.0, 0.9, 0.1, 2.0, 1, 1.0)
+    out = io.StringIO()
+    print_result(SearchResult("weight agnostic", (hit,)), Console(file=out, width=60))
+    shown = out.getvalue()
+    assert "1. 权重无关神经网络" in shown and "Weight Agnostic Neural Networks" in shown
+    assert "in the collection: notes.md › 深度学习 › 架构" in shown
