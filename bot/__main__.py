@@ -179,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(slack_manifest(), end="")
         return 0
     configure_logging(args.verbose)
+    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show Chinese gets "?" rather than a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     try:
         settings = load_settings(BotSettings)
         if args.command == "gaps":
@@ -204,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KnowledgeError as error:  # e.g. the Chroma server is not up yet: say so, and let a supervisor retry
         _log.error("cannot start: %s", error)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while starting (the model loads for seconds): no traceback
+        print("interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

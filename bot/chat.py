@@ -68,6 +68,7 @@ from knowledge import (
     arxiv_id,
     blurb,
     section_id,
+    without_escapes,
     without_identifiers,
 )
 
@@ -391,7 +392,7 @@ def _decode_item(data: dict[str, object]) -> AnswerItem:
 
 def clean_question(text: str, limit: int) -> tuple[str, bool]:
     """Trimmed, without control or zero-width characters, cut to `limit` characters: (text, was cut)."""
-    text = text.encode("utf-8", "replace").decode("utf-8")
+    text = without_escapes(text.encode("utf-8", "replace").decode("utf-8"))
     text = _INVISIBLE.sub(" ", unicodedata.normalize("NFC", text))
     text = " ".join(text.split())
     if len(text) > limit:

@@ -28,7 +28,7 @@ from bot.errors import BadDays, user_message_for
 from bot.i18n import Locale, texts_for
 from bot.render import render_browse_text, render_new_text, render_text
 from bot.request import number_in, read_request
-from knowledge import SyncReport
+from knowledge import SyncReport, without_escapes
 
 _log = logging.getLogger(__name__)
 
@@ -36,8 +36,9 @@ CONVERSATION = "console"
 USER = "console"
 PROMPT = "? "
 _NUMBERED = re.compile(r"^\d+\. ")
-# C0 and C1 controls (ESC, BEL, CR, backspace, CSI …) and DEL; newline and tab stay.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0 and C1 controls (ESC, BEL, CR, backspace, CSI …) and DEL, and bidi marks, embeddings, overrides and isolates
+# (U+202E would show the rest of a line reversed); newline and tab stay.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _READ_SIZE = 65536
 
 
@@ -65,8 +66,9 @@ def new_arguments(text: str) -> tuple[int, int]:
 
 
 def printable(text: str) -> str:
-    """`text` without control characters, except newline and tab: safe to print on a terminal."""
-    return _CONTROLS.sub("", text)
+    """`text` without escape sequences and control characters, except newline and tab: safe to print on a
+    terminal."""
+    return _CONTROLS.sub("", without_escapes(text))
 
 
 def render_console(answer: Answer, page_size: int = 5) -> Text:
@@ -151,7 +153,7 @@ class ConsoleChat:
 
     def say(self, text: str, *, style: str = "", end: str = "\n") -> None:
         """Print `text` as it is (no markup), without control characters."""
-        self.console.print(Text(printable(text), style=style), end=end, highlight=False)
+        self.console.print(Text(printable(text), style=style), end=end, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         """Read no further line: `run` returns once the line being handled is answered, without waiting for
@@ -204,7 +206,7 @@ class ConsoleChat:
                 question, scope = await self.core.prepare(None, rest)  # no cooldown for the local user
                 scope = replace(scope, private=False)  # nobody else reads this terminal
                 answer = await self.core.answer(CONVERSATION, question, locale=locale, scope=scope)
-                self.console.print(render_console(answer, size))
+                self.console.print(render_console(answer, size), soft_wrap=True)
             elif command == "/browse":
                 section, page = browse_arguments(rest)
                 self.say(render_browse_text(await self.core.browse(section or TOP, page, locale=locale)))
@@ -216,10 +218,12 @@ class ConsoleChat:
                 if number is None:
                     self.say(t(texts.USAGE_SIMILAR, similar="/similar"))
                 else:
-                    self.console.print(render_console(await self.core.similar(CONVERSATION, number), size))
+                    self.console.print(
+                        render_console(await self.core.similar(CONVERSATION, number), size), soft_wrap=True
+                    )
             elif command == "/more":
                 answer = await self.core.more(CONVERSATION)
-                self.console.print(render_console(answer, self.core.settings.answer_size))
+                self.console.print(render_console(answer, self.core.settings.answer_size), soft_wrap=True)
             elif command == "/stats":
                 self.say(stats_text(await self.core.stats(), t))
             elif command == "/help":

@@ -11,6 +11,23 @@ from knowledge.entry import Lang
 
 MIN_TITLE_KEY = 6
 
+# Terminal escape sequences (colours, window titles, hyperlinks): text pasted from a terminal carries them, and
+# removing only their ESC would leave "[31m" behind.
+ESCAPE_SEQUENCES = (
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
+    r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"  # OSC, ended by BEL or ST
+    r"|\x1b[PX^_][^\x1b\n]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
+    r"|\x1b[ -/]*[0-~]"  # other escape sequences
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # the one-byte CSI
+)
+_ESCAPES = re.compile(ESCAPE_SEQUENCES)
+
+
+def without_escapes(text: str) -> str:
+    """`text` without terminal escape sequences (whole: `\x1b[31mbert\x1b[0m` is `bert`)."""
+    return _ESCAPES.sub("", text) if "\x1b" in text or "\x9b" in text else text
+
+
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _ARXIV = re.compile(

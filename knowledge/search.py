@@ -15,7 +15,7 @@ from knowledge.embed import Embedder
 from knowledge.filters import Where
 from knowledge.lexical import LexicalScores, unknown_names, with_translations
 from knowledge.live import LiveIndex
-from knowledge.normalize import has_han
+from knowledge.normalize import has_han, without_escapes
 from knowledge.ranking import DenseHit, Hit, Mode, RankingConfig, RefusalModel, Signals, decide, rank, signals
 from knowledge.reader import IndexReader
 
@@ -51,7 +51,7 @@ def question_text(query: str) -> str:
 def clean_query(text: str, limit: int) -> tuple[str, bool]:
     """NFKC, control and zero-width characters removed, whitespace collapsed, cut to `limit`: (text, was cut)."""
     text = text.encode("utf-8", "replace").decode("utf-8")
-    text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", text))
+    text = _CONTROL.sub(" ", unicodedata.normalize("NFKC", without_escapes(text)))
     text = " ".join(text.split())
     if len(text) > limit:
         return text[:limit], True

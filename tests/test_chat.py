@@ -119,6 +119,7 @@ async def test_empty_long_and_odd_questions(retriever: FakeRetriever, tmp_path: 
     long = await core.ask("c", "u2", Q + " " + "x" * 10_000)
     assert long.truncated and len(long.question) <= 40
     assert clean_question("a\u200bb\n\tc\ud800", 100) == ("a b c?", False)
+    assert clean_question("\x1b[31mbert\x1b[0m \x1b[1mcontrastive\x1b[22m", 100) == ("bert contrastive", False)
 
 
 async def test_the_question_limit_is_one_setting_and_a_cut_is_told(tmp_path: Path) -> None:

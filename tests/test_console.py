@@ -31,9 +31,9 @@ TITLE_ESCAPE = "\x1b]0;evil\x07"
 RED = "\x1b[31m"
 
 
-async def run_lines(core: ChatCore, text: str) -> str:
+async def run_lines(core: ChatCore, text: str, *, width: int = 200) -> str:
     out = io.StringIO()
-    chat = ConsoleChat(core, stdin=io.StringIO(text), console=Console(file=out, width=200, color_system=None))
+    chat = ConsoleChat(core, stdin=io.StringIO(text), console=Console(file=out, width=width, color_system=None))
     await chat.run()
     return out.getvalue()
 
@@ -96,9 +96,10 @@ async def test_hostile_lines_get_clear_replies(core: ChatCore) -> None:
     [
         ("plain 中文 text", "plain 中文 text"),
         ("lines\nand\ttabs", "lines\nand\ttabs"),
-        (f"{TITLE_ESCAPE}title {RED}red\x1b[0m", "]0;eviltitle [31mred[0m"),
-        ("\x9b31m 8-bit CSI \x9d0;t\x9c", "31m 8-bit CSI 0;t"),
+        (f"{TITLE_ESCAPE}title {RED}red\x1b[0m", "title red"),  # whole sequences go, not only their ESC
+        ("\x9b31m 8-bit CSI \x9d0;t\x9c", " 8-bit CSI 0;t"),
         ("bell\x07 back\x08space del\x7f cr\r", "bell backspace del cr"),
+        ("\u202eevil \u2066isolated\u2069 \u200fmark", "evil isolated mark"),  # bidi: never a reversed line
     ],
 )
 def test_printable_drops_every_control_but_newline_and_tab(text: str, expected: str) -> None:
@@ -120,8 +121,8 @@ async def test_escape_sequences_in_questions_and_commands_are_not_printed(core: 
     assert_no_controls(output)
     assert "1. Fixing Weight Decay Regularization in Adam" in output
     assert "合集中没有找到关于" in output  # the Chinese question is answered in Chinese, and so is what follows
-    assert "未知命令 /unknown[31m" in output  # shown, harmless without its ESC
-    assert "未知命令 /nonsense]0;evil" in output
+    assert "未知命令 /unknown。" in output  # each sequence removed whole, not only its ESC
+    assert "未知命令 /nonsense。" in output
 
 
 async def test_escape_sequences_in_an_entry_are_not_printed(tmp_path: Path) -> None:
@@ -138,22 +139,32 @@ async def test_escape_sequences_in_an_entry_are_not_printed(tmp_path: Path) -> N
     core = ChatCore(retriever, BotSettings(_env_file=None, data_dir=tmp_path, answer_size=1))
     output = await run_lines(core, "Adam weight decay regularization\n/more\n")
     assert_no_controls(output)
-    assert "1. ]0;evilFixing Weight Decay [31mRegularization[0m in Adam" in output
-    assert "深度]0;evil学习 › 优化" in output
+    assert "1. Fixing Weight Decay Regularization in Adam" in output
+    assert "深度学习 › 优化" in output
 
 
-def test_python_m_bot_console_with_piped_stdin(small_notes: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("encoding", "question"),
+    [
+        ("utf-8", "何恺明 动量对比 无监督"),
+        # a terminal that cannot show Chinese (the banner and the answers have it): "?", not a crash
+        ("latin-1", "MoCo momentum contrast unsupervised"),
+    ],
+)
+def test_python_m_bot_console_with_piped_stdin(small_notes: Path, tmp_path: Path, encoding: str, question: str) -> None:
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("KB_")},
         "KB_SOURCES": str(small_notes),
         "KB_DATA_DIR": str(tmp_path / "data"),
         "KB_CONFIG_DIR": str(tmp_path / "config"),  # no settings.toml, and no .env in the cwd
+        "PYTHONIOENCODING": encoding,
     }
     done = subprocess.run(
         [sys.executable, "-m", "bot", "console"],
-        input="何恺明 动量对比 无监督\n/quit\n",
+        input=f"{question}\n/quit\n",
         capture_output=True,
         text=True,
+        encoding=encoding,
         env=env,
         cwd=tmp_path,
         timeout=300,
@@ -234,3 +245,10 @@ async def test_browse_descends_and_pages_in_plain_text(core: ChatCore) -> None:
     assert "(next page: /browse 深度学习 / 自监督 page:2)" in output
     assert "§深度学习 › 自监督, 2 entries (page 2/2):\nEntries:\n2. " in output
     assert "No section of the collection matches “天文学”." in output
+
+
+async def test_links_are_printed_whole_on_a_narrow_terminal(core: ChatCore) -> None:
+    """Folded by the console at its width, a link ended one line and went on the next: the terminal then
+    opened the cut one. The terminal wraps lines itself."""
+    output = await run_lines(core, "Which paper fixes weight decay in Adam?\n", width=20)
+    assert "https://arxiv.org/abs/1711.05101" in output

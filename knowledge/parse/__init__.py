@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from knowledge.entry import Entry, Format
+from knowledge.normalize import ESCAPE_SEQUENCES
 from knowledge.parse.dedupe import dedupe
 from knowledge.parse.draft import Draft, finish
 from knowledge.parse.markdown import parse_markdown
@@ -195,12 +196,7 @@ PARSERS = {"markdown": parse_markdown, "pdf_text": parse_pdf_text, "qa": parse_q
 # Terminal escape sequences (colours, window titles, hyperlinks), then any other C0 or C1 control
 # character but tab and newline: entries are shown in terminals and chats, where these would act.
 _CONTROLS = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI
-    r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"  # OSC, ended by BEL or ST
-    r"|\x1b[PX^_][^\x1b\n]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
-    r"|\x1b[ -/]*[0-~]"  # other escape sequences
-    r"|\x9b[0-?]*[ -/]*[@-~]"  # the one-byte CSI
-    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+    ESCAPE_SEQUENCES + r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
     r"|[\ud800-\udfff]"  # a lone surrogate: it cannot be stored or embedded
 )
 
