@@ -333,7 +333,8 @@ def run_prompt(kb: KnowledgeBase) -> int:
 
 
 def run_sync(kb: KnowledgeBase, force: bool, as_json: bool) -> int:
-    """Exit 0 when every source synced, 1 when one could not be fetched (the index kept its entries)."""
+    """Exit 0 when every source synced, 1 when one could not be fetched or a file of one could not be read
+    (the index kept their entries), as `ingest` says."""
     with contextlib.contextmanager(_progress)(sys.stderr.isatty() and not as_json) as progress:
         report = kb.sync(force=force, progress=progress)
     if as_json:
@@ -348,7 +349,13 @@ def run_sync(kb: KnowledgeBase, force: bool, as_json: bool) -> int:
             else "nothing to index"
         )
         print(f"{indexed}; {report.seconds} s")
-    return 1 if report.failed else 0
+    unread = report.ingest is not None and not report.ingest.complete
+    if report.ingest is not None:
+        for skip in report.ingest.parsed.skipped:
+            print(f"skipped {skip.file}: {skip.reason}", file=sys.stderr)
+        for folder in report.ingest.parsed.unlisted:
+            print(f"could not list {folder}", file=sys.stderr)
+    return 1 if report.failed or unread else 0
 
 
 def run_new(kb: KnowledgeBase, days: int, as_json: bool) -> int:

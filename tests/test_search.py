@@ -663,3 +663,16 @@ def test_cli_results_show_the_other_title_and_where_an_entry_without_links_is() 
     shown = out.getvalue()
     assert "1. 权重无关神经网络" in shown and "Weight Agnostic Neural Networks" in shown
     assert "in the collection: notes.md › 深度学习 › 架构" in shown
+
+
+def test_cli_sync_says_which_files_it_could_not_read_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# A\n\n- [A paper](https://a.example/p) 摘要\n", encoding="utf-8")
+    (notes / "b.md").write_bytes("# 乙\n\n- [乙](https://b.example/p)\n".encode("gbk"))
+    monkeypatch.setenv("KB_SOURCES", str(notes))
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
+    assert main(["sync"]) == 1  # as ingest says: not every source could be read
+    assert "skipped b.md: not valid UTF-8" in capsys.readouterr().err

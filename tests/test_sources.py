@@ -187,6 +187,10 @@ def test_bad_files_are_reported_and_skipped(tmp_path: Path) -> None:
     outside.write_text("# Secret\n\n- [Server secret](https://secret.example)\n", encoding="utf-8")
     (tmp_path / "linked.md").symlink_to(outside)  # out of the source folder: never read
     (tmp_path / "same.md").symlink_to("good.md")  # inside it: read
+    (tmp_path / ".#good.md").symlink_to("curator@host.1234")  # an Emacs lock: hidden files are not notes
+    (tmp_path / "._good.md").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS metadata
+    (tmp_path / ".obsidian").mkdir()
+    (tmp_path / ".obsidian" / "workspace.md").write_text("# not notes\n\n- [X](https://x.example)\n", "utf-8")
     nested = tmp_path / "sub" / "deeper"
     nested.mkdir(parents=True)
     (nested / "more.markdown").write_text("## Deep\n\n- [Nested paper](https://nested.example/p) why\n", "utf-8")

@@ -120,10 +120,12 @@ def find_files(
                     unlisted.append(f"{root}/{where}" if where != "." else str(root))
 
             for folder, folders, names in os.walk(source, onerror=failed):
-                folders.sort()
+                folders[:] = sorted(name for name in folders if not name.startswith("."))  # .git, .obsidian, …
                 for name in names:
                     path = Path(folder) / name
-                    if path.suffix.lower() not in SUFFIXES:
+                    # Hidden files are an editor's or the OS's, not notes: an Emacs lock (.#a.md), a macOS
+                    # AppleDouble (._a.md) would otherwise fail every ingest.
+                    if path.suffix.lower() not in SUFFIXES or name.startswith("."):
                         continue
                     relative = path.relative_to(source).as_posix()
                     problem = _unsafe(path, relative, inside)
