@@ -36,6 +36,7 @@ from bot.errors import (
     Cooldown,
     EmptyQuestion,
     EntryGone,
+    IndexEmpty,
     NoSuchItem,
     NothingMore,
     ReadOnlyReplica,
@@ -654,6 +655,8 @@ class ChatCore:
         else:
             items = hits
         items = items[: size * self.settings.max_pages]
+        if not items and (await asyncio.to_thread(self.retriever.sections)).total == 0:
+            raise IndexEmpty()  # "nothing found" would blame the question, and record it as a gap
         kept = replace(template, items=tuple(items))
         answer_id = await self._remember(conversation, kept)
         refused = not items and template.kind == "search"

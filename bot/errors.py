@@ -107,6 +107,13 @@ class UnknownSection(BotError):
         super().__init__(section=self.shown(section, self.SHOWN))
 
 
+class IndexEmpty(BotError):
+    """A question while the index holds no entry (never built, or a first ingest still running): not the
+    question's fault, and not a gap in the collection."""
+
+    message = texts.INDEX_EMPTY
+
+
 class EntryGone(BotError):
     """ "Similar to…" on an entry the collection no longer has (a reindex removed it)."""
 

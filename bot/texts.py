@@ -44,6 +44,7 @@ LANG_ZH = N_("Chinese entries")
 LANG_ZH_HANS = N_("Simplified Chinese entries")
 LANG_ZH_HANT = N_("Traditional Chinese entries")
 UNKNOWN_SECTION = N_("No section of the collection matches “{section}”. Try part of its name, in Chinese or English.")
+INDEX_EMPTY = N_("The collection is not indexed yet, so I cannot answer. Please try again in a few minutes.")
 ENTRY_GONE = N_("That entry is no longer in the collection: it was removed since this answer was shown.")
 SECTION_GONE = N_(
     "That section is no longer in the collection: it was renamed or removed since this page was shown. "

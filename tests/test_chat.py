@@ -33,6 +33,7 @@ from bot.errors import (
     Cooldown,
     EmptyQuestion,
     EntryGone,
+    IndexEmpty,
     NoSuchItem,
     NothingMore,
     ReadOnlyReplica,
@@ -657,3 +658,11 @@ async def test_similar_to_an_item_never_returns_it(retriever: FakeRetriever, tmp
     retriever.entries = tuple(entry for entry in retriever.entries if entry.id != answer.items[1].entry_id)
     with pytest.raises(EntryGone):
         await core.similar("elsewhere", answer.items[1].entry_id, answer_id=answer.id)
+
+
+async def test_a_question_before_the_index_has_entries_is_told_so_not_that_nothing_matches(tmp_path: Path) -> None:
+    core = core_for(FakeRetriever(entries=()), tmp_path)
+    with pytest.raises(IndexEmpty) as raised:
+        await core.ask("c", "u", "bert")
+    assert user_message_for(raised.value) == texts.INDEX_EMPTY
+    assert await core.flush_records(5) and Records(tmp_path / "bot.sqlite").activity(EPOCH).refused == 0  # no gap
