@@ -101,7 +101,7 @@ STATS_SYNC_FAILED = N_("; the last sync failed at {when}, so answers come from t
 STATS_ACTIVITY = N_("This week: {answered} questions answered, {refused} not; 👍 {up}, 👎 {down}.")
 
 HELP_INTRO = N_(
-    "I answer questions from a curated collection of machine-learning reading notes (paper titles, Chinese\n"
+    "I answer questions from a curated collection of machine-learning reading notes (paper titles, Chinese "
     "article headlines, summaries and links), in Chinese or English."
 )
 HELP_ASK = N_("• {ask}: {usage}")

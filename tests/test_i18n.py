@@ -209,3 +209,10 @@ def test_python_m_bot_with_a_bad_kb_locale_exits_2_with_one_line(tmp_path: Path)
     (line,) = done.stderr.strip().splitlines()
     assert line == "error: invalid setting KB_LOCALE: expected auto, zh-Hans, zh-Hant or en (got 'klingon')"
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize("locale", ["en", "zh-Hans", "zh-Hant"])
+def test_the_help_introduction_is_one_paragraph(locale: Locale) -> None:
+    """A line break in a text is the front-end's to make: the introduction broke in mid-sentence everywhere."""
+    intro = texts_for(locale)(texts.HELP_INTRO)
+    assert "\n" not in intro and intro.endswith(("English.", "中英文皆可。"))
