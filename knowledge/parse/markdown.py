@@ -472,9 +472,11 @@ def _uncovered(tokens: list[Token], lines: list[str], offset: int) -> list[tuple
     textual = False
     for index in range(count + 1):
         if index < count and not covered[index]:
-            if first < 0:
-                first, textual = index, False
             line = lines[index]
+            if first < 0:
+                if not line.strip():
+                    continue  # a run starts at a line with something on it: a blank line belongs to no block
+                first, textual = index, False
             textual = textual or not (_MARKERS.fullmatch(line) or _LABEL.match(line))
             continue
         if first >= 0 and textual:
