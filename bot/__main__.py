@@ -178,10 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(slack_manifest(), end="")
         return 0
-    configure_logging(args.verbose)
-    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show Chinese gets "?" rather than a crash
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="replace")
+    configure_logging(args.verbose)  # and "?" for what the terminal cannot show
     try:
         settings = load_settings(BotSettings)
         if args.command == "gaps":

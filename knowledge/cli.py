@@ -374,10 +374,7 @@ def run_new(kb: KnowledgeBase, days: int, as_json: bool) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    configure_logging(args.verbose)
-    for stream in (sys.stdout, sys.stderr):  # a terminal that cannot show Chinese gets "?" rather than a crash
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="replace")
+    configure_logging(args.verbose)  # and "?" for what the terminal cannot show
     try:
         return _main(args)
     except KeyboardInterrupt:

@@ -19,7 +19,11 @@ class QuietLibraries(logging.Filter):
 
 
 def configure_logging(verbose: bool) -> None:
-    """Log to stderr; the chatty libraries only from WARNING up."""
+    """Log to stderr; the chatty libraries only from WARNING up. A terminal that cannot show a character (Chinese
+    on a Latin-1 one) gets "?" for it, in the log and in what the program prints, rather than a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
