@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     @field_validator("sources")
     @classmethod
     def _sources_exist(cls, value: list[Source]) -> list[Source]:
+        if not value:  # `KB_SOURCES=,`: an ingest would find every entry gone
+            raise ValueError("names no file, folder or repository")
         missing = missing_sources(value)
         if missing:
             raise ValueError(f"no such file or folder: {', '.join(missing)}")

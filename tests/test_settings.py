@@ -25,6 +25,8 @@ BAD_SETTINGS = [
     ("KB_BM25_WEIGHT", "heavy", "valid number"),
     ("KB_ANSWER_SIZE", "0", "greater than or equal to 1"),
     ("KB_SOURCES", "/nonexistent/notes", "no such file or folder: /nonexistent/notes"),
+    ("KB_SOURCES", ",", "names no file, folder or repository"),  # was an ingest refusing to remove everything
+    ("KB_SOURCES", "[]", "names no file, folder or repository"),
     ("KB_EMBED_THREADS", "0", "greater than or equal to 1"),
     ("KB_EMBED_THREADS", "99999999999", "less than or equal to 1024"),  # was an OverflowError traceback
     ("KB_SYNC_INTERVAL", "99999999999999999d", "longer than a year"),  # was an OverflowError traceback
