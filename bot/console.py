@@ -28,7 +28,7 @@ from bot.errors import BadDays, user_message_for
 from bot.i18n import Locale, texts_for
 from bot.render import render_browse_text, render_new_text, render_text
 from bot.request import number_in, read_request
-from knowledge import SyncReport, without_escapes
+from knowledge import SyncReport, printable
 
 _log = logging.getLogger(__name__)
 
@@ -36,9 +36,6 @@ CONVERSATION = "console"
 USER = "console"
 PROMPT = "? "
 _NUMBERED = re.compile(r"^\d+\. ")
-# C0 and C1 controls (ESC, BEL, CR, backspace, CSI …) and DEL, and bidi marks, embeddings, overrides and isolates
-# (U+202E would show the rest of a line reversed); newline and tab stay.
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _READ_SIZE = 65536
 
 
@@ -63,12 +60,6 @@ def new_arguments(text: str) -> tuple[int, int]:
     if days is None:
         raise BadDays(rest)
     return days, page
-
-
-def printable(text: str) -> str:
-    """`text` without escape sequences and control characters, except newline and tab: safe to print on a
-    terminal."""
-    return _CONTROLS.sub("", without_escapes(text))
 
 
 def render_console(answer: Answer, page_size: int = 5) -> Text:

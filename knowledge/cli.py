@@ -22,6 +22,7 @@ from knowledge.evaluate import KS, evaluate, load_questions
 from knowledge.filters import SECTION_KEY_SEPARATOR, section_key
 from knowledge.locations import Locator
 from knowledge.logs import configure_logging
+from knowledge.normalize import printable
 from knowledge.parse import ParseResult, parse_sources
 from knowledge.ranking import Hit, Mode
 from knowledge.search import SearchResult
@@ -188,22 +189,26 @@ def print_result(result: SearchResult, console: Console) -> None:
     if result.refused:
         console.print("Nothing in the collection matches that question. Try other words or the other language.")
         return
+
+    def shown(text: str) -> str:  # an entry's text as rich markup: no control character reaches the terminal
+        return escape(printable(text))
+
     for rank, hit in enumerate(result.hits, 1):
         entry = hit.entry
         weak = "" if hit.confident else " [yellow](weak match)[/yellow]"
-        console.print(f"[bold]{rank}. {escape(entry.title)}[/bold]{weak}", highlight=False)
+        console.print(f"[bold]{rank}. {shown(entry.title)}[/bold]{weak}", highlight=False)
         for title in entry.alt_titles[:1]:  # a Chinese headline's English paper title, or the other way round
-            console.print(f"   [italic]{escape(title)}[/italic]", highlight=False)
+            console.print(f"   [italic]{shown(title)}[/italic]", highlight=False)
         if entry.summary:
-            console.print(f"   {escape(entry.summary[:160])}", highlight=False)
+            console.print(f"   {shown(entry.summary[:160])}", highlight=False)
         for link in entry.links[:2]:
-            console.print(f"   {link.role}: {link.url}", highlight=False, soft_wrap=True)
+            console.print(f"   {link.role}: {shown(link.url)}", highlight=False, soft_wrap=True)
         if not entry.links:  # where it is in the collection
             where = entry.location
-            shown = f"{escape(where.text)}: {where.url}" if where is not None else escape(entry.place)
-            console.print(f"   in the collection: {shown}", highlight=False, soft_wrap=True)
+            place = f"{where.text}: {where.url}" if where is not None else entry.place
+            console.print(f"   in the collection: {shown(place)}", highlight=False, soft_wrap=True)
         if entry.section_path:
-            console.print(f"   [dim]{escape(section_key(entry.section_path))}[/dim]", highlight=False)
+            console.print(f"   [dim]{shown(section_key(entry.section_path))}[/dim]", highlight=False)
 
 
 def no_index(kb: KnowledgeBase) -> bool:
@@ -366,7 +371,8 @@ def run_new(kb: KnowledgeBase, days: int, as_json: bool) -> int:
             print(json.dumps({**data, "first_seen": new.first_seen.isoformat()}, ensure_ascii=False))
         else:
             link = new.entry.main_link
-            print(f"{new.first_seen:%Y-%m-%d %H:%M}  {new.entry.title}  {link.url if link else new.entry.place}")
+            where = link.url if link else new.entry.place
+            print(printable(f"{new.first_seen:%Y-%m-%d %H:%M}  {new.entry.title}  {where}"))
     if not as_json:
         print(f"{len(found)} new entries in the last {days} days")
     return 0

@@ -28,6 +28,17 @@ def without_escapes(text: str) -> str:
     return _ESCAPES.sub("", text) if "\x1b" in text or "\x9b" in text else text
 
 
+# C0 and C1 controls (ESC, BEL, CR, backspace, CSI …) and DEL, and bidi marks, embeddings, overrides and isolates
+# (U+202E would show the rest of a line reversed); newline and tab stay.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """`text` without escape sequences and control characters, except newline and tab: safe to print on a
+    terminal (a question echoed by the console, an entry's title printed by `kb search`)."""
+    return _CONTROLS.sub("", without_escapes(text))
+
+
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
 _ARXIV = re.compile(

@@ -663,6 +663,15 @@ def test_cli_results_show_the_other_title_and_where_an_entry_without_links_is() 
     shown = out.getvalue()
     assert "1. 权重无关神经网络" in shown and "Weight Agnostic Neural Networks" in shown
     assert "in the collection: notes.md › 深度学习 › 架构" in shown
+    # an entry's text never steers the terminal: a bidi override or an escape in a title is not printed
+    hostile = entry.model_copy(update={"title": "\u202e权重\x1b[2J无关", "alt_titles": ("\x1b]8;;x\x07Weight",)})
+    out = io.StringIO()
+    print_result(
+        SearchResult("weight agnostic", (Hit(hostile, 1.0, 0.9, 0.1, 2.0, 1, 1.0),)), Console(file=out, width=60)
+    )
+    shown = out.getvalue()
+    assert "1. 权重无关" in shown and "   Weight" in shown
+    assert not {"\u202e", "\x1b"} & set(shown)
 
 
 def test_cli_sync_says_which_files_it_could_not_read_and_exits_1(
