@@ -674,6 +674,58 @@ def test_links_that_only_point_somewhere_do_not_title_entries(text: str, expecte
     assert [(e.title, [link.url for link in e.links]) for e in parse(text)] == expected
 
 
+WX = "https://mp.weixin.qq.com/s/uHrRBS3Ju9MAWbaukiGnOA"
+PAPER = "https://arxiv.org/abs/2002.09018"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the collection's rule: a Chinese headline's link, then its English paper's link, are one entry, and
+        # the 摘要 after them is its summary (402 pairs of the upstream posts were read as two entries)
+        (
+            f"## Shampoo\n\n[二阶梯度优化新崛起，超越 Adam]({WX})\n\n"
+            f"[Second Order Optimization Made Practical]({PAPER})\n\n摘要：二阶优化终于在实战大模型上展现出优势。\n",
+            [
+                (
+                    "二阶梯度优化新崛起，超越 Adam",
+                    ("Second Order Optimization Made Practical",),
+                    "二阶优化终于在实战大模型上展现出优势。",
+                    [WX, PAPER],
+                )
+            ],
+        ),
+        # not after a headline that already has text under it, nor an English headline
+        (
+            f"## a\n\n[二阶梯度优化新崛起]({WX})\n\n推荐：好文。\n\n[Second Order Optimization]({PAPER})\n",
+            [("二阶梯度优化新崛起", (), "好文。", [WX]), ("Second Order Optimization", (), "", [PAPER])],
+        ),
+        (
+            f"## a\n\n[Shampoo explained]({WX})\n\n[Second Order Optimization]({PAPER})\n",
+            [("Shampoo explained", (), "", [WX]), ("Second Order Optimization", (), "", [PAPER])],
+        ),
+        # a second Chinese headline, or a one-word link ("model"), is an entry of its own
+        (
+            f"## a\n\n[二阶梯度优化新崛起]({WX})\n\n[Llama3 技术报告详解]({PAPER})\n\n[model]({PAPER}2)\n",
+            [
+                ("二阶梯度优化新崛起", (), "", [WX]),
+                ("Llama3 技术报告详解", (), "", [PAPER]),
+                ("model", (), "", [PAPER + "2"]),
+            ],
+        ),
+        # a heading between them parts them
+        (
+            f"## a\n\n[二阶梯度优化新崛起]({WX})\n\n## b\n\n[Second Order Optimization]({PAPER})\n",
+            [("二阶梯度优化新崛起", (), "", [WX]), ("Second Order Optimization", (), "", [PAPER])],
+        ),
+    ],
+)
+def test_markdown_chinese_headline_then_its_paper_is_one_entry(
+    text: str, expected: list[tuple[str, tuple[str, ...], str, list[str]]]
+) -> None:
+    assert [(e.title, e.alt_titles, e.summary, [link.url for link in e.links]) for e in parse(text)] == expected
+
+
 def test_markdown_title_after_an_entry_under_the_same_heading_is_body_text() -> None:
     entries = parse("## 权重无关\n\n- [A paper](https://a.example/p) desc\n\nWeight Agnostic Neural Networks\n")
     assert [(e.title, e.body) for e in entries] == [

@@ -15,6 +15,7 @@ from markdown_it import MarkdownIt
 from markdown_it.rules_block.html_block import HTML_SEQUENCES
 from markdown_it.token import Token
 
+from knowledge.normalize import has_han
 from knowledge.parse.draft import Draft, Sections, is_web_url
 from knowledge.parse.pdf_text import looks_like_paper_title
 
@@ -107,6 +108,21 @@ def _is_titled_text(text: str) -> bool:
     return bool(text) and not text.startswith(("http://", "https://"))
 
 
+def _pairs(draft: Draft | None, title: str) -> bool:
+    """A link titled `title` right after the linked Chinese headline `draft` (nothing read under it yet) is
+    the headline's paper when its title is English of two words or more ("二阶梯度优化新崛起…" then "Second
+    Order Optimization Made Practical"): the collection's rule, as the PDF text's reader applies it."""
+    return (
+        draft is not None
+        and not draft.is_section
+        and len(draft.links) == 1
+        and not (draft.parts or draft.intro or draft.alt_titles)
+        and has_han(draft.title)
+        and not has_han(title)
+        and len(title.split()) >= 2
+    )
+
+
 class _Reader(Sections):
     def __init__(self, lines: list[str], document_title: str = "") -> None:
         super().__init__(document_title)
@@ -153,7 +169,12 @@ class _Reader(Sections):
             before = inline.text[:span_start].strip()
             after = _SEPARATOR.sub("", inline.text[span_end:]).strip()
             if not before or (before.endswith((":", "：")) and len(before) <= 40):
-                draft = self.open(first_text, start)
+                if not before and _pairs(self.current, first_text):
+                    # a Chinese headline's link, then its paper's: one entry, the paper its other title
+                    draft = self.current
+                    draft.alt_titles.append(first_text)
+                else:
+                    draft = self.open(first_text, start)
                 draft.add_link(first_href, first_text, opener=True, line_end=end)
                 if before:
                     draft.add_intro(before, start)  # a label such as "原始论文:"
