@@ -726,6 +726,16 @@ def test_markdown_chinese_headline_then_its_paper_is_one_entry(
     assert [(e.title, e.alt_titles, e.summary, [link.url for link in e.links]) for e in parse(text)] == expected
 
 
+def test_a_list_item_that_cites_a_paper_mid_sentence_keeps_the_sentence_whole() -> None:
+    (entry,) = parse(
+        "## 序列\n\n* 纯attention：可并行，例如SASRec（[Self-attentive sequential recommendation](https://arxiv.org/abs/1808.09781)）。\n"
+    )
+    assert entry.title == "Self-attentive sequential recommendation"
+    assert (
+        entry.summary == "纯attention：可并行，例如SASRec（Self-attentive sequential recommendation）。"
+    )  # was "…SASRec（ ）。"
+
+
 def test_markdown_title_after_an_entry_under_the_same_heading_is_body_text() -> None:
     entries = parse("## 权重无关\n\n- [A paper](https://a.example/p) desc\n\nWeight Agnostic Neural Networks\n")
     assert [(e.title, e.body) for e in entries] == [

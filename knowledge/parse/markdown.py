@@ -216,8 +216,12 @@ class _Reader(Sections):
             title, href = titled[0]
             index = inline.links.index(titled[0])
             span_start, span_end = inline.link_spans[index]
-            rest = (inline.text[:span_start] + " " + inline.text[span_end:]).strip()
-            rest = _SEPARATOR.sub("", rest).strip()
+            before = inline.text[:span_start].strip()
+            if before and not (before.endswith((":", "：")) and len(before) <= 40):
+                rest = text  # a sentence that cites the paper ("例如SASRec（[…](…)）"): its text whole, link text kept
+            else:
+                rest = (inline.text[:span_start] + " " + inline.text[span_end:]).strip()
+                rest = _SEPARATOR.sub("", rest).strip()
         else:
             href = web[0][1]
             title = " ".join(text.replace(href, "").split()).rstrip(":：").strip() or href  # "工具站：https://…"
