@@ -148,6 +148,35 @@ def test_pdf_chinese_headline_followed_by_paper_title_is_one_entry() -> None:
     assert entries[1].links == ()  # `(#)` is no URL
 
 
+def test_pdf_headline_ending_in_an_exclamation_opens_an_entry() -> None:
+    entries = parse(
+        pdf(
+            """
+            1 基础
+
+            1.1 FRN
+
+            超越 BN 和 GN! 谷歌提出新的归一化层: FRN
+
+            谷歌力作: 神经网络训练中的 Batch 依赖性很烦? 那就消了它!
+
+            Filter Response Normalization Layer: Eliminating Batch Dependence
+
+            什么是 padding mask 呢? 每个批次输入序列长度是不一样的! 也就是说, 要对齐!
+            """
+        )
+    )
+    # it was the summary of the headline above it; prose with two exclamations still is text
+    assert [(e.title, e.alt_titles, e.summary) for e in entries] == [
+        ("超越 BN 和 GN! 谷歌提出新的归一化层: FRN", (), ""),
+        (
+            "谷歌力作: 神经网络训练中的 Batch 依赖性很烦? 那就消了它!",
+            ("Filter Response Normalization Layer: Eliminating Batch Dependence",),
+            "什么是 padding mask 呢? 每个批次输入序列长度是不一样的! 也就是说, 要对齐!",
+        ),
+    ]
+
+
 def test_pdf_links_autolinks_labels_and_roles() -> None:
     entries = parse(
         pdf(

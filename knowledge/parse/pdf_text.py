@@ -37,7 +37,8 @@ _LEADING_NUMBER = re.compile(r"^\d+(?:\.\d+)*")
 _NOTE = re.compile(r"^(注|备注|備註|链接|鏈接|密码|ps|p\.s\.|note|nb)\s*[:：]", re.IGNORECASE)
 _NUMBERED = re.compile(r"^\d+\.\d+(\.\d+)*\s")
 _LIST_ITEM = re.compile(r"^\s*([-*+•]|\d+[.)、])\s+")
-_SENTENCE_END = ("。", ".", "；", ";", "，", ",", "、", "！", "!")
+_SENTENCE_END = ("。", ".", "；", ";", "，", ",", "、")
+_EXCLAIMED = ("！", "!")  # the end of a headline ("…那就消了它！") as often as of a sentence
 _DOWNLOAD_LINE = re.compile(r"^下载本文\s*pdf", re.IGNORECASE)
 
 
@@ -125,6 +126,8 @@ def looks_like_headline(line: str) -> bool:
         return False
     if text.endswith(_SENTENCE_END) and not text.endswith("..."):
         return False
+    if text.endswith(_EXCLAIMED) and ("。" in text or sum(text.count(mark) for mark in _EXCLAIMED) > 1):
+        return False  # prose that ends in an exclamation: "… 长度是不一样的! 也就是说, …!"
     if SUMMARY_LABEL.match(text) or RECOMMEND_LABEL.match(text) or _LIST_ITEM.match(text):
         return False
     if "$" in text or "\t" in text or _CODE_LIKE.search(text) or _NOTE.match(text):
