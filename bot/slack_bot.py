@@ -95,9 +95,31 @@ def message_key(event: dict[str, Any]) -> str | None:
 
 
 def slack_question(text: str) -> str:
-    """The question in a Slack message's text: user mentions removed and `&amp;`, `&lt;`, `&gt;` undone."""
+    """The question in a Slack message's text: user mentions removed, Slack's markup of what was typed read
+    back (a link `<http://github.com/a/b|github.com/a/b>` is its URL, `<#C1|general>` is `#general`, a user
+    group `<!subteam^S1|@ml>` is `@ml`, `<mailto:a@b.c|a@b.c>` its label), then `&amp;`, `&lt;`, `&gt;` undone
+    (what the asker typed as `<` comes as `&lt;`, so markup is read first). Other special mentions
+    (`<!channel>`) stay as they came; no reply ever pings with them."""
     text = _USER_MENTION.sub(" ", text)
+    text = _LINK_MARKUP.sub(_markup_text, text)
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+# Slack's markup in a message's text: <URL>, <URL|label>, <mailto:…|label>, <#C…|name>, <!subteam^S…|@name>
+_LINK_MARKUP = re.compile(
+    r"<(?:(?P<url>https?://[^|>\s]+)(?:\|[^>]*)?"
+    r"|mailto:[^|>\s]+\|(?P<mail>[^>]*)"
+    r"|#[A-Z0-9]+\|(?P<channel>[^>]*)"
+    r"|!subteam\^[A-Z0-9]+(?:\|(?P<group>[^>]*))?)>"
+)
+
+
+def _markup_text(found: re.Match[str]) -> str:
+    if found["url"]:
+        return found["url"]
+    if found["channel"] is not None:
+        return f"#{found['channel']}"
+    return found["mail"] or found["group"] or ""
 
 
 # Messages someone writes: a plain one, a thread reply also sent to the channel, one with a file attached.
@@ -246,7 +268,7 @@ class SlackFrontEnd:
             return
         await ack()
         t = texts_for(self._locale(command))
-        number = number_in(command.get("text", "").strip().lstrip("#"))
+        number = number_in(slack_question(command.get("text", "")).strip().lstrip("#"))
         if number is None:
             await self._respond(respond, t(texts.USAGE_SIMILAR, similar=COMMANDS.similar))
             return
@@ -309,7 +331,7 @@ class SlackFrontEnd:
             return
         await ack()
         t = texts_for(self._locale(command))
-        text = command.get("text", "").strip()
+        text = slack_question(command.get("text", "")).strip()  # echoed in the usage hint: as typed
         days = number_in(text) if text else NEW_DAYS
         if days is None:
             await self._respond(respond, BadDays(text, COMMANDS.new).message_in(t))
@@ -571,6 +593,9 @@ def is_ssl_check(content_type: str, body: bytes) -> bool:
     return parse_qs(body.decode("utf-8", "replace")).get("ssl_check") == ["1"]
 
 
+TIMESTAMP_MAX_DIGITS = 12  # Unix seconds have 10 digits until the year 2286
+
+
 def slack_http_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
     """An aiohttp handler for `POST /slack/events` (events, commands, interactivity) dispatching to `app`.
 
@@ -593,11 +618,15 @@ def slack_http_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Requ
         if small and is_ssl_check(request.content_type, await request.read()):
             return web.Response(status=200)  # Slack checking the certificate, unsigned: nothing is dispatched
         timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
-        if not (timestamp.isascii() and timestamp.isdigit()):
+        # digits that int() reads (not 5,000 of them: Python refuses to convert so many)
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= TIMESTAMP_MAX_DIGITS):
             return refuse(request, 401, "no valid timestamp")
+        signature = request.headers.get("X-Slack-Signature", "")
+        if not signature.isascii():  # hmac.compare_digest refuses to compare other strings
+            return refuse(request, 401, "bad signature or stale timestamp")
         body = await request.read()  # kept by aiohttp: to_bolt_request reads it again
         try:
-            valid = verifier.is_valid(body, timestamp, request.headers.get("X-Slack-Signature"))
+            valid = verifier.is_valid(body, timestamp, signature)
         except UnicodeDecodeError:  # the verifier decodes the body as UTF-8 before hashing it
             return refuse(request, 400, "the body is not UTF-8")
         if not valid:

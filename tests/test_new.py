@@ -171,13 +171,16 @@ async def test_kb_new_on_slack_lists_the_week_and_pages_in_place(grown: Knowledg
         _, _, bad = await slack.command("/kb-new", "a week")
         _, _, too_many = await slack.command("/kb-new", "400")
         _, _, huge = await slack.command("/kb-new", "9" * 5000)
+        _, _, typed = await slack.command("/kb-new", "&lt;week&gt;")  # Slack sends `<week>` so
         [bad_reply] = await slack.reply_to(bad)
+        [typed_reply] = await slack.reply_to(typed)
         [too_many_reply] = await slack.reply_to(too_many)
         [huge_reply] = await slack.reply_to(huge)
     expected = "Give a number of days from 1 to 366, e.g. `/kb-new 7` (got “{}”)."
     assert bad_reply.text == expected.format("a week") and bad_reply.data["response_type"] == "ephemeral"
     assert too_many_reply.text == expected.format(400)
     assert huge_reply.text == expected.format("9" * 19 + "…")  # what was typed, cut
+    assert typed_reply.text == expected.format("&lt;week&gt;")  # shown as typed; was escaped twice, "&amp;lt;"
 
 
 async def test_new_on_the_console(grown: KnowledgeBase, tmp_path: Path) -> None:

@@ -274,8 +274,11 @@ async def test_bots_edits_and_channel_chatter_are_not_answered(slack: Slack, eve
         ({"age": -6 * 60}, 401),
         ({"headers": {"X-Slack-Signature": "v0=" + "0" * 64}}, 401),
         ({"headers": {"X-Slack-Request-Timestamp": "yesterday"}}, 401),
+        # each was a 500 and a traceback per request: int() of 5,000 digits, compare_digest of non-ASCII
+        ({"headers": {"X-Slack-Request-Timestamp": "1" * 5000}}, 401),
+        ({"headers": {"X-Slack-Signature": "v0=é"}}, 401),
     ],
-    ids=["forged", "stale", "future", "bad-signature", "bad-timestamp"],
+    ids=["forged", "stale", "future", "bad-signature", "bad-timestamp", "huge-timestamp", "non-ascii-signature"],
 )
 async def test_unsigned_or_stale_requests_are_refused(slack: Slack, change: dict[str, Any], expected: int) -> None:
     if "age" in change:  # the timestamp is taken now, not when the tests were collected
@@ -655,6 +658,13 @@ def test_the_manifest_keeps_english_commands_with_chinese_hints() -> None:
         (f"<@{BOT_USER_ID}> what is AdamW?", "  what is AdamW?"),
         (f"<@{BOT_USER_ID}|collections-bot> a &lt; b &amp;&amp; c &gt; d", "  a < b && c > d"),
         ("<!channel> hi", "<!channel> hi"),
+        # Slack's markup of what was typed: a bare domain becomes a labelled link, which the lookup read as
+        # the URL `…/CLIP|github.com/openai/CLIP` ("Not in the collection")
+        ("<http://github.com/openai/CLIP|github.com/openai/CLIP> 的论文", "http://github.com/openai/CLIP 的论文"),
+        ("<https://arxiv.org/abs/1711.05101?a=1&amp;b=2> 讲了啥", "https://arxiv.org/abs/1711.05101?a=1&b=2 讲了啥"),
+        ("<#C0123|general> 里说的 <!subteam^S01|@ml-team> 那篇", "#general 里说的 @ml-team 那篇"),
+        ("<!subteam^S01> 推荐 <mailto:a@b.example|a@b.example>", " 推荐 a@b.example"),
+        ("&lt;http://typed.example|x&gt;", "<http://typed.example|x>"),  # typed, not markup: left as typed
     ],
 )
 def test_slack_question(text: str, question: str) -> None:
