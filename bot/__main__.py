@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import re
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -45,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         default="30d",
         help="how far back: 30d (default), 2w, 12h, or a date such as 2026-01-31",
     )
-    gaps.add_argument("--limit", type=int, default=30, help="groups to show (default 30)")
+    gaps.add_argument("--limit", type=_positive, default=30, help="groups to show (default 30)")
     gaps.add_argument("--json", action="store_true", help="one JSON object: the window and the groups")
     return parser
 
@@ -66,6 +67,17 @@ def _since(text: str) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
+def _positive(text: str) -> int:
+    """A whole number from 1 (`--limit -1` had quietly dropped the last group)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1, got {text!r}")
+    return number
+
+
 def _gaps(settings: BotSettings, since: datetime, limit: int, as_json: bool) -> int:
     """Print the gaps report from the records under KB_DATA_DIR (nothing else is opened: no index, no model)."""
     from bot.gaps import find_gaps, gaps_text
@@ -76,8 +88,12 @@ def _gaps(settings: BotSettings, since: datetime, limit: int, as_json: bool) -> 
     if not path.exists() and not (settings.data_dir / "feedback.jsonl").exists():
         asked, down = [], []
     else:
-        records = Records(path)
-        asked, down = records.unanswered(since), records.votes(since, "down")
+        try:
+            records = Records(path)
+            asked, down = records.unanswered(since), records.votes(since, "down")
+        except sqlite3.DatabaseError as error:  # a damaged or foreign file: one line, not a traceback
+            print(f"error: cannot read the records in {path}: {error}", file=sys.stderr)
+            return 1
     gaps = find_gaps(asked, down, tokenize)
     total = sum(gap.count for gap in gaps)
     shown = gaps[:limit]

@@ -45,6 +45,12 @@ def _check_redis_url(value: SecretStr | None) -> SecretStr | None:
         parts = parts._replace(scheme="")
     if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
         raise ValueError("expected redis://[:password@]host[:port][/db], rediss://… or unix:///path")
+    from redis.asyncio.connection import parse_url
+
+    try:
+        parse_url(url)  # as redis-py will read it: "?socket_timeout=abc" fails here, not at the first connection
+    except ValueError as error:
+        raise ValueError(f"redis-py cannot read it: {error}") from None
     return SecretStr(url)
 
 

@@ -493,14 +493,17 @@ return 0
 
 
 def redacted(url: str) -> str:
-    """`url` without its password (for logs and /healthz)."""
+    """`url` without its password (for logs and /healthz): the one before the host, and any in the query
+    (redis-py reads `?password=…` too); the rest of the query is not shown."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}{port}", parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        netloc = f"{user}:***@{host}{port}"
+    query = "…" if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 class RedisState(StateStore):

@@ -303,18 +303,23 @@ async def test_refusals_and_down_votes_from_every_front_end_appear_grouped_in_th
     assert not (tmp_path / "x").exists()  # the report writes nothing
 
 
-def test_python_m_bot_gaps_refuses_a_bad_since_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "says"),
+    [
+        (["--since", "last tuesday"], 2, "expected 30d, 2w, 12h or a date"),
+        (["--limit", "-1"], 2, "--limit: expected a whole number from 1, got '-1'"),  # dropped the last group
+        ([], 1, "error: cannot read the records in "),  # a damaged file: was a sqlite3 traceback
+    ],
+)
+def test_python_m_bot_gaps_refuses_bad_input_in_one_line(tmp_path: Path, args: list[str], code: int, says: str) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("KB_")} | {
         "KB_DATA_DIR": str(tmp_path)
     }
+    (tmp_path / DB_FILE).write_bytes(b"not a database " * 100)
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "gaps", "--since", "last tuesday"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [sys.executable, "-m", "bot", "gaps", *args], env=env, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == 2 and "expected 30d, 2w, 12h or a date" in done.stderr
+    assert done.returncode == code and says in done.stderr and "Traceback" not in done.stderr
 
 
 async def test_python_m_bot_gaps_imports_an_old_feedback_jsonl(tmp_path: Path) -> None:

@@ -183,6 +183,12 @@ def test_a_secret_given_wrong_is_never_repeated_and_a_bad_redis_port_is_a_settin
         load_settings(BotSettings, _env_file=None)
     assert str(raised.value).startswith("invalid setting KB_REDIS_URL: ") and "pa55word" not in str(raised.value)
 
+    # read as redis-py reads it: a bad query value was a traceback at start
+    monkeypatch.setenv("KB_REDIS_URL", "redis://cache:6379/0?password=pa55word&socket_timeout=abc")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(BotSettings, _env_file=None)
+    assert "socket_timeout" in str(raised.value) and "pa55word" not in str(raised.value)
+
 
 def test_a_settings_file_not_in_utf8_is_one_line_naming_where(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"

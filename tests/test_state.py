@@ -244,6 +244,7 @@ def test_the_url_is_shown_without_its_password() -> None:
     assert redacted("redis://:hunter2@cache:6379/0") == "redis://:***@cache:6379/0"
     assert redacted("rediss://bot:hunter2@cache/1") == "rediss://bot:***@cache/1"
     assert redacted("redis://cache:6379") == "redis://cache:6379"
+    assert redacted("redis://cache:6379/0?password=hunter2&db=1") == "redis://cache:6379/0?…"  # redis-py reads it
     assert "hunter2" not in RedisState("redis://:hunter2@127.0.0.1:1/0").where
 
 
