@@ -108,13 +108,12 @@ def _is_titled_text(text: str) -> bool:
     return bool(text) and not text.startswith(("http://", "https://"))
 
 
-def _pairs(draft: Draft | None, title: str) -> bool:
+def _pairs(draft: Draft, title: str) -> bool:
     """A link titled `title` right after the linked Chinese headline `draft` (nothing read under it yet) is
     the headline's paper when its title is English of two words or more ("二阶梯度优化新崛起…" then "Second
     Order Optimization Made Practical"): the collection's rule, as the PDF text's reader applies it."""
     return (
-        draft is not None
-        and not draft.is_section
+        not draft.is_section
         and len(draft.links) == 1
         and not (draft.parts or draft.intro or draft.alt_titles)
         and has_han(draft.title)
@@ -169,9 +168,10 @@ class _Reader(Sections):
             before = inline.text[:span_start].strip()
             after = _SEPARATOR.sub("", inline.text[span_end:]).strip()
             if not before or (before.endswith((":", "：")) and len(before) <= 40):
-                if not before and _pairs(self.current, first_text):
+                current = self.current
+                if not before and current is not None and _pairs(current, first_text):
                     # a Chinese headline's link, then its paper's: one entry, the paper its other title
-                    draft = self.current
+                    draft = current
                     draft.alt_titles.append(first_text)
                 else:
                     draft = self.open(first_text, start)
