@@ -167,18 +167,18 @@ async def _discord(settings: BotSettings, sync: bool) -> int:
             await sync_only(client, settings)
         else:
             from bot.discord_bot import DiscordDigestPoster
-            from bot.service import prepare_index, start_following
+            from bot.service import finish_writes, prepare_index, start_following
 
-            await prepare_index(settings, kb, state)
+            caught_up = await prepare_index(settings, kb, state)
             if settings.discord_digest_channel is not None:
                 core.digest_posters.append(DiscordDigestPoster(client, settings.discord_digest_channel))
-            following = start_following(core, settings)
+            following = start_following(core, settings, behind=not caught_up)
             try:
                 await run_discord(client, settings)
             finally:
                 for task in following:
                     task.cancel()
-                await core.wait_for_sync(20.0)
+                await finish_writes(core)
     finally:
         await state.close()
         kb.close()

@@ -490,6 +490,8 @@ class ChatCore:
         self._session_seconds = settings.session_hours * 3600
         self._locales: OrderedDict[str, Locale] = OrderedDict()  # conversation -> the language of its last reply
         self._reindex: asyncio.Task[SyncReport] | None = None
+        self.sync_skipped = False  # the last sync did not run: the lease was held or the state store unreachable
+        self._keepers: set[LeaseKeeper] = set()  # the leases of the sync or reindex running, for `stop_writing`
         # What readers asked and voted (KB_DATA_DIR/bot.sqlite); a read-only replica writes nothing.
         self.records: Records | None = Records(settings.data_dir / DB_FILE) if settings.ingest_on_start else None
         self.digest_posters: list[DigestPoster] = []  # where digests go: the front-ends add theirs
@@ -970,11 +972,14 @@ class ChatCore:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def sync(self) -> SyncReport | None:
-        """One `KB_SYNC_INTERVAL` tick: fetch the git sources and index what changed, then post the digests
-        that are due. Skipped (None) when a reindex or another sync runs; a sync that fails (the store is
-        down, a mass removal refused) is one line in the log, and the current index keeps serving. A fetch
-        that fails is in the report, the sources' status and the log (one line, the knowledge core's)."""
+    async def sync(self, *, force: bool = False) -> SyncReport | None:
+        """One `KB_SYNC_INTERVAL` tick: fetch the git sources and index what changed (every source when
+        `force`), then post the digests that are due. Skipped (None, and `sync_skipped` true) when a reindex
+        or another sync runs, here or on another replica, or the state store cannot say; a sync that fails
+        (the store is down, a mass removal refused) is one line in the log (None), and the current index
+        keeps serving. A fetch that fails is in the report, the sources' status and the log (one line, the
+        knowledge core's)."""
+        self.sync_skipped = True
         if self.reindex_running:
             _log.info("sync skipped: a reindex is running")
             return None
@@ -988,30 +993,50 @@ class ChatCore:
         if keeper is None:
             _log.info("sync skipped: a reindex or sync is running (here or on another replica)")
             return None
-        # Shielded: cancelling the tick (at shutdown) leaves the thread to finish; `wait_for_sync` waits for it.
-        self._syncing = asyncio.ensure_future(asyncio.to_thread(self.retriever.sync, fence=keeper.fence))
+        self._keepers.add(keeper)
+        # Shielded: cancelling the tick (at shutdown) leaves the thread to finish; `wait_for_writes` waits for it.
+        self._syncing = asyncio.ensure_future(asyncio.to_thread(self.retriever.sync, force=force, fence=keeper.fence))
         self._syncing.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved if unawaited
-        self._syncing.add_done_callback(lambda _: self._spawn(keeper.release()))
+        self._syncing.add_done_callback(lambda _: self._spawn(self._release(keeper)))
         try:
             report = await asyncio.shield(self._syncing)
         except IngestLocked as error:
             _log.info("sync skipped: %s", error)
             return None
         except KnowledgeError as error:
+            self.sync_skipped = False
             _log.warning("sync failed: %s; the current index keeps serving", error)
             return None
+        self.sync_skipped = False
         if report.ingest is not None and not report.ingest.complete:
             _log.warning("sync: %s", unread_sources(report.ingest))
         await self.post_digests()
         return report
 
-    async def wait_for_sync(self, timeout: float) -> bool:
-        """Wait until a tick's sync is no longer running (at most `timeout` s); True when none runs."""
-        syncing = self._syncing
-        if syncing is None or syncing.done():
-            return True
-        done, _ = await asyncio.wait({syncing}, timeout=timeout)
-        return bool(done)
+    async def wait_for_writes(self, timeout: float) -> bool:
+        """Wait until no sync or reindex runs (at most `timeout` s) and their leases are released; True then."""
+        running = {task for task in (self._syncing, self._reindex) if task is not None and not task.done()}
+        if running:
+            await asyncio.wait(running, timeout=timeout)
+        if any(not task.done() for task in running):
+            return False
+        for _ in range(100):  # the sync's lease is released by a task its end spawned
+            if not self._keepers:
+                break
+            await asyncio.sleep(0.01)
+        return True
+
+    def stop_writing(self) -> None:
+        """Make the running sync or reindex stop at its next batch (its fencing check fails): at shutdown,
+        when it outlasts the drain. What it wrote stays; the next start's ingest completes it."""
+        for keeper in self._keepers:
+            keeper.give_up()
+
+    async def _release(self, keeper: LeaseKeeper) -> None:
+        try:
+            await keeper.release()
+        finally:
+            self._keepers.discard(keeper)
 
     # -- admin -----------------------------------------------------------------------------------
     @property
@@ -1042,6 +1067,7 @@ class ChatCore:
         if keeper is None:
             raise AlreadyRunning()
         _log.info("reindex requested by %s (full=%s, lease token %d)", user, full, keeper.lease.token)
+        self._keepers.add(keeper)
         task = asyncio.get_running_loop().create_task(self._run_reindex(user, full, keeper))
         # The failure is logged in _run_reindex; retrieving it here keeps asyncio from logging it again
         # when nobody waits for the outcome (e.g. the console quits first).
@@ -1067,7 +1093,7 @@ class ChatCore:
             _log.exception("reindex requested by %s failed", user)
             raise
         finally:
-            await keeper.release()
+            await self._release(keeper)
         if report.ingest is not None and not report.ingest.complete:
             _log.warning("reindex requested by %s: %s", user, unread_sources(report.ingest))
         _log.info("reindex requested by %s done: %s", user, report.as_dict())

@@ -20,7 +20,7 @@ from bot.chat import REINDEX_LOCK, ChatCore, DigestPoster, Fence, unread_sources
 from bot.console import ConsoleChat
 from bot.errors import CannotStart
 from bot.settings import BotSettings
-from bot.state import LeaseKeeper, ResilientState, StateStore, StateUnavailable, open_state
+from bot.state import LEASE_SECONDS, LeaseKeeper, ResilientState, StateStore, StateUnavailable, open_state
 from knowledge import (
     Health,
     IngestLocked,
@@ -35,6 +35,10 @@ from knowledge import (
 _log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 20.0
+# How often a start whose ingest was skipped (the reindex lease held, the state store unreachable) tries it
+# again: half a lease, so that a lease a killed process left is taken within a minute and a half.
+CATCH_UP_SECONDS = LEASE_SECONDS / 2
+STOP_WRITING_SECONDS = 10.0  # for a sync or reindex told to stop at shutdown: one batch's embedding
 
 
 def create_web_app(
@@ -206,13 +210,17 @@ async def reindex_now(
         await state.close()
 
 
-async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateStore | None = None) -> None:
+async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateStore | None = None) -> bool:
     """Warm up, then bring the index up to date with the sources, git sources fetched first (or only load
     it, on a read-only replica). What another process or the sources cause never stops the bot: it serves
     the current index and logs one warning line (an ingest already running, here or, with `state`'s
     reindex lease, on another replica; a refused mass removal; sources that could not be read, whose
     entries were kept; a git source that could not be fetched). An unreachable store still raises
-    KnowledgeUnavailable."""
+    KnowledgeUnavailable.
+
+    False when the start-up ingest was skipped because the reindex lease was held or the state store could
+    not be reached: the index may be behind (or half-written by a process killed while it ingested, whose
+    lease outlives it by up to a minute), and `start_following` catches up."""
     await asyncio.to_thread(kb.warm_up)
     if not settings.ingest_on_start:
         entries = await asyncio.to_thread(kb.load)
@@ -220,7 +228,8 @@ async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateSt
             _log.info("read-only replica (KB_INGEST_ON_START=false): serving the current index, %d entries", entries)
         else:
             _log.warning("read-only replica (KB_INGEST_ON_START=false): the store holds no index yet; run an ingest")
-        return
+        return True
+    caught_up = True
     keeper = None
     try:
         keeper = await LeaseKeeper.take(state, REINDEX_LOCK) if state is not None else None
@@ -229,9 +238,20 @@ async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateSt
             raise IngestLocked("the reindex lease is held: a reindex or sync runs on another replica or process")
         report = await asyncio.to_thread(_first_ingest, kb, keeper.fence if keeper else None)
     except StateUnavailable as error:
-        _log.warning("start-up ingest skipped: the state store is unreachable (%s); serving the current index", error)
+        caught_up = False
+        _log.warning(
+            "start-up ingest skipped: the state store is unreachable (%s); serving the current index, and trying "
+            "again every %.0f s",
+            error,
+            CATCH_UP_SECONDS,
+        )
     except IngestLocked as error:
-        _log.warning("start-up ingest skipped: %s; serving the current index meanwhile", error)
+        caught_up = False
+        _log.warning(
+            "start-up ingest skipped: %s; serving the current index meanwhile, and trying again every %.0f s",
+            error,
+            CATCH_UP_SECONDS,
+        )
     except MassRemoval as error:
         _log.warning("start-up ingest refused: %s; serving the current index", error)
     except (KnowledgeUnavailable, StorageError):
@@ -250,12 +270,13 @@ async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateSt
         )
         if not report.complete:
             _log.warning("start-up ingest: %s; serving the index", unread_sources(report))
-        return
+        return True
     finally:
         if keeper is not None:
             await keeper.release()
     entries = await asyncio.to_thread(kb.load)
     _log.info("index loaded: %d entries, embedder %s", entries, kb.embedder_name)
+    return caught_up
 
 
 async def start(settings: BotSettings, kb: KnowledgeBase, *, sockets: list[socket.socket] | None = None) -> Service:
@@ -274,7 +295,7 @@ async def _start(settings: BotSettings, kb: KnowledgeBase, sockets: list[socket.
     core = ChatCore(kb, settings, state=state_for(settings))
     service = Service(settings, kb, core)
     try:
-        await prepare_index(settings, kb, core.state)
+        caught_up = await prepare_index(settings, kb, core.state)
     except BaseException:
         await core.state.close()
         raise
@@ -318,20 +339,24 @@ async def _start(settings: BotSettings, kb: KnowledgeBase, sockets: list[socket.
         from bot.slack_bot import SlackDigestPoster
 
         core.digest_posters.append(SlackDigestPoster(slack_app.client, settings.slack_digest_channel))
-    service.tasks += start_following(core, settings)
+    service.tasks += start_following(core, settings, behind=not caught_up)
     return service
 
 
-def start_following(core: ChatCore, settings: BotSettings) -> list[asyncio.Task[Any]]:
+def start_following(core: ChatCore, settings: BotSettings, *, behind: bool = False) -> list[asyncio.Task[Any]]:
     """The background work that follows the collection: the `KB_SYNC_INTERVAL` ticks, and a first post of the
     digests that are due (the start-up sync's, or one a restart interrupted; a Discord digest waits for the
-    login and goes when the client is ready). A read-only replica does neither: the indexer syncs and posts."""
+    login and goes when the client is ready); when the start-up ingest was skipped (`behind`: `prepare_index`
+    said False), the ingest it skipped, tried until the reindex lease is free (`catch_up`). A read-only
+    replica does none of these: the indexer syncs and posts."""
     loop = asyncio.get_running_loop()
     _warn_unused_digest_settings(core.digest_posters, settings)
     if core.digest_posters and not settings.ingest_on_start:
         _log.info("read-only replica: digests are posted by the indexer, which syncs, not here")
         core.digest_posters.clear()
     tasks: list[asyncio.Task[Any]] = []
+    if behind and settings.ingest_on_start:
+        tasks.append(loop.create_task(catch_up(core)))
     if settings.sync_interval is not None and settings.ingest_on_start:
         tasks.append(loop.create_task(sync_every(core, settings.sync_interval)))
         _log.info("syncing the sources every %s", settings.sync_interval)
@@ -360,12 +385,36 @@ async def sync_every(core: ChatCore, interval: timedelta) -> None:
             _log.exception("the sync failed; the current index keeps serving")
 
 
+async def catch_up(core: ChatCore, every: float | None = None) -> None:
+    """The start-up ingest that `prepare_index` skipped, every `every` s (CATCH_UP_SECONDS) until it runs: a
+    sync of every source (`force`), which completes an ingest that a killed process left half-done. It stops
+    once a sync ran, or failed for another reason than the lease or the state store (logged by the sync)."""
+    while True:
+        await asyncio.sleep(CATCH_UP_SECONDS if every is None else every)
+        report = await core.sync(force=True)
+        if report is not None or not core.sync_skipped:
+            if report is not None:
+                _log.info("caught up with the sources the start-up ingest skipped")
+            return
+
+
+async def finish_writes(core: ChatCore, drain_seconds: float = DRAIN_SECONDS) -> None:
+    """At shutdown, before the state store and Chroma are closed: let a running sync or reindex finish within
+    `drain_seconds`, else make it stop at its next batch; either way its lease is released, so that the next
+    start ingests at once (and completes what it left)."""
+    if await core.wait_for_writes(drain_seconds):
+        return
+    _log.warning("shutting down while a sync or reindex runs: it stops at its next batch; the next start completes it")
+    core.stop_writing()
+    if not await core.wait_for_writes(STOP_WRITING_SECONDS):
+        _log.warning("the sync or reindex did not stop within %.0f s; closing under it", STOP_WRITING_SECONDS)
+
+
 async def stop(service: Service, drain_seconds: float = DRAIN_SECONDS) -> None:
     """Finish the answers in flight (at most `drain_seconds`), close the front-ends, the HTTP server and Chroma."""
     if not await service.core.drain(drain_seconds):
         _log.warning("shutting down with %d answers still in flight", service.core.inflight)
-    if not await service.core.wait_for_sync(drain_seconds):
-        _log.warning("shutting down while a sync runs; the next start completes it")
+    await finish_writes(service.core, drain_seconds)
     for close in reversed(service.closers):
         with contextlib.suppress(Exception):
             await close()
@@ -423,13 +472,13 @@ async def serve_console(settings: BotSettings, kb: KnowledgeBase | None = None) 
     tasks: list[asyncio.Task[Any]] = []
     state = state_for(settings)
     try:
-        await prepare_index(settings, kb, state)
+        caught_up = await prepare_index(settings, kb, state)
         core = ChatCore(kb, settings, state=state)
-        tasks = start_following(core, settings)
+        tasks = start_following(core, settings, behind=not caught_up)
         await run_console(ConsoleChat(core), stop_on_signals())
         for task in tasks:
             task.cancel()
-        await core.wait_for_sync(DRAIN_SECONDS)
+        await finish_writes(core)
     finally:
         for task in tasks:
             task.cancel()

@@ -782,9 +782,14 @@ class LeaseKeeper:
     def _name(self) -> tuple[str, int]:
         return self.lease.name, self.lease.token
 
+    def give_up(self) -> None:
+        """Make the fencing check fail from now on (the work stops at its next check, writing nothing more);
+        the lease stays held until `release`."""
+        self.lost = True
+
     def fence(self) -> int | None:
         """The fencing check, for the work's thread (never the event loop's): the lease's token while the
-        store says it is still held, else None (lost, or the store cannot say: fail closed)."""
+        store says it is still held, else None (lost or given up, or the store cannot say: fail closed)."""
         if self.lost:
             return None
         check = asyncio.run_coroutine_threadsafe(self.state.holds(self.lease), self._loop)

@@ -94,7 +94,7 @@ class IndexWriter:
         otherwise. When more than `max_removal` (a share) of the stored entries would be removed,
         nothing is written and MassRemoval is raised.
         `fence` checks the lease held for this ingest across machines (`knowledge.lock`): before
-        orphans are dropped and before the pointer switch.
+        orphans are dropped, after each batch embedded and before the pointer switch.
         Raises IngestLocked when another ingest is running (or the lease was lost) and KnowledgeUnavailable
         when Chroma is unavailable.
         """
@@ -123,7 +123,7 @@ class IndexWriter:
                 embedded, unchanged, updated = len(entries), 0, 0
             else:
                 name = active.name
-                embedded, unchanged, updated = self._update(active, rows, records, progress)
+                embedded, unchanged, updated = self._update(active, rows, records, progress, fence)
                 self.generations.point_to(active, len(entries), recorded, fence=fenced(fence, "the pointer switch"))
         summary = IngestSummary(
             entries=len(entries),
@@ -155,7 +155,12 @@ class IndexWriter:
         return kept
 
     def _update(
-        self, active: Collection, rows: list[Row], records: list[Record], progress: Progress | None
+        self,
+        active: Collection,
+        rows: list[Row],
+        records: list[Record],
+        progress: Progress | None,
+        fence: Fence | None = None,
     ) -> tuple[int, int, int]:
         """Embed the entries whose records differ from the stored `rows` in what is embedded, rewrite the
         metadata of those that differ only in the rest; delete records no entry has.
@@ -181,7 +186,9 @@ class IndexWriter:
             for record_id in chunks
             if record_id not in wanted.get(entry_id, {})
         ]
-        self._write(active, [r for r in records if r.entry_id in changed and r.entry_id not in relabelled], progress)
+        self._write(
+            active, [r for r in records if r.entry_id in changed and r.entry_id not in relabelled], progress, fence
+        )
         relabel = [record for record in records if record.entry_id in relabelled]
         for start in range(0, len(relabel), _DELETE_BATCH):
             batch = relabel[start : start + _DELETE_BATCH]
@@ -203,7 +210,7 @@ class IndexWriter:
         """Fill a new generation, switch the pointer to it, drop the old one; returns the new name."""
         fresh = self.generations.create_next(pointer)
         try:
-            self._write(fresh, records, progress)
+            self._write(fresh, records, progress, fence)
         except BaseException:
             kept = old.name if old is not None else "nothing"
             _log.warning("rebuild of %s failed; %s stays active", fresh.name, kept)
@@ -226,5 +233,16 @@ class IndexWriter:
                 _log.warning("could not drop the replaced collection %s; the next ingest will", old.name, exc_info=True)
         return fresh.name
 
-    def _write(self, collection: Collection, records: list[Record], progress: Progress | None) -> None:
-        embed_and_upsert(collection, records, self.embedder, batch_size=self.batch_size, progress=progress)
+    def _write(
+        self, collection: Collection, records: list[Record], progress: Progress | None, fence: Fence | None = None
+    ) -> None:
+        """Embed and store `records`, checking `fence` after each batch: an ingest whose lease was lost (or
+        given up, by a bot shutting down) stops there, with IngestLocked, instead of writing on."""
+
+        def stored(done: int, total: int) -> None:
+            if progress is not None:
+                progress(done, total)
+            if done < total:
+                fenced(fence, "the next batch")
+
+        embed_and_upsert(collection, records, self.embedder, batch_size=self.batch_size, progress=stored)

