@@ -14,7 +14,7 @@ from discord import app_commands
 
 from bot import texts
 from bot.chat import NEW_DAYS, NEW_DAYS_MAX, TOP, Answer, BrowsePage, ChatCore, Commands, NewList, Vote, stats_text
-from bot.errors import BadDays, EmptyQuestion, NotAdmin, NotHere, user_message_for
+from bot.errors import BadDays, EmptyQuestion, NotAdmin, NotHere, StaleCommand, user_message_for
 from bot.i18n import Locale, Texts, locale_of_tag, texts_for
 from bot.render import (
     DISCORD_LIMIT,
@@ -409,20 +409,44 @@ class KnowledgeTree(app_commands.CommandTree["KnowledgeBot"]):
             # Discord dropped the interaction (not answered within 3 s, or answered elsewhere): no reply can reach it.
             _log.info("interaction %s expired before it was answered", interaction.id)
             return
+        stale = isinstance(original, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch)
+        if stale:  # registered with Discord by an older version of the bot: not an error of this one
+            _log.info("interaction %s: %s", interaction.id, original)
+        if interaction.type is discord.InteractionType.autocomplete:
+            if not interaction.response.is_done():  # only suggestions can answer it
+                await interaction.response.autocomplete([])
+            if not stale:
+                _log.error("suggestions failed", exc_info=original)
+            return
         t = texts_for(interaction_locale(interaction))
         # Only /reindex has checks (admin, in a server), so a failed check means "not an admin here".
         if isinstance(original, app_commands.CheckFailure):
             text = NotAdmin().message_in(t)
+        elif stale:
+            text = StaleCommand().message_in(t)
         else:
             text = message_for(original, t)
         await self.client.reply_privately(interaction, text)
 
 
 def _is_admin(interaction: discord.Interaction) -> bool:
+    """Whether the user may /reindex: in a server the bot is in (not one where only a user installed the app),
+    one of `KB_DISCORD_ADMINS` (a user id or a role's) when set, else a member with Manage Server (of the
+    `KB_DISCORD_GUILD_ID` server, when set). The index serves every server, so a manager of any server the
+    bot was invited to is not enough when the operator names the admins."""
+    bot = interaction.client
+    if interaction.guild_id is None or not isinstance(bot, KnowledgeBot) or bot.get_guild(interaction.guild_id) is None:
+        return False
+    settings = bot.core.settings
+    if settings.discord_admins:
+        roles = getattr(interaction.user, "roles", ())
+        return bool({interaction.user.id, *(role.id for role in roles)} & set(settings.discord_admins))
+    if settings.discord_guild_id is not None and interaction.guild_id != settings.discord_guild_id:
+        return False
     # Discord hides the command from members without Manage Server (default_permissions), but server
     # admins can override that per role or channel, so the bot checks the member's permissions itself.
     permissions = interaction.permissions
-    return interaction.guild_id is not None and (permissions.manage_guild or permissions.administrator)
+    return permissions.manage_guild or permissions.administrator
 
 
 def _add_commands(bot: KnowledgeBot) -> None:
@@ -525,6 +549,7 @@ def _add_commands(bot: KnowledgeBot) -> None:
     @app_commands.describe(full=texts.FULL_DESCRIPTION)
     @app_commands.default_permissions(manage_guild=True)
     @app_commands.guild_only()
+    @app_commands.allowed_installs(guilds=True, users=False)  # never offered where only a user installed the app
     @app_commands.check(_is_admin)
     async def reindex(interaction: discord.Interaction, full: bool = False) -> None:
         """Re-read the collection (server managers only); answers keep coming meanwhile."""
@@ -776,8 +801,10 @@ class KnowledgeBot(discord.Client):
     async def on_message(self, message: discord.Message) -> None:
         """Answer @mentions in server channels (those in `discord_channels`, when set) and all DMs."""
         me = self.user
-        if me is None or message.author.bot or message.author.id == me.id:
-            return
+        if me is None or message.author.bot or message.author.id == me.id or message.is_system():
+            return  # a system notice (a pin, a thread created with the bot in its name) asks nothing
+        if not message.content and message.poll is not None:
+            return  # a poll sent to the bot: no question in it
         question = self._question_in(message, me)
         if question is None or not await self._answers_in_channel(message.channel):
             return  # not for the bot, or outside the allowlist: no reply

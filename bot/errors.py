@@ -62,6 +62,12 @@ class NotAdmin(BotError):
     message = texts.NOT_ADMIN
 
 
+class StaleCommand(BotError):
+    """A command Discord still offers that the bot no longer has, or whose options changed (not synced yet)."""
+
+    message = texts.STALE_COMMAND
+
+
 class Cooldown(BotError):
     message = texts.COOLDOWN
 

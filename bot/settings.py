@@ -127,6 +127,11 @@ class BotSettings(Settings):
         default_factory=list,
         description="Channel ids the bot answers in (slash commands and mentions); empty means all.",
     )
+    discord_admins: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="User or role ids allowed to /reindex, in a server the bot is in; empty: the members with "
+        "Manage Server of a server the bot is in (of KB_DISCORD_GUILD_ID's server only, when set).",
+    )
     discord_message_content: bool = Field(
         default=False,
         description="Ask for the privileged Message Content intent (enable it in the developer portal first, or the "
@@ -175,7 +180,9 @@ class BotSettings(Settings):
         "and never ingests (not at start-up, not from chat) nor stores votes; its data dir may be read-only.",
     )
 
-    _split_channels = field_validator("discord_channels", "slack_admins", "slack_channels", mode="before")(_split_list)
+    _split_channels = field_validator(
+        "discord_channels", "discord_admins", "slack_admins", "slack_channels", mode="before"
+    )(_split_list)
     _valid_host = field_validator("http_host")(_check_host)
     _valid_locale = field_validator("locale", mode="before")(_check_locale)
     _blank_is_unset = field_validator(

@@ -130,6 +130,10 @@ HELP_LOOKUP = N_(
 
 # -- reindex ---------------------------------------------------------------------------------------------
 NOT_ADMIN = N_("Only the bot's admins can reindex the collection.")
+STALE_COMMAND = N_(
+    "This command is out of date: the bot has changed since Discord last learnt its commands. Ask the bot's admins "
+    "to sync them (`python -m bot discord --sync`)."
+)
 REINDEX_STARTED = N_(
     "Reindex started; answers keep coming from the current index meanwhile, and I'll post the summary when it finishes."
 )

@@ -34,6 +34,7 @@ from typing import Any
 
 import discord
 from aiohttp import WSMsgType, web
+from discord import app_commands
 
 from bot.chat import ChatCore
 from bot.discord_bot import KnowledgeBot, create_discord_client
@@ -307,8 +308,14 @@ def message_payload(
 
 
 async def run_command(client: KnowledgeBot, payload: dict[str, Any]) -> None:
-    """Invoke the real command tree the way discord.py does on INTERACTION_CREATE, but awaited."""
-    await client.tree._call(discord.Interaction(data=payload, state=client._connection))  # type: ignore[arg-type]
+    """Invoke the real command tree the way discord.py does on INTERACTION_CREATE (`CommandTree._from_interaction`:
+    an error raised before a command runs, such as an unknown command, goes to the tree's error handler), but
+    awaited."""
+    interaction = discord.Interaction(data=payload, state=client._connection)  # type: ignore[arg-type]
+    try:
+        await client.tree._call(interaction)
+    except app_commands.AppCommandError as error:
+        await client.tree._dispatch_error(interaction, error)
 
 
 def click(client: KnowledgeBot, payload: dict[str, Any]) -> None:

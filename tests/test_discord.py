@@ -307,6 +307,50 @@ async def test_reindex_is_refused_to_members_without_manage_server(
     assert not core.reindex_running
 
 
+OTHER_GUILD = GUILD_ID + 7  # a server the bot is not in: a user installed the app there
+
+
+@pytest.mark.parametrize(
+    ("settings", "permissions", "guild", "allowed"),
+    [
+        ({}, VIEW_AND_SEND | MANAGE_GUILD, GUILD_ID, True),
+        ({}, VIEW_AND_SEND | MANAGE_GUILD, OTHER_GUILD, False),  # was allowed: a manager of any server
+        ({"discord_guild_id": GUILD_ID + 8}, VIEW_AND_SEND | MANAGE_GUILD, GUILD_ID, False),  # not the bot's server
+        ({"discord_admins": [ALICE]}, VIEW_AND_SEND, GUILD_ID, True),  # named: Manage Server not needed
+        ({"discord_admins": [ALICE]}, VIEW_AND_SEND, OTHER_GUILD, False),
+        ({"discord_admins": [ALICE + 1]}, VIEW_AND_SEND | MANAGE_GUILD, GUILD_ID, False),  # named others
+    ],
+)
+async def test_reindex_is_for_the_named_admins_or_managers_of_a_server_the_bot_is_in(
+    kb: KnowledgeBase,
+    make_settings: Callable[..., BotSettings],
+    start_client: ClientFactory,
+    fake: FakeDiscord,
+    settings: dict[str, Any],
+    permissions: int,
+    guild: int,
+    allowed: bool,
+) -> None:
+    core = ChatCore(kb, make_settings(**settings))
+    client = await start_client(core)
+    payload = command_payload("reindex", permissions=permissions) | {"guild_id": str(guild)}
+    if guild != GUILD_ID:
+        payload |= {"context": 1, "authorizing_integration_owners": {"1": str(ALICE)}}
+    await run_command(client, payload)
+    (reply,) = fake.callbacks
+    if allowed:
+        assert reply.content == REINDEX_STARTED
+        await fake.wait_for(lambda r: r.content.startswith("Reindex done in"))
+    else:
+        assert reply.content == NotAdmin().user_message and reply.private and not core.reindex_running
+
+
+def test_reindex_is_never_offered_where_only_a_user_installed_the_app(client: KnowledgeBot) -> None:
+    command = client.tree.get_command("reindex")
+    assert command is not None and command.allowed_installs is not None
+    assert command.allowed_installs.guild and not command.allowed_installs.user
+
+
 async def test_a_read_only_replica_tells_an_admin_it_does_not_index(
     kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
 ) -> None:
@@ -654,6 +698,23 @@ async def test_a_reply_to_the_bot_that_does_not_mention_it_in_its_text_gets_noth
     await deliver(client, message_payload(f"<@{BOT_ID}> contrastive learning", mentions=[BOT_USER]))
     (reply,) = fake.channel_messages
     assert "Momentum Contrast" in reply.content
+
+
+async def test_system_notices_and_polls_are_no_questions(client: KnowledgeBot, fake: FakeDiscord) -> None:
+    pinned = message_payload("", dm=True) | {"type": 6}  # "Alice pinned a message" in a DM with the bot
+    thread = message_payload(f"<@{BOT_ID}> optimizers", mentions=[BOT_USER]) | {"type": 18}  # a thread created
+    poll = message_payload("", dm=True) | {
+        "poll": {
+            "question": {"text": "lunch?"},
+            "answers": [{"answer_id": 1, "poll_media": {"text": "yes"}}],
+            "expiry": "2030-01-01T00:00:00+00:00",
+            "allow_multiselect": False,
+            "layout_type": 1,
+        }
+    }
+    for data in (pinned, thread, poll):
+        await deliver(client, data)
+    assert fake.requests == []  # each had got the usage hint, or an answer to the thread's name
 
 
 async def test_what_the_user_typed_comes_back_escaped_in_an_error(client: KnowledgeBot, fake: FakeDiscord) -> None:
@@ -1060,6 +1121,22 @@ async def test_section_suggestions_match_either_language_with_counts(
     choices = suggestions.body["data"]["choices"]
     assert [choice["name"] for choice in choices] == suggested
     assert all(choice["value"] == choice["name"].rsplit(" (", 1)[0] for choice in choices)
+
+
+async def test_a_command_the_bot_no_longer_has_says_it_is_out_of_date(
+    client: KnowledgeBot, fake: FakeDiscord, caplog: pytest.LogCaptureFixture
+) -> None:
+    # registered by an older version (global commands are synced only by `--sync`), or with other options
+    await run_command(client, command_payload("search", query="Adam"))
+    await run_command(client, command_payload("ask", query="Adam"))  # `question` was once `query`
+    await run_command(client, autocomplete_payload("search", "section", "优化"))
+
+    retired, renamed, suggestions = fake.callbacks
+    for reply in (retired, renamed):  # was "Sorry, something went wrong on my side. Please try again", and an ERROR
+        assert reply.body["type"] == 4 and reply.private
+        assert reply.body["data"]["content"].startswith("This command is out of date")
+    assert suggestions.body == {"type": 8, "data": {"choices": []}}  # a message cannot answer suggestions
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
 
 
 async def test_section_suggestions_stay_within_discord_s_limits_on_the_bundled_collection() -> None:
