@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any, TypeVar
@@ -49,6 +48,7 @@ from bot.render import (
 )
 from bot.request import number_in, read_request
 from bot.settings import BotSettings
+from knowledge import RateLimitedLog
 
 _log = logging.getLogger(__name__)
 
@@ -560,26 +560,6 @@ def create_slack_app(core: ChatCore, settings: BotSettings, *, client: AsyncWebC
     )
     SlackFrontEnd(core, settings).register(app)
     return app
-
-
-class RateLimitedLog:
-    """At most one log line every `interval` seconds; the lines held back are counted in the next one."""
-
-    def __init__(self, logger: logging.Logger, interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
-        self._logger = logger
-        self._interval = interval
-        self._clock = clock
-        self._last: float | None = None
-        self._held = 0
-
-    def warning(self, message: str, *args: object) -> None:
-        now = self._clock()
-        if self._last is not None and now - self._last < self._interval:
-            self._held += 1
-            return
-        held, self._held, self._last = self._held, 0, now
-        suffix = f" ({held} more like it since the last line)" if held else ""
-        self._logger.warning(message + suffix, *args)
 
 
 SSL_CHECK_MAX_BYTES = 4096  # larger bodies are not looked at before the signature is checked

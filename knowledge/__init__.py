@@ -17,7 +17,7 @@ from knowledge.errors import (
 )
 from knowledge.filters import Where, section_key
 from knowledge.lexical import tokenize
-from knowledge.logs import configure_logging
+from knowledge.logs import RateLimitedLog, configure_logging
 from knowledge.lookup import Identifier, Lookup, arxiv_id, identifiers_in, without_identifiers
 from knowledge.neighbours import Neighbour
 from knowledge.normalize import detect_lang, printable, without_escapes
@@ -49,6 +49,7 @@ __all__ = [
     "MassRemoval",
     "Neighbour",
     "NewEntry",
+    "RateLimitedLog",
     "SearchResult",
     "Section",
     "SectionTree",

