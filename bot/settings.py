@@ -177,7 +177,8 @@ class BotSettings(Settings):
     ingest_on_start: bool = Field(
         default=True,
         description="Index the sources at start-up. False: a read-only replica that loads the current index "
-        "and never ingests (not at start-up, not from chat) nor stores votes; its data dir may be read-only.",
+        "and never ingests (not at start-up, not from chat) nor stores votes; with KB_CHROMA_URL its data dir may be "
+        "read-only.",
     )
 
     _split_channels = field_validator(
