@@ -433,7 +433,12 @@ class SlackFrontEnd:
             problem = repr(error)
         # A response_url lasts 30 minutes (and 5 replies); a long rebuild can outlive it.
         _log.info("the response_url refused a late reply (%s); sending it to %s in a DM", problem, user)
-        await client.chat_postMessage(channel=user, text=escape_mrkdwn(text))
+        try:
+            await client.chat_postMessage(channel=user, text=escape_mrkdwn(text))
+        except SlackApiError as error:  # the DM refused too: the log has it, in one line
+            _log.warning("could not tell %s the reindex's outcome: Slack said %s", user, error.response.get("error"))
+        except (aiohttp.ClientError, TimeoutError) as error:
+            _log.warning("could not tell %s the reindex's outcome: %r", user, error)
 
     # -- events ------------------------------------------------------------------------------------------
     async def on_mention(self, event: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient) -> None:

@@ -482,6 +482,21 @@ async def test_a_reindex_summary_goes_to_a_dm_once_the_response_url_has_expired(
     assert dm_summary.text.startswith("Reindex done in") and "10 entries" in dm_summary.text
 
 
+async def test_a_reindex_summary_nobody_can_be_sent_is_one_line_in_the_log(
+    slack: Slack, caplog: pytest.LogCaptureFixture
+) -> None:
+    slack.fake.errors["chat.postMessage"] = "messages_tab_disabled"  # the admin's DMs with the bot are off
+    await slack.command("/kb-reindex", "", user=ADMIN, uses=1)
+    await slack.fake.wait_for(lambda replies: any(r.name == "chat.postMessage" for r in replies), timeout=30)
+    for _ in range(100):
+        if "could not tell" in caplog.text:
+            break
+        await asyncio.sleep(0.05)
+    (line,) = [r for r in caplog.records if r.levelno >= logging.WARNING]  # was bolt's ERROR with a traceback
+    assert line.getMessage() == f"could not tell {ADMIN} the reindex's outcome: Slack said messages_tab_disabled"
+    assert line.exc_info is None
+
+
 # -- buttons ---------------------------------------------------------------------------------------------
 
 
