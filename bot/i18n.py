@@ -21,7 +21,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Literal, get_args
 
-from knowledge import detect_lang
+from knowledge import question_lang
 
 _log = logging.getLogger(__name__)
 
@@ -62,12 +62,13 @@ def locale_of_tag(tag: str | None) -> Locale | None:
 
 def locale_of_text(text: str) -> Locale | None:
     """The language `text` is written in (URLs aside), by the knowledge core's own detection: Chinese,
-    Simplified or Traditional, when it is mostly Han characters; English when it has Latin letters
-    and little Han; None when it has neither (a bare arXiv id, a URL, punctuation)."""
+    Simplified or Traditional (one character only Traditional writes is enough: `question_lang`), when it
+    is mostly Han characters; English when it has Latin letters and little Han; None when it has neither (a
+    bare arXiv id, a URL, punctuation)."""
     words = _URL.sub(" ", text)
     if not _LETTER.search(words):
         return None
-    return detect_lang(words)
+    return question_lang(words)
 
 
 def choose(

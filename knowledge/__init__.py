@@ -20,7 +20,7 @@ from knowledge.lexical import tokenize
 from knowledge.logs import RateLimitedLog, configure_logging
 from knowledge.lookup import Identifier, Lookup, arxiv_id, identifiers_in, without_identifiers
 from knowledge.neighbours import Neighbour
-from knowledge.normalize import detect_lang, printable, without_escapes
+from knowledge.normalize import detect_lang, printable, question_lang, without_escapes
 from knowledge.parse.summary import blurb
 from knowledge.ranking import Hit
 from knowledge.reader import StoreStats
@@ -70,6 +70,7 @@ __all__ = [
     "identifiers_in",
     "load_settings",
     "printable",
+    "question_lang",
     "section_id",
     "section_key",
     "tokenize",

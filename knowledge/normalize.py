@@ -53,6 +53,13 @@ def _converter():  # type: ignore[no-untyped-def]
     return opencc.OpenCC("t2s")
 
 
+@lru_cache(maxsize=1)
+def _to_traditional():  # type: ignore[no-untyped-def]
+    import opencc
+
+    return opencc.OpenCC("s2t")
+
+
 def to_simplified(text: str) -> str:
     """Traditional → Simplified Chinese; other text is unchanged."""
     if not _HAN.search(text):
@@ -102,6 +109,19 @@ def detect_lang(title: str, text: str = "") -> Lang:
     joined = "".join(han)
     changed = sum(a != b for a, b in zip(joined, to_simplified(joined), strict=False))
     return "zh-Hant" if changed >= max(2, len(han) // 20) else "zh-Hans"
+
+
+def question_lang(text: str) -> Lang:
+    """The language of a question, as `detect_lang` says, but Traditional whenever it has more characters only
+    Traditional Chinese writes (擴, 機, 論) than ones only Simplified Chinese writes: a question is short, and
+    "擴散模型" or "哪篇論文" has one such character (an entry's text needs more, as `detect_lang` asks)."""
+    lang = detect_lang(text)
+    if lang == "en":
+        return lang
+    joined = "".join(_HAN.findall(text))
+    traditional = sum(a != b for a, b in zip(joined, to_simplified(joined), strict=False))
+    simplified = sum(a != b for a, b in zip(joined, str(_to_traditional().convert(joined)), strict=False))
+    return "zh-Hant" if traditional > simplified else "zh-Hans"
 
 
 def has_han(text: str) -> bool:

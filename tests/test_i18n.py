@@ -148,6 +148,13 @@ def test_locale_of_tag(tag: str | None, locale: Locale | None) -> None:
     [
         ("哪篇论文修正了 Adam 的 weight decay?", "zh-Hans"),
         ("非自回歸機器翻譯的論文", "zh-Hant"),
+        # one character only Traditional writes is enough in a question (they were answered in Simplified)
+        ("擴散模型", "zh-Hant"),
+        ("哪篇論文", "zh-Hant"),
+        ("LoRA 微調", "zh-Hant"),
+        ("扩散模型", "zh-Hans"),
+        ("后训练", "zh-Hans"),
+        ("有哪些关于系統的文章", "zh-Hans"),  # one of each: Simplified, as before
         ("Which paper fixes weight decay in Adam?", "en"),
         ("对比学习 contrastive learning papers", "zh-Hans"),
         ("https://arxiv.org/abs/1711.05101", None),
