@@ -122,8 +122,25 @@ def entry_identifiers(entry: Entry) -> list[Identifier]:
 
 
 def arxiv_id(entry: Entry) -> str | None:
-    """The entry's arXiv id (`1711.05101`), from its primary link first, or None when it has none."""
-    return next((i.key.removeprefix("arxiv:") for i in entry_identifiers(entry) if i.kind == "arxiv"), None)
+    """The arXiv id (`1711.05101`) of the paper the entry is: its primary link's, else that of a link named
+    by one of its titles (a Chinese headline's paper), else one its titles name (`[1711.05101] Title`); None
+    otherwise. Not any arXiv link of its text: a note citing Longformer is not Longformer."""
+    titles = {entry.title.strip(), *(title.strip() for title in entry.alt_titles)}
+    links = sorted(entry.links, key=lambda link: link.role != "primary")
+    for link in links:
+        if link.role == "primary" or link.text.strip() in titles:
+            identifier = identify_url(link.url)
+            if identifier is not None and identifier.kind == "arxiv":
+                return identifier.key.removeprefix("arxiv:")
+    named = "\n".join(titles)
+    for pattern in (_ARXIV_URL, _ARXIV_NAMED, _ARXIV_BRACKETED):
+        if match := pattern.search(named):
+            return _arxiv(match["id"]).key.removeprefix("arxiv:")
+    if not entry.links:  # a Q&A item `[1810.04805] BERT …` with no link: the one id its text names
+        ids = {i.key for i in entry_identifiers(entry) if i.kind == "arxiv"}
+        if len(ids) == 1:
+            return ids.pop().removeprefix("arxiv:")
+    return None
 
 
 @dataclass(frozen=True)

@@ -64,4 +64,20 @@ def test_entries_are_found_by_any_of_their_identifiers() -> None:
     assert index.find(identifiers_in("http://example.com/post")) == [blog]
     assert index.find(identifiers_in("2106.09685")) == []
     assert arxiv_id(adamw) == "1711.05101" and arxiv_id(qa) == "1810.04805" and arxiv_id(blog) is None
+    # a note that cites a paper is not that paper: its arXiv id was shown as the note's (Longformer's on a
+    # RecurrentGemma note); a Chinese headline's paper, linked by its title, is the headline's
+    citing = _entry("d", "https://github.com/google/recurrentgemma", body="见 https://arxiv.org/abs/2004.05150")
+    headline = Entry(
+        id="e",
+        title="二阶梯度优化新崛起",
+        alt_titles=("Second Order Optimization Made Practical",),
+        links=(
+            Link(url="https://mp.weixin.qq.com/s/x", role="primary"),
+            Link(url="https://arxiv.org/abs/2002.09018", text="Second Order Optimization Made Practical", role="extra"),
+            Link(url="https://arxiv.org/abs/1412.6980", text="Adam", role="extra"),
+        ),
+        source=SourceRef(file="notes.md", line_start=1, line_end=1, format="markdown"),
+        lang="zh-Hans",
+    )
+    assert arxiv_id(citing) is None and arxiv_id(headline) == "2002.09018"
     assert [i.kind for i in entry_identifiers(adamw)] == ["arxiv", "github"]
