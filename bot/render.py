@@ -227,6 +227,11 @@ class DiscordMessage:
     suppress_embeds: bool
 
 
+def _title_links_to_arxiv(item: AnswerItem) -> bool:
+    """Whether the item's title links to its arXiv paper already (abs, pdf or html, any version)."""
+    return bool(item.url and item.arxiv_id and "arxiv.org/" in item.url and item.arxiv_id in item.url)
+
+
 def _discord_item(number: int, item: AnswerItem, mark: str | None, t: Texts) -> str:
     title = escape_discord(item.title)
     head = f"**{number}. [{title}](<{_safe_url(item.url)}>)**" if item.url else f"**{number}. {title}**"
@@ -236,8 +241,9 @@ def _discord_item(number: int, item: AnswerItem, mark: str | None, t: Texts) -> 
     if item.summary:
         lines.append(escape_discord(item.summary))
     extra = [mark] if mark else []
-    if item.arxiv_id:
-        extra.append(f"[{arxiv_label(item.arxiv_id)}](<{arxiv_url(item.arxiv_id)}>)")
+    if item.arxiv_id:  # a citation; a link unless the title already links to the paper
+        label = arxiv_label(item.arxiv_id)
+        extra.append(label if _title_links_to_arxiv(item) else f"[{label}](<{arxiv_url(item.arxiv_id)}>)")
     if item.code_url:
         extra.append(f"[{t(texts.CODE_LINK)}](<{_safe_url(item.code_url)}>)")
     if place := _place_discord(item, t):
@@ -283,8 +289,9 @@ def _slack_item(
         head += f"\n_{escape_mrkdwn(item.other_title)}_"
     text = f"{head}\n{escape_mrkdwn(item.summary)}" if item.summary else head
     context = [escape_mrkdwn(mark)] if mark else []
-    if item.arxiv_id:
-        context.append(f"<{arxiv_url(item.arxiv_id)}|{arxiv_label(item.arxiv_id)}>")
+    if item.arxiv_id:  # a citation; a link unless the title already links to the paper
+        label = arxiv_label(item.arxiv_id)
+        context.append(label if _title_links_to_arxiv(item) else f"<{arxiv_url(item.arxiv_id)}|{label}>")
     if place := _place_slack(item, t):
         context.append(place)
     if item.section and not item.place:

@@ -258,6 +258,11 @@ def test_an_item_shows_both_titles_and_its_arxiv_id() -> None:
         "*1. <https://weightagnostic.github.io/|权重无关神经网络>*\n_Weight Agnostic"
     )
     assert blocks[2]["elements"][0]["text"].startswith("<https://arxiv.org/abs/1906.04358|arXiv:1906.04358> · 📂")
+    # a title that links to the paper already: the id is a citation, not a second link to the same paper
+    on_arxiv = replace(PAPER, url="https://arxiv.org/pdf/1906.04358v2.pdf")
+    (message,) = render_discord(answer(on_arxiv))
+    assert "-# arXiv:1906.04358 · 📂" in message.content and "arxiv.org/abs" not in message.content
+    assert render_slack(answer(on_arxiv))[2]["elements"][0]["text"].startswith("arXiv:1906.04358 · 📂")
 
 
 def _huge_entry(number: int) -> Entry:
