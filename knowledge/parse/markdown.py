@@ -217,11 +217,14 @@ class _Reader(Sections):
             index = inline.links.index(titled[0])
             span_start, span_end = inline.link_spans[index]
             before = inline.text[:span_start].strip()
-            if before and not (before.endswith((":", "：")) and len(before) <= 40):
-                rest = text  # a sentence that cites the paper ("例如SASRec（[…](…)）"): its text whole, link text kept
-            else:
-                rest = (inline.text[:span_start] + " " + inline.text[span_end:]).strip()
-                rest = _SEPARATOR.sub("", rest).strip()
+            after = _SEPARATOR.sub("", inline.text[span_end:]).strip()
+            label = before.endswith((":", "：")) and len(before) <= 40
+            if before and (after or not label):
+                # a sentence around the link ("例如SASRec（[…](…)）", "Alpaca-LoRA：[…](…)，通过LoRA…"): its text
+                # whole, the link's text kept (cut out, it left "例如SASRec（ ）")
+                rest = text
+            else:  # the link alone, after a label ("原始论文：") or before its description
+                rest = before or after
         else:
             href = web[0][1]
             title = " ".join(text.replace(href, "").split()).rstrip(":：").strip() or href  # "工具站：https://…"
