@@ -763,6 +763,11 @@ def test_a_list_item_that_cites_a_paper_mid_sentence_keeps_the_sentence_whole() 
     assert (
         entry.summary == "纯attention：可并行，例如SASRec（Self-attentive sequential recommendation）。"
     )  # was "…SASRec（ ）。"
+    # a label, the link, then more of the sentence: whole too (it was "Alpaca-LoRA： ，通过LoRA…")
+    (entry,) = parse(
+        "## sft\n\n* Alpaca-LoRA：[Instruct-tune llama](https://github.com/tloen/alpaca-lora)，通过LoRA训练。\n"
+    )
+    assert (entry.title, entry.summary) == ("Instruct-tune llama", "Alpaca-LoRA：Instruct-tune llama，通过LoRA训练。")
 
 
 def test_markdown_title_after_an_entry_under_the_same_heading_is_body_text() -> None:
