@@ -306,22 +306,37 @@ class CatalogueTranslator(app_commands.Translator):
         return texts_for(ours).lookup(string.message, where)
 
 
-def command_name(t: Texts, name: str) -> str:
-    """A slash command as a user of `t`'s language sees it: `/ask`, or `/提问` in Chinese."""
-    return "/" + (t.lookup(name, texts.COMMAND) or name)
+def command_name(t: Texts, name: str, *, client: Texts | None = None) -> str:
+    """A slash command as the user's Discord client shows it: in `client`'s language (`client_texts`: an
+    interaction says which), `/ask` or `/提问`; without a client to go by (a reply to a mention, a digest),
+    in `t`'s language followed by the English name, which every other client shows: `/提问 (/ask)`."""
+    if client is not None:
+        return "/" + (client.lookup(name, texts.COMMAND) or name)
+    local = t.lookup(name, texts.COMMAND) or name
+    return f"/{local}" if local == name else f"/{local} (/{name})"
 
 
-def discord_commands(t: Texts) -> Commands:
-    """The slash commands' names in `t`'s language, for the help."""
+# The languages Discord shows the commands in: their names are translated for these clients only (the rest see
+# the English names), whatever language the bot answers in.
+CLIENT_LOCALES: dict[str, Locale] = {"zh-CN": "zh-Hans", "zh-TW": "zh-Hant"}
+
+
+def client_texts(interaction: discord.Interaction) -> Texts:
+    """The texts in the language of the user's Discord client, for naming commands as it shows them."""
+    return texts_for(CLIENT_LOCALES.get(interaction.locale.value, "en"))
+
+
+def discord_commands(client: Texts) -> Commands:
+    """The slash commands' names as a client of `client`'s language shows them (`client_texts`), for the help."""
     return Commands(
-        ask=command_name(t, texts.ASK),
-        more=command_name(t, texts.MORE),
-        similar=command_name(t, texts.SIMILAR),
-        browse=command_name(t, texts.BROWSE),
-        new=command_name(t, texts.NEW),
-        stats=command_name(t, texts.STATS_COMMAND),
-        reindex=command_name(t, texts.REINDEX),
-        help=command_name(t, texts.HELP),
+        ask=command_name(client, texts.ASK, client=client),
+        more=command_name(client, texts.MORE, client=client),
+        similar=command_name(client, texts.SIMILAR, client=client),
+        browse=command_name(client, texts.BROWSE, client=client),
+        new=command_name(client, texts.NEW, client=client),
+        stats=command_name(client, texts.STATS_COMMAND, client=client),
+        reindex=command_name(client, texts.REINDEX, client=client),
+        help=command_name(client, texts.HELP, client=client),
         options=True,
     )
 
@@ -352,11 +367,11 @@ async def defer_once(interaction: discord.Interaction, *, ephemeral: bool) -> No
         await interaction.response.defer(thinking=True, ephemeral=ephemeral)
 
 
-def message_for(error: BaseException, t: Texts) -> str:
+def message_for(error: BaseException, t: Texts, client: Texts | None = None) -> str:
     """What a Discord user sees for `error`, in `t`'s language: the usage hint names `/ask` as their
-    client shows it, and what the user typed (a section, a number of days) is escaped."""
+    client shows it (`command_name`), and what the user typed (a section, a number of days) is escaped."""
     if isinstance(error, EmptyQuestion):
-        error = EmptyQuestion(command_name(t, texts.ASK))
+        error = EmptyQuestion(command_name(t, texts.ASK, client=client))
     return user_message_for(error, t, escape_discord)
 
 
@@ -425,7 +440,7 @@ class KnowledgeTree(app_commands.CommandTree["KnowledgeBot"]):
         elif stale:
             text = StaleCommand().message_in(t)
         else:
-            text = message_for(original, t)
+            text = message_for(original, t, client_texts(interaction))
         await self.client.reply_privately(interaction, text)
 
 
@@ -543,7 +558,7 @@ def _add_commands(bot: KnowledgeBot) -> None:
         """How to ask this bot about the reading notes."""
         locale = interaction_locale(interaction)
         await interaction.response.defer(thinking=True)
-        await bot.say(interaction, bot.core.help(locale, discord_commands(texts_for(locale)), mentions=True))
+        await bot.say(interaction, bot.core.help(locale, discord_commands(client_texts(interaction)), mentions=True))
 
     @tree.command(name=texts.REINDEX, description=texts.REINDEX_DESCRIPTION)
     @app_commands.describe(full=texts.FULL_DESCRIPTION)
@@ -715,7 +730,7 @@ class KnowledgeBot(discord.Client):
             for index, message in enumerate(messages, 1):
                 await self._followup(interaction, message, view if index == len(messages) else None, private=True)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
-            await self.reply_privately(interaction, message_for(error, texts_for(locale)))
+            await self.reply_privately(interaction, message_for(error, texts_for(locale), client_texts(interaction)))
 
     async def show_new(self, interaction: discord.Interaction, days: int, page: int) -> None:
         """A page of the entries added in the last `days` days, seen by the user only, with Previous/Next."""
@@ -725,15 +740,15 @@ class KnowledgeBot(discord.Client):
         t = texts_for(locale)
         try:
             if not 1 <= days <= NEW_DAYS_MAX:
-                raise BadDays(days, command_name(t, texts.NEW))
+                raise BadDays(days, command_name(t, texts.NEW, client=client_texts(interaction)))
             await interaction.response.defer(thinking=True, ephemeral=True)
             shown = await self.core.new(days, page, locale=locale)
-            messages = render_new_discord(shown, command=command_name(t, texts.NEW))
+            messages = render_new_discord(shown, command=command_name(t, texts.NEW, client=client_texts(interaction)))
             view = new_view(shown)
             for index, message in enumerate(messages, 1):
                 await self._followup(interaction, message, view if index == len(messages) else None, private=True)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
-            await self.reply_privately(interaction, message_for(error, t))
+            await self.reply_privately(interaction, message_for(error, t, client_texts(interaction)))
 
     async def show_similar(self, interaction: discord.Interaction, entry_id: str, answer_id: str) -> None:
         """ "Similar to…": the entries nearest to the one picked, privately when its answer was private."""
@@ -747,7 +762,7 @@ class KnowledgeBot(discord.Client):
             answer = await self.core.similar(conversation, entry_id, answer_id=answer_id, locale=locale)
             await self.send_answer(interaction, answer)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
-            await self.reply_privately(interaction, message_for(error, texts_for(locale)))
+            await self.reply_privately(interaction, message_for(error, texts_for(locale), client_texts(interaction)))
 
     async def show_more(self, interaction: discord.Interaction, answer_id: str, page: int | None = None) -> None:
         """The "More results" button: page `page` of that answer, else its next (privately when it was private)."""
@@ -761,7 +776,7 @@ class KnowledgeBot(discord.Client):
             answer = await self.core.more(conversation, answer_id, locale=locale, page=page)
             await self.send_answer(interaction, answer)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
-            await self.reply_privately(interaction, message_for(error, texts_for(locale)))
+            await self.reply_privately(interaction, message_for(error, texts_for(locale), client_texts(interaction)))
 
     async def record_vote(self, interaction: discord.Interaction, answer_id: str, vote: Vote) -> None:
         """A 👍/👎 button: store the vote for evaluation and thank the user privately."""
@@ -773,7 +788,7 @@ class KnowledgeBot(discord.Client):
             vote_recorded = self.core.record_vote(answer_id, vote, user, "discord", locale=locale)
             text = await within_deadline(interaction, vote_recorded, ephemeral=True)
         except Exception as error:  # noqa: BLE001 - user_message_for logs anything unexpected
-            text = message_for(error, texts_for(locale))
+            text = message_for(error, texts_for(locale), client_texts(interaction))
         await self.reply_privately(interaction, text)
 
     async def post_reindex_result(
@@ -828,7 +843,8 @@ class KnowledgeBot(discord.Client):
             if private:  # the asker's DMs are closed to the bot: say so where they asked (the answer stays private)
                 t = texts_for(locale)
                 private_option = t.lookup(texts.PRIVATE_OPTION, texts.OPTION) or texts.PRIVATE_OPTION
-                note = t(texts.DM_CLOSED, ask=command_name(t, texts.ASK), private=f"{private_option}: True")
+                # named in the reply's language, as the option is (a mention does not say what the client shows)
+                note = t(texts.DM_CLOSED, ask=command_name(t, texts.ASK, client=t), private=f"{private_option}: True")
                 await self._reply(message, DiscordMessage(note, True), None, first=True)
             return  # the rest of an answer whose start was refused would be read as the whole answer
 

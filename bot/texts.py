@@ -98,7 +98,7 @@ STATS_SOURCES = N_("Sources ({count}):")
 STATS_GIT_SOURCE = N_("• {name} (git, branch {branch}): commit {commit} of {date}; last synced {synced}")
 STATS_GIT_NOT_INDEXED = N_("• {name} (git, branch {branch}): not indexed yet")
 STATS_SYNC_FAILED = N_("; the last sync failed at {when}, so answers come from the commit above")
-STATS_ACTIVITY = N_("This week: {answered} questions answered, {refused} not; 👍 {up}, 👎 {down}.")
+STATS_ACTIVITY = N_("In the last 7 days: {answered} questions answered, {refused} not; 👍 {up}, 👎 {down}.")
 
 HELP_INTRO = N_(
     "I answer questions from a curated collection of machine-learning reading notes (paper titles, Chinese "

@@ -354,11 +354,11 @@ async def test_stats_show_each_source_by_name_with_its_commit_and_sync_never_ser
         "• curator/notes (git, branch main): commit fedcba9876 of 2026-01-01; last synced 2026-01-03 09:30 UTC; "
         "the last sync failed at 2026-01-03 10:30 UTC, so answers come from the commit above",
         "• new/notes (git, branch main): not indexed yet",
-        "This week: 0 questions answered, 0 not; 👍 0, 👎 0.",
+        "In the last 7 days: 0 questions answered, 0 not; 👍 0, 👎 0.",
     ]
     assert "/srv" not in text and "alice" not in text  # the failure's reason is for the log and /healthz
     chinese = stats_text(await core.stats(), texts_for("zh-Hans"))
-    assert "上次同步在 2026-01-03 10:30 UTC 失败" in chinese and "本周" in chinese
+    assert "上次同步在 2026-01-03 10:30 UTC 失败" in chinese and "最近 7 天" in chinese
 
 
 async def test_stats_count_this_week_s_answers_refusals_and_votes(retriever: FakeRetriever, tmp_path: Path) -> None:
@@ -372,7 +372,7 @@ async def test_stats_count_this_week_s_answers_refusals_and_votes(retriever: Fak
     stats = await core.stats()
     assert stats.activity is not None
     assert (stats.activity.answered, stats.activity.refused, stats.activity.up, stats.activity.down) == (2, 1, 1, 2)
-    assert stats_text(stats).endswith("This week: 2 questions answered, 1 not; 👍 1, 👎 2.")
+    assert stats_text(stats).endswith("In the last 7 days: 2 questions answered, 1 not; 👍 1, 👎 2.")
 
 
 async def test_waiting_for_the_outcome_can_stop_without_stopping_the_reindex(

@@ -76,7 +76,7 @@ async def test_replies_follow_the_language_of_the_question(core: ChatCore) -> No
     english, traditional = english.split("“非自回歸的機器翻譯”", 1)
     assert "“召回”的结果（第 1/" in chinese and "（更多结果：/more）" in chinese
     assert "“召回”的结果（第 2/" in chinese
-    assert "位于 推荐 › 召回" in chinese and "共 10 个条目；上次索引于" in chinese
+    assert "位于 推荐 › 召回" in chinese and "共 10 个条目；上次索引时间：" in chinese
     assert "• /more：上一个问题的下一页结果" in chinese
     assert "合集中没有找到关于“今天北京的天气怎么样”的内容" in chinese and "没有可回答的问题" in chinese
     assert "Results for" not in chinese and "entries from" not in chinese

@@ -235,7 +235,7 @@ async def test_help_and_stats(client: KnowledgeBot, fake: FakeDiscord) -> None:
     help_text, stats = (r.content for r in fake.followups)
     assert "/ask" in help_text and "reindex" in help_text
     assert "8 entries" in stats and "Sources (1):\n• discord-notes" in stats
-    assert "/tmp" not in stats and "This week: " in stats
+    assert "/tmp" not in stats and "In the last 7 days: " in stats
     assert all(r.body["allowed_mentions"] == NO_PINGS for r in fake.followups)
 
 
@@ -831,7 +831,7 @@ async def test_a_chinese_discord_gets_chinese_texts_whatever_the_question_s_lang
     assert help_text.content.startswith("我根据一份精选的机器学习阅读笔记合集")
     assert "• /提问：向我提一个关于合集的问题，例如 `/提问 对比学习的论文`" in help_text.content
     assert "• /重建索引：" in help_text.content and "/ask" not in help_text.content
-    assert stats.content.startswith("共 8 個條目；上次索引於")
+    assert stats.content.startswith("共 8 個條目；上次索引時間：")
 
     first = fake.followups[0]
     click(client, button_payload(more_id_of(first), first.response, locale="zh-CN"))
@@ -857,6 +857,26 @@ async def test_the_server_s_language_counts_when_the_bot_does_not_speak_the_user
     chinese, english = fake.followups
     assert chinese.content.startswith("“Adam”的結果")
     assert english.content.startswith("Results for “Adam”")  # neither: the question's language
+
+
+async def test_commands_are_named_as_the_user_s_discord_shows_them(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    # Replies in Traditional Chinese for everyone (KB_LOCALE), but an English Discord shows `/ask`, a Simplified
+    # one `/提问`: the help and the hints named `/提問` to both.
+    client = await start_client(ChatCore(kb, make_settings(locale="zh-Hant")))
+    await run_command(client, command_payload("help", locale="en-US"))
+    await run_command(client, command_payload("ask", question="?!", locale="zh-CN"))
+    (help_text,) = fake.followups
+    (usage,) = fake.callbacks[1:]
+    assert (
+        help_text.content.startswith("我根據") and "• /ask：" in help_text.content and "/提問" not in help_text.content
+    )
+    assert "`/提问 " in usage.content and "/提問" not in usage.content
+    # A mention says nothing of its author's client: both names
+    await deliver(client, message_payload(f"<@{BOT_ID}>", mentions=[BOT_USER]))
+    (hint,) = fake.channel_messages
+    assert "`/提問 (/ask) " in hint.content
 
 
 async def test_private_replies_are_in_the_user_s_language(client: KnowledgeBot, fake: FakeDiscord) -> None:

@@ -142,7 +142,7 @@ async def test_stats_and_help_are_shown_only_to_the_asker(slack: Slack) -> None:
     [stats] = await slack.reply_to(stats_url)
     assert stats.data["response_type"] == "ephemeral"
     assert "10 entries; last indexed " in stats.text and "\nSources (1):\n• small-notes" in stats.text
-    assert "/tmp" not in stats.text and "This week: " in stats.text  # a source by its name, never its path
+    assert "/tmp" not in stats.text and "In the last 7 days: " in stats.text  # a source by its name, never its path
 
     status, ack, _ = await slack.command("/kb-help")
     assert status == 200
@@ -732,7 +732,7 @@ async def test_replies_follow_the_language_of_the_question(slack: Slack) -> None
     assert similar["placeholder"]["text"] == "找相似…" and similar["options"][0]["text"]["text"].startswith(
         "与第 1 条相似 · "
     )
-    assert zh_stats.text.startswith("共 10 个条目；上次索引于")
+    assert zh_stats.text.startswith("共 10 个条目；上次索引时间：")
     assert zh_help.startswith("我根据") and "• /kb-reindex：" in zh_help and "• 也可以 @我 提问" in zh_help
     assert en.blocks[0]["text"]["text"].startswith("Results for “Which paper fixes weight decay in Adam?”")
     assert en_help.startswith("I answer questions") and "• /kb-stats: what the index holds" in en_help
