@@ -685,14 +685,16 @@ class KnowledgeBot(discord.Client):
         """
         try:
             if not interaction.response.is_done():
-                await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+                await interaction.response.send_message(
+                    text, ephemeral=True, allowed_mentions=NO_MENTIONS, suppress_embeds=True
+                )
                 return
             if not interaction.extras.get(_FOLLOWED_UP):
                 try:
                     await interaction.delete_original_response()
                 except discord.HTTPException as error:
                     _log.info("could not delete the thinking message of %s: HTTP %s", interaction.id, error.status)
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
             interaction.extras[_FOLLOWED_UP] = True
         except discord.HTTPException as error:
             _log.warning("could not send a reply to interaction %s: HTTP %s", interaction.id, error.status)
@@ -800,14 +802,15 @@ class KnowledgeBot(discord.Client):
         """
         text = await self.core.reindex_outcome(task, locale)
         try:
-            await interaction.followup.send(text, allowed_mentions=NO_MENTIONS)
+            # sources named by public URL: no previews of them
+            await interaction.followup.send(text, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
         except discord.HTTPException as error:
             # An interaction token lasts 15 minutes, and a full rebuild can take longer.
             _log.info("reindex summary as a followup failed (HTTP %s); posting to the channel", error.status)
             channel = interaction.channel
             if isinstance(channel, discord.abc.Messageable):
                 try:
-                    await channel.send(text, allowed_mentions=NO_MENTIONS)
+                    await channel.send(text, allowed_mentions=NO_MENTIONS, suppress_embeds=True)
                 except discord.HTTPException as again:
                     _log.warning("could not post the reindex summary: HTTP %s", again.status)
 

@@ -379,6 +379,8 @@ async def test_an_admin_s_reindex_reports_when_done_and_a_second_one_waits(
     assert already.body["type"] == 4 and already.content == AlreadyRunning().user_message and already.private
     assert fake.followups == [summary]
     assert "8 entries" in summary.content and "0 embedded, 8 unchanged" in summary.content
+    assert summary.flags & SUPPRESS_EMBEDS  # sources named by a public URL: no previews
+    assert already.flags & SUPPRESS_EMBEDS
     assert not core.reindex_running
 
 
