@@ -578,6 +578,23 @@ def is_ssl_check(content_type: str, body: bytes) -> bool:
     return parse_qs(body.decode("utf-8", "replace")).get("ssl_check") == ["1"]
 
 
+def malformed(body: object) -> str | None:
+    """Why a signed body is not one Slack sends, or None: what bolt's middleware and the listeners take for
+    granted (an event is an object, a click names its action, a command its channel and user); each had been
+    a 500 and a traceback, or a KeyError before the acknowledgement."""
+    if not isinstance(body, dict):
+        return "a body that is not an object"
+    if "event" in body and not (isinstance(body["event"], dict) and isinstance(body["event"].get("type"), str)):
+        return "an event that is not an object with a type"
+    if body.get("type") == "block_actions":
+        actions = body.get("actions")
+        if not (isinstance(actions, list) and actions and all(isinstance(action, dict) for action in actions)):
+            return "a click that names no action"
+    if "command" in body and not (body.get("channel_id") and body.get("user_id")):
+        return "a command without its channel or user"
+    return None
+
+
 TIMESTAMP_MAX_DIGITS = 12  # Unix seconds have 10 digits until the year 2286
 
 
@@ -621,6 +638,8 @@ def slack_http_handler(app: AsyncApp, signing_secret: str) -> Callable[[web.Requ
         except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
             # Signed, yet unreadable (bolt parses the body as it builds the request): e.g. nested too deep.
             return refuse(request, 400, "a body that cannot be parsed")
+        if (why := malformed(bolt_request.body)) is not None:
+            return refuse(request, 400, why)
         return await to_aiohttp_response(await app.async_dispatch(bolt_request))
 
     return handle
