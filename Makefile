@@ -34,7 +34,7 @@ bench: install
 # catalogue (bot/locale/<language>/LC_MESSAGES/messages.po: translate what is new there), and compile the .mo
 # files the package ships. tests/test_i18n.py fails while a language lacks a text or a .mo is stale.
 messages: install
-	$(VENV)/bin/pybabel extract --no-wrap --sort-output --add-location=file -k NP_:1c,2 \
+	$(VENV)/bin/pybabel extract --no-wrap --sort-output --add-location=file -k NP_:1c,2 -k NN_:1,2 \
 		--project=collections-bot --version=0.1.0 --copyright-holder=collections-bot -o bot/locale/messages.pot bot
 	$(VENV)/bin/pybabel update --no-wrap --no-fuzzy-matching --ignore-obsolete -i bot/locale/messages.pot \
 		-d bot/locale -D messages

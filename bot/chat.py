@@ -1262,8 +1262,9 @@ def stats_text(stats: Stats, t: Texts | None = None) -> str:
     t = t or texts_for("en")
     index = stats.index
     lines = [
-        t(
+        t.count(
             texts.STATS,
+            index.entries,
             entries=index.entries,
             when=_time(index.indexed_at, t),
             embedder=index.embedder,
@@ -1275,5 +1276,7 @@ def stats_text(stats: Stats, t: Texts | None = None) -> str:
         lines += [source_line(source, t) for source in stats.sources]
     if stats.activity is not None:
         a = stats.activity
-        lines.append(t(texts.STATS_ACTIVITY, answered=a.answered, refused=a.refused, up=a.up, down=a.down))
+        lines.append(
+            t.count(texts.STATS_ACTIVITY, a.answered, answered=a.answered, refused=a.refused, up=a.up, down=a.down)
+        )
     return "\n".join(lines)

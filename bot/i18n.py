@@ -17,6 +17,7 @@ import gettext
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Literal, get_args
@@ -45,6 +46,19 @@ def N_(message: str) -> str:
 def NP_(context: str, message: str) -> str:
     """Marks `message` for the catalogue under `context` (e.g. a Discord command's name)."""
     return message
+
+
+@dataclass(frozen=True)
+class Plural:
+    """A text with a singular and a plural English form (`NN_`): `t.count(texts.STATS, n, …)`."""
+
+    singular: str
+    plural: str
+
+
+def NN_(singular: str, plural: str) -> Plural:
+    """Marks a text with a singular and a plural form for the catalogue (Chinese has one form)."""
+    return Plural(singular, plural)
 
 
 def locale_of_tag(tag: str | None) -> Locale | None:
@@ -95,6 +109,10 @@ class Texts:
         """`message` (an English msgid) in this language, formatted with `values` when given."""
         text = self._translations.gettext(message)
         return text.format(**values) if values else text
+
+    def count(self, message: Plural, n: int, /, **values: object) -> str:
+        """`message` in this language in the form for `n` ("1 entry", "2 entries"), formatted with `values`."""
+        return self._translations.ngettext(message.singular, message.plural, n).format(**values)
 
     def pgettext(self, context: str, message: str) -> str:
         """`message` under `context` in this language."""

@@ -373,8 +373,10 @@ def slack_fallback_text(answer: Answer) -> str:
 def _browse_header(page: BrowsePage, t: Texts) -> str:
     pages = t(texts.PAGE_OF, page=page.page, pages=page.pages) if page.pages > 1 else ""
     if not page.path:
-        return t(texts.BROWSE_TOP, count=page.count, pages=pages)
-    return t(texts.BROWSE_SECTION, section=SECTION_SEPARATOR.join(page.path), count=page.count, pages=pages)
+        return t.count(texts.BROWSE_TOP, page.count, count=page.count, pages=pages)
+    return t.count(
+        texts.BROWSE_SECTION, page.count, section=SECTION_SEPARATOR.join(page.path), count=page.count, pages=pages
+    )
 
 
 def child_label(section: Section, t: Texts, limit: int | None = None) -> str:
@@ -479,11 +481,12 @@ def new_header(new: NewList, t: Texts) -> str:
     """`12 new entries in the last 7 days, newest first (page 1/2):`, a digest's `3 new entries in the
     collection:`, or that nothing was added."""
     if new.digest:
-        return t(texts.DIGEST_HEADER, count=new.count)
+        return t.count(texts.DIGEST_HEADER, new.count, count=new.count)
     if not new.count:
-        return t(texts.NEW_NONE, days=new.days)
+        return t.count(texts.NEW_NONE, new.days, days=new.days)
     pages = t(texts.PAGE_OF, page=new.page, pages=new.pages) if new.pages > 1 else ""
-    return t(texts.NEW_HEADER, count=new.count, days=new.days, pages=pages)
+    window = t.count(texts.NEW_WINDOW, new.days, days=new.days)
+    return t.count(texts.NEW_HEADER, new.count, count=new.count, window=window, pages=pages)
 
 
 def new_command(new: NewList, page: int, command: str = "/new") -> str:

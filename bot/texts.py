@@ -8,7 +8,7 @@ errors) are not here.
 
 from __future__ import annotations
 
-from bot.i18n import N_, NP_
+from bot.i18n import N_, NN_, NP_
 
 # -- asking ----------------------------------------------------------------------------------------------
 USAGE = N_(
@@ -67,8 +67,11 @@ DM_CLOSED = N_(
 )
 
 # -- browsing ------------------------------------------------------------------------------------------
-BROWSE_TOP = N_("The collection's sections, {count} entries in all{pages}:")
-BROWSE_SECTION = N_("§{section}, {count} entries{pages}:")
+BROWSE_TOP = NN_(
+    "The collection's sections, {count} entry in all{pages}:",
+    "The collection's sections, {count} entries in all{pages}:",
+)
+BROWSE_SECTION = NN_("§{section}, {count} entry{pages}:", "§{section}, {count} entries{pages}:")
 BROWSE_SUBSECTIONS = N_("Subsections:")
 BROWSE_ENTRIES = N_("Entries:")
 BROWSE_CHILD = N_("{name} ({count})")
@@ -80,25 +83,35 @@ BROWSE_OPEN_HINT = N_("(open one: {browse} NAME or NUMBER)")
 BROWSE_NEXT_HINT = N_("(next page: {command})")
 
 # -- what's new: /new and digests ----------------------------------------------------------------------
-NEW_HEADER = N_("{count} new entries in the last {days} days, newest first{pages}:")
-NEW_NONE = N_("No entries were added to the collection in the last {days} days.")
+NEW_HEADER = NN_("{count} new entry in {window}{pages}:", "{count} new entries in {window}, newest first{pages}:")
+NEW_WINDOW = NN_("the last day", "the last {days} days")
+NEW_NONE = NN_(
+    "No entries were added to the collection in the last day.",
+    "No entries were added to the collection in the last {days} days.",
+)
 NEW_ADDED = N_("added {date}")
 BAD_DAYS = N_("Give a number of days from 1 to 366, e.g. `{new} 7` (got “{days}”).")
-DIGEST_HEADER = N_("{count} new entries in the collection:")
+DIGEST_HEADER = NN_("{count} new entry in the collection:", "{count} new entries in the collection:")
 DIGEST_MORE = N_("…and {more} more: {new} lists them all.")
 
 # -- feedback --------------------------------------------------------------------------------------------
 THANKS = N_("Thanks for the feedback!")
 
 # -- stats, help -----------------------------------------------------------------------------------------
-STATS = N_("{entries} entries; last indexed {when}; embedder {embedder}.{running}")
+STATS = NN_(
+    "{entries} entry; last indexed {when}; embedder {embedder}.{running}",
+    "{entries} entries; last indexed {when}; embedder {embedder}.{running}",
+)
 STATS_NEVER = N_("never")
 STATS_REINDEX_RUNNING = N_(" A reindex is running.")
 STATS_SOURCES = N_("Sources ({count}):")
 STATS_GIT_SOURCE = N_("• {name} (git, branch {branch}): commit {commit} of {date}; last synced {synced}")
 STATS_GIT_NOT_INDEXED = N_("• {name} (git, branch {branch}): not indexed yet")
 STATS_SYNC_FAILED = N_("; the last sync failed at {when}, so answers come from the commit above")
-STATS_ACTIVITY = N_("In the last 7 days: {answered} questions answered, {refused} not; 👍 {up}, 👎 {down}.")
+STATS_ACTIVITY = NN_(
+    "In the last 7 days: {answered} question answered, {refused} not; 👍 {up}, 👎 {down}.",
+    "In the last 7 days: {answered} questions answered, {refused} not; 👍 {up}, 👎 {down}.",
+)
 
 HELP_INTRO = N_(
     "I answer questions from a curated collection of machine-learning reading notes (paper titles, Chinese "

@@ -18,19 +18,25 @@ from babel.messages.pofile import read_po
 
 import knowledge.errors
 from bot import texts
-from bot.i18n import CATALOGUE_DIRS, LOCALES, Locale, choose, locale_of_tag, locale_of_text, texts_for
+from bot.i18n import CATALOGUE_DIRS, LOCALES, Locale, Plural, choose, locale_of_tag, locale_of_text, texts_for
 from bot.settings import BotSettings
 from knowledge import KnowledgeError, SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCALE_DIR = ROOT / "bot" / "locale"
-KEYWORDS = {"N_": None, "NP_": ((1, "c"), 2)}  # what `make messages` extracts: `-k NP_:1c,2` and Babel's N_
+# what `make messages` extracts: `-k NP_:1c,2 -k NN_:1,2` and Babel's N_
+KEYWORDS = {"N_": None, "NP_": ((1, "c"), 2), "NN_": (1, 2)}
 FIELD = re.compile(r"\{([^{}]*)\}")
 Key = tuple[str | None, str]  # (context, msgid)
 
 
 def _key(message: Any) -> Key:
-    return (message.context, message.id)
+    return (message.context, message.id[0] if message.pluralizable else message.id)  # a plural by its singular
+
+
+def _forms(string: Any) -> Any:
+    """A translation as one value: a plural's forms as a tuple (read_mo gives a list, read_po a tuple)."""
+    return tuple(string) if isinstance(string, list | tuple) else string
 
 
 def _catalogue(path: Path, locale: str | None = None) -> Catalog:
@@ -72,6 +78,12 @@ def test_every_text_is_translated_in_every_language(locale: Locale) -> None:
     for key, message in messages.items():
         assert message.string, f"{key} has no {locale} translation"
         assert "fuzzy" not in message.flags, f"{key} is fuzzy in {locale}"
+        if message.pluralizable:  # each form uses the fields of the English forms ("in the last day": no {days})
+            english = set(FIELD.findall(" ".join(message.id)))
+            assert all(form for form in message.string), (key, locale)
+            assert all(set(FIELD.findall(form)) <= english for form in message.string), (key, message.string)
+            assert set(FIELD.findall(" ".join(message.string))) == english or locale == "en", (key, message.string)
+            continue
         assert sorted(FIELD.findall(message.string)) == sorted(FIELD.findall(message.id)), (key, message.string)
         if locale != "en":
             assert message.string != message.id or not re.search("[A-Za-z]{3}", message.id), (key, locale)
@@ -82,8 +94,8 @@ def test_the_compiled_catalogues_are_current(locale: Locale) -> None:
     """The .mo files the package ships are the .po files compiled (`make messages` compiles them)."""
     folder = LOCALE_DIR / CATALOGUE_DIRS[locale] / "LC_MESSAGES"
     with (folder / "messages.mo").open("rb") as file:
-        compiled = {_key(m): m.string for m in read_mo(file) if m.id}
-    source = {_key(m): m.string for m in _catalogue(folder / "messages.po", CATALOGUE_DIRS[locale]) if m.id}
+        compiled = {_key(m): _forms(m.string) for m in read_mo(file) if m.id}
+    source = {_key(m): _forms(m.string) for m in _catalogue(folder / "messages.po", CATALOGUE_DIRS[locale]) if m.id}
     assert compiled == source, "run `make messages`: a compiled catalogue is stale"
 
 
@@ -94,6 +106,13 @@ def test_every_text_can_be_shown_in_every_language(locale: Locale) -> None:
     t = texts_for(locale)
     template = [m for m in _catalogue(LOCALE_DIR / "messages.pot") if m.id]
     for message in template:
+        if message.pluralizable:  # in the form for 7 ("7 entries")
+            fields = {field.split(":")[0].split("!")[0] for field in FIELD.findall(" ".join(message.id))}
+            values = {field: 7 for field in fields}
+            translated = t.count(Plural(*message.id), 7, **values)
+            assert translated and "{" not in translated, (message.id, translated)
+            assert translated == message.id[1].format(**values) if locale == "en" else translated != message.id[1]
+            continue
         fields = {field.split(":")[0].split("!")[0] for field in FIELD.findall(message.id)}
         values: dict[str, object] = {field: 7 for field in fields}
         english = message.id.format(**values)
@@ -108,6 +127,21 @@ def test_every_text_can_be_shown_in_every_language(locale: Locale) -> None:
         elif re.search("[A-Za-z]{3}", english):  # a sentence, not a symbol: it must have changed
             assert translated != english, (message.id, locale)
     assert len(template) >= 60
+
+
+@pytest.mark.parametrize(
+    ("locale", "n", "expected"),
+    [
+        ("en", 1, "1 entry; last indexed never; embedder e5."),  # was "1 entries"
+        ("en", 2, "2 entries; last indexed never; embedder e5."),
+        ("zh-Hans", 1, "共 1 个条目；上次索引时间：尚无；嵌入模型 e5。"),
+    ],
+)
+def test_counted_texts_take_the_form_of_their_number(locale: Locale, n: int, expected: str) -> None:
+    t = texts_for(locale)
+    assert t.count(texts.STATS, n, entries=n, when=t(texts.STATS_NEVER), embedder="e5", running="") == expected
+    none = t.count(texts.NEW_NONE, 1, days=1)
+    assert none in ("No entries were added to the collection in the last day.", "最近 1 天合集没有新增条目。")
 
 
 def test_the_knowledge_core_s_user_messages_are_in_the_catalogue() -> None:
