@@ -414,7 +414,13 @@ def _summary(entry: Entry) -> str:
     """The entry's summary, else the first paragraph of its body that is one (`knowledge.blurb`), as one line
     without HTML tags, cut to SUMMARY_CHARS."""
     text = " ".join(_HTML_TAG.sub(" ", blurb(entry, SUMMARY_CHARS)).split())
+    if text.endswith(_LEADS_ON):  # "拟合了如下的扩展法则：" introduced a formula the reply does not show
+        text = text.rstrip(_LEADS_ON_CHARS).rstrip() + "…"
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rstrip() + "…"
+
+
+_LEADS_ON = (":", "：", ",", "，", "、", ";", "；")  # a summary ending so leads on to what follows it in the notes
+_LEADS_ON_CHARS = "".join(_LEADS_ON)
 
 
 def _cut(text: str, limit: int) -> str:

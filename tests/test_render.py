@@ -335,6 +335,9 @@ def test_a_body_shown_as_the_summary_shows_no_html_tags(body: str, shown: str) -
         ("", "代码如下：\n\n```python\nprint(1)\n```\n\n输出 1。", "输出 1。"),  # no code either
         ("", "第一段。\n\n第二段。", "第一段。 第二段。"),
         ("本文提出 FRN。", "NeurIPS 上关于 NTK 的论文有:", "本文提出 FRN。"),  # a summary is shown as it is
+        # ... but one that leads on to what the reply does not show (a formula, a list) says so
+        ("用 Chinchilla 的数据拟合了如下的扩展法则：", "", "用 Chinchilla 的数据拟合了如下的扩展法则…"),
+        ("LoRA已经有广泛的应用，如LLaMA和BLOOM，", "", "LoRA已经有广泛的应用，如LLaMA和BLOOM…"),
     ],
 )
 def test_an_entry_without_a_summary_shows_what_of_its_body_is_one(summary: str, body: str, shown: str) -> None:
