@@ -391,7 +391,11 @@ async def catch_up(core: ChatCore, every: float | None = None) -> None:
     once a sync ran, or failed for another reason than the lease or the state store (logged by the sync)."""
     while True:
         await asyncio.sleep(CATCH_UP_SECONDS if every is None else every)
-        report = await core.sync(force=True)
+        try:
+            report = await core.sync(force=True)
+        except Exception:  # noqa: BLE001 - logged with its traceback; the sync ticks, if any, go on
+            _log.exception("the catch-up ingest failed; the current index keeps serving")
+            return
         if report is not None or not core.sync_skipped:
             if report is not None:
                 _log.info("caught up with the sources the start-up ingest skipped")
