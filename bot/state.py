@@ -757,6 +757,7 @@ class LeaseKeeper:
         self.lease = lease
         self.lease_seconds = lease_seconds
         self.lost = False
+        self._confirmed = time.monotonic()  # when the store last said the lease is ours (it was just taken)
         self._loop = asyncio.get_running_loop()
         self._renewing = self._loop.create_task(self._renew())
 
@@ -771,10 +772,12 @@ class LeaseKeeper:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
+                confirming = time.monotonic()
                 if not await self.state.renew(self.lease, self.lease_seconds):
                     self.lost = True
                     _log.warning("the %s lease (token %d) was lost; its work will not switch the index", *self._name)
                     return
+                self._confirmed = confirming
             except StateUnavailable as error:
                 _log.info("could not renew the %s lease (token %d): %s; trying again", *self._name, error)
 
@@ -789,15 +792,23 @@ class LeaseKeeper:
 
     def fence(self) -> int | None:
         """The fencing check, for the work's thread (never the event loop's): the lease's token while the
-        store says it is still held, else None (lost or given up, or the store cannot say: fail closed)."""
+        store says it is still held, else None (lost or given up). When the store cannot say, the token while
+        the store confirmed the lease less than half its length ago (no one else can hold it before it
+        expires: a blip of the store does not stop an ingest between two batches), else None (fail closed)."""
         if self.lost:
             return None
+        asking = time.monotonic()
         check = asyncio.run_coroutine_threadsafe(self.state.holds(self.lease), self._loop)
         try:
             held = check.result(timeout=FENCE_TIMEOUT)
         except (StateUnavailable, TimeoutError) as error:
+            if time.monotonic() - self._confirmed < self.lease_seconds / 2:
+                _log.info("the %s lease (token %d) could not be checked (%s); held as renewed", *self._name, error)
+                return self.lease.token
             _log.warning("the %s lease (token %d) could not be checked: %s", *self._name, error)
             return None
+        if held:
+            self._confirmed = max(self._confirmed, asking)
         return self.lease.token if held else None
 
     async def release(self) -> None:

@@ -21,6 +21,7 @@ from valkey_server import ValkeyServer
 
 from bot.state import (
     Lease,
+    LeaseKeeper,
     MemoryState,
     RedisState,
     ResilientState,
@@ -238,6 +239,39 @@ async def test_keys_expire_in_the_server_by_themselves(valkey_server: ValkeyServ
         await store.close()
     expiring = {key.removeprefix(prefix) for key, ttl in ttls.items() if 0 < ttl <= 60_000}
     assert expiring == {"claim:k", "session:s", "cooldown:u", "lock:l"}  # only the token counter stays
+
+
+class BlinkingState(MemoryState):
+    """A store that cannot answer while `down`."""
+
+    down = False
+
+    async def holds(self, lease: Lease) -> bool:
+        if self.down:
+            raise StateUnavailable("the store blinked")
+        return await super().holds(lease)
+
+
+async def test_a_fence_holds_through_a_blip_of_the_store_only_while_the_lease_cannot_have_expired() -> None:
+    """An ingest checks its lease after every batch: a store that does not answer for a moment must not stop it
+    while no one else can hold the lease yet (it was confirmed less than half its length ago), and must once
+    the lease could have expired (fail closed)."""
+    state = BlinkingState()
+    keeper = await LeaseKeeper.take(state, "reindex", 60)
+    assert keeper is not None
+    token = keeper.lease.token
+    try:
+        assert await asyncio.to_thread(keeper.fence) == token
+        state.down = True
+        assert await asyncio.to_thread(keeper.fence) == token  # confirmed a moment ago
+        keeper._confirmed -= 31  # as if the store had said nothing for half the lease
+        assert await asyncio.to_thread(keeper.fence) is None
+        state.down = False
+        assert await asyncio.to_thread(keeper.fence) == token  # the store says it is ours
+        keeper.give_up()  # a bot shutting down: the work stops at its next check
+        assert await asyncio.to_thread(keeper.fence) is None
+    finally:
+        await keeper.release()
 
 
 def test_the_url_is_shown_without_its_password() -> None:
