@@ -306,14 +306,19 @@ class CatalogueTranslator(app_commands.Translator):
         return texts_for(ours).lookup(string.message, where)
 
 
+def client_command(client: Texts, name: str) -> str:
+    """A slash command as a Discord client of `client`'s language shows it: `/ask`, or `/提问` in Chinese."""
+    return "/" + (client.lookup(name, texts.COMMAND) or name)
+
+
 def command_name(t: Texts, name: str, *, client: Texts | None = None) -> str:
     """A slash command as the user's Discord client shows it: in `client`'s language (`client_texts`: an
-    interaction says which), `/ask` or `/提问`; without a client to go by (a reply to a mention, a digest),
-    in `t`'s language followed by the English name, which every other client shows: `/提问 (/ask)`."""
+    interaction says which); without a client to go by (a reply to a mention, a digest), in `t`'s language
+    followed by the English name, which every other client shows: `/提问 (/ask)`."""
     if client is not None:
-        return "/" + (client.lookup(name, texts.COMMAND) or name)
-    local = t.lookup(name, texts.COMMAND) or name
-    return f"/{local}" if local == name else f"/{local} (/{name})"
+        return client_command(client, name)
+    local, english = client_command(t, name), f"/{name}"
+    return local if local == english else f"{local} ({english})"
 
 
 # The languages Discord shows the commands in: their names are translated for these clients only (the rest see
@@ -329,14 +334,14 @@ def client_texts(interaction: discord.Interaction) -> Texts:
 def discord_commands(client: Texts) -> Commands:
     """The slash commands' names as a client of `client`'s language shows them (`client_texts`), for the help."""
     return Commands(
-        ask=command_name(client, texts.ASK, client=client),
-        more=command_name(client, texts.MORE, client=client),
-        similar=command_name(client, texts.SIMILAR, client=client),
-        browse=command_name(client, texts.BROWSE, client=client),
-        new=command_name(client, texts.NEW, client=client),
-        stats=command_name(client, texts.STATS_COMMAND, client=client),
-        reindex=command_name(client, texts.REINDEX, client=client),
-        help=command_name(client, texts.HELP, client=client),
+        ask=client_command(client, texts.ASK),
+        more=client_command(client, texts.MORE),
+        similar=client_command(client, texts.SIMILAR),
+        browse=client_command(client, texts.BROWSE),
+        new=client_command(client, texts.NEW),
+        stats=client_command(client, texts.STATS_COMMAND),
+        reindex=client_command(client, texts.REINDEX),
+        help=client_command(client, texts.HELP),
         options=True,
     )
 
@@ -847,7 +852,7 @@ class KnowledgeBot(discord.Client):
                 t = texts_for(locale)
                 private_option = t.lookup(texts.PRIVATE_OPTION, texts.OPTION) or texts.PRIVATE_OPTION
                 # named in the reply's language, as the option is (a mention does not say what the client shows)
-                note = t(texts.DM_CLOSED, ask=command_name(t, texts.ASK, client=t), private=f"{private_option}: True")
+                note = t(texts.DM_CLOSED, ask=client_command(t, texts.ASK), private=f"{private_option}: True")
                 await self._reply(message, DiscordMessage(note, True), None, first=True)
             return  # the rest of an answer whose start was refused would be read as the whole answer
 
