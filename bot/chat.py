@@ -440,15 +440,19 @@ def other_title(entry: Entry) -> str | None:
     return _cut(alt, TITLE_CHARS) if alt else None
 
 
-def to_item(entry: Entry, *, weak: bool = False, added: datetime | None = None) -> AnswerItem:
+def to_item(
+    entry: Entry, *, weak: bool = False, added: datetime | None = None, under_section: bool = False
+) -> AnswerItem:
     """How an entry is shown: its primary link (else its code link), a short summary, its section, its
     title in the other language, its arXiv id, and whether it is only a closest match. Without a primary
-    link, its place in the collection (`Entry.location`), and without that, where it sits as text."""
+    link, its place in the collection (`Entry.location`), and without that, where it sits as text. Its
+    title as an answer shows it (`Entry.shown_title`: "DPO › beta作用"), or as it is when the item is listed
+    `under_section` (browse pages, /new), whose heading names the section already."""
     primary, code = entry.primary_link, entry.code_link
     location = entry.location if primary is None else None
     return AnswerItem(
         entry_id=entry.id,
-        title=_cut(entry.title, TITLE_CHARS),
+        title=_cut(entry.title if under_section else entry.shown_title, TITLE_CHARS),
         summary=_summary(entry),
         url=_link(primary.url if primary else (code.url if code else None)),
         code_url=_link(code.url) if code and primary else None,
@@ -581,7 +585,7 @@ class ChatCore:
         page = min(max(page, 1), len(layout))
         shown, listed = layout[page - 1]
         first = 1 + sum(len(chunk) for _, chunk in layout[: page - 1])
-        items = tuple(to_item(entry) for entry in listed)
+        items = tuple(to_item(entry, under_section=True) for entry in listed)
         return BrowsePage(path, count, shown, items, page, len(layout), first, locale)
 
     async def scope(self, section: str | None = None, lang: str | None = None, *, private: bool = False) -> Scope:
@@ -898,7 +902,7 @@ class ChatCore:
         found = await asyncio.to_thread(self.retriever.new_entries, timedelta(days=days))
         items = [
             item
-            for group in group_new(to_item(new.entry, added=new.first_seen) for new in found)
+            for group in group_new(to_item(new.entry, added=new.first_seen, under_section=True) for new in found)
             for item in group.items
         ]
         pages = max(1, -(-len(items) // NEW_PAGE_SIZE))
@@ -909,7 +913,7 @@ class ChatCore:
     def digest_list(self, entries: Sequence[NewEntry], locale: Locale = "en") -> NewList:
         """A digest of `entries` (newest first): the `DIGEST_LISTED` newest, grouped by section, and how
         many more there are."""
-        listed = [to_item(new.entry, added=new.first_seen) for new in entries[:DIGEST_LISTED]]
+        listed = [to_item(new.entry, added=new.first_seen, under_section=True) for new in entries[:DIGEST_LISTED]]
         return NewList(
             len(entries), group_new(listed), more=max(0, len(entries) - DIGEST_LISTED), digest=True, locale=locale
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
@@ -99,6 +100,14 @@ class Entry(_Frozen):
         return self.primary_link or self.location
 
     @property
+    def shown_title(self) -> str:
+        """The title as an answer shows it: an entry titled only by its section's heading ("小结", "beta作用")
+        is named with the section above it ("DPO › beta作用"), which says what it is a part of."""
+        if len(self.section_path) >= 2 and self.title.strip() == strip_heading_number(self.section_path[-1]):
+            return f"{strip_heading_number(self.section_path[-2])} › {self.title}"
+        return self.title
+
+    @property
     def place(self) -> str:
         """Where the entry sits in the collection, as text: its file and section (`notes.md › 推荐 › 召回`)."""
         return " › ".join((self.source.file, *self.section_path))
@@ -141,3 +150,11 @@ def split_text(text: str, limit: int) -> list[str]:
     if current or not pieces:
         pieces.append(current)
     return pieces
+
+
+_HEADING_NUMBER = re.compile(r"^\d+(\.\d+)*\s*")
+
+
+def strip_heading_number(heading: str) -> str:
+    """A section's heading without its number (`3.24 cross-entropy` → `cross-entropy`)."""
+    return _HEADING_NUMBER.sub("", heading).strip() or heading

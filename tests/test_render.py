@@ -242,6 +242,29 @@ PAPER = AnswerItem(
 )
 
 
+@pytest.mark.parametrize(
+    ("title", "section", "shown"),
+    [
+        ("beta作用", ("4.llm_note", "DPO", "beta作用"), "DPO › beta作用"),  # was "beta作用": a part of what?
+        ("FRN", ("3 DL 基础研究", "3.33 FRN"), "DL 基础研究 › FRN"),  # numbered headings without their numbers
+        ("Filter Response Normalization", ("3 DL 基础研究", "3.33 FRN"), "Filter Response Normalization"),
+        ("小结", ("小结",), "小结"),  # nothing above it
+    ],
+)
+def test_an_entry_titled_by_its_section_s_heading_is_named_with_the_section_above(
+    title: str, section: tuple[str, ...], shown: str
+) -> None:
+    entry = Entry(
+        id="h",
+        title=title,
+        section_path=section,
+        lang="zh-Hans",
+        source=SourceRef(file="notes.md", line_start=1, line_end=2, format="markdown"),
+    )
+    assert to_item(entry).title == shown
+    assert to_item(entry, under_section=True).title == title  # a browse page or /new names the section already
+
+
 def test_an_item_shows_both_titles_and_its_arxiv_id() -> None:
     text = render_text(answer(PAPER))
     assert "1. 权重无关神经网络\n   Weight Agnostic Neural Networks\n   arXiv:1906.04358\n" in text

@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from knowledge.entry import SUMMARY_LIMIT, Entry, Format, Link, LinkRole, SourceRef
+from knowledge.entry import SUMMARY_LIMIT, Entry, Format, Link, LinkRole, SourceRef, strip_heading_number
 from knowledge.normalize import detect_lang, title_key, url_key
 from knowledge.parse.summary import clean_summary
 
 CODE_HOSTS = ("github.com", "gitlab.com", "gitee.com", "bitbucket.org", "colab.research.google.com")
 SUMMARY_LABEL = re.compile(r"^\s*(摘要|Abstract|TL;DR|简介|簡介)\s*[:：]\s*", re.IGNORECASE)
 RECOMMEND_LABEL = re.compile(r"^\s*(推荐|推薦)\s*[:：]\s*")
-_HEADING_NUMBER = re.compile(r"^\d+(\.\d+)*\s*")
 _URL_TRAILER = ").,;:!?>]}'\"，。；：！？、）》】"
 
 
@@ -121,10 +120,6 @@ def _links(raw: list[tuple[str, str, bool]]) -> tuple[Link, ...]:
         first = roles.index("primary")
         roles = [role if role != "primary" or i == first else "extra" for i, role in enumerate(roles)]
     return tuple(Link(url=url, text=text, role=role) for (url, text, _), role in zip(unique, roles, strict=True))
-
-
-def strip_heading_number(heading: str) -> str:
-    return _HEADING_NUMBER.sub("", heading).strip() or heading
 
 
 def entry_id(file: str, section_path: tuple[str, ...], title: str, ordinal: int) -> str:

@@ -7,13 +7,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from knowledge.entry import strip_heading_number
 from knowledge.normalize import has_han, title_key
 from knowledge.parse.draft import (
     RECOMMEND_LABEL,
     SUMMARY_LABEL,
     Draft,
     Sections,
-    strip_heading_number,
 )
 from knowledge.parse.lines import Block, split_blocks
 
