@@ -321,14 +321,10 @@ def command_name(t: Texts, name: str, *, client: Texts | None = None) -> str:
     return local if local == english else f"{local} ({english})"
 
 
-# The languages Discord shows the commands in: their names are translated for these clients only (the rest see
-# the English names), whatever language the bot answers in.
-CLIENT_LOCALES: dict[str, Locale] = {"zh-CN": "zh-Hans", "zh-TW": "zh-Hant"}
-
-
 def client_texts(interaction: discord.Interaction) -> Texts:
-    """The texts in the language of the user's Discord client, for naming commands as it shows them."""
-    return texts_for(CLIENT_LOCALES.get(interaction.locale.value, "en"))
+    """The texts in the language of the user's Discord client, for naming commands as it shows them: the
+    locales `CatalogueTranslator` names them in (zh-CN, zh-TW), else English, whatever the bot answers in."""
+    return texts_for(locale_of_tag(interaction.locale.value) or "en")
 
 
 def discord_commands(client: Texts) -> Commands:

@@ -10,7 +10,7 @@ the repository, `github:owner/repo` (lower case, no `.git`); an OpenReview forum
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
@@ -113,12 +113,16 @@ def entry_identifiers(entry: Entry) -> list[Identifier]:
     for link in links:
         if identifier := identify_url(link.url):
             found.setdefault(identifier.key, identifier)
-    text = "\n".join((entry.title, *entry.alt_titles, entry.summary, entry.body))
+    for identifier in _named_arxiv("\n".join((entry.title, *entry.alt_titles, entry.summary, entry.body))):
+        found.setdefault(identifier.key, identifier)
+    return list(found.values())
+
+
+def _named_arxiv(text: str) -> Iterator[Identifier]:
+    """The arXiv ids `text` names (`arxiv.org/abs/…`, `arXiv:1711.05101`, `[1711.05101]`), pattern by pattern."""
     for pattern in (_ARXIV_URL, _ARXIV_NAMED, _ARXIV_BRACKETED):
         for match in pattern.finditer(text):
-            identifier = _arxiv(match["id"])
-            found.setdefault(identifier.key, identifier)
-    return list(found.values())
+            yield _arxiv(match["id"])
 
 
 def arxiv_id(entry: Entry) -> str | None:
@@ -132,10 +136,8 @@ def arxiv_id(entry: Entry) -> str | None:
             identifier = identify_url(link.url)
             if identifier is not None and identifier.kind == "arxiv":
                 return identifier.key.removeprefix("arxiv:")
-    named = "\n".join(titles)
-    for pattern in (_ARXIV_URL, _ARXIV_NAMED, _ARXIV_BRACKETED):
-        if match := pattern.search(named):
-            return _arxiv(match["id"]).key.removeprefix("arxiv:")
+    if named := next(_named_arxiv("\n".join(titles)), None):
+        return named.key.removeprefix("arxiv:")
     if not entry.links:  # a Q&A item `[1810.04805] BERT …` with no link: the one id its text names
         ids = {i.key for i in entry_identifiers(entry) if i.kind == "arxiv"}
         if len(ids) == 1:

@@ -46,18 +46,11 @@ _ARXIV = re.compile(
 )
 
 
-@lru_cache(maxsize=1)
-def _converter():  # type: ignore[no-untyped-def]
+@lru_cache(maxsize=2)
+def _converter(config: str = "t2s"):  # type: ignore[no-untyped-def]
     import opencc
 
-    return opencc.OpenCC("t2s")
-
-
-@lru_cache(maxsize=1)
-def _to_traditional():  # type: ignore[no-untyped-def]
-    import opencc
-
-    return opencc.OpenCC("s2t")
+    return opencc.OpenCC(config)
 
 
 def to_simplified(text: str) -> str:
@@ -65,6 +58,11 @@ def to_simplified(text: str) -> str:
     if not _HAN.search(text):
         return text
     return str(_converter().convert(text))
+
+
+def _changed(han: str, config: str) -> int:
+    """How many of the characters of `han` OpenCC's `config` (t2s, s2t) changes."""
+    return sum(a != b for a, b in zip(han, str(_converter(config).convert(han)), strict=False))
 
 
 def title_key(title: str) -> str | None:
@@ -106,9 +104,7 @@ def detect_lang(title: str, text: str = "") -> Lang:
     chinese_title = len(_HAN.findall(title)) >= 2
     if not han or (not chinese_title and len(han) * 4 < latin):
         return "en"
-    joined = "".join(han)
-    changed = sum(a != b for a, b in zip(joined, to_simplified(joined), strict=False))
-    return "zh-Hant" if changed >= max(2, len(han) // 20) else "zh-Hans"
+    return "zh-Hant" if _changed("".join(han), "t2s") >= max(2, len(han) // 20) else "zh-Hans"
 
 
 def question_lang(text: str) -> Lang:
@@ -118,10 +114,8 @@ def question_lang(text: str) -> Lang:
     lang = detect_lang(text)
     if lang == "en":
         return lang
-    joined = "".join(_HAN.findall(text))
-    traditional = sum(a != b for a, b in zip(joined, to_simplified(joined), strict=False))
-    simplified = sum(a != b for a, b in zip(joined, str(_to_traditional().convert(joined)), strict=False))
-    return "zh-Hant" if traditional > simplified else "zh-Hans"
+    han = "".join(_HAN.findall(text))
+    return "zh-Hant" if _changed(han, "t2s") > _changed(han, "s2t") else "zh-Hans"
 
 
 def has_han(text: str) -> bool:
