@@ -45,6 +45,7 @@ from bot.errors import (
     UnknownSection,
 )
 from bot.i18n import Locale, Texts, texts_for
+from bot.latex import readable_math
 from bot.metrics import Metrics
 from bot.records import DB_FILE, Activity, Outcome, Records
 from bot.request import LANGS, read_request
@@ -412,8 +413,8 @@ _HTML_TAG = re.compile(
 
 def _summary(entry: Entry) -> str:
     """The entry's summary, else the first paragraph of its body that is one (`knowledge.blurb`), as one line
-    without HTML tags, cut to SUMMARY_CHARS."""
-    text = " ".join(_HTML_TAG.sub(" ", blurb(entry, SUMMARY_CHARS)).split())
+    without HTML tags, its LaTeX math as text (`readable_math`), cut to SUMMARY_CHARS."""
+    text = " ".join(readable_math(_HTML_TAG.sub(" ", blurb(entry, SUMMARY_CHARS))).split())
     if text.endswith(_LEADS_ON):  # "拟合了如下的扩展法则：" introduced a formula the reply does not show
         text = text.rstrip(_LEADS_ON_CHARS).rstrip() + "…"
     return text if len(text) <= SUMMARY_CHARS else text[: SUMMARY_CHARS - 1].rstrip() + "…"

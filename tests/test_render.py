@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from bot.chat import TITLE_CHARS, Answer, AnswerItem, BrowsePage, to_item
 from bot.i18n import Locale, texts_for
+from bot.latex import readable_math
 from bot.render import (
     DISCORD_LIMIT,
     SLACK_BLOCK_LIMIT,
@@ -373,6 +375,43 @@ def test_an_entry_without_a_summary_shows_what_of_its_body_is_one(summary: str, 
         source=SourceRef(file="notes.md", line_start=1, line_end=2, format="markdown"),
     )
     assert to_item(entry).summary == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (r"复杂度从 $O(L^2)$ 变为 $O(L \log L)$ ，此处", "复杂度从 O(L^2) 变为 O(L log L) ，此处"),
+        (r"具有 $\Omega(\sqrt{N})$ 隐藏节点", "具有 Ω(√(N)) 隐藏节点"),
+        (r"满足 $d(A, C) \leq d(A, B) + d(B, C)$, 其中", "满足 d(A, C) ≤ d(A, B) + d(B, C), 其中"),
+        (r"$\text{softmax}(QK^T)$ 是 $[\text{batch}, \text{head_num}]$", "softmax(QK^T) 是 [batch, head_num]"),
+        (r"W 都是$$d_v\times d_v$$，对应", "W 都是d_v× d_v，对应"),  # display math, as markdown posts write it
+        (r"$$\max_f \log \Pr(N_K(u) \mid f(u))$$ 即", "max_f logPr(N_K(u) | f(u)) 即"),  # \Pr kept
+        (r"$\|x\|_2$ 与 $\frac{a}{b}$", "‖x‖_2 与 a/b"),
+        (r"下降 $50\%$ 与 $x% y$", "下降 50% 与 x% y"),  # "%" is a percent sign, not a comment
+        ("$K*N$ 召回", "K*N 召回"),
+        # what is no math stays as written: prices, a lone dollar, an escaped one, a span with no Latin in it
+        ("价格 $5 到 $10 之间", "价格 $5 到 $10 之间"),
+        ("价格$5到$10之间", "价格$5到$10之间"),
+        ("$ 5 $ and a$b", "$ 5 $ and a$b"),
+        (r"\$x$ escaped", r"\$x$ escaped"),
+        ("$中文$", "$中文$"),
+        ("no math at all", "no math at all"),
+    ],
+)
+def test_latex_math_is_shown_as_text(text: str, shown: str) -> None:
+    """Discord and Slack render no LaTeX: a summary's math spans read as Unicode text, and only those."""
+    assert readable_math(text) == shown
+
+
+def test_on_the_bundled_collection_no_summary_shows_latex_source() -> None:
+    """Summaries that carry math (9 bundled entries; 87 of 2,300 with the 39 upstream posts, which write
+    $$…$$ inline) show it as text: no dollar-delimited span and no control word is left in what a reply shows."""
+    entries = parse_sources([BUNDLED_SOURCES]).entries
+    with_math = [entry for entry in entries if "$" in (entry.summary or entry.body[:400])]
+    assert len(with_math) >= 9
+    for entry in with_math:
+        summary = to_item(entry).summary
+        assert not re.search(r"\\[A-Za-z]+|\$[^$\s][^$]*\$", summary), (entry.id, summary)
 
 
 def test_on_the_bundled_collection_entries_with_an_english_and_a_chinese_title_show_both() -> None:
