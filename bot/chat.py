@@ -46,6 +46,7 @@ from bot.errors import (
 )
 from bot.i18n import Locale, Texts, texts_for
 from bot.latex import readable_math
+from bot.links import without_tracking
 from bot.metrics import Metrics
 from bot.records import DB_FILE, Activity, Outcome, Records
 from bot.request import LANGS, read_request
@@ -429,8 +430,12 @@ def _cut(text: str, limit: int) -> str:
 
 
 def _link(url: str | None) -> str | None:
-    """A link a reply can show: none longer than URL_CHARS (it would not fit a message's block whole)."""
-    return url if url is not None and len(url) <= URL_CHARS else None
+    """A link a reply can show, without share and tracking parameters (`without_tracking`): none longer
+    than URL_CHARS (it would not fit a message's block whole)."""
+    if url is None:
+        return None
+    url = without_tracking(url)
+    return url if len(url) <= URL_CHARS else None
 
 
 def other_title(entry: Entry) -> str | None:

@@ -10,7 +10,10 @@ import pytest
 from conftest import MakeKb
 from gitrepo import Repo, bare_remote, line_of
 
-from knowledge.entry import Entry
+from bot.chat import Answer, to_item
+from bot.links import without_tracking
+from bot.render import render_text
+from knowledge.entry import Entry, Link, SourceRef
 from knowledge.locations import Locator, remote_template
 from knowledge.parse import parse_sources
 from knowledge.settings import BUNDLED_SOURCES, Settings
@@ -211,3 +214,72 @@ def test_locations_are_stored_and_moving_lines_embeds_nothing(
     line = line_of(repo.path / "posts" / "notes.md", "Momentum Contrast")
     assert hit.entry.location is not None
     assert hit.entry.location.url == f"https://github.com/curator/notes/blob/{moved}/posts/notes.md?plain=1#L{line}"
+
+
+WECHAT_SHARED = (
+    "https://mp.weixin.qq.com/s?__biz=MzA3MzI4MjgzMw==&mid=2650740395&idx=1&sn=a1d2f1d9b9d5&chksm=871ad2d4b06d"
+    "&scene=21&pass_ticket=Ab%2Fcd#wechat_redirect"
+)
+XHS_SHARED = (
+    "https://www.xiaohongshu.com/explore/683b343f0000000022006648?app_platform=ios&app_version=8.87"
+    "&share_from_user_hidden=true&xsec_source=app_share&type=normal&xsec_token=CBjpclu-c=&author_share=1"
+    "&xhsshare=WeixinSession&shareRedId=ODY2NUg4&apptime=1750064425&share_id=c4b8d3de"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        # a WeChat article needs its four ids, and its short form none; the share's parameters go
+        (WECHAT_SHARED, "https://mp.weixin.qq.com/s?__biz=MzA3MzI4MjgzMw==&mid=2650740395&idx=1&sn=a1d2f1d9b9d5"),
+        (
+            "https://mp.weixin.qq.com/s/t1Js479ZRDAw1XzPdx_nQA?scene=25&poc_token=HG1#rd",
+            "https://mp.weixin.qq.com/s/t1Js479ZRDAw1XzPdx_nQA",
+        ),
+        # elsewhere on WeChat only the share's names go (an album needs its id)
+        (
+            "https://mp.weixin.qq.com/mp/appmsgalbum?__biz=MzA3&action=getalbum&album_id=17&scene=173#wechat_redirect",
+            "https://mp.weixin.qq.com/mp/appmsgalbum?__biz=MzA3&action=getalbum&album_id=17",
+        ),
+        # Xiaohongshu opens a note only with its xsec_token
+        (
+            XHS_SHARED,
+            "https://www.xiaohongshu.com/explore/683b343f0000000022006648?xsec_source=app_share&type=normal"
+            "&xsec_token=CBjpclu-c=",
+        ),
+        ("https://zhuanlan.zhihu.com/p/144563199?utm_id=0", "https://zhuanlan.zhihu.com/p/144563199"),
+        (
+            "https://www.zhihu.com/question/310/answer/595?hb_wx_block=0&utm_source=wechat_session&utm_oi=6325866",
+            "https://www.zhihu.com/question/310/answer/595?hb_wx_block=0",
+        ),
+        (
+            "https://www.bilibili.com/video/BV1rH4y1N7BW/?spm_id_from=333.788&vd_source=1ae2&p=3",
+            "https://www.bilibili.com/video/BV1rH4y1N7BW/?p=3",
+        ),
+        ("https://baijiahao.baidu.com/s?id=1627&wfr=spider&for=pc", "https://baijiahao.baidu.com/s?id=1627"),
+        # names that only some hosts use for tracking stay elsewhere; so do encodings and fragments
+        ("https://example.com/search?for=pc&scene=2&key=v", "https://example.com/search?for=pc&scene=2&key=v"),
+        ("https://example.com/a?q=a%20b&x=1+2&utm_source=x", "https://example.com/a?q=a%20b&x=1+2"),
+        ("https://openreview.net/forum?id=abc#discussion", "https://openreview.net/forum?id=abc#discussion"),
+        ("https://example.com/a#rd", "https://example.com/a#rd"),
+        ("https://arxiv.org/abs/1711.05101", "https://arxiv.org/abs/1711.05101"),
+        ("http://[::1/x?utm_a=1", "http://[::1/x?utm_a=1"),  # does not parse: as written
+    ],
+)
+def test_links_are_shown_without_share_and_tracking_parameters(url: str, shown: str) -> None:
+    assert without_tracking(url) == shown
+
+
+def test_an_answer_links_to_the_article_without_the_sharers_parameters() -> None:
+    entry = Entry(
+        id="wechat",
+        title="一文读懂 AdamW",
+        links=(Link(url=WECHAT_SHARED, role="primary"), Link(url=XHS_SHARED, role="code")),
+        lang="zh-Hans",
+        source=SourceRef(file="notes.md", line_start=1, line_end=1, format="markdown"),
+    )
+    item = to_item(entry)
+    assert item.url == "https://mp.weixin.qq.com/s?__biz=MzA3MzI4MjgzMw==&mid=2650740395&idx=1&sn=a1d2f1d9b9d5"
+    assert item.code_url is not None and "shareRedId" not in item.code_url and "xsec_token=CBjpclu-c=" in item.code_url
+    shown = render_text(Answer("a1", "AdamW", (item,)))
+    assert item.url in shown and "pass_ticket" not in shown and "chksm" not in shown
