@@ -46,7 +46,6 @@ from bot.errors import (
 )
 from bot.i18n import Locale, Texts, texts_for
 from bot.latex import readable_math
-from bot.links import without_tracking
 from bot.metrics import Metrics
 from bot.records import DB_FILE, Activity, Outcome, Records
 from bot.request import LANGS, read_request
@@ -73,6 +72,7 @@ from knowledge import (
     section_id,
     without_escapes,
     without_identifiers,
+    without_tracking,
 )
 
 _log = logging.getLogger(__name__)

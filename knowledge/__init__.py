@@ -29,6 +29,7 @@ from knowledge.seen import Digest, NewEntry
 from knowledge.settings import Settings, load_settings
 from knowledge.source_spec import SourceSpec
 from knowledge.sync import SourceStatus, SourceSync, SyncReport
+from knowledge.urls import without_tracking
 from knowledge.writer import IngestSummary
 
 __all__ = [
@@ -76,4 +77,5 @@ __all__ = [
     "tokenize",
     "without_escapes",
     "without_identifiers",
+    "without_tracking",
 ]

@@ -8,6 +8,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from knowledge.entry import Lang
+from knowledge.urls import without_tracking
 
 MIN_TITLE_KEY = 6
 
@@ -80,9 +81,10 @@ def letters_and_digits(text: str) -> str:
 
 
 def url_key(url: str) -> str | None:
-    """`arxiv:<id>` for arXiv papers, else host (lower, no www.) + path + query, no trailing slash."""
+    """`arxiv:<id>` for arXiv papers, else host (lower, no www.) + path + query (without share and tracking
+    parameters: `without_tracking`), no trailing slash."""
     try:
-        parts = urlsplit(url.strip())
+        parts = urlsplit(without_tracking(url.strip()))
     except ValueError:
         return None
     host = (parts.hostname or "").lower().removeprefix("www.")

@@ -11,7 +11,6 @@ from conftest import MakeKb
 from gitrepo import Repo, bare_remote, line_of
 
 from bot.chat import Answer, to_item
-from bot.links import without_tracking
 from bot.render import render_text
 from knowledge.entry import Entry, Link, SourceRef
 from knowledge.locations import Locator, remote_template
@@ -19,6 +18,7 @@ from knowledge.parse import parse_sources
 from knowledge.settings import BUNDLED_SOURCES, Settings
 from knowledge.source_spec import SourceSpec
 from knowledge.sync import SourceSet
+from knowledge.urls import without_tracking
 
 PDF = "https://github.com/daiwk/collections/blob/master/pdfs/collections.pdf"
 

@@ -32,6 +32,13 @@ from knowledge.lookup import IdentifierIndex, arxiv_id, entry_identifiers, ident
         ("version 3.40 and 2019.1234, 10.5 GB", []),  # decimals are no arXiv ids
         ("Which paper fixes weight decay in Adam?", []),
         ("https://github.com/topics/transformers", ["url:github.com/topics/transformers"]),
+        # a link pasted from a share carries the sharer's parameters, which say nothing of the page
+        (
+            "https://mp.weixin.qq.com/s?__biz=MzA3&mid=26&idx=1&sn=a1d2&chksm=871a&scene=21#wechat_redirect",
+            ["url:mp.weixin.qq.com/s?__biz=MzA3&mid=26&idx=1&sn=a1d2"],
+        ),
+        ("https://mp.weixin.qq.com/s/t1Js479ZRDAw?scene=25&poc_token=HG1", ["url:mp.weixin.qq.com/s/t1Js479ZRDAw"]),
+        ("https://zhuanlan.zhihu.com/p/144563199?utm_psn=17845", ["url:zhuanlan.zhihu.com/p/144563199"]),
     ],
 )
 def test_identifiers_in_a_question(text: str, keys: list[str]) -> None:
@@ -63,6 +70,10 @@ def test_entries_are_found_by_any_of_their_identifiers() -> None:
     assert index.find(identifiers_in("arXiv:1810.04805")) == [qa]
     assert index.find(identifiers_in("http://example.com/post")) == [blog]
     assert index.find(identifiers_in("2106.09685")) == []
+    # the same article shared again, by someone else
+    wechat = _entry("f", "https://mp.weixin.qq.com/s?__biz=MzA3&mid=26&idx=1&sn=a1d2&chksm=871a&scene=21#rd")
+    shared = "https://mp.weixin.qq.com/s?__biz=MzA3&mid=26&idx=1&sn=a1d2&chksm=99ff&scene=126&pass_ticket=Zx"
+    assert IdentifierIndex([wechat, blog]).find(identifiers_in(shared)) == [wechat]
     assert arxiv_id(adamw) == "1711.05101" and arxiv_id(qa) == "1810.04805" and arxiv_id(blog) is None
     # a note that cites a paper is not that paper: its arXiv id was shown as the note's (Longformer's on a
     # RecurrentGemma note); a Chinese headline's paper, linked by its title, is the headline's

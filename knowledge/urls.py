@@ -1,8 +1,10 @@
-"""Links as a reply shows them: without the share and tracking parameters that notes copy along.
+"""URLs without the share and tracking parameters that notes copy along, as replies show them and as
+entries and pasted links are matched on (`knowledge.normalize.url_key`).
 
 A note copied from a phone carries what the app added when it was shared: WeChat's `chksm`, `scene` and the
 sharer's `pass_ticket`, Xiaohongshu's `shareRedId` and `apptime`, `utm_*` everywhere. They make the link
-long, and some identify the person who shared it. Only parameters known to be tracking are dropped, per host
+long, some identify the person who shared it, and the same article pasted from another share would not
+match the entry. Only parameters known to be tracking are dropped, per host
 where a name is too common to drop everywhere; anything else (an article's id, Xiaohongshu's `xsec_token`,
 without which the note does not open) stays, in its order.
 """
