@@ -29,7 +29,7 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler, AsyncServerErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -126,6 +126,10 @@ def _markup_text(found: re.Match[str]) -> str:
 # Edits, deletions, joins and bots' messages have other subtypes.
 ASKING_SUBTYPES = frozenset({None, "thread_broadcast", "file_share"})
 RATE_LIMIT_RETRIES = 2  # a Web API call Slack refuses with 429 is sent again after its Retry-After, twice
+# A call Slack answers with 500 or 503 is sent again once, half a second later: the event was acknowledged, so
+# Slack will not deliver it again, and without this the asker gets no answer. (A 500 that did post would
+# post twice; Slack's 5xx are rare and mostly 503s, which post nothing.)
+SERVER_ERROR_RETRIES = 1
 
 
 def _from_a_person(event: dict[str, Any], bot_user_id: str | None) -> bool:
@@ -552,9 +556,11 @@ def create_slack_app(core: ChatCore, settings: BotSettings, *, client: AsyncWebC
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     client = client or AsyncWebClient(token=token, base_url=settings.slack_api_url)
     # Slack allows about one message a second per channel: a burst of questions is answered a little later,
-    # not lost (slack_sdk retries only connection errors by default).
+    # not lost; so is one that met a passing server error (slack_sdk retries only connection errors by default).
     if not any(isinstance(handler, AsyncRateLimitErrorRetryHandler) for handler in client.retry_handlers):
         client.retry_handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES))
+    if not any(isinstance(handler, AsyncServerErrorRetryHandler) for handler in client.retry_handlers):
+        client.retry_handlers.append(AsyncServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES))
     app = AsyncApp(
         name="collections-bot",
         client=client,

@@ -74,6 +74,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # method -> error it answers with
     rate_limits: dict[str, int] = field(default_factory=dict)  # method -> calls still answered 429 ratelimited
+    server_errors: dict[str, int] = field(default_factory=dict)  # method -> calls still answered 503
     socket_replies: list[dict[str, Any]] = field(default_factory=list)  # what Socket Mode clients sent
     _runner: web.AppRunner | None = None
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
@@ -164,6 +165,10 @@ class FakeSlack:
             self.rate_limits[method] -= 1
             await self._record(request, method, 429)
             return web.json_response({"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"})
+        if self.server_errors.get(method, 0) > 0:  # Slack's passing outage: HTTP 503, nothing done
+            self.server_errors[method] -= 1
+            await self._record(request, method, 503)
+            return web.Response(text="Service Unavailable", status=503)
         call = await self._record(request, method)
         if method in self.errors:
             return web.json_response({"ok": False, "error": self.errors[method]})

@@ -215,6 +215,15 @@ async def test_an_answer_slack_rate_limits_is_sent_again(slack: Slack) -> None:
     assert ADAMW_URL in slack.fake.named("chat.postMessage")[-1].everything
 
 
+async def test_an_answer_that_meets_a_passing_slack_server_error_is_sent_again(slack: Slack) -> None:
+    """The event was acknowledged, so Slack will not deliver it again: the post itself is retried, once."""
+    slack.fake.server_errors["chat.postMessage"] = 1
+    await slack.event(dm("DALICE", "1700000265.000100", QUESTION))
+    await slack.fake.wait_for(lambda replies: any(r.status == 200 for r in replies), timeout=15)
+    assert [call.status for call in slack.fake.named("chat.postMessage")] == [503, 200]
+    assert ADAMW_URL in slack.fake.named("chat.postMessage")[-1].everything
+
+
 async def test_an_answer_slack_refuses_is_logged_in_one_line(slack: Slack, caplog: pytest.LogCaptureFixture) -> None:
     slack.fake.errors["chat.postMessage"] = "not_in_channel"
     await slack.event(mention("1700000270.000100", f"<@{BOT_USER_ID}> {QUESTION}"))
