@@ -196,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     configure_logging(args.verbose)  # and "?" for what the terminal cannot show
     try:
-        settings = load_settings(BotSettings)
+        # A bot that serves decides about missing sources itself, once it sees the index (prepare_index).
+        settings = load_settings(BotSettings, missing_sources_ok=args.command in ("run", "console", "discord"))
         if args.command == "gaps":
             return _gaps(settings, args.since, args.limit, args.json)
         if args.command == "console":

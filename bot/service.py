@@ -30,6 +30,7 @@ from knowledge import (
     MassRemoval,
     StorageError,
     SyncReport,
+    check_sources,
 )
 
 _log = logging.getLogger(__name__)
@@ -221,6 +222,16 @@ async def prepare_index(settings: BotSettings, kb: KnowledgeBase, state: StateSt
     False when the start-up ingest was skipped because the reindex lease was held or the state store could
     not be reached: the index may be behind (or half-written by a process killed while it ingested, whose
     lease outlives it by up to a minute), and `start_following` catches up."""
+    if settings.ingest_on_start:
+        # A source folder that is gone (a mount not back yet) leaves its entries in the index, served
+        # meanwhile; with no index to serve, it is the bad setting it looks like (SettingsError, exit 2).
+        missing = await asyncio.to_thread(check_sources, settings, kb.load)
+        if missing:
+            _log.warning(
+                "KB_SOURCES: no such file or folder: %s; serving the index, whose entries of it are kept until "
+                "it is back",
+                ", ".join(missing),
+            )
     await asyncio.to_thread(kb.warm_up)
     if not settings.ingest_on_start:
         entries = await asyncio.to_thread(kb.load)

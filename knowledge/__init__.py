@@ -26,7 +26,7 @@ from knowledge.ranking import Hit
 from knowledge.reader import StoreStats
 from knowledge.search import SearchResult
 from knowledge.seen import Digest, NewEntry
-from knowledge.settings import Settings, load_settings
+from knowledge.settings import Settings, check_sources, load_settings
 from knowledge.source_spec import SourceSpec
 from knowledge.sync import SourceStatus, SourceSync, SyncReport
 from knowledge.urls import without_tracking
@@ -66,6 +66,7 @@ __all__ = [
     "Where",
     "arxiv_id",
     "blurb",
+    "check_sources",
     "configure_logging",
     "detect_lang",
     "identifiers_in",

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -123,8 +125,8 @@ class Settings(BaseSettings):
         if not value:  # `KB_SOURCES=,`: an ingest would find every entry gone
             raise ValueError("names no file, folder or repository")
         missing = missing_sources(value)
-        if missing:
-            raise ValueError(f"no such file or folder: {', '.join(missing)}")
+        if missing and not _MISSING_SOURCES_OK.get():
+            raise ValueError(missing_message(missing))
         return value
 
     @field_validator("sync_interval", mode="before")
@@ -184,8 +186,21 @@ def parse_interval(value: str | float) -> timedelta | None:
     return timedelta(seconds=seconds) if seconds else None
 
 
-def load_settings(cls: type[_S], **values: Any) -> _S:
-    """`cls(**values)` from the environment, `.env` and `config/`; SettingsError (one line) when a value is bad."""
+# Set while `load_settings(missing_sources_ok=True)` validates: the caller decides about missing sources.
+_MISSING_SOURCES_OK: ContextVar[bool] = ContextVar("missing_sources_ok", default=False)
+
+
+def missing_message(missing: list[str]) -> str:
+    return f"no such file or folder: {', '.join(missing)}"
+
+
+def load_settings(cls: type[_S], *, missing_sources_ok: bool = False, **values: Any) -> _S:
+    """`cls(**values)` from the environment, `.env` and `config/`; SettingsError (one line) when a value is bad.
+
+    A source path that does not exist is a bad value, unless `missing_sources_ok`: a bot starting over an
+    index decides itself (`missing_sources`), as a source folder that is gone for a while (a mount not yet
+    back) must not stop it from serving what the index holds."""
+    allowed = _MISSING_SOURCES_OK.set(missing_sources_ok)
     try:
         return cls(**values)
     except ValidationError as error:
@@ -199,6 +214,19 @@ def load_settings(cls: type[_S], **values: Any) -> _S:
         raise SettingsError(str(error).splitlines()[0]) from None
     except OSError as error:  # .env or config/settings.toml cannot be read
         raise SettingsError(f"cannot read the settings file {error.filename}: {error.strerror or error}") from None
+    finally:
+        _MISSING_SOURCES_OK.reset(allowed)
+
+
+def check_sources(settings: Settings, indexed: Callable[[], int]) -> list[str]:
+    """The configured sources that do not exist, for a caller that loaded settings with
+    `missing_sources_ok`: SettingsError, as `load_settings` would have raised, when the index holds no
+    entry to serve meanwhile (`indexed()`, called only when a source is missing); else the missing ones,
+    whose entries stay in the index."""
+    missing = missing_sources(settings.sources)
+    if missing and not indexed():
+        raise SettingsError(f"invalid setting {ENV_PREFIX}SOURCES: {missing_message(missing)}")
+    return missing
 
 
 def describe_invalid(error: ValidationError, cls: type[BaseSettings] | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -252,3 +253,41 @@ async def test_links_are_printed_whole_on_a_narrow_terminal(core: ChatCore) -> N
     opened the cut one. The terminal wraps lines itself."""
     output = await run_lines(core, "Which paper fixes weight decay in Adam?\n", width=20)
     assert "https://arxiv.org/abs/1711.05101" in output
+
+
+def test_a_source_folder_gone_at_start_leaves_its_entries_served(small_notes: Path, tmp_path: Path) -> None:
+    """A source folder that is missing when the bot starts (a mount not back yet) is no reason to stop
+    serving: its entries stay in the index and are answered from. With no index to serve, the same folder
+    is the bad setting it looks like: one line naming it, exit 2."""
+    notes = tmp_path / "notes"
+    shutil.copytree(small_notes, notes)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("KB_")},
+        "KB_SOURCES": str(notes),
+        "KB_DATA_DIR": str(tmp_path / "data"),
+        "KB_CONFIG_DIR": str(tmp_path / "config"),
+    }
+
+    def console(**overrides: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "console"],
+            input="MoCo momentum contrast unsupervised\n/quit\n",
+            capture_output=True,
+            text=True,
+            env={**env, **overrides},
+            cwd=tmp_path,
+            timeout=300,
+        )
+
+    first = console()
+    assert first.returncode == 0 and "Momentum Contrast" in first.stdout
+    notes.rename(tmp_path / "unmounted")
+    again = console()
+    assert again.returncode == 0, again.stderr
+    assert "Momentum Contrast for Unsupervised Visual Representation Learning" in again.stdout
+    assert f"KB_SOURCES: no such file or folder: {notes}" in again.stderr and "Traceback" not in again.stderr
+    fresh = console(KB_DATA_DIR=str(tmp_path / "fresh"))
+    assert fresh.returncode == 2 and "Traceback" not in fresh.stderr
+    assert (
+        fresh.stderr.strip().splitlines()[-1] == f"error: invalid setting KB_SOURCES: no such file or folder: {notes}"
+    )

@@ -11,7 +11,7 @@ import pytest
 from pydantic_settings import SettingsConfigDict
 
 from knowledge.errors import SettingsError
-from knowledge.settings import BUNDLED_SOURCES, Settings, load_settings
+from knowledge.settings import BUNDLED_SOURCES, Settings, check_sources, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -196,3 +196,21 @@ def test_a_settings_file_not_in_utf8_is_one_line_naming_where(tmp_path: Path) ->
     with pytest.raises(SettingsError) as raised:
         load_settings(Settings, _env_file=dotenv)
     assert "\n" not in str(raised.value) and ".env" in str(raised.value) and "not valid UTF-8" in str(raised.value)
+
+
+def test_a_missing_source_is_left_to_a_bot_that_sees_the_index(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`missing_sources_ok` lets settings load; `check_sources` then raises the same one line only when the index
+    holds nothing to serve meanwhile, and asks the index only when a source is missing."""
+    monkeypatch.setenv("KB_SOURCES", f"{tmp_path / 'gone'},{tmp_path}")
+    with pytest.raises(SettingsError):
+        load_settings(Settings, _env_file=None)
+    settings = load_settings(Settings, _env_file=None, missing_sources_ok=True)
+    with pytest.raises(SettingsError) as raised:
+        check_sources(settings, lambda: 0)
+    assert str(raised.value) == f"invalid setting KB_SOURCES: no such file or folder: {tmp_path / 'gone'}"
+    assert check_sources(settings, lambda: 554) == [str(tmp_path / "gone")]
+    with pytest.raises(SettingsError):  # the allowance lasted only for that call
+        load_settings(Settings, _env_file=None)
+    monkeypatch.setenv("KB_SOURCES", str(tmp_path))
+    present = load_settings(Settings, _env_file=None)
+    assert check_sources(present, lambda: pytest.fail("the index is not asked when nothing is missing")) == []
