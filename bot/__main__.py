@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.errors import CannotStart
 from bot.settings import BotSettings
-from knowledge import KnowledgeError, SettingsError, StorageError, configure_logging, load_settings
+from knowledge import KnowledgeError, SettingsError, StorageError, check_sources, configure_logging, load_settings
 
 _log = logging.getLogger("bot")
 
@@ -197,7 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)  # and "?" for what the terminal cannot show
     try:
         # A bot that serves decides about missing sources itself, once it sees the index (prepare_index).
-        settings = load_settings(BotSettings, missing_sources_ok=args.command in ("run", "console", "discord"))
+        serves = args.command in ("run", "console", "discord")
+        settings = load_settings(BotSettings, missing_sources_ok=serves)
+        if serves and settings.ingest_on_start:
+            check_sources(settings)  # no index can exist yet: refused before anything is loaded
         if args.command == "gaps":
             return _gaps(settings, args.since, args.limit, args.json)
         if args.command == "console":

@@ -44,6 +44,17 @@ def parse_chroma_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, port or 8000, parts.scheme == "https"
 
 
+def on_disk_path(data_dir: Path) -> Path:
+    """Where the embedded Chroma keeps its database under `data_dir`."""
+    return Path(data_dir) / "chroma"
+
+
+def index_may_exist(data_dir: Path, url: str | None) -> bool:
+    """False only when no index can exist yet: no server is configured and the on-disk database was never
+    created. Cheap (nothing is opened), for a decision before the embedder and the store are loaded."""
+    return url is not None or on_disk_path(data_dir).exists()
+
+
 class ChromaClient:
     """One Chroma client: `url` None keeps the database on disk under `data_dir / "chroma"`."""
 
@@ -60,7 +71,7 @@ class ChromaClient:
     @property
     def where(self) -> str:
         """The server's URL or the on-disk path, for logs and operators (never for chat users)."""
-        return self.url or str(self.data_dir / "chroma")
+        return self.url or str(on_disk_path(self.data_dir))
 
     def api(self) -> ClientAPI:
         """The client, created on first use."""
@@ -71,7 +82,7 @@ class ChromaClient:
 
                 settings = ChromaSettings(anonymized_telemetry=False)
                 if self._server is None:
-                    path = self.data_dir / "chroma"
+                    path = on_disk_path(self.data_dir)
                     path.mkdir(parents=True, exist_ok=True)
                     self._client = chromadb.PersistentClient(path=str(path), settings=settings)
                 else:

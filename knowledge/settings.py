@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
-from knowledge.chroma import parse_chroma_url
+from knowledge.chroma import index_may_exist, parse_chroma_url
 from knowledge.embed import DEFAULT_SPEC, check_spec
 from knowledge.errors import SettingsError
 from knowledge.source_spec import Source, missing_sources, parse_source, split_sources
@@ -218,13 +218,18 @@ def load_settings(cls: type[_S], *, missing_sources_ok: bool = False, **values: 
         _MISSING_SOURCES_OK.reset(allowed)
 
 
-def check_sources(settings: Settings, indexed: Callable[[], int]) -> list[str]:
+def check_sources(settings: Settings, indexed: Callable[[], int] | None = None) -> list[str]:
     """The configured sources that do not exist, for a caller that loaded settings with
     `missing_sources_ok`: SettingsError, as `load_settings` would have raised, when the index holds no
-    entry to serve meanwhile (`indexed()`, called only when a source is missing); else the missing ones,
-    whose entries stay in the index."""
+    entry to serve meanwhile; else the missing ones, whose entries stay in the index.
+
+    Whether it does is `indexed()`, called only when a source is missing and an index may exist at all (a
+    Chroma server is configured, or the on-disk database was created). Without `indexed`, only that cheap
+    test is made, before the embedder and the store are loaded: None means "maybe", decided later."""
     missing = missing_sources(settings.sources)
-    if missing and not indexed():
+    if not missing:
+        return missing
+    if not index_may_exist(settings.data_dir, settings.chroma_url) or (indexed is not None and not indexed()):
         raise SettingsError(f"invalid setting {ENV_PREFIX}SOURCES: {missing_message(missing)}")
     return missing
 

@@ -202,13 +202,28 @@ def test_a_missing_source_is_left_to_a_bot_that_sees_the_index(monkeypatch: pyte
     """`missing_sources_ok` lets settings load; `check_sources` then raises the same one line only when the index
     holds nothing to serve meanwhile, and asks the index only when a source is missing."""
     monkeypatch.setenv("KB_SOURCES", f"{tmp_path / 'gone'},{tmp_path}")
+    monkeypatch.setenv("KB_DATA_DIR", str(tmp_path / "data"))
     with pytest.raises(SettingsError):
         load_settings(Settings, _env_file=None)
     settings = load_settings(Settings, _env_file=None, missing_sources_ok=True)
+    # No on-disk database and no server: no index can exist, refused before anything is loaded or asked.
+    with pytest.raises(SettingsError) as raised:
+        check_sources(settings, lambda: pytest.fail("no store to ask"))
+    assert str(raised.value) == f"invalid setting KB_SOURCES: no such file or folder: {tmp_path / 'gone'}"
+    with pytest.raises(SettingsError):
+        check_sources(settings)
+    (tmp_path / "data" / "chroma").mkdir(parents=True)
+    assert check_sources(settings) == [str(tmp_path / "gone")]  # maybe: decided once the index is seen
     with pytest.raises(SettingsError) as raised:
         check_sources(settings, lambda: 0)
     assert str(raised.value) == f"invalid setting KB_SOURCES: no such file or folder: {tmp_path / 'gone'}"
     assert check_sources(settings, lambda: 554) == [str(tmp_path / "gone")]
+    served = load_settings(
+        Settings, _env_file=None, missing_sources_ok=True, data_dir=tmp_path / "empty", chroma_url="http://127.0.0.1:9"
+    )
+    assert check_sources(served) == [str(tmp_path / "gone")]  # a server may hold an index
+    with pytest.raises(SettingsError):
+        check_sources(served, lambda: 0)
     with pytest.raises(SettingsError):  # the allowance lasted only for that call
         load_settings(Settings, _env_file=None)
     monkeypatch.setenv("KB_SOURCES", str(tmp_path))
