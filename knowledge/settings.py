@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -76,11 +76,16 @@ class Settings(BaseSettings):
         default=0.2,
         ge=0,
         le=1,
+        allow_inf_nan=False,
         description="An ingest that would remove more than this share of the index refuses (--allow-mass-removal).",
     )
     rrf_k: int = Field(default=5, ge=1, description="Reciprocal rank fusion constant.")
-    dense_weight: float = Field(default=1.0, ge=0, description="Weight of the dense ranking in the fusion.")
-    bm25_weight: float = Field(default=1.0, ge=0, description="Weight of the BM25 ranking in the fusion.")
+    dense_weight: float = Field(
+        default=1.0, ge=0, allow_inf_nan=False, description="Weight of the dense ranking in the fusion."
+    )
+    bm25_weight: float = Field(
+        default=1.0, ge=0, allow_inf_nan=False, description="Weight of the BM25 ranking in the fusion."
+    )
     memory_vectors: int = Field(
         default=20_000,
         ge=0,
@@ -97,6 +102,13 @@ class Settings(BaseSettings):
     def _chroma_url_parses(cls, value: str | None) -> str | None:
         if value is not None:
             parse_chroma_url(value)
+        return value
+
+    @field_validator("bm25_weight")
+    @classmethod
+    def _some_ranking_weighs(cls, value: float, info: ValidationInfo) -> float:
+        if value == 0 and info.data.get("dense_weight") == 0:  # every entry would score 0: ranked by chance
+            raise ValueError(f"and {ENV_PREFIX}DENSE_WEIGHT are both 0: give one of them a weight")
         return value
 
     @field_validator("data_dir")

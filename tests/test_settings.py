@@ -23,6 +23,9 @@ BAD_SETTINGS = [
     ("KB_CHROMA_URL", "http://127.0.0.1:abc", "bad Chroma URL"),
     ("KB_DENSE_WEIGHT", "-1", "greater than or equal to 0"),
     ("KB_BM25_WEIGHT", "heavy", "valid number"),
+    ("KB_BM25_WEIGHT", "inf", "finite number"),  # was accepted, and search --json wrote Infinity
+    ("KB_DENSE_WEIGHT", "nan", "finite number"),
+    ("KB_MAX_REMOVAL_SHARE", "nan", "finite number"),
     ("KB_ANSWER_SIZE", "0", "greater than or equal to 1"),
     ("KB_SOURCES", "/nonexistent/notes", "no such file or folder: /nonexistent/notes"),
     ("KB_SOURCES", ",", "names no file, folder or repository"),  # was an ingest refusing to remove everything
@@ -130,6 +133,18 @@ def test_every_bad_setting_is_named_in_the_same_line(monkeypatch: pytest.MonkeyP
     with pytest.raises(SettingsError) as raised:
         load_settings(Settings, _env_file=None)
     assert "KB_DENSE_WEIGHT" in str(raised.value) and "KB_CHROMA_URL" in str(raised.value)
+
+
+def test_both_ranking_weights_zero_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no weight on either ranking every entry scores 0 and answers come in an arbitrary order."""
+    monkeypatch.setenv("KB_DENSE_WEIGHT", "0")
+    assert load_settings(Settings, _env_file=None).bm25_weight == 1.0  # BM25 alone is a ranking
+    monkeypatch.setenv("KB_BM25_WEIGHT", "0.0")
+    with pytest.raises(SettingsError) as raised:
+        load_settings(Settings, _env_file=None)
+    assert str(raised.value) == (
+        "invalid setting KB_BM25_WEIGHT: and KB_DENSE_WEIGHT are both 0: give one of them a weight"
+    )
 
 
 @pytest.mark.parametrize(("name", "value", "says"), BAD_SETTINGS)
