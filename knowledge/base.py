@@ -153,7 +153,12 @@ class KnowledgeBase:
             raise StorageError(f"cannot create the data folder {settings.data_dir}: {reason}") from None
         self._health_failures = RateLimitedLog(_log, interval=60.0)
         self.store = ChromaStore(
-            settings.data_dir, self.embedder, chroma_url=settings.chroma_url, passage_text=passage_text, clock=clock
+            settings.data_dir,
+            self.embedder,
+            chroma_url=settings.chroma_url,
+            chroma_timeout=settings.chroma_timeout,
+            passage_text=passage_text,
+            clock=clock,
         )
         self.index = LiveIndex(
             self.store.reader,

@@ -44,6 +44,10 @@ def parse_chroma_url(url: str) -> tuple[str, int, bool]:
     return parts.hostname, port or 8000, parts.scheme == "https"
 
 
+DEFAULT_TIMEOUT = 30.0  # seconds: the longest wait for one answer of a Chroma server
+CONNECT_SECONDS = 5.0  # and for a connection
+
+
 def on_disk_path(data_dir: Path) -> Path:
     """Where the embedded Chroma keeps its database under `data_dir`."""
     return Path(data_dir) / "chroma"
@@ -58,9 +62,11 @@ def index_may_exist(data_dir: Path, url: str | None) -> bool:
 class ChromaClient:
     """One Chroma client: `url` None keeps the database on disk under `data_dir / "chroma"`."""
 
-    def __init__(self, data_dir: Path, url: str | None = None) -> None:
+    def __init__(self, data_dir: Path, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """`timeout`: the longest wait, in seconds, for one answer of a Chroma server."""
         self.data_dir = Path(data_dir)
         self.url = url
+        self.timeout = timeout
         self._server = parse_chroma_url(url) if url else None
         self._client: ClientAPI | None = None
         self._lock = threading.Lock()
@@ -86,12 +92,41 @@ class ChromaClient:
                     path.mkdir(parents=True, exist_ok=True)
                     self._client = chromadb.PersistentClient(path=str(path), settings=settings)
                 else:
-                    host, port, ssl = self._server
-                    try:
-                        self._client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
-                    except ValueError as error:  # raised when the server does not answer as Chroma
-                        raise KnowledgeUnavailable(f"cannot reach Chroma at {self.url}: {brief(error)}") from error
+                    self._client = self._connect(settings)
             return self._client
+
+    def _connect(self, settings: Any) -> ClientAPI:
+        """A client of the server whose every request gives up after `timeout` seconds.
+
+        chromadb 1.5 builds its httpx session with `timeout=None` and has no setting for it (chroma-core/chroma
+        issue 5805), and it makes its first requests while the client is created: a server that accepts
+        connections and never answers would hang the bot's start, then every question and ingest. So the
+        server is asked for its heartbeat with the timeout first, and the client's session gets it after."""
+        import chromadb
+        import httpx
+
+        assert self._server is not None
+        host, port, ssl = self._server
+        no_answer = f"cannot reach Chroma at {self.url}: no answer within {self.timeout:g} s"
+        timeout = httpx.Timeout(self.timeout, connect=min(CONNECT_SECONDS, self.timeout))
+        scheme = "https" if ssl else "http"
+        try:
+            httpx.get(f"{scheme}://{host}:{port}/api/v2/heartbeat", timeout=timeout, trust_env=False)
+        except httpx.TimeoutException as error:
+            raise KnowledgeUnavailable(no_answer) from error
+        except httpx.HTTPError:
+            pass  # refused, or not Chroma: chromadb's own check below says which
+        try:
+            client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
+        except ValueError as error:  # raised when the server does not answer as Chroma
+            raise KnowledgeUnavailable(f"cannot reach Chroma at {self.url}: {brief(error)}") from error
+        except httpx.TimeoutException as error:  # it stopped answering right after the heartbeat
+            raise KnowledgeUnavailable(no_answer) from error
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if not isinstance(session, httpx.Client):  # a chromadb that is not the pinned one changed its insides
+            raise RuntimeError("chromadb's HTTP client has no httpx session to bound: update knowledge.chroma")
+        session.timeout = timeout
+        return client
 
     def open(self, name: str) -> Collection | None:
         """The collection `name` (cached), or None when it does not exist."""

@@ -25,7 +25,7 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
-from knowledge.chroma import index_may_exist, parse_chroma_url
+from knowledge.chroma import DEFAULT_TIMEOUT, index_may_exist, parse_chroma_url
 from knowledge.embed import DEFAULT_SPEC, check_spec
 from knowledge.errors import SettingsError
 from knowledge.source_spec import Source, missing_sources, parse_source, split_sources
@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         default=None, ge=1, le=1024, description="CPU threads for embedding; default all cores."
     )
     chroma_url: str | None = Field(default=None, description="A Chroma server (http://host:port); default on disk.")
+    chroma_timeout: float = Field(
+        default=DEFAULT_TIMEOUT,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="The longest wait, in seconds, for one answer of the Chroma server.",
+    )
     answer_size: int = Field(default=5, ge=1, le=25, description="Entries per answer.")
     max_question_chars: int = Field(default=500, ge=20, description="Longer questions are cut (and told so).")
     max_removal_share: float = Field(

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from knowledge.chroma import ChromaClient
+from knowledge.chroma import DEFAULT_TIMEOUT, ChromaClient
 from knowledge.embed import Embedder
 from knowledge.generations import Generations
 from knowledge.reader import IndexReader
@@ -33,11 +33,12 @@ class ChromaStore:
         embedder: Embedder,
         *,
         chroma_url: str | None = None,
+        chroma_timeout: float = DEFAULT_TIMEOUT,
         passage_text: PassageText = default_passage_text,
         batch_size: int = UPSERT_BATCH,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = ChromaClient(data_dir, chroma_url)
+        self.client = ChromaClient(data_dir, chroma_url, timeout=chroma_timeout)
         self.generations = Generations(self.client, embedder.name, embedder.dim, clock=clock)
         self.reader = IndexReader(self.generations)
         self.writer = IndexWriter(

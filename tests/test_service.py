@@ -128,24 +128,35 @@ async def test_a_front_end_that_dies_is_logged_and_fails_the_health_check(
         await stop(service)
 
 
-def test_start_without_a_reachable_chroma_server_says_why_and_exits_1(small_notes: Path, tmp_path: Path) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("KB_")},
-        "KB_SOURCES": str(small_notes),
-        "KB_DATA_DIR": str(tmp_path),
-        "KB_CHROMA_URL": f"http://127.0.0.1:{free_port()}",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "run"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+@pytest.mark.parametrize("server", ["none", "silent"])
+def test_start_without_a_reachable_chroma_server_says_why_and_exits_1(
+    small_notes: Path, tmp_path: Path, server: str
+) -> None:
+    """Nothing listens on the port, or something accepts connections and never answers (which hung the start)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        if server == "silent":
+            silent.listen(8)  # the kernel completes the connections; no one reads or answers
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("KB_")},
+            "KB_SOURCES": str(small_notes),
+            "KB_DATA_DIR": str(tmp_path),
+            "KB_CHROMA_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
+            "KB_CHROMA_TIMEOUT": "2",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "run"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
     assert done.returncode == 1
     assert "cannot start: cannot reach Chroma" in done.stderr
     assert "Traceback" not in done.stderr
+    if server == "silent":
+        assert "no answer within 2 s" in done.stderr
 
 
 def settings_env(tmp_path: Path, **settings: str) -> dict[str, str]:

