@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Coroutine, Iterator
 from typing import Any, Self, TypeVar
 
+import aiohttp
 import discord
 import yarl
 from discord import app_commands
 
 from bot import texts
 from bot.chat import NEW_DAYS, NEW_DAYS_MAX, TOP, Answer, BrowsePage, ChatCore, Commands, NewList, Vote, stats_text
-from bot.errors import BadDays, EmptyQuestion, NotAdmin, NotHere, StaleCommand, user_message_for
+from bot.errors import BadDays, CannotStart, EmptyQuestion, NotAdmin, NotHere, StaleCommand, user_message_for
 from bot.i18n import Locale, Texts, locale_of_tag, texts_for
 from bot.render import (
     DISCORD_LIMIT,
@@ -1010,18 +1012,47 @@ def _token(settings: BotSettings) -> str:
     return settings.discord_token.get_secret_value().strip()
 
 
+@contextlib.contextmanager
+def _refusals(settings: BotSettings) -> Iterator[None]:
+    """What ends discord.py's `start` or `login` for good, as one line naming the setting (CannotStart): it
+    retries a lost connection by itself, so what comes out is a refusal, or no Discord at the address."""
+    try:
+        yield
+    except discord.PrivilegedIntentsRequired:
+        raise CannotStart(
+            "Discord refused the Message Content intent (KB_DISCORD_MESSAGE_CONTENT): enable it for the bot in "
+            "the Developer Portal (Bot, Privileged Gateway Intents), or unset the setting"
+        ) from None
+    except discord.LoginFailure:
+        raise CannotStart(
+            "Discord refused the bot token (KB_DISCORD_TOKEN): copy it again from the Developer Portal"
+        ) from None
+    except discord.ConnectionClosed as error:  # 4004 (a bad token) is refused by the login before the gateway
+        raise CannotStart(f"Discord closed the gateway connection with code {error.code}") from None
+    except discord.HTTPException as error:
+        said = " ".join(str(error.text).split())[:200]
+        raise CannotStart(f"Discord answered {error.status} ({said}) at {settings.discord_api_url}") from None
+    except (aiohttp.ClientError, OSError) as error:
+        raise CannotStart(
+            f"cannot reach Discord at {settings.discord_api_url} (KB_DISCORD_API_URL): {type(error).__name__}"
+        ) from None
+
+
 async def run_discord(client: KnowledgeBot, settings: BotSettings, *, sync: bool = False) -> None:
     """Log in, sync the slash commands (when `sync`, or as `create_discord_client` decided), and serve
-    until `client.close()` or cancellation; the client is closed on the way out."""
+    until `client.close()` or cancellation; the client is closed on the way out. A refused token or intent,
+    or no Discord at `discord_api_url`, raises CannotStart."""
     if sync:
         client.sync_on_start = True
     async with client:
-        await client.start(_token(settings))
+        with _refusals(settings):
+            await client.start(_token(settings))
 
 
 async def sync_only(client: KnowledgeBot, settings: BotSettings) -> None:
     """Log in, sync the slash commands (to `discord_guild_id` when set, else globally), and disconnect."""
     client.sync_on_start = False
     async with client:
-        await client.login(_token(settings))
+        with _refusals(settings):
+            await client.login(_token(settings))
         await sync_commands(client)

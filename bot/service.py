@@ -121,7 +121,9 @@ class Service:
             if finished.cancelled():
                 return
             error = finished.exception()
-            if error is not None:
+            if isinstance(error, CannotStart):  # a refused token, nothing at the address: one line
+                _log.error("%s stopped: %s", name, error)
+            elif error is not None:
                 _log.error("%s stopped with an error", name, exc_info=error)
             else:
                 _log.error("%s stopped", name)

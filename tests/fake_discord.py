@@ -6,7 +6,8 @@ assert what a user would see.
 
 Gateway (a WebSocket at `/gateway`, v10, JSON text frames): enough of Discord's protocol for a real
 discord.py `Client` to connect and become ready. It sends HELLO (op 10), records every frame the client
-sends, answers IDENTIFY (op 2; refused with close code 4004 when `tokens` is set and lacks the token) with
+sends, answers IDENTIFY (op 2; refused with close code 4004 when `tokens` is set and lacks the token; a REST
+request with another bot token gets 401, as Discord answers it) with
 the READY dispatch and one GUILD_CREATE per guild in `guilds`, acknowledges heartbeats (op 1) with op 11,
 answers RESUME (op 6) with RESUMED, and lets the test push any dispatch (`MESSAGE_CREATE`,
 `INTERACTION_CREATE`, ...) to the connected client with `dispatch`. For a sharded client it answers
@@ -47,6 +48,7 @@ HEARTBEAT_INTERVAL_MS = 41250  # what Discord sends; discord.py beats at once, t
 # Gateway opcodes
 DISPATCH, HEARTBEAT, IDENTIFY, RESUME, HELLO, HEARTBEAT_ACK = 0, 1, 2, 6, 10, 11
 AUTHENTICATION_FAILED = 4004  # the close code for a bad token
+DISALLOWED_INTENTS = 4014  # the close code for a privileged intent the application was not granted
 APP_ID = 1100000000000000001
 BOT_ID = APP_ID  # Discord gives a bot user the application's id
 OWNER_ID = 1100000000000000002
@@ -431,6 +433,7 @@ class FakeDiscord:
     no_history: set[int] = field(default_factory=set)
     guilds: list[dict[str, Any]] = field(default_factory=list)  # GUILD_CREATE payloads sent after READY
     tokens: set[str] | None = None  # bot tokens the gateway accepts; None: any
+    refused_intents: int = 0  # privileged intents not enabled for the application: IDENTIFY with one is closed
     shards: int = 1  # the shard count GET /gateway/bot recommends
     max_concurrency: int = 1  # shards that may IDENTIFY together (session_start_limit.max_concurrency)
     sessions: list[GatewaySession] = field(default_factory=list)  # every gateway connection, oldest first
@@ -619,6 +622,9 @@ class FakeDiscord:
             if self.tokens is not None and session.token not in self.tokens:
                 await session.socket.close(code=AUTHENTICATION_FAILED, message=b"Authentication failed.")
                 return
+            if self.refused_intents & int(data.get("intents") or 0):  # not enabled in the Developer Portal
+                await session.socket.close(code=DISALLOWED_INTENTS, message=b"Disallowed intent(s).")
+                return
             if op == RESUME:
                 session.sequence = int(data.get("seq") or 0)
                 session.ready = True
@@ -665,7 +671,11 @@ class FakeDiscord:
         path = request.path.removeprefix(API_PREFIX)
         body = await _read_body(request)
         recorded = Recorded(request.method, path, dict(request.query), body, request.headers.get("Authorization"))
-        status, payload = self._answer(request.method, path, body if isinstance(body, dict) else {}, body)
+        bad_token = self.tokens is not None and recorded.authorization not in {f"Bot {token}" for token in self.tokens}
+        if bad_token and recorded.authorization is not None:  # interaction webhooks carry no token
+            status, payload = 401, {"message": "401: Unauthorized", "code": 0}  # as Discord answers a bad token
+        else:
+            status, payload = self._answer(request.method, path, body if isinstance(body, dict) else {}, body)
         recorded.status, recorded.response = status, payload
         self.requests.append(recorded)
         await self._notify()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 import pytest
 import yarl
+from conftest import free_port
 from fake_discord import (
     ALICE,
     APP_ID,
@@ -61,7 +62,7 @@ from bot.discord_bot import (
     sync_commands,
     sync_only,
 )
-from bot.errors import AlreadyRunning, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
+from bot.errors import AlreadyRunning, CannotStart, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.settings import BotSettings
 from bot.state import Lease, MemoryState, Session
 from bot.texts import APOLOGY, QUESTION_CUT, REINDEX_FAILED, REINDEX_STARTED, THANKS
@@ -495,6 +496,37 @@ async def test_sync_only_logs_in_with_the_token_syncs_and_never_logs_the_token(
     ]
     assert {r.authorization for r in fake.requests} == {"Bot s3cret-token"}
     assert "s3cret" not in caplog.text
+
+
+async def test_a_refused_token_or_no_discord_stops_with_one_line_naming_the_setting(
+    core: ChatCore, make_settings: Callable[..., BotSettings], fake: FakeDiscord
+) -> None:
+    """What ends discord.py's start for good is CannotStart, one line (`bot run` logs it without a traceback,
+    `bot discord` exits 1 with it), and never the token."""
+    fake.tokens = {"the-real-token"}
+    settings = make_settings(discord_token="s3cret-token", discord_gateway_url=fake.gateway_url)
+    for start in (sync_only, run_discord):
+        with pytest.raises(CannotStart) as refused:
+            await asyncio.wait_for(start(create_discord_client(core, settings), settings), 20)
+        assert str(refused.value) == (
+            "Discord refused the bot token (KB_DISCORD_TOKEN): copy it again from the Developer Portal"
+        )
+    assert [r.status for r in fake.find("GET", "/users/@me")] == [401, 401]
+
+    fake.tokens = None
+    fake.refused_intents = discord.Intents(message_content=True).value
+    asks = make_settings(discord_message_content=True, discord_gateway_url=fake.gateway_url)
+    with pytest.raises(CannotStart) as no_intent:
+        await asyncio.wait_for(run_discord(create_discord_client(core, asks), asks), 20)
+    assert str(no_intent.value).startswith("Discord refused the Message Content intent (KB_DISCORD_MESSAGE_CONTENT)")
+
+    nowhere = make_settings(discord_api_url=f"http://127.0.0.1:{free_port()}/api/v10")
+    with pytest.raises(CannotStart) as unreachable:
+        await asyncio.wait_for(run_discord(create_discord_client(core, nowhere), nowhere), 20)
+    assert str(unreachable.value).startswith(
+        f"cannot reach Discord at {nowhere.discord_api_url} (KB_DISCORD_API_URL): Client"
+    )
+    assert "s3cret" not in str(unreachable.value) + str(refused.value)
 
 
 # -- buttons -------------------------------------------------------------------------------------------

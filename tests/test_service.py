@@ -110,6 +110,33 @@ def test_run_without_tokens_starts_the_console_and_stops_on_sigterm(small_notes:
     assert "shutting down" in err
 
 
+def test_run_with_no_discord_at_its_address_exits_1_with_one_line(small_notes: Path, tmp_path: Path) -> None:
+    """A Discord front-end that cannot log in stops `bot run` (a supervisor restarts it) with one line naming
+    the setting; it was a traceback."""
+    env = settings_env(
+        tmp_path,
+        KB_SOURCES=str(small_notes),
+        KB_HTTP_PORT="0",
+        KB_DISCORD_TOKEN="s3cret-token",
+        KB_DISCORD_API_URL=f"http://127.0.0.1:{free_port()}/api/v10",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "run"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=180,
+    )
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
+    (stopped,) = [line for line in done.stderr.splitlines() if "Discord stopped" in line]
+    assert stopped.endswith(
+        f"Discord stopped: cannot reach Discord at {env['KB_DISCORD_API_URL']} (KB_DISCORD_API_URL): ClientConnectorError"
+    )
+
+
 async def test_a_front_end_that_dies_is_logged_and_fails_the_health_check(
     make_kb: MakeKb, small_notes: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
