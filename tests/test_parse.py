@@ -565,6 +565,20 @@ def test_terminal_escape_sequences_and_control_characters_never_reach_an_entry()
     assert "hyperlink text\tkept" in paper.body and "evil.example" not in paper.search_text()
 
 
+def test_bidi_overrides_never_reach_an_entry() -> None:
+    """U+202E in a title would show the rest of the line reversed in a chat reply ('gpj.exe' read as 'exe.jpg')."""
+    entries = parse(
+        "# Notes \u2067RTL\u2069\n\n"
+        "- [Free \u202egpj.exe\u202c weights](https://a.example/\u202dp) a note \u202awith\u202b marks\n"
+    )
+    bidi = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+    (paper,) = entries
+    assert paper.title == "Free gpj.exe weights" and paper.section_path == ("Notes RTL",)
+    for value in (paper.title, paper.summary, paper.body, *paper.section_path, *(l.url + l.text for l in paper.links)):
+        assert not bidi.search(value), ascii(value)
+    assert [link.url for link in paper.links] == ["https://a.example/p"]
+
+
 def test_markdown_keeps_the_text_around_entries() -> None:
     entries = parse(
         """

@@ -196,16 +196,18 @@ PARSERS = {"markdown": parse_markdown, "pdf_text": parse_pdf_text, "qa": parse_q
 
 
 # Terminal escape sequences (colours, window titles, hyperlinks), then any other C0 or C1 control
-# character but tab and newline: entries are shown in terminals and chats, where these would act.
+# character but tab and newline: entries are shown in terminals and chats, where these would act. And
+# the bidi embeddings, overrides and isolates: in a chat reply U+202E shows the rest of the line reversed
+# (a title or link that reads as something else); they format, and carry no word.
 _CONTROLS = re.compile(
-    ESCAPE_SEQUENCES + r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+    ESCAPE_SEQUENCES + r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
     r"|[\ud800-\udfff]"  # a lone surrogate: it cannot be stored or embedded
 )
 
 
 def clean_text(text: str) -> str:
-    """`text` as it can be stored, embedded and shown: lone surrogates become `?`, control characters
-    and terminal escape sequences go (tab and newline stay). One scan, no copy when nothing is found."""
+    """`text` as it can be stored, embedded and shown: lone surrogates become `?`, control characters,
+    bidi overrides and terminal escape sequences go (tab and newline stay). One scan, no copy when nothing is found."""
     return _CONTROLS.sub(lambda found: "?" if "\ud800" <= found.group(0) <= "\udfff" else "", text)
 
 
