@@ -25,7 +25,7 @@ from knowledge.logs import configure_logging
 from knowledge.normalize import printable
 from knowledge.parse import ParseResult, parse_sources
 from knowledge.ranking import Hit, Mode
-from knowledge.search import SearchResult
+from knowledge.search import SearchResult, clean_query
 from knowledge.settings import Settings, load_settings
 from knowledge.source_spec import as_specs
 from knowledge.sync import SourceSet
@@ -403,6 +403,11 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     if args.command == "parse":
         return run_parse(settings, args.source, args.json)
+    if args.command == "search" and args.query is not None and not args.batch:
+        query, _ = clean_query(args.query, settings.max_question_chars)
+        if not any(char.isalnum() for char in query):  # as chat says for it: nothing to search for
+            print("error: the question is empty: give some words to search for", file=sys.stderr)
+            return 2
     try:
         kb = KnowledgeBase(settings)
     except KnowledgeError as error:

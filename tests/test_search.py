@@ -489,6 +489,16 @@ def test_a_result_count_below_one_is_refused(cli_env: Path, k: str, capsys: pyte
     assert exited.value.code == 2 and "argument -k" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("question", ["", "   ", "？？？", "\u200b\u202e"])
+def test_an_empty_question_is_a_usage_error_not_a_refusal(
+    cli_env: Path, question: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It was answered 'Nothing in the collection matches that question', as if something had been searched."""
+    assert main(["search", question]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == "error: the question is empty: give some words to search for\n" and captured.out == ""
+
+
 def test_cli_ingest_search_and_batch(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ingest", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
