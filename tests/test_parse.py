@@ -574,7 +574,13 @@ def test_bidi_overrides_never_reach_an_entry() -> None:
     bidi = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
     (paper,) = entries
     assert paper.title == "Free gpj.exe weights" and paper.section_path == ("Notes RTL",)
-    for value in (paper.title, paper.summary, paper.body, *paper.section_path, *(l.url + l.text for l in paper.links)):
+    for value in (
+        paper.title,
+        paper.summary,
+        paper.body,
+        *paper.section_path,
+        *(link.url + link.text for link in paper.links),
+    ):
         assert not bidi.search(value), ascii(value)
     assert [link.url for link in paper.links] == ["https://a.example/p"]
 
