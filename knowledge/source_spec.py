@@ -98,6 +98,26 @@ class SourceSpec(BaseModel):
     url: str | None = None
     files: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_is_named(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():  # Path("") is the working folder
+            raise ValueError("an empty path")
+        return value
+
+    @field_validator("git")
+    @classmethod
+    def _git_names_a_repository(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if not value.strip():  # Path("") is the working folder, and whatever repository it is in
+            raise ValueError("an empty git URL")
+        if "://" in value:
+            parts = urlsplit(value)
+            if not (parts.path.strip("/") if parts.scheme == "file" else parts.hostname):
+                raise ValueError(f"{public_url(value)!r} names no repository")
+        return value
+
     @field_validator("branch")
     @classmethod
     def _branch_is_a_name(cls, value: str | None) -> str | None:

@@ -137,6 +137,13 @@ files = {{ "*.txt" = "https://example.com/notes.pdf#page={{page}}" }}
         ("KB_SOURCES", "https://x.example/r.git#bad branch", "not a branch name"),
         ("KB_SOURCES", '[{"git": "https://x.example/r.git", "colour": "blue"}]', "colour"),
         ("KB_SOURCES", "file:///nonexistent/repo.git", "no such file or folder: /nonexistent/repo.git"),
+        # Path("") is the working folder: these followed whatever repository the bot was started in
+        ("KB_SOURCES", '[{"git": ""}]', "git: an empty git URL"),
+        ("KB_SOURCES", '[{"path": ""}]', "path: an empty path"),
+        ("KB_SOURCES", "https://", "'https://' names no repository"),
+        ("KB_SOURCES", "https://#main", "'https://' names no repository"),
+        ("KB_SOURCES", "file://", "'file://' names no repository"),
+        ("KB_SOURCES", "https://s3cret@:443/r.git", "'https://:443/r.git' names no repository"),
         ("KB_SYNC_INTERVAL", "soon", "'soon' is not an interval such as 30m, 1h or 1d"),
         ("KB_SYNC_INTERVAL", "5s", "at least 10 seconds"),
         ("KB_SYNC_INTERVAL", "-1h", "not an interval"),
@@ -150,7 +157,7 @@ def test_a_bad_source_or_interval_is_one_line(
         load_settings(Settings, _env_file=None)
     message = str(raised.value)
     assert message.startswith(f"invalid setting {name}: ") and says in message
-    assert "\n" not in message
+    assert "\n" not in message and "s3cret" not in message
 
 
 @pytest.mark.parametrize(
