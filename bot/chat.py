@@ -393,6 +393,12 @@ def _decode_item(data: dict[str, object]) -> AnswerItem:
     return AnswerItem(**values)  # type: ignore[arg-type]
 
 
+def visible(text: str) -> str:
+    """`text` without control, zero-width and bidi characters, its spaces collapsed: what a reader sees
+    (a zero-width space inside a word leaves the word whole)."""
+    return " ".join(_INVISIBLE.sub("", without_escapes(text)).split())
+
+
 def clean_question(text: str, limit: int) -> tuple[str, bool]:
     """Trimmed, without control or zero-width characters, cut to `limit` characters: (text, was cut)."""
     text = without_escapes(text.encode("utf-8", "replace").decode("utf-8"))
@@ -571,10 +577,11 @@ class ChatCore:
         Its subsections come first, up to 25 a page; then its own entries, `answer_size` a page; when the
         subsections fit on one page, its first entries share it. `page` is kept within the pages."""
         tree = await self.sections()
-        if section and section.strip() and section.strip() != TOP:
-            found = tree.by_id(section.strip()) if by_id else tree.resolve(section)
+        section = visible(section or "")
+        if section and section != TOP:
+            found = tree.by_id(section) if by_id else tree.resolve(section)
             if found is None:
-                raise SectionGone() if by_id else UnknownSection(section.strip())
+                raise SectionGone() if by_id else UnknownSection(section)
             path, count, children = found.path, found.count, found.children
         else:
             path, count, children = (), tree.total, tree.roots
@@ -599,10 +606,11 @@ class ChatCore:
         language, its number, or its path: `SectionTree.find`), resolved to the best match (UnknownSection
         when none matches), `lang` (`bot.request.LANGS`), and whether the answer is private."""
         path: tuple[str, ...] = ()
-        if section and section.strip():
+        section = visible(section or "")
+        if section:
             found = (await self.sections()).resolve(section)
             if found is None:
-                raise UnknownSection(section.strip())
+                raise UnknownSection(section)
             path = found.path
         return Scope(path, LANGS.get(lang.lower(), lang) if lang else None, private)
 

@@ -598,6 +598,21 @@ async def test_a_filtered_ask_searches_only_that_section_and_language(retriever:
     assert unknown.value.user_message.startswith("No section of the collection matches “天文学”.")
 
 
+async def test_a_section_typed_with_invisible_characters_is_read_as_seen(
+    retriever: FakeRetriever, tmp_path: Path
+) -> None:
+    """`/browse` with only a zero-width space was told no section matches “”; with one inside a name, none."""
+    core = core_for(retriever, tmp_path)
+    top = await core.browse(None, 1)
+    assert (await core.browse("\u200b \u2066", 1)).path == top.path == ()
+    assert (await core.browse("\u200b推荐\u202e", 1)).path == ("推荐",)
+    assert (await core.scope("\ufeff")).section == ()
+    assert (await core.scope("推\u200b荐 ")).section == ("推荐",)
+    with pytest.raises(UnknownSection) as unknown:
+        await core.browse("天文\u200b学", 1)
+    assert "“天文学”" in unknown.value.user_message
+
+
 async def test_a_private_answer_is_not_the_conversation_s_to_page(retriever: FakeRetriever, tmp_path: Path) -> None:
     core = core_for(retriever, tmp_path, answer_size=1)
     public = await core.ask("chan", "u1", "召回")
