@@ -703,10 +703,12 @@ class KnowledgeBot(discord.Client):
             _log.warning("could not send a reply to interaction %s: HTTP %s", interaction.id, error.status)
 
     def answers_in(self, channel_id: int | None, channel: object) -> bool:
-        """Whether the bot answers in this channel: any DM; in a server, the channels of the allowlist
-        (KB_DISCORD_CHANNELS; empty: all), a thread counting as its channel."""
+        """Whether the bot answers in this channel: a DM with the bot; elsewhere, the channels of the
+        allowlist (KB_DISCORD_CHANNELS; empty: all), a thread counting as its channel. A group DM (where a
+        user-installed app's commands run) has other people in it: it is a channel like any other, as
+        Slack's are (`mpim`)."""
         allowed = self.settings.discord_channels
-        if not allowed or isinstance(channel, discord.DMChannel | discord.GroupChannel):
+        if not allowed or isinstance(channel, discord.DMChannel):
             return True
         return channel_id in allowed or getattr(channel, "parent_id", None) in allowed
 

@@ -64,6 +64,8 @@ NO_PINGS: dict[str, list[str]] = {"parse": []}  # allowed_mentions that ping nob
 GENERAL = 1200000000000000001
 OTHER_CHANNEL = 1200000000000000002
 DM_CHANNEL = 1200000000000000003
+GROUP_DM_CHANNEL = 1200000000000000004
+BOB = 1400000000000000003  # another person, in a group DM
 BOT_ROLE = 1000000000000000099
 OTHER_BOT = 1400000000000000002
 
@@ -181,6 +183,7 @@ def interaction_payload(
     *,
     permissions: int = VIEW_AND_SEND,
     dm: bool = False,
+    group_dm: bool = False,
     locale: str = "en-US",
     guild_locale: str = "en-US",
     channel_id: int = GENERAL,
@@ -201,13 +204,14 @@ def interaction_payload(
         "attachment_size_limit": 10 * 1024 * 1024,
         **extra,
     }
-    if dm:
+    if dm or group_dm:
+        group = {"id": str(GROUP_DM_CHANNEL), "type": 3, "recipients": [user_payload(), user_payload(BOB, name="bob")]}
         payload |= {
-            "channel_id": str(DM_CHANNEL),
-            "channel": {"id": str(DM_CHANNEL), "type": 1, "recipients": [user_payload()]},
+            "channel_id": str(GROUP_DM_CHANNEL if group_dm else DM_CHANNEL),
+            "channel": group if group_dm else {"id": str(DM_CHANNEL), "type": 1, "recipients": [user_payload()]},
             "user": user_payload(),
-            "context": 1,
-            "authorizing_integration_owners": {"0": str(GUILD_ID)},
+            "context": 2 if group_dm else 1,  # a private channel (a user-installed app's command), or the bot's DM
+            "authorizing_integration_owners": {"1": str(ALICE)} if group_dm else {"0": str(GUILD_ID)},
         }
     else:
         payload |= {
@@ -227,6 +231,7 @@ def command_payload(
     *,
     permissions: int = VIEW_AND_SEND,
     dm: bool = False,
+    group_dm: bool = False,
     locale: str = "en-US",
     guild_locale: str = "en-US",
     channel_id: int = GENERAL,
@@ -242,7 +247,7 @@ def command_payload(
         "options": [{"name": key, "type": option_type[type(value)], "value": value} for key, value in options.items()],
     }
     where = {"locale": locale, "guild_locale": guild_locale, "channel_id": channel_id}
-    return interaction_payload(2, data, permissions=permissions, dm=dm, **where)
+    return interaction_payload(2, data, permissions=permissions, dm=dm, group_dm=group_dm, **where)
 
 
 def autocomplete_payload(

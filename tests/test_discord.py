@@ -27,6 +27,7 @@ from fake_discord import (
     DM_CHANNEL,
     EPHEMERAL,
     GENERAL,
+    GROUP_DM_CHANNEL,
     GUILD_ID,
     MANAGE_GUILD,
     NO_PINGS,
@@ -795,6 +796,24 @@ async def test_the_channel_allowlist_limits_mentions(
         f"/channels/{GENERAL}/messages",
         f"/channels/{DM_CHANNEL}/messages",
     ]
+
+
+async def test_a_group_dm_is_a_channel_for_the_allowlist_not_a_dm(
+    kb: KnowledgeBase, make_settings: Callable[..., BotSettings], start_client: ClientFactory, fake: FakeDiscord
+) -> None:
+    """A user-installed app's /ask in a group DM answers in front of other people: with an allowlist, only
+    when the group DM is on it (it was let through as a DM)."""
+    client = await start_client(ChatCore(kb, make_settings(discord_channels=str(GENERAL))))
+    await run_command(client, command_payload("ask", group_dm=True, question="Adam weight decay"))
+    (refused,) = fake.callbacks
+    assert refused.body["type"] == 4 and refused.private
+    assert refused.content.startswith("I don't answer in this channel.")
+
+    allowed = await start_client(ChatCore(kb, make_settings(discord_channels=f"{GENERAL},{GROUP_DM_CHANNEL}")))
+    await run_command(allowed, command_payload("ask", group_dm=True, question="Adam weight decay"))
+    assert ADAM_W in fake.followups[-1].content
+    await run_command(client, command_payload("ask", dm=True, question="Adam weight decay"))  # the bot's own DM
+    assert ADAM_W in fake.followups[-1].content
 
 
 async def test_a_mention_in_a_thread_not_cached_is_answered_when_its_channel_is_allowed(
