@@ -116,7 +116,8 @@ def print_parse_summary(result: ParseResult, out: object = None) -> None:
 
 
 def run_parse(settings: Settings, sources: list[Path] | None, as_json: bool) -> int:
-    """Parse the sources (git sources from their mirrors, cloned when missing) and locate their entries."""
+    """Parse the sources (git sources from their mirrors, cloned when missing) and locate their entries.
+    Exit 0 when every source was listed and every file read; 1 when not (the entries printed are those read)."""
     source_set = SourceSet(settings.sources, settings.data_dir)
     specs = as_specs(list(sources)) if sources else source_set.specs
     with source_set.locked(any(spec.is_git for spec in specs)):
@@ -126,8 +127,15 @@ def run_parse(settings: Settings, sources: list[Path] | None, as_json: bool) -> 
     if as_json:
         for entry in result.entries:
             sys.stdout.write(entry.model_dump_json() + "\n")
+        for skip in result.skipped:  # the summary, which lists them, is not printed
+            print(f"skipped {skip.file}: {skip.reason}", file=sys.stderr)
     else:
         print_parse_summary(result)
+    for folder in result.unlisted:
+        print(f"could not list {folder}", file=sys.stderr)
+    if result.skipped or result.unlisted:  # as ingest says it: what was printed is not the whole collection
+        print("error: not every source could be read", file=sys.stderr)
+        return 1
     return 0
 
 

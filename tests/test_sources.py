@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from knowledge.cli import main
+from knowledge.cli import main, run_parse
 from knowledge.normalize import title_key, to_simplified
 from knowledge.parse import ParseResult, parse_file, parse_sources
 from knowledge.parse.summary import is_item_fragment
-from knowledge.settings import BUNDLED_SOURCES
+from knowledge.settings import BUNDLED_SOURCES, Settings, load_settings
 from knowledge.sync import SourceSync
 
 _URL = re.compile(r"https?://")
@@ -283,13 +283,30 @@ def test_ids_do_not_change_when_unrelated_lines_are_added(filler: list[str]) -> 
 def test_cli_parse_summary_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "a.md").write_text("# A\n\n[Paper one](https://one.example/p)\n", encoding="utf-8")
     (tmp_path / "bad.md").write_bytes(b"\xff\xfe\xfa")
-    assert main(["parse", "--source", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
+    # A file that cannot be read: the rest is printed, and the exit says the collection is not whole (was 0).
+    assert main(["parse", "--source", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    out = captured.out
     assert "a.md" in out and "entries after dedupe: 1" in out and "skipped bad.md: not valid UTF-8" in out
-    assert main(["parse", "--source", str(tmp_path), "--json"]) == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert captured.err == "error: not every source could be read\n"
+    assert main(["parse", "--source", str(tmp_path), "--json"]) == 1
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
     assert [row["title"] for row in rows] == ["Paper one"]
     assert rows[0]["links"] == [{"url": "https://one.example/p", "text": "Paper one", "role": "primary"}]
+    assert captured.err.startswith("skipped bad.md: not valid UTF-8")  # the summary that listed it is not printed
+    (tmp_path / "bad.md").unlink()
+    assert main(["parse", "--source", str(tmp_path), "--json"]) == 0 and capsys.readouterr().err == ""
+
+
+def test_cli_parse_of_a_source_that_cannot_be_listed_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checked at start, a source folder may still be gone when it is read (here: given past the check)."""
+    settings = load_settings(Settings, _env_file=None, sources=[tmp_path])
+    assert run_parse(settings, [tmp_path / "vanished"], as_json=False) == 1
+    err = capsys.readouterr().err
+    assert err == f"could not list {tmp_path / 'vanished'}\nerror: not every source could be read\n"
 
 
 def test_module_entry_point_runs_on_the_bundled_collection(tmp_path: Path) -> None:
