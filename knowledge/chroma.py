@@ -109,9 +109,9 @@ class ChromaClient:
         host, port, ssl = self._server
         no_answer = f"cannot reach Chroma at {self.url}: no answer within {self.timeout:g} s"
         timeout = httpx.Timeout(self.timeout, connect=min(CONNECT_SECONDS, self.timeout))
-        scheme = "https" if ssl else "http"
-        try:
-            httpx.get(f"{scheme}://{host}:{port}/api/v2/heartbeat", timeout=timeout, trust_env=False)
+        address = f"[{host}]" if ":" in host else host  # an IPv6 address
+        try:  # through a proxy when the environment names one, as chromadb's client goes
+            httpx.get(f"{'https' if ssl else 'http'}://{address}:{port}/api/v2/heartbeat", timeout=timeout)
         except httpx.TimeoutException as error:
             raise KnowledgeUnavailable(no_answer) from error
         except httpx.HTTPError:
