@@ -219,8 +219,6 @@ def load_settings(cls: type[_S], *, missing_sources_ok: bool = False, **values: 
     A source path that does not exist is a bad value, unless `missing_sources_ok`: a bot starting over an
     index decides itself (`missing_sources`), as a source folder that is gone for a while (a mount not yet
     back) must not stop it from serving what the index holds."""
-    if os.environ.get(f"{ENV_PREFIX}CONFIG_DIR") and not CONFIG_DIR.is_dir():  # its settings.toml went unread
-        raise SettingsError(f"invalid setting {ENV_PREFIX}CONFIG_DIR: no such folder: {CONFIG_DIR}")
     files = (values.get("_env_file", cls.model_config.get("env_file")), cls.model_config.get("toml_file"))
     for file in (Path(file) for file in files if isinstance(file, str | Path)):
         if file.exists() and not file.is_file():  # a folder where a settings file belongs was skipped
