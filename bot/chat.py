@@ -624,11 +624,14 @@ class ChatCore:
         private: bool = False,
     ) -> tuple[Question, Scope]:
         """The question `text` asks and its scope: options written in it (`bot.request`) and those given
-        (which win). EmptyQuestion when no question is left, Cooldown when `user` (None: nobody, as on the
-        console) asks too quickly, UnknownSection when the section matches none."""
+        (which win). EmptyQuestion when no question is left, then UnknownSection when the section matches none,
+        then Cooldown when `user` (None: nobody, as on the console) asks too quickly."""
         request = read_request(text)
-        question = await self.admit(user, request.text) if user is not None else self.read_question(request.text)
+        question = self.read_question(request.text)
+        # A section that matches none is refused before the cooldown starts: the corrected question follows at once.
         scope = await self.scope(section or request.section, lang or request.lang, private=private or request.private)
+        if user is not None:
+            question = await self.admit(user, request.text)
         return replace(question, asker=user or ""), scope
 
     async def answer(

@@ -831,6 +831,8 @@ class KnowledgeBot(discord.Client):
         question = self._question_in(message, me)
         if question is None or not await self._answers_in_channel(message.channel):
             return  # not for the bot, or outside the allowlist: no reply
+        if not await self.core.first_delivery(f"discord:{message.id}"):
+            return  # every replica's gateway session gets the message: the first to claim it answers
         conversation = conversation_key(message.channel.id)
         locale = self.core.locale_for(conversation, text=read_request(question).text)
         try:

@@ -28,11 +28,40 @@ _DISCORD_TAG = re.compile(r"<([@#][!&]?|a?:)")
 
 
 def split(text: str, limit: int) -> list[str]:
-    """Pieces of at most `limit` characters, cut at line ends where possible, never losing text."""
+    """Pieces of at most `limit` characters, cut at line ends where possible, never losing text. A line
+    longer than `limit` is never cut inside an escape: an HTML entity (`&amp;`, Slack's) or after a
+    backslash (Discord's), which would show `amp;` or lose the escape."""
     if limit <= 0:
         raise ValueError("limit must be positive")
-    chunks = [line[start : start + limit] for line in text.split("\n") for start in range(0, max(len(line), 1), limit)]
+    chunks = []
+    for line in text.split("\n"):
+        start = 0
+        while True:
+            end = _cut(line, start, limit)
+            chunks.append(line[start:end])
+            if end >= len(line):
+                break
+            start = end
     return _pack(chunks, limit, "\n")
+
+
+_ENTITY = re.compile(r"&#?\w{1,8};")
+
+
+def _cut(line: str, start: int, limit: int) -> int:
+    """Where the piece of `line` from `start` ends: at most `limit` characters on, earlier when that would
+    cut an entity or separate a backslash from what it escapes; always past `start`."""
+    end = start + limit
+    if end >= len(line):
+        return len(line)
+    amp = line.rfind("&", max(start + 1, end - 9), end)
+    entity = _ENTITY.match(line, amp) if amp != -1 else None
+    if entity is not None and entity.end() > end:
+        end = amp
+    backslashes = len(line[start:end]) - len(line[start:end].rstrip("\\"))
+    if backslashes % 2 and end - 1 > start:
+        end -= 1
+    return end
 
 
 def _pack(pieces: list[str], limit: int, joiner: str) -> list[str]:
@@ -258,8 +287,8 @@ def _discord_item(number: int, item: AnswerItem, mark: str | None, t: Texts) -> 
 def render_discord(answer: Answer, page_size: int = 5) -> list[DiscordMessage]:
     """Messages for Discord, split at its 2,000-character limit; links never unfurl."""
     t = texts_for(answer.locale)
-    if (empty := _refusal(answer, t)) is not None:
-        return [DiscordMessage(escape_discord(empty), True)]
+    if (empty := _refusal(answer, t)) is not None:  # it repeats the question, with its escapes: may be long
+        return [DiscordMessage(content, True) for content in split(escape_discord(empty), DISCORD_LIMIT)]
     blocks = [escape_discord(_header(answer, t))]
     blocks += [
         _discord_item(number, item, _mark(answer, item, t), t)

@@ -137,6 +137,8 @@ def _from_a_person(event: dict[str, Any], bot_user_id: str | None) -> bool:
     user = event.get("user")
     if event.get("subtype") not in ASKING_SUBTYPES:
         return False
+    if event.get("edited"):  # an edited mention comes again as app_mention, with the first one's ts
+        return False
     return bool(user) and user != bot_user_id and not event.get("bot_id")
 
 

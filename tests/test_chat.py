@@ -159,6 +159,17 @@ async def test_cooldown_per_user(retriever: FakeRetriever, tmp_path: Path) -> No
     await core.ask("c", "alice", "attention transformer")
 
 
+async def test_a_section_that_matches_none_does_not_start_the_cooldown(retriever: FakeRetriever, tmp_path: Path) -> None:
+    """A typo in `in:` is refused; the corrected question, sent at once, was told to wait."""
+    core = core_for(retriever, tmp_path, cooldown_seconds=3)
+    with pytest.raises(UnknownSection):
+        await core.ask("c", "alice", "in:推存 召回")
+    answer = await core.ask("c", "alice", "in:推荐 召回")
+    assert answer.items and answer.scope.section == ("推荐",)
+    with pytest.raises(Cooldown):  # a question that was searched does start it
+        await core.ask("c", "alice", "in:推荐 排序")
+
+
 async def test_admit_checks_the_question_first_then_the_cooldown(retriever: FakeRetriever, tmp_path: Path) -> None:
     core = core_for(retriever, tmp_path, cooldown_seconds=3)
     with pytest.raises(EmptyQuestion):

@@ -65,7 +65,7 @@ from bot.discord_bot import (
 )
 from bot.errors import AlreadyRunning, CannotStart, EmptyQuestion, NotAdmin, NothingMore, ReadOnlyReplica, UnknownAnswer
 from bot.settings import BotSettings
-from bot.state import Lease, MemoryState, Session
+from bot.state import Lease, MemoryState, Session, open_state
 from bot.texts import APOLOGY, QUESTION_CUT, REINDEX_FAILED, REINDEX_STARTED, THANKS
 from knowledge import KnowledgeBase, SectionTree, Settings, SyncReport
 from knowledge.embed import Embedder
@@ -814,6 +814,26 @@ async def test_a_group_dm_is_a_channel_for_the_allowlist_not_a_dm(
     assert ADAM_W in fake.followups[-1].content
     await run_command(client, command_payload("ask", dm=True, question="Adam weight decay"))  # the bot's own DM
     assert ADAM_W in fake.followups[-1].content
+
+
+@pytest.mark.parametrize("cooldown", [3, 0])
+async def test_a_mention_is_answered_once_by_replicas_that_share_the_state_store(
+    kb: KnowledgeBase,
+    make_settings: Callable[..., BotSettings],
+    start_client: ClientFactory,
+    fake: FakeDiscord,
+    tmp_path: Path,
+    cooldown: int,
+) -> None:
+    """Every gateway session gets the message: the other replica said "please wait" (the shared cooldown) or,
+    with no cooldown, posted the answer again."""
+    settings = make_settings(cooldown_seconds=cooldown)
+    replicas = [await start_client(ChatCore(kb, settings, state=open_state(tmp_path / "shared"))) for _ in range(2)]
+    ask = message_payload(f"<@{BOT_ID}> Which paper fixes weight decay in Adam?", mentions=[BOT_USER])
+    for replica in replicas:
+        await deliver(replica, ask)
+    (reply,) = fake.channel_messages
+    assert ADAM_W in reply.content
 
 
 async def test_a_mention_in_a_thread_not_cached_is_answered_when_its_channel_is_allowed(

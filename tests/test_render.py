@@ -57,12 +57,21 @@ def answer(*items: AnswerItem, question: str = "weight decay", page: int = 1, pa
         ("line one\nline two", 17, ["line one\nline two"]),
         ("x" * 25, 10, ["x" * 10, "x" * 10, "x" * 5]),
         ("ab\n" + "中" * 12, 5, ["ab", "中" * 5, "中" * 5, "中" * 2]),
+        # never inside an entity (Slack showed "R&" then "amp;D") nor after an escaping backslash (Discord)
+        ("R&amp;D R&amp;D", 6, ["R&amp;", "D R", "&amp;D"]),
+        ("abcd&lt;x", 6, ["abcd", "&lt;x"]),
+        ("&amp;&amp;", 5, ["&amp;", "&amp;"]),
+        ("a & b & c", 3, ["a &", " b ", "& c"]),  # a bare & is no entity
+        ("abc\\_de", 4, ["abc", "\\_de"]),
+        ("ab\\\\cd", 4, ["ab\\\\", "cd"]),  # an escaped backslash is whole
+        ("\\" * 5, 1, ["\\"] * 5),  # always past the start
     ],
 )
 def test_split(text: str, limit: int, expected: list[str]) -> None:
     pieces = split(text, limit)
     assert pieces == expected
     assert all(len(piece) <= limit for piece in pieces)
+    assert "".join(pieces).replace("\n", "") == text.replace("\n", "")  # nothing lost
 
 
 @pytest.mark.parametrize(
@@ -101,6 +110,17 @@ def test_escape_discord(text: str, expected: str) -> None:
 )
 def test_escape_mrkdwn(text: str, expected: str) -> None:
     assert escape_mrkdwn(text) == expected
+
+
+def test_a_long_discord_refusal_is_split_below_the_limit() -> None:
+    """The refusal repeats the question with each markdown character escaped (doubled): with a raised
+    KB_MAX_QUESTION_CHARS a pasted snippet made one message over 2,000 characters, which Discord refuses."""
+    snippet = ("foo_bar = qux_quux(zap_zip, y_pred) * zot_zed_factor; " * 40)[:1900]
+    messages = render_discord(Answer("id", snippet, (), refused=True))
+    assert len(messages) == 2 and all(len(m.content) <= DISCORD_LIMIT for m in messages)
+    assert all(m.suppress_embeds for m in messages)
+    joined = "".join(m.content for m in messages).replace("\n", "")
+    assert snippet.replace("_", "\\_").replace("*", "\\*") in joined
 
 
 def test_discord_answer_shows_title_link_code_and_section_without_previews() -> None:

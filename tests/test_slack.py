@@ -264,8 +264,10 @@ async def test_a_message_delivered_several_times_is_answered_once(slack: Slack) 
         dm("DALICE", "1700000400.000005", QUESTION, subtype="message_changed"),
         mention("1700000400.000006", f"<@{BOT_USER_ID}> {QUESTION}", bot_id="BOTHER"),
         {**dm("CGENERAL", "1700000400.000007", QUESTION), "channel_type": "channel"},
+        # An edited mention comes again as app_mention with the first one's ts (answered again after an hour)
+        mention("1700000400.000008", f"<@{BOT_USER_ID}> {QUESTION}", edited={"user": "UALICE", "ts": "1700007600.0"}),
     ],
-    ids=["bot", "bot_message", "itself", "itself-as-bot", "edit", "bot-mention", "channel-message"],
+    ids=["bot", "bot_message", "itself", "itself-as-bot", "edit", "bot-mention", "channel-message", "edited-mention"],
 )
 async def test_bots_edits_and_channel_chatter_are_not_answered(slack: Slack, event: dict[str, Any]) -> None:
     assert await slack.event(event) == 200  # acknowledged, so Slack does not retry
