@@ -159,7 +159,9 @@ async def test_cooldown_per_user(retriever: FakeRetriever, tmp_path: Path) -> No
     await core.ask("c", "alice", "attention transformer")
 
 
-async def test_a_section_that_matches_none_does_not_start_the_cooldown(retriever: FakeRetriever, tmp_path: Path) -> None:
+async def test_a_section_that_matches_none_does_not_start_the_cooldown(
+    retriever: FakeRetriever, tmp_path: Path
+) -> None:
     """A typo in `in:` is refused; the corrected question, sent at once, was told to wait."""
     core = core_for(retriever, tmp_path, cooldown_seconds=3)
     with pytest.raises(UnknownSection):
