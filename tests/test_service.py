@@ -120,15 +120,7 @@ def test_run_with_no_discord_at_its_address_exits_1_with_one_line(small_notes: P
         KB_DISCORD_TOKEN="s3cret-token",
         KB_DISCORD_API_URL=f"http://127.0.0.1:{free_port()}/api/v10",
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "run"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=180,
-    )
+    done = run_bot("run", env=env, cwd=tmp_path, timeout=180)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
     (stopped,) = [line for line in done.stderr.splitlines() if "Discord stopped" in line]
@@ -171,19 +163,27 @@ def test_start_without_a_reachable_chroma_server_says_why_and_exits_1(
             "KB_CHROMA_URL": f"http://127.0.0.1:{silent.getsockname()[1]}",
             "KB_CHROMA_TIMEOUT": "2",
         }
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", "run"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
+        done = run_bot("run", env=env, timeout=120)
     assert done.returncode == 1
     assert "cannot start: cannot reach Chroma" in done.stderr
     assert "Traceback" not in done.stderr
     if server == "silent":
         assert "no answer within 2 s" in done.stderr
+
+
+def run_bot(
+    command: str, *, env: dict[str, str], cwd: Path | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m bot COMMAND` with nothing on stdin, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", command],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def settings_env(tmp_path: Path, **settings: str) -> dict[str, str]:
@@ -211,15 +211,8 @@ BAD_SETTINGS = [
 
 @pytest.mark.parametrize(("name", "value"), BAD_SETTINGS, ids=[f"{name}={value}" for name, value in BAD_SETTINGS])
 def test_a_bad_setting_is_one_line_naming_it_and_exit_2(tmp_path: Path, name: str, value: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "console"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=settings_env(tmp_path, **{name: value}),
-        cwd=tmp_path,  # no .env from the repository
-        timeout=120,
-    )
+    # cwd: no .env from the repository
+    done = run_bot("console", env=settings_env(tmp_path, **{name: value}), cwd=tmp_path, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     (line,) = done.stderr.splitlines()
@@ -229,11 +222,8 @@ def test_a_bad_setting_is_one_line_naming_it_and_exit_2(tmp_path: Path, name: st
 
 @pytest.mark.parametrize("command", ["run", "console"])
 def test_bad_values_are_refused_by_every_command(tmp_path: Path, command: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", command],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
+    done = run_bot(
+        command,
         env=settings_env(tmp_path, KB_HTTP_HOST="256.1.1.1", KB_COOLDOWN_SECONDS="inf"),
         cwd=tmp_path,
         timeout=120,
@@ -250,11 +240,8 @@ def test_a_port_in_use_is_one_line_and_exit_1_before_anything_slow(small_notes: 
         taken.listen()
         port = taken.getsockname()[1]
         started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", "run"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
+        done = run_bot(
+            "run",
             env=settings_env(tmp_path, KB_SOURCES=str(small_notes), KB_HTTP_PORT=str(port)),
             cwd=tmp_path,
             timeout=120,
@@ -273,11 +260,8 @@ def test_a_data_folder_that_cannot_be_written_is_one_line_with_the_way_out(small
     """What a read-only data folder does without KB_INGEST_ON_START=false (root ignores permissions, so the
     lock is made unusable another way: a folder where the lock file goes)."""
     (tmp_path / "data" / "ingest.lock").mkdir(parents=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "bot", "run"],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
+    done = run_bot(
+        "run",
         env=settings_env(tmp_path, KB_SOURCES=str(small_notes), KB_HTTP_PORT=str(free_port())),
         cwd=tmp_path,
         timeout=120,
